@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (the book's build, nbval); False in a plain script."""
-    return "ipykernel" in sys.modules
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 @dataclass

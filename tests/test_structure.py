@@ -1,0 +1,91 @@
+"""The book's structure: chapter pairs in step, the table of contents and chapters/ in agreement,
+and every chapter carrying the parts a reader expects (learning goals, summary, exercises)."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+MARKDOWN = sorted(CHAPTERS.glob("*.md"))
+
+
+def _toc_files(entries):
+    for entry in entries:
+        if "file" in entry:
+            yield entry["file"]
+        yield from _toc_files(entry.get("chapters", []) + entry.get("sections", []))
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"], *_toc_files(toc.get("parts", []) + toc.get("chapters", []))]
+
+
+def _cells(path: Path):
+    notebook = jupytext.read(path)
+    return [(cell.cell_type, cell.source.strip(), cell.metadata.get("tags", [])) for cell in notebook.cells]
+
+
+def test_there_are_chapters():
+    assert MARKDOWN, "chapters/ has no .md files"
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_every_chapter_is_a_pair_in_step(md):
+    py = md.with_suffix(".py")
+    assert py.exists(), f"{md.name} has no paired {py.name}: run `jupytext --sync {md.relative_to(ROOT)}`"
+    assert _cells(md) == _cells(py), f"{md.name} and {py.name} differ: run `jupytext --sync` on the one you edited"
+
+
+def test_every_script_has_its_notebook():
+    for py in CHAPTERS.glob("*.py"):
+        assert py.with_suffix(".md").exists(), f"{py.name} has no paired .md"
+
+
+def test_toc_and_chapters_agree():
+    listed = toc_files()
+    for name in listed:
+        assert (ROOT / f"{name}.md").exists(), f"_toc.yml lists {name}, which does not exist"
+    in_toc = {name for name in listed if name.startswith("chapters/")}
+    on_disk = {f"chapters/{md.stem}" for md in MARKDOWN}
+    assert on_disk - in_toc == set(), f"chapters not in _toc.yml: {sorted(on_disk - in_toc)}"
+    assert len(listed) == len(set(listed)), "a page is listed twice in _toc.yml"
+
+
+def test_chapter_files_are_numbered_in_toc_order():
+    chapters = [name for name in toc_files() if name.startswith("chapters/")]
+    numbered = [name for name in chapters if name.split("/")[1][:2].isdigit()]
+    assert numbered == sorted(numbered)
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_chapter_has_goals_summary_and_exercises(md):
+    text = md.read_text()
+    assert text.startswith("---\njupytext:"), f"{md.name} lacks the MyST notebook header"
+    stem = md.stem
+    if stem[:2].isdigit():
+        assert ":::{admonition} What you will learn" in text, f"{md.name} has no 'What you will learn' box"
+        assert "\n## Summary" in text, f"{md.name} has no Summary section"
+        assert "{exercise}" in text and "{solution}" in text, f"{md.name} has no exercises with solutions"
+        assert ":class: dropdown" in text, f"{md.name}: solutions should be hidden in a dropdown"
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_first_code_cell_sets_up_the_book(md):
+    code = [source for kind, source, _ in _cells(md) if kind == "code"]
+    assert code and code[0].startswith("import gdbook"), f"{md.name}: the first code cell must import gdbook"
+    assert "gdbook.setup(" in code[0], f"{md.name}: the first code cell must call gdbook.setup()"
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_cells_that_raise_on_purpose_are_checked_afterwards(md):
+    cells = [cell for cell in _cells(md) if cell[0] == "code"]
+    for index, (_, source, tags) in enumerate(cells):
+        if "raises-exception" in tags:
+            assert "expect_error(" in source, f"{md.name}: a raises-exception cell must use gdbook.expect_error"
+            assert index + 1 < len(cells) and "assert" in cells[index + 1][1], (
+                f"{md.name}: the cell after a raises-exception cell must assert on the error"
+            )
