@@ -1,0 +1,908 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-tf-gradients)=
+# # Symbolic gradients: `tf.gradients` in graph mode
+#
+# :::{admonition} What you will learn
+# :class: tip
+# - Why `tf.gradients` only works while a graph is being built, and the two ways to build one: a TF1
+#   `tf.compat.v1` graph with a session, and a TF2 `tf.function`.
+# - What `tf.gradients` returns for lists of `ys` and `xs`, and how `grad_ys` turns it into a
+#   vector-Jacobian product.
+# - The difference between `stop_gradients=` and `tf.stop_gradient`, i.e. between a partial and a total
+#   derivative, and why a missing path gives `None` unless you ask for zeros.
+# - How to drive gradient descent by hand from the gradient tensors: a tiny linear system with a decaying
+#   learning rate, solved exactly as the source program printed it, and a noisy linear regression fed one
+#   sample at a time.
+# :::
+#
+# TensorFlow 1 never computed anything when you wrote `y = x * x`. It recorded an *operation* in a
+# *graph* and handed back a symbolic `Tensor`, a promise of a value. Numbers appeared only when a
+# `Session` ran part of the graph with concrete inputs {cite:p}`abadi2016`. `tf.gradients` belongs to that
+# world: it walks the graph backwards from `ys` to `xs` and **adds new operations** that compute the
+# derivatives, by reverse-mode automatic differentiation {cite:p}`baydin2018,griewank2008`. No graph, no
+# gradient. TensorFlow 2 executes eagerly by default, so the same function needs a graph to live in; the
+# next chapter shows the eager alternative, `tf.GradientTape`.
+#
+# The first cell sets up the book's defaults: quiet logs, fixed seeds, deterministic operations.
+
+# %%
+import gdbook
+
+gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+
+import numpy as np
+import tensorflow as tf
+
+# %% [markdown]
+# ## Graph mode, then and now
+#
+# In the TF1 style (through `tf.compat.v1`), we open a fresh `tf.Graph`, declare a *placeholder* for the
+# input, and write $f(x) = x^3 - 2x$. The cell counts the graph's operations before and after the call, to
+# show that `tf.gradients` builds rather than computes.
+
+# %%
+cubic_graph = tf.Graph()
+with cubic_graph.as_default():  # TF1: every op below goes into cubic_graph
+    x = tf.compat.v1.placeholder(tf.float32, shape=[], name="x")
+    f = x**3 - 2.0 * x
+    ops_before = len(cubic_graph.get_operations())
+    (df_dx,) = tf.gradients(f, x)  # a list with one entry per x
+    ops_added = len(cubic_graph.get_operations()) - ops_before
+
+print("the gradient is a symbolic tensor:", df_dx)
+print("operations added to the graph by tf.gradients:", ops_added)
+assert isinstance(df_dx, tf.Tensor) and ops_added > 0
+
+# %% [markdown]
+# Only a session turns the symbolic gradient into numbers, once per value fed into the placeholder. The
+# result must be the derivative $3x^2 - 2$ that we know by hand.
+
+# %%
+x_values = np.array([-2.0, -0.5, 0.0, 1.0, 3.0], dtype=np.float32)
+with tf.compat.v1.Session(graph=cubic_graph) as session:  # TF1
+    tf1_slopes = np.array([session.run(df_dx, feed_dict={x: value}) for value in x_values])
+
+by_hand = 3 * x_values**2 - 2
+print("x          :", x_values)
+print("tf.gradients:", tf1_slopes)
+print("3x^2 - 2    :", by_hand)
+assert np.array_equal(tf1_slopes, by_hand)
+
+
+# %% [markdown]
+# In TensorFlow 2 the graph comes from `tf.function`: the first call *traces* the Python function into a
+# graph, and inside that trace `tf.gradients` is legal. The `print` runs only while tracing, which is why it
+# shows a symbolic tensor, not a number.
+
+# %%
+@tf.function
+def cubic_slope(x):  # TF2: traced into a graph on the first call
+    f = x**3 - 2.0 * x
+    (slope,) = tf.gradients(f, x)
+    print("while tracing, the gradient is", slope)
+    return slope
+
+
+tf2_slopes = np.array([cubic_slope(tf.constant(value)).numpy() for value in x_values])
+print("tf.function + tf.gradients:", tf2_slopes)
+assert np.array_equal(tf2_slopes, by_hand)
+
+# %% [markdown]
+# Called eagerly, outside any graph, `tf.gradients` has nothing to walk back through: eager execution
+# keeps no record of how a value was produced. TensorFlow refuses.
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(RuntimeError) as eager_call:
+    x_eager = tf.constant(2.0)
+    tf.gradients(x_eager**3 - 2.0 * x_eager, x_eager)
+
+# %% [markdown]
+# The message names the fix: record the computation on a `tf.GradientTape`, the subject of the next chapter.
+
+# %%
+print(eager_call.message)
+assert "not supported when eager execution is enabled" in eager_call.message
+assert "GradientTape" in eager_call.message
+
+# %% [markdown]
+# ## Lists of `ys` and `xs`
+#
+# `tf.gradients(ys, xs)` accepts a list for either argument. It returns **one tensor per `x`**, shaped like
+# that `x`, and each is the derivative of the *sum of all elements of all* `ys`:
+#
+# $$
+# \texttt{tf.gradients}(ys, xs)[j] \;=\; \sum_{i} \sum_{k} \frac{\partial\, y_{i,k}}{\partial x_j}.
+# $$ (eq-tf-gradients-sum)
+#
+# The source example has four vectors $w_1, \dots, w_4 \in \mathbb{R}^3$ and two outputs,
+# $z_1 = 3w_1 + 2w_2 + w_3$ and $z_2 = -w_3 + w_4$. Every output element depends on one element of each
+# input, so each gradient is constant; the values of the variables do not matter and we start them at
+# zero.
+
+# %%
+weights_graph = tf.Graph()
+with weights_graph.as_default():  # TF1
+    w1, w2, w3, w4 = (tf.Variable(tf.zeros([3]), name=f"w{i}") for i in range(1, 5))
+    z1 = 3.0 * w1 + 2.0 * w2 + w3
+    z2 = -1.0 * w3 + w4
+    plain_grads = tf.gradients([z1, z2], [w1, w2, w3, w4])
+    init_weights = tf.compat.v1.global_variables_initializer()
+
+with tf.compat.v1.Session(graph=weights_graph) as session:
+    session.run(init_weights)
+    plain_values = session.run(plain_grads)
+
+for name, value in zip(["w1", "w2", "w3", "w4"], plain_values, strict=True):
+    print(f"d(z1 + z2)/d{name} = {value}")
+source_plain = [[3, 3, 3], [2, 2, 2], [0, 0, 0], [1, 1, 1]]  # printed in the source document
+assert all(np.array_equal(v, s) for v, s in zip(plain_values, source_plain, strict=True))
+
+# %% [markdown]
+# The gradient for $w_3$ is zero although $w_3$ appears in both outputs: by {eq}`eq-tf-gradients-sum` its
+# contributions $+1$ (through $z_1$) and $-1$ (through $z_2$) are added, and cancel.
+#
+# ## `grad_ys`: weighting the outputs
+#
+# Summing the `ys` is a special case. `grad_ys` supplies one weight tensor $v_i$ **per y, shaped like that
+# y** (the source document says "like x", which is wrong; the two coincide in its example), and
+# `tf.gradients` returns
+#
+# $$
+# \texttt{tf.gradients}(ys, xs, \texttt{grad\_ys}=v)[j] \;=\; \sum_i J_{ij}^{\top} v_i,
+# \qquad J_{ij} = \frac{\partial y_i}{\partial x_j}.
+# $$ (eq-tf-gradients-vjp)
+#
+# This is a **vector-Jacobian product**: $v$ is the *upstream gradient*, what back-propagation would
+# receive from later layers {cite:p}`rumelhart1986`. The default `grad_ys` is all ones, which gives back
+# {eq}`eq-tf-gradients-sum`. The source weights both outputs with $v = (-2, -3, -4)$.
+
+# %%
+upstream = [-2.0, -3.0, -4.0]
+with weights_graph.as_default():  # TF1: add the weighted gradient to the same graph
+    weighted_grads = tf.gradients([z1, z2], [w1, w2, w3, w4], grad_ys=[upstream, upstream])
+
+with tf.compat.v1.Session(graph=weights_graph) as session:
+    session.run(init_weights)
+    tf1_weighted = session.run(weighted_grads)
+
+for name, value in zip(["w1", "w2", "w3", "w4"], tf1_weighted, strict=True):
+    print(f"weighted gradient for {name} = {value}")
+source_weighted = [[-6, -9, -12], [-4, -6, -8], [0, 0, 0], [-2, -3, -4]]  # printed in the source
+assert all(np.array_equal(v, s) for v, s in zip(tf1_weighted, source_weighted, strict=True))
+
+# %% [markdown]
+# TF2's tape computes the same product; its argument is called `output_gradients`. We also build the full
+# Jacobian of the six outputs with respect to each $w_j$ and multiply by $v$ explicitly, to check
+# {eq}`eq-tf-gradients-vjp` itself rather than trust it.
+
+# %%
+tape_weights = [tf.Variable(tf.zeros([3])) for _ in range(4)]
+with tf.GradientTape(persistent=True) as tape:  # TF2
+    tz1 = 3.0 * tape_weights[0] + 2.0 * tape_weights[1] + tape_weights[2]
+    tz2 = -1.0 * tape_weights[2] + tape_weights[3]
+    both_outputs = tf.concat([tz1, tz2], axis=0)  # 6 numbers
+
+v = tf.constant(upstream)
+tape_weighted = tape.gradient([tz1, tz2], tape_weights, output_gradients=[v, v])
+jacobians = tape.jacobian(both_outputs, tape_weights)  # four 6x3 matrices
+explicit_vjp = [tf.concat([v, v], axis=0)[None, :] @ J for J in jacobians]
+del tape
+
+for j, (tape_value, vjp) in enumerate(zip(tape_weighted, explicit_vjp, strict=True), start=1):
+    print(f"w{j}: tape {tape_value.numpy()}   v^T J {vjp.numpy().ravel()}")
+assert all(np.array_equal(t.numpy(), s) for t, s in zip(tape_weighted, source_weighted, strict=True))
+assert all(
+    np.array_equal(t.numpy(), e.numpy().ravel()) for t, e in zip(tape_weighted, explicit_vjp, strict=True)
+)
+
+# %% [markdown]
+# Graph, tape and explicit product agree exactly. `tf.gradients` and the tape never form $J$; they push
+# $v$ backwards through each operation, which costs about as much as the forward pass however many inputs
+# there are. That is why back-propagation can train millions of parameters.
+#
+# ## `stop_gradients` versus `tf.stop_gradient`: partial and total derivatives
+#
+# Take $a = 0$, $b = 2a$ and $c = a + b$. Asking for $\partial c / \partial a$ is ambiguous. The **total
+# derivative** follows every path from $a$ to $c$, including the one through $b$; the **partial derivative**
+# holds $b$ fixed:
+#
+# $$
+# \frac{\mathrm{d}c}{\mathrm{d}a} = \frac{\partial c}{\partial a} + \frac{\partial c}{\partial b}\,
+# \frac{\mathrm{d}b}{\mathrm{d}a} = 1 + 1 \cdot 2 = 3,
+# \qquad
+# \frac{\partial c}{\partial a}\Big|_{b\ \text{fixed}} = 1.
+# $$ (eq-tf-gradients-total)
+#
+# `tf.gradients` returns total derivatives. Its `stop_gradients` argument lists tensors to be treated as
+# constants *for this one call*, which yields the partial derivatives. `tf.stop_gradient` does the same
+# at graph-construction time, by wrapping a tensor in an operation whose gradient is nothing.
+
+# %%
+stop_graph = tf.Graph()
+with stop_graph.as_default():  # TF1
+    a = tf.constant(0.0)
+    b = 2.0 * a
+    total = tf.gradients(a + b, [a, b])
+    partial = tf.gradients(a + b, [a, b], stop_gradients=[a, b])
+    # the same partial derivatives, cut into the graph itself
+    a_cut = tf.stop_gradient(tf.constant(0.0))
+    b_cut = tf.stop_gradient(2.0 * a_cut)
+    partial_cut = tf.gradients(a_cut + b_cut, [a_cut, b_cut])
+    # a later call on the cut graph: b_cut no longer depends on a_cut at all
+    b_cut_on_a = tf.gradients(b_cut, a_cut)
+
+with tf.compat.v1.Session(graph=stop_graph) as session:
+    total_v, partial_v, partial_cut_v = session.run([total, partial, partial_cut])
+
+print("total derivatives            :", total_v)
+print("stop_gradients=[a, b]        :", partial_v)
+print("tf.stop_gradient in the graph:", partial_cut_v)
+print("afterwards, d b_cut / d a_cut:", b_cut_on_a)
+assert total_v == [3.0, 1.0] and partial_v == [1.0, 1.0] and partial_cut_v == [1.0, 1.0]
+assert b_cut_on_a == [None]
+
+# %% [markdown]
+# The numbers are the source's $[3.0, 1.0]$ and $[1.0, 1.0]$. The last line shows the practical difference:
+# `stop_gradients=` is an option of one gradient call and leaves the graph as it was, while
+# `tf.stop_gradient` changes the graph for every later call. After it, `b_cut` has no differentiable path
+# to `a_cut` at all, and the answer is `None` (the next section explains why `None` rather than zero).
+# The tape has no `stop_gradients` argument; in TF2 you write `tf.stop_gradient` where the path must be
+# cut. Without it, the tape also returns total derivatives:
+
+# %%
+a2 = tf.constant(0.0)
+with tf.GradientTape() as tape:  # TF2
+    tape.watch(a2)
+    b2 = 2.0 * a2
+    c2 = a2 + b2
+tape_total = [g.numpy() for g in tape.gradient(c2, [a2, b2])]
+print("tape, total derivatives:", tape_total)
+assert tape_total == [3.0, 1.0]
+
+
+# %% [markdown]
+# ## `unconnected_gradients`: `None` or zeros
+#
+# If no path leads from the `ys` to some `x`, `tf.gradients` returns `None` for it by default. The choice
+# is deliberate: a zero would claim "the derivative exists and is zero", while `None` says "this variable
+# does not take part", which is usually a bug worth hearing about, such as a layer that was never used
+# or a path cut by an integer cast. With `unconnected_gradients=tf.UnconnectedGradients.ZERO` you get zeros
+# of the right shape instead.
+
+# %%
+@tf.function
+def gradients_with_bystander(unconnected):  # TF2 graph
+    used = tf.constant(1.5)
+    bystander = tf.constant([1.0, 2.0])  # never used by the loss
+    loss = used**2
+    return tf.gradients(loss, [used, bystander], unconnected_gradients=unconnected)
+
+
+as_none = gradients_with_bystander(tf.UnconnectedGradients.NONE)  # the default
+as_zero = gradients_with_bystander(tf.UnconnectedGradients.ZERO)
+print("default:", as_none)
+print("ZERO   :", as_zero)
+assert as_none[0].numpy() == 3.0 and as_none[1] is None
+assert as_zero[0].numpy() == 3.0 and np.array_equal(as_zero[1].numpy(), [0.0, 0.0])
+
+# %% [markdown]
+# A hand-written update that meets a `None` fails, loudly and not very clearly:
+
+# %% tags=["raises-exception"]
+bystander_variable = tf.Variable([1.0, 2.0])
+learning_rate = 0.1
+with gdbook.expect_error(TypeError) as none_update:
+    bystander_variable.assign_sub(learning_rate * as_none[1])
+
+# %% [markdown]
+# Python, not TensorFlow, complains: `0.1 * None` is not defined. Seeing `NoneType` in such a message is
+# the cue to look for an unconnected variable.
+
+# %%
+print(none_update.message)
+assert "NoneType" in none_update.message
+
+# %% [markdown]
+# ## A tiny linear system, solved by hand in graph mode
+#
+# The first source document solves one linear equation by gradient descent. The input is the row
+# $x = (2, 1)$, the target is $y = 0$, and the trainable parameters are a column $w = (1, 2)^\top$ and a
+# bias $b = (0, 0)$. Because $b$ has **two** entries, the prediction $p = xw + b$ is a $1 \times 2$ row with
+# two equal entries, $p_1 = p_2 = 4$ at the start. The loss is the mean squared error over those two
+# entries. Instead of `optimizer.minimize`, the program asks `tf.gradients` for the gradient of every
+# trainable variable, prints the sum of squares of each gradient (it reaches zero only at the minimum), and
+# applies $\theta \leftarrow \theta - \alpha_t \nabla_\theta L$ itself, with a learning rate decayed every
+# step by `exponential_decay`:
+#
+# $$
+# \alpha_t = 0.05 \cdot 0.9^{\,t/100}.
+# $$ (eq-tf-gradients-decay)
+#
+# The TF1 graph below holds the whole step: gradients, update ops, and the step counter, which is
+# incremented only after both updates (a control dependency), so the rate of step $t$ is computed from
+# $t$.
+
+# %%
+system_graph = tf.Graph()
+with system_graph.as_default():  # TF1
+    x_row = tf.constant([[2.0, 1.0]])
+    target = tf.constant([0.0])
+    w = tf.Variable([[1.0], [2.0]], name="w")
+    b = tf.Variable([0.0, 0.0], name="b")  # shape [2]: the prediction is 1x2
+    prediction = tf.matmul(x_row, w) + b
+    loss = tf.reduce_mean((target - prediction) ** 2)
+
+    global_step = tf.Variable(0, trainable=False, name="global_step")
+    decayed_rate = tf.compat.v1.train.exponential_decay(
+        learning_rate=0.05, global_step=global_step, decay_steps=100, decay_rate=0.9
+    )
+    trainables = tf.compat.v1.trainable_variables()
+    gradients = tf.gradients(loss, trainables)  # one tensor per variable
+    gradient_sses = [tf.reduce_sum(g**2) for g in gradients]
+    updates = [var.assign_sub(decayed_rate * g) for var, g in zip(trainables, gradients, strict=True)]
+    with tf.control_dependencies(updates):
+        train_step = global_step.assign_add(1)
+    init_system = tf.compat.v1.global_variables_initializer()
+
+print([var.name for var in trainables])
+
+# %% [markdown]
+# We run 60 steps, recording the sums of squares, the prediction and the learning rate *before* each
+# update, and print the first eleven rows as the source did.
+
+# %%
+system_steps = 60
+tf1_sses, tf1_predictions, tf1_rates = [], [], []
+with tf.compat.v1.Session(graph=system_graph) as session:
+    session.run(init_system)
+    for _ in range(system_steps + 1):
+        sses, pred, rate = session.run([gradient_sses, prediction, decayed_rate])
+        tf1_sses.append(sses)
+        tf1_predictions.append(pred)
+        tf1_rates.append(rate)
+        session.run(train_step)
+tf1_sses = np.array(tf1_sses)  # (steps + 1, 2): for w and for b
+tf1_predictions = np.array(tf1_predictions)[:, 0, :]  # (steps + 1, 2)
+tf1_rates = np.array(tf1_rates)
+
+for step in range(11):
+    print(f"step {step:2d}  sum of squares {tf1_sses[step]}  prediction {tf1_predictions[step]}")
+
+# %% [markdown]
+# These are the source's printed values, which we check to a relative tolerance of $10^{-6}$.
+
+# %%
+source_sses = np.array([
+    [320.0, 32.0], [64.799995, 6.4799995], [13.155804, 1.3155804], [2.6777744, 0.26777744],
+    [0.5464407, 0.05464407], [0.11179476, 0.011179476], [0.02293007, 0.002293007],
+    [0.0047151307, 0.00047151305], [0.0009720302, 9.7203025e-05], [0.00020089658, 2.0089657e-05],
+    [4.1624262e-05, 4.162426e-06],
+])
+source_predictions = np.array([
+    4.0, 1.8, 0.81104267, 0.3659081, 0.16529378, 0.07476455, 0.03386006, 0.01535437, 0.00697148,
+    0.00316936, 0.00144264,
+])
+sse_error = np.max(np.abs(tf1_sses[:11] / source_sses - 1))
+prediction_error = np.max(np.abs(tf1_predictions[:11] / source_predictions[:, None] - 1))
+print(f"largest relative difference: sums of squares {sse_error:.1e}, predictions {prediction_error:.1e}")
+assert sse_error < 1e-6 and prediction_error < 1e-6
+assert np.array_equal(tf1_predictions[:, 0], tf1_predictions[:, 1])  # the two entries stay equal
+
+# %% [markdown]
+# ### Why the prediction shrinks by $1 - 11\alpha$
+#
+# Write $p$ for the common value of the two prediction entries. With $L = \tfrac12 (p_1^2 + p_2^2)$ we have
+# $\partial L / \partial p_k = p_k = p$, and the chain rule through $p_k = x w + b_k$ gives
+#
+# $$
+# \nabla_w L = x^\top (p_1 + p_2) = 2p\,x^\top = \begin{pmatrix} 4p \\ 2p \end{pmatrix},
+# \qquad
+# \nabla_b L = \begin{pmatrix} p \\ p \end{pmatrix},
+# \qquad
+# \|\nabla_w L\|^2 = 20p^2,\quad \|\nabla_b L\|^2 = 2p^2.
+# $$ (eq-tf-gradients-system-grads)
+#
+# At $p = 4$ these are the printed $320$ and $32$, and the ratio of the two sums is always $10$. One update
+# moves each prediction entry by $-\alpha_t\,(x \nabla_w L + p) = -\alpha_t (2p\,\|x\|^2 + p)$ with
+# $\|x\|^2 = 5$, so
+#
+# $$
+# p_{t+1} = \bigl(1 - 11\,\alpha_t\bigr)\, p_t .
+# $$ (eq-tf-gradients-shrink)
+#
+# With a constant $\alpha = 0.05$ the factor would stay at $0.45$: $4 \to 1.8 \to 0.81$. But
+# {eq}`eq-tf-gradients-decay` lowers $\alpha_t$ a little at *every* step (the schedule is not a staircase),
+# so the second step already uses $\alpha_1 = 0.05 \cdot 0.9^{0.01}$, and the source prints $0.81104267$,
+# not $0.81$. The next cell checks the schedule and {eq}`eq-tf-gradients-system-grads` on the first 11
+# steps, and {eq}`eq-tf-gradients-shrink` on the first 10 updates, where $p$ is still large enough for
+# float32 to resolve the ratio $p_{t+1}/p_t$ well.
+
+# %%
+p32 = tf1_predictions[:, 0].astype(np.float64)
+rates_by_formula = 0.05 * 0.9 ** (np.arange(system_steps + 1) / 100)
+factor_by_formula = 1 - 11 * rates_by_formula[:-1]
+factor_float32 = p32[1:11] / p32[:10]
+sse_by_formula = np.stack([20 * p32[:11] ** 2, 2 * p32[:11] ** 2], axis=1)
+
+rate_error = np.max(np.abs(tf1_rates / rates_by_formula - 1))
+sse_formula_error = np.max(np.abs(tf1_sses[:11] / sse_by_formula - 1))
+factor_error_32 = np.max(np.abs(factor_float32 - factor_by_formula[:10]))
+print(f"rate vs 0.05*0.9^(t/100), {system_steps + 1} steps: max relative difference {rate_error:.1e}")
+print(f"sums of squares vs 20p^2 and 2p^2, 11 steps: max relative difference {sse_formula_error:.1e}")
+print(f"p[t+1]/p[t] vs 1 - 11*rate, 10 updates   : max absolute difference {factor_error_32:.1e}")
+assert rate_error < 1e-6 and sse_formula_error < 1e-6 and factor_error_32 < 1e-5
+
+# %% [markdown]
+# ### The same in TF2, and in float64
+#
+# In TF2 the variables are ordinary `tf.Variable`s, the schedule is a Keras `ExponentialDecay` object
+# called with the step, and a `tf.function` holds one step. Inside it, the reads, the updates and the
+# counter increment run in program order (`tf.function` adds the control dependencies itself). We make
+# the precision a parameter, because float32 has a surprise in store.
+
+# %%
+import keras
+
+
+def make_system_step(dtype):
+    """TF2: the linear system's variables and one hand-applied, tf.gradients-based step."""
+    x_row = tf.constant([[2.0, 1.0]], dtype)
+    target = tf.constant([0.0], dtype)
+    w = tf.Variable(tf.constant([[1.0], [2.0]], dtype))
+    b = tf.Variable(tf.constant([0.0, 0.0], dtype))
+    step = tf.Variable(0, dtype=tf.int64)
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=tf.constant(0.05, dtype), decay_steps=100, decay_rate=0.9
+    )
+
+    @tf.function
+    def system_step():
+        prediction = x_row @ w + b
+        loss = tf.reduce_mean((target - prediction) ** 2)
+        gradients = tf.gradients(loss, [w, b])
+        sses = tf.stack([tf.reduce_sum(g**2) for g in gradients])
+        rate = schedule(step)
+        for var, g in zip([w, b], gradients, strict=True):
+            var.assign_sub(rate * g)
+        step.assign_add(1)
+        return sses, prediction[0]
+
+    return system_step
+
+
+def run_system(dtype, steps=system_steps):
+    system_step = make_system_step(dtype)
+    rows = [system_step() for _ in range(steps + 1)]
+    return np.array([s.numpy() for s, _ in rows]), np.array([pred.numpy() for _, pred in rows])
+
+
+tf2_sses, tf2_predictions = run_system(tf.float32)
+tf1_tf2_diff = max(np.max(np.abs(tf2_sses - tf1_sses)), np.max(np.abs(tf2_predictions - tf1_predictions)))
+print(f"TF2 vs TF1, float32, all {system_steps + 1} steps: max absolute difference {tf1_tf2_diff:.1e}")
+assert tf1_tf2_diff == 0.0
+
+# %% [markdown]
+# The two programs agree bit for bit: the same float32 operations in the same order. Now the surprise.
+# According to {eq}`eq-tf-gradients-shrink` the prediction should keep shrinking forever, yet the float32
+# run gets stuck:
+
+# %%
+_, float64_predictions = run_system(tf.float64)
+p64 = float64_predictions[:, 0]
+eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
+print(f"float32: p at steps 30, 45, 60 = {p32[30]:.3g}, {p32[45]:.3g}, {p32[60]:.3g}  (eps = {eps32:.3g})")
+print(f"float64: p at steps 30, 45, 60 = {p64[30]:.3g}, {p64[45]:.3g}, {p64[60]:.3g}  (eps = {eps64:.3g})")
+assert p32[30] == p32[60] and eps32 / 8 <= p32[60] <= 4 * eps32
+assert p64[55] == p64[60] and eps64 / 8 <= p64[60] <= 4 * eps64
+
+# %% [markdown]
+# Nothing is wrong with the gradient: it is exactly what {eq}`eq-tf-gradients-system-grads` says. The
+# trouble is the *update*. The parameters stay of order one while the step $\alpha_t \nabla L$ shrinks with
+# $p$; once the step is smaller than half the gap between neighbouring floating-point numbers near $w$
+# and $b$, `w - step` rounds back to `w` and training stops, here with $p$ at about the machine epsilon of
+# each format. In float64 the law {eq}`eq-tf-gradients-shrink` can be checked far more tightly, over the
+# first 25 updates (while $p > 10^{-8}$):
+
+# %%
+checked = 25
+factor_float64 = p64[1 : checked + 1] / p64[:checked]
+factor_error_64 = np.max(np.abs(factor_float64 - factor_by_formula[:checked]))
+print(f"float64, {checked} updates: p[t+1]/p[t] vs 1 - 11*rate, max abs. difference {factor_error_64:.1e}")
+print(f"factor at step 0: {factor_float64[0]:.6f}, at step {checked - 1}: {factor_float64[-1]:.6f}")
+assert factor_error_64 < 1e-8
+assert abs(factor_float64[0] - 0.45) < 1e-12 and factor_float64[-1] > 0.46
+
+# %% [markdown]
+# {numref}`fig-tf-gradients-shrink` shows both effects: the prediction falls geometrically, a little more
+# slowly than the constant factor $0.45$ would make it because the factor creeps upward as the rate
+# decays, until each format hits its rounding floor.
+
+# %% mystnb={"figure": {"caption": "Left: the prediction $p_t$ of the linear system (log scale) in float32 (the TF1 run) and in float64, against $4 \\cdot 0.45^t$, what a constant learning rate of 0.05 would give; each run stalls at about its machine epsilon. Right: the measured factor $p_{t+1}/p_t$ in float64 (dots) follows $1 - 11\\alpha_t$ (line) upward from 0.45 as the learning rate decays.", "name": "fig-tf-gradients-shrink"}}
+import matplotlib.pyplot as plt
+
+steps = np.arange(system_steps + 1)
+fig, (ax_p, ax_f) = plt.subplots(1, 2, figsize=(9, 3.5))
+ax_p.semilogy(steps, 4 * 0.45**steps, "--", color="0.4", label=r"$4 \cdot 0.45^t$")
+ax_p.semilogy(steps, p32, "o", ms=3, label="float32 (TF1)")
+ax_p.semilogy(steps, p64, "s", ms=2.5, label="float64 (TF2)")
+ax_p.axhline(eps32, color="C0", lw=0.8, ls=":")
+ax_p.axhline(eps64, color="C1", lw=0.8, ls=":")
+ax_p.set(xlabel="step $t$", ylabel="prediction $p_t$", ylim=(1e-21, 10))
+ax_p.legend(fontsize="small")
+ax_f.plot(steps[:-1], factor_by_formula, "-", color="C2", label=r"$1 - 11\,\alpha_t$")
+ax_f.plot(steps[:checked], factor_float64, "s", ms=3, color="C1", label=r"measured $p_{t+1}/p_t$ (float64)")
+ax_f.axhline(0.45, ls="--", color="0.4", lw=1, label="constant rate 0.05")
+ax_f.set(xlabel="step $t$", ylabel="shrink factor")
+ax_f.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# ## Noisy linear regression, one sample at a time
+#
+# The second source fits $y = 3x + 2$ to 32 noisy points. The inputs are integers drawn from
+# $[-10, 100)$; both the inputs and the targets get Gaussian noise with standard deviation $0.1$. The
+# model starts at $w = 2$, $b = 1$ and is updated after **every single sample**, which is stochastic
+# gradient descent in its original form {cite:p}`robbins1951`. The source drew its data without a seed, so
+# its printed numbers cannot be reproduced; ours come from a seeded generator.
+
+# %%
+rng = np.random.default_rng(gdbook.DEFAULT_SEED)
+n_samples = 32
+x_clean = rng.integers(-10, 100, n_samples)
+x_data = (x_clean + rng.standard_normal(n_samples) / 10).astype(np.float32)
+y_data = (3 * x_clean + 2 + rng.standard_normal(n_samples) / 10).astype(np.float32)
+print("first inputs :", np.round(x_data[:6], 2))
+print("first targets:", np.round(y_data[:6], 2))
+
+# %% [markdown]
+# The source keeps a quirk we reproduce on purpose: the loss of one sample is divided by $2 \cdot 32$, as
+# if it were averaged over a batch of 32,
+#
+# $$
+# L(w, b) = \frac{(y - wx - b)^2}{64}, \qquad
+# \frac{\partial L}{\partial w} = -\frac{(y - wx - b)\,x}{32}, \qquad
+# \frac{\partial L}{\partial b} = -\frac{y - wx - b}{32},
+# $$ (eq-tf-gradients-sample-loss)
+#
+# which makes the effective step 32 times smaller than the learning rate 0.01 suggests. The TF1 program
+# uses the library's `GradientDescentOptimizer`, fed with the very tensors `tf.gradients` returned. The
+# control dependency matters: in one `session.run`, TF1 does not promise to compute the loss before the
+# update changes the weights, unless the graph says so.
+
+# %%
+regression_graph = tf.Graph()
+with regression_graph.as_default():  # TF1
+    x_input = tf.compat.v1.placeholder(tf.float32, shape=[], name="x_input")
+    y_input = tf.compat.v1.placeholder(tf.float32, shape=[], name="y_input")
+    w_reg = tf.Variable(2.0, name="weight")
+    b_reg = tf.Variable(1.0, name="bias")
+    loss_op = (y_input - (x_input * w_reg + b_reg)) ** 2 / (2 * 32)
+    gradient_ops = tf.gradients(loss_op, [w_reg, b_reg])
+    with tf.control_dependencies([loss_op]):  # loss and gradients first, then the update
+        sgd_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).apply_gradients(
+            zip(gradient_ops, [w_reg, b_reg], strict=True)
+        )
+    init_regression = tf.compat.v1.global_variables_initializer()
+
+tf1_log = []  # per step: loss, dL/dw, dL/db, and w, b before the update
+with tf.compat.v1.Session(graph=regression_graph) as session:
+    session.run(init_regression)
+    for x_i, y_i in zip(x_data, y_data, strict=True):
+        w_before, b_before = session.run([w_reg, b_reg])
+        loss_i, grads_i, _ = session.run([loss_op, gradient_ops, sgd_op], {x_input: x_i, y_input: y_i})
+        tf1_log.append([loss_i, *grads_i, w_before, b_before])
+    w_final_tf1, b_final_tf1 = session.run([w_reg, b_reg])
+tf1_log = np.array(tf1_log, dtype=np.float64)
+
+for step in [0, 1, 2, 3, 29, 30, 31]:
+    loss_i, gw, gb, w_i, b_i = tf1_log[step]
+    print(f"step {step:2d}  x {x_data[step]:6.2f}  loss {loss_i:10.4g}  dL/dw {gw:10.4g}  dL/db {gb:9.3g}")
+print(f"after one pass: w = {w_final_tf1:.5f}, b = {b_final_tf1:.5f}")
+
+# %% [markdown]
+# Each gradient must match {eq}`eq-tf-gradients-sample-loss` evaluated by hand, in float64, at the
+# weights the step started from.
+
+# %%
+residual = y_data - (tf1_log[:, 3] * x_data + tf1_log[:, 4])
+hand_grad_w = -residual * x_data / 32
+hand_grad_b = -residual / 32
+scale = np.abs(residual).max() * np.abs(x_data).max() / 32  # the size of the largest term
+grad_error = max(np.max(np.abs(tf1_log[:, 1] - hand_grad_w)), np.max(np.abs(tf1_log[:, 2] - hand_grad_b)))
+print(f"tf.gradients vs formula: max absolute difference {grad_error:.1e} (largest gradient {scale:.1f})")
+assert grad_error < 1e-5 * scale
+
+# %% [markdown]
+# The run lands near $w = 3$ in a few samples but leaves $b$ almost where it started, at 1 instead of
+# 2. {eq}`eq-tf-gradients-sample-loss` says why: the gradient for $w$ is the gradient for $b$ times $x$,
+# and $x$ is typically 50, so $w$ moves about fifty times faster. The model fits the data anyway, because
+# with inputs this large a wrong intercept is absorbed by a slightly larger slope. The per-sample view
+# also explains the jumps. After an update on sample $(x, y)$ its own residual $r = y - wx - b$ becomes
+#
+# $$
+# r' = \Bigl(1 - \eta\,\frac{x^2 + 1}{32}\Bigr)\, r, \qquad \eta = 0.01,
+# $$ (eq-tf-gradients-residual)
+#
+# so a sample with $|x| > \sqrt{2 \cdot 32 / \eta - 1} \approx 80$ *overshoots*: its factor is below
+# $-1$ and the update leaves it with a larger residual of the opposite sign. The next cell counts such
+# samples and checks {eq}`eq-tf-gradients-residual` on every step.
+
+# %%
+eta = 0.01
+factor = 1 - eta * (x_data.astype(np.float64) ** 2 + 1) / 32
+w_after = np.append(tf1_log[1:, 3], w_final_tf1)
+b_after = np.append(tf1_log[1:, 4], b_final_tf1)
+residual_after = y_data - (w_after * x_data + b_after)
+residual_error = np.max(np.abs(residual_after - factor * residual))
+print(f"samples that overshoot (factor < -1): {np.sum(factor < -1)} of {n_samples}")
+print(f"r' vs factor * r: max absolute difference {residual_error:.1e}")
+print(f"w: 2 -> {w_final_tf1:.4f} (moved {w_final_tf1 - 2:.4f})")
+print(f"b: 1 -> {b_final_tf1:.4f} (moved {b_final_tf1 - 1:.4f})")
+assert residual_error < 1e-3
+assert abs(w_final_tf1 - 3) < 0.05 and abs(b_final_tf1 - 1) < 0.05
+assert abs(w_final_tf1 - 2) > 20 * abs(b_final_tf1 - 1)
+
+# %% [markdown]
+# In TF2 the same run is a `tf.function` that calls `tf.gradients` and a Keras `SGD` optimizer, whose
+# update with the default `momentum=0` is exactly $\theta \leftarrow \theta - \eta\, g$.
+
+# %%
+w_reg2, b_reg2 = tf.Variable(2.0), tf.Variable(1.0)
+sgd = keras.optimizers.SGD(learning_rate=0.01)
+
+
+@tf.function
+def regression_step(x_i, y_i):  # TF2
+    loss = (y_i - (x_i * w_reg2 + b_reg2)) ** 2 / (2 * 32)
+    gradients = tf.gradients(loss, [w_reg2, b_reg2])
+    sgd.apply_gradients(zip(gradients, [w_reg2, b_reg2], strict=True))
+    return loss, gradients
+
+
+tf2_log = []
+for x_i, y_i in zip(x_data, y_data, strict=True):
+    loss_i, (gw, gb) = regression_step(tf.constant(x_i), tf.constant(y_i))
+    tf2_log.append([loss_i.numpy(), gw.numpy(), gb.numpy()])
+tf2_log = np.array(tf2_log, dtype=np.float64)
+regression_diff = max(
+    np.max(np.abs(tf2_log - tf1_log[:, :3])),
+    abs(w_reg2.numpy() - w_final_tf1),
+    abs(b_reg2.numpy() - b_final_tf1),
+)
+print(f"TF2 vs TF1 (losses, gradients, final w and b): max absolute difference {regression_diff:.1e}")
+assert regression_diff == 0.0
+
+# %% [markdown]
+# {numref}`fig-tf-gradients-regression` shows the fit and the gradients. The gradient does shrink, by
+# orders of magnitude over the pass, but not monotonically: it is the gradient of *one* sample, and each
+# sample has its own residual and its own $x$.
+
+# %% mystnb={"figure": {"caption": "Left: the 32 noisy samples, the true line $y = 3x + 2$, the starting line $y = 2x + 1$ and the line after one pass of per-sample SGD. Right: the size of the two gradients at each step (log scale). The gradient for $w$ is the one for $b$ times $x$, so it is larger by about $|x|$; the open circles mark samples that overshoot.", "name": "fig-tf-gradients-regression"}}
+grid_x = np.linspace(-12, 102, 2)
+overshoot = factor < -1
+fig, (ax_fit, ax_grad) = plt.subplots(1, 2, figsize=(9, 3.6))
+ax_fit.plot(x_data, y_data, "o", ms=4, color="0.35", label="samples")
+ax_fit.plot(grid_x, 3 * grid_x + 2, "-", lw=3, alpha=0.35, label="true $3x + 2$")
+ax_fit.plot(grid_x, 2 * grid_x + 1, "--", label="start $2x + 1$")
+fitted_label = f"after one pass: {w_final_tf1:.3f}x + {b_final_tf1:.3f}"
+ax_fit.plot(grid_x, w_final_tf1 * grid_x + b_final_tf1, "-", label=fitted_label)
+ax_fit.set(xlabel="x", ylabel="y")
+ax_fit.legend(fontsize="small")
+step_index = np.arange(n_samples)
+ax_grad.semilogy(step_index, np.abs(tf1_log[:, 1]), "-o", ms=3, label=r"$|\partial L/\partial w|$")
+ax_grad.semilogy(step_index, np.abs(tf1_log[:, 2]), "-s", ms=3, label=r"$|\partial L/\partial b|$")
+ax_grad.semilogy(step_index[overshoot], np.abs(tf1_log[overshoot, 1]), "o", ms=9, mfc="none", color="k",
+                 label="overshooting sample")
+ax_grad.set(xlabel="step (one sample each)", ylabel="gradient size")
+ax_grad.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# The animation replays the first half of the pass, where almost all the motion happens. Each frame shows
+# the line after one more update, with the sample that caused it circled: watch the large early
+# corrections, the overshoot on a sample far to the right, and how little the intercept moves.
+
+# %%
+from matplotlib import animation
+
+from gdbook.plotting import to_html
+
+w_path = np.append(tf1_log[:, 3], w_final_tf1)  # w before each step, then after the last
+b_path = np.append(tf1_log[:, 4], b_final_tf1)
+animated_updates = 16
+fig, ax_line = plt.subplots(figsize=(5.5, 3.4))
+ax_line.plot(x_data, y_data, "o", ms=3, color="0.6", label="samples")
+ax_line.plot(grid_x, 3 * grid_x + 2, "-", lw=4, alpha=0.3, label="true line")
+(fitted_line,) = ax_line.plot([], [], "-", color="C1", label="current fit")
+(current_sample,) = ax_line.plot([], [], "o", ms=10, mfc="none", mec="k")
+ax_line.set(xlabel="x", ylabel="y", xlim=(-15, 105), ylim=(-40, 330))
+ax_line.legend(loc="lower right", fontsize="small")
+status = ax_line.text(0.03, 0.92, "", transform=ax_line.transAxes, fontsize="small")
+fig.canvas.draw()
+fig.set_layout_engine("none")  # fix the layout once; the frames only move the artists
+
+
+def draw_frame(frame):
+    fitted_line.set_data(grid_x, w_path[frame] * grid_x + b_path[frame])
+    if frame > 0:  # frame k shows the line after the update on sample k - 1
+        current_sample.set_data([x_data[frame - 1]], [y_data[frame - 1]])
+    status.set_text(f"after {frame} samples: w = {w_path[frame]:.3f}, b = {b_path[frame]:.4f}")
+    return fitted_line, current_sample, status
+
+
+sgd_animation = animation.FuncAnimation(fig, draw_frame, frames=animated_updates + 1, interval=600, blit=True)
+to_html(sgd_animation)
+
+# %% [markdown]
+# ## Summary
+#
+# - `tf.gradients(ys, xs)` adds gradient operations to a graph and returns symbolic tensors. It needs graph
+#   mode: a `tf.compat.v1` graph run by a session (TF1), or the trace of a `tf.function` (TF2). Called
+#   eagerly it raises a `RuntimeError` that points to `tf.GradientTape`.
+# - It returns one tensor per `x`, the derivative of the sum of all elements of all `ys`
+#   ({eq}`eq-tf-gradients-sum`). `grad_ys` weights each `y` with a tensor of that `y`'s shape, giving the
+#   vector-Jacobian product {eq}`eq-tf-gradients-vjp`; the tape's `output_gradients` is the same thing.
+# - Gradients are total derivatives. `stop_gradients=` treats tensors as constants for one call;
+#   `tf.stop_gradient` cuts the graph for every call ({eq}`eq-tf-gradients-total`).
+# - An `x` that the `ys` do not depend on gets `None`, unless you ask for
+#   `tf.UnconnectedGradients.ZERO`; an update that meets `None` fails with a `TypeError`.
+# - Hand-applied gradient descent reproduces the source's linear system to $10^{-6}$; the prediction
+#   shrinks by $1 - 11\alpha_t$ per step ({eq}`eq-tf-gradients-shrink`), a factor that drifts upward
+#   because `exponential_decay` lowers the rate at every step. TF1 and TF2 agree bit for bit.
+# - Per-sample SGD on noisy data fits the slope within a few samples and the intercept hardly at all,
+#   because the slope's gradient carries a factor $x$; samples with $|x| > 80$ overshoot.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-tf-gradients-1
+# Using only `grad_ys` (no `jacobian`), extract the single number $\partial z_2[1] / \partial w_3[1]$
+# from the four-weight example. Which `grad_ys` do you pass, and why does one call give you a whole row
+# of the Jacobian?
+# ```
+#
+# ```{solution-start} ex-tf-gradients-1
+# :class: dropdown
+# ```
+#
+# By {eq}`eq-tf-gradients-vjp` the result is $\sum_i J_i^\top v_i$. Choose $v_1 = 0$ and
+# $v_2 = e_1 = (0, 1, 0)$: then the result for $w_j$ is $J_{2j}^\top e_1$, the row of
+# $\partial z_2[1]/\partial w_j$ for every element of every $w_j$ at once. Its entry 1 for $w_3$ is the number asked for, $-1$.
+
+# %%
+with weights_graph.as_default():
+    one_row = tf.gradients([z1, z2], [w1, w2, w3, w4], grad_ys=[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+with tf.compat.v1.Session(graph=weights_graph) as session:
+    session.run(init_weights)
+    row_values = session.run(one_row)
+print(row_values)
+assert row_values[2][1] == -1.0 and row_values[3][1] == 1.0 and not row_values[0].any()
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tf-gradients-2
+# For the linear system, which constant learning rate solves it in a single step, and above which rate
+# does the prediction grow instead of shrinking? Check both with a few lines of code.
+# ```
+#
+# ```{solution-start} ex-tf-gradients-2
+# :class: dropdown
+# ```
+#
+# By {eq}`eq-tf-gradients-shrink` with a constant rate, $p_{t+1} = (1 - 11\alpha) p_t$. The factor is zero
+# at $\alpha = 1/11$ (one step to the exact solution) and below $-1$ when $\alpha > 2/11 \approx 0.18$, where
+# the prediction flips sign and grows.
+
+# %%
+def one_system_step(rate):
+    w_ex, b_ex = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((tf.constant([[2.0, 1.0]]) @ w_ex + b_ex) ** 2)
+    gw, gb = tape.gradient(loss, [w_ex, b_ex])
+    return (tf.constant([[2.0, 1.0]]) @ (w_ex - rate * gw) + (b_ex - rate * gb)).numpy()[0, 0]
+
+
+for rate in [1 / 11, 0.2]:
+    print(f"rate {rate:.4f}: prediction 4 -> {one_system_step(rate):.6f}")
+assert abs(one_system_step(1 / 11)) < 1e-6
+assert one_system_step(0.2) < -4.0
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tf-gradients-3
+# The source's companion example minimises $(wx - 3)^2$ with $x = 1$, starting from $w = 2$, with learning
+# rate 1. Predict the sequence of $w$, then write the update by hand in TF1 with `tf.gradients` and
+# `tf.compat.v1.assign` and confirm it.
+# ```
+#
+# ```{solution-start} ex-tf-gradients-3
+# :class: dropdown
+# ```
+#
+# The gradient is $2(wx - 3)x = 2(w - 3)$, so $w \leftarrow w - 2(w - 3) = 6 - w$: the residual is multiplied
+# by $1 - 2\eta = -1$ every step and $w$ bounces between 2 and 4 forever, with the loss stuck at 1.
+
+# %%
+bounce_graph = tf.Graph()
+with bounce_graph.as_default():  # TF1
+    x_b = tf.compat.v1.placeholder(tf.float32, shape=[])
+    w_b = tf.Variable(2.0)
+    (g_b,) = tf.gradients(tf.square(w_b * x_b - 3.0), w_b)
+    update_b = tf.compat.v1.assign(w_b, w_b - 1.0 * g_b)
+    init_b = tf.compat.v1.global_variables_initializer()
+with tf.compat.v1.Session(graph=bounce_graph) as session:
+    session.run(init_b)
+    w_sequence = [session.run(w_b)] + [session.run(update_b, {x_b: 1.0}) for _ in range(5)]
+print(w_sequence)
+assert w_sequence == [2.0, 4.0, 2.0, 4.0, 2.0, 4.0]
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tf-gradients-4
+# In the regression the intercept barely moves because $x$ is large. Feed the inputs as $x' = x/50$
+# instead (the model becomes $w'x' + b$ with $w' = 50w$, starting from $w' = 100$, $b = 1$), keeping the
+# per-sample loss of {eq}`eq-tf-gradients-sample-loss`. (a) After one pass with learning rate 0.01, how
+# far have $w = w'/50$ and $b$ moved? (b) Which learning rates keep every per-sample update stable now,
+# and does a rate near the top of that range bring both parameters close to $(3, 2)$ in three passes?
+# ```
+#
+# ```{solution-start} ex-tf-gradients-4
+# :class: dropdown
+# ```
+#
+# (a) Now the two gradients have comparable sizes, since $x' \le 2$, so $b$ moves about thirty times
+# more than before; but the slope barely moves, because the steps that were far too large for $w$ are now
+# far too small for $w'$. (b) By {eq}`eq-tf-gradients-residual` with $x'$ in place of $x$, every update is
+# stable while $\eta < 64 / (\max x'^2 + 1)$, about 12.8 here. A rate of 10 fits both parameters within
+# three passes. Rescaling the inputs lets one learning rate suit all parameters
+# {cite:p}`lecun2012efficient`; it does not pick that rate for you.
+
+# %%
+def scaled_sgd(rate, passes):
+    w_scaled, b_scaled = 100.0, 1.0
+    for _ in range(passes):
+        for x_i, y_i in zip(x_data / 50.0, y_data, strict=True):
+            r = y_i - (w_scaled * x_i + b_scaled)
+            w_scaled, b_scaled = w_scaled + rate * r * x_i / 32, b_scaled + rate * r / 32
+    return w_scaled / 50, b_scaled
+
+
+w_slow, b_slow = scaled_sgd(0.01, passes=1)
+stable_limit = 64 / (np.max((x_data / 50.0) ** 2) + 1)
+w_fast, b_fast = scaled_sgd(10.0, passes=3)
+print(f"(a) scaled, rate 0.01, 1 pass: w moved {w_slow - 2:.4f}, b moved {b_slow - 1:.4f}")
+print(f"    unscaled (the TF1 run)  : w moved {w_final_tf1 - 2:.4f}, b moved {b_final_tf1 - 1:.4f}")
+print(f"(b) stable while rate < {stable_limit:.2f}; rate 10, 3 passes: w = {w_fast:.4f}, b = {b_fast:.4f}")
+assert b_slow - 1 > 10 * (b_final_tf1 - 1) and abs(w_slow - 2) < 0.05
+assert 10.0 < stable_limit < 14.0 and abs(w_fast - 3) < 0.02 and abs(b_fast - 2) < 0.2
+
+# %% [markdown]
+# ```{solution-end}
+# ```
