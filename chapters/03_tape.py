@@ -1,0 +1,1303 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-tape)=
+# # The tape
+#
+# :::{admonition} What you will learn
+# :class: tip
+# - what `tf.GradientTape` records, when it records it, and why a gradient comes back `None`;
+# - why a tape answers only once, and how `persistent=True`, `watch` and `watched_variables()` change that;
+# - gradients of non-scalar targets, full Jacobians, per-example Jacobians, Hessians and Hessian-vector products;
+# - how to cut the recording (`stop_recording`, `tf.stop_gradient`) and how to replace a gradient (`tf.custom_gradient`);
+# - forward mode (`tf.autodiff.ForwardAccumulator`), and one gradient computed five ways that all agree.
+# :::
+#
+# In graph mode, the subject of Chapter 2, TensorFlow first builds the whole computation as a graph and
+# then adds gradient operations to it: `tf.gradients` can walk backwards from any output because every
+# operation is already written down. In TensorFlow 2 operations run *eagerly*, one at a time, as
+# Python reaches them. There is no graph to walk. So TensorFlow keeps a **tape**: while a
+# `tf.GradientTape` context is open, every operation that touches a *watched* tensor is written to it,
+# together with what its backward pass needs. `tape.gradient` then plays the tape backwards. This is
+# reverse-mode automatic differentiation {cite:p}`griewank2008,baydin2018`: for a function
+# $\mathbf y = f(\mathbf x)$ with Jacobian $J_f$, and a weight $\bar{\mathbf y}$ on the outputs, one backward
+# pass computes the **vector-Jacobian product**
+#
+# $$
+# \bar{\mathbf x} = J_f(\mathbf x)^\top \bar{\mathbf y}, \qquad (J_f)_{ij} = \frac{\partial y_i}{\partial x_j},
+# $$ (eq-tape-vjp)
+#
+# operation by operation, with the chain rule, from the last operation back to the first. For a scalar
+# loss, $\bar{\mathbf y} = 1$ and $\bar{\mathbf x}$ is the gradient. Almost every surprise in this chapter
+# follows from one fact: *the tape knows only what it saw happen, to tensors it was watching, while it was open.*
+
+# %%
+import gdbook
+
+gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+from gdbook.plotting import Panel, animate_paths, plot_paths, to_html
+
+# %% [markdown]
+# (tape-records)=
+# ## What the tape records, and when
+#
+# The source slides make the point with the smallest possible example:
+# $y = x w$ with $x = 2$ and $w = 1$, so $\partial y / \partial w = x = 2$. First the product is computed
+# *before* the tape opens, and only the second, identical product is computed inside it.
+
+# %%
+w = tf.constant(1.0)
+x = tf.constant(2.0)
+y_before_tape = x * w  # computed while no tape is recording
+
+with tf.GradientTape() as tape:
+    tape.watch(w)  # w is a constant: it must be watched explicitly
+    y_on_tape = x * w
+
+grads_of_y_before = tape.gradient(y_before_tape, [w])
+print("y computed before the tape opened:", grads_of_y_before)
+assert grads_of_y_before == [None]
+
+# %% [markdown]
+# The tape holds no path from `w` to `y_before_tape`, so the gradient is `None`: "no connection", not zero.
+# A new tape, with the product computed inside it, gives the source's value of 2.0.
+
+# %%
+with tf.GradientTape() as tape:
+    tape.watch(w)
+    y_on_tape = x * w
+
+grads_of_y_on_tape = tape.gradient(y_on_tape, [w])
+print("y computed on the tape:", grads_of_y_on_tape)
+assert grads_of_y_on_tape[0].numpy() == 2.0  # the source document's printed value
+
+# %% [markdown]
+# For comparison, here is the same derivative in the TF1 style of the source documents (graph, placeholder,
+# session, through `tf.compat.v1`). No `watch` is needed: the graph already contains every operation, so
+# `tf.gradients` can differentiate with respect to any tensor in it, constants included.
+
+# %%
+# TF1: build a graph, then add gradient ops to it, then run it in a session
+tf1_graph = tf.Graph()
+with tf1_graph.as_default():
+    x_placeholder = tf.compat.v1.placeholder(tf.float32, shape=(), name="x")
+    w_in_graph = tf.constant(1.0, name="w")
+    y_in_graph = x_placeholder * w_in_graph
+    (dy_dw_in_graph,) = tf.compat.v1.gradients(y_in_graph, [w_in_graph])
+
+with tf.compat.v1.Session(graph=tf1_graph) as session:
+    dy_dw_tf1 = session.run(dy_dw_in_graph, feed_dict={x_placeholder: 2.0})
+print("TF1 dy/dw =", dy_dw_tf1)
+assert dy_dw_tf1 == 2.0
+
+# %% [markdown]
+# What does the tape watch by itself? Every **trainable `tf.Variable`** that is read while it is open.
+# Constants and other plain tensors are watched only if you ask with `tape.watch`. The method
+# `watched_variables()` lists what the tape picked up.
+
+# %%
+weight = tf.Variable(3.0, name="weight")
+bias = tf.Variable(0.5, name="bias")
+inputs = tf.constant(2.0)
+
+with tf.GradientTape() as tape:
+    output = weight * inputs + bias  # no watch calls: variables are watched on first read
+
+watched_names = [v.name for v in tape.watched_variables()]
+d_weight, d_bias, d_inputs = tape.gradient(output, [weight, bias, inputs])
+print("watched:", watched_names)
+print("d/dweight =", d_weight.numpy(), " d/dbias =", d_bias.numpy(), " d/dinputs =", d_inputs)
+assert watched_names == ["weight:0", "bias:0"]
+assert d_weight.numpy() == 2.0 and d_bias.numpy() == 1.0 and d_inputs is None
+
+# %% [markdown]
+# The constant `inputs` was used on the tape, yet its gradient is `None`: nobody asked the tape to watch it.
+#
+# (tape-none)=
+# ## Why is my gradient `None`? A gallery
+#
+# A `None` gradient is TensorFlow's way of saying "the target does not depend on this source *as far as the
+# tape knows*". An optimizer given `None` skips the variable (Keras optimizers may warn, or raise if every
+# gradient is `None`), so a `None` easily turns into a model that silently does not learn. Here are the six
+# usual causes, each shown failing and then fixed.
+#
+# (tape-none-replaced)=
+# ### The variable was replaced by a tensor
+#
+# `x = x + 1` does not change the variable; it makes a new *tensor* and rebinds the Python name to it. A
+# tensor is not watched automatically, and is not what the optimizer would update anyway.
+
+# %%
+position = tf.Variable(3.0)
+position = position + 1.0  # now an EagerTensor, no longer a Variable
+
+with tf.GradientTape() as tape:
+    height = position**2
+
+grad_after_rebinding = tape.gradient(height, position)
+print(type(position).__name__, "->", grad_after_rebinding)
+assert not isinstance(position, tf.Variable) and grad_after_rebinding is None
+
+# %% [markdown]
+# The fix is to update the variable in place with `assign_add` (or `assign`), so the name still refers to it.
+
+# %%
+position = tf.Variable(3.0)
+position.assign_add(1.0)  # still the same Variable, now holding 4.0
+
+with tf.GradientTape() as tape:
+    height = position**2
+
+grad_in_place = tape.gradient(height, position)
+print(type(position).__name__, "->", grad_in_place.numpy())
+assert grad_in_place.numpy() == 2 * 4.0
+
+# %% [markdown]
+# (tape-none-numpy)=
+# ### A NumPy step in the middle
+#
+# The tape records TensorFlow operations only. A trip through NumPy (or `float()`, or Python's `math`) produces
+# a value that TensorFlow sees as a brand-new constant, cut off from everything before it.
+
+# %%
+scale = tf.Variable(3.0)
+
+with tf.GradientTape() as tape:
+    squared_in_numpy = np.square(scale.numpy())  # leaves TensorFlow: the tape sees nothing
+    loss = tf.constant(squared_in_numpy) * 2.0
+
+grad_through_numpy = tape.gradient(loss, scale)
+print("through NumPy:", grad_through_numpy)
+assert grad_through_numpy is None
+
+# %% [markdown]
+# Doing the same arithmetic with TensorFlow operations keeps the chain intact: $\partial (2s^2)/\partial s = 4s = 12$.
+
+# %%
+with tf.GradientTape() as tape:
+    loss = tf.square(scale) * 2.0
+
+grad_through_tf = tape.gradient(loss, scale)
+print("through TensorFlow:", grad_through_tf.numpy())
+assert grad_through_tf.numpy() == 4 * 3.0
+
+# %% [markdown]
+# (tape-none-integer)=
+# ### An integer dtype
+#
+# Derivatives only make sense for real (floating or complex) values. The tape refuses to watch integer tensors
+# and variables (it logs a warning, which `gdbook.setup()` keeps off the page) and the gradient is `None`.
+# Python integer literals are the usual culprit: `tf.Variable(3)` is an `int32` variable.
+
+# %%
+count = tf.Variable(3)  # int32!
+
+with tf.GradientTape() as tape:
+    count_squared = count * count
+
+grad_of_integer = tape.gradient(count_squared, count)
+print(count.dtype.name, "->", grad_of_integer)
+assert count.dtype == tf.int32 and grad_of_integer is None
+
+# %% [markdown]
+# Write the literal as a float (`3.0`) or pass `dtype=tf.float32`.
+
+# %%
+count = tf.Variable(3.0)
+
+with tf.GradientTape() as tape:
+    count_squared = count * count
+
+grad_of_float = tape.gradient(count_squared, count)
+print(count.dtype.name, "->", grad_of_float.numpy())
+assert grad_of_float.numpy() == 6.0
+
+# %% [markdown]
+# (tape-none-nontrainable)=
+# ### A non-trainable variable
+#
+# Variables created with `trainable=False` (a step counter, a batch-norm running mean) are not watched
+# automatically: they are not meant to be trained.
+
+# %%
+frozen = tf.Variable(3.0, trainable=False)
+
+with tf.GradientTape() as tape:
+    frozen_squared = frozen * frozen
+
+grad_of_frozen = tape.gradient(frozen_squared, frozen)
+print("watched:", tape.watched_variables(), " gradient:", grad_of_frozen)
+assert tape.watched_variables() == () and grad_of_frozen is None
+
+# %% [markdown]
+# If you really want its gradient (for a sensitivity analysis, say), watch it explicitly.
+
+# %%
+with tf.GradientTape() as tape:
+    tape.watch(frozen)
+    frozen_squared = frozen * frozen
+
+grad_of_watched_frozen = tape.gradient(frozen_squared, frozen)
+print("gradient:", grad_of_watched_frozen.numpy())
+assert grad_of_watched_frozen.numpy() == 6.0
+
+# %% [markdown]
+# (tape-none-assign)=
+# ### A stateful assignment
+#
+# `assign` stores a value into a variable; it is a side effect, and the tape does not differentiate through
+# it. Reading the variable later starts a new chain that does not reach back to what was assigned.
+
+# %%
+source = tf.Variable(2.0)
+buffer = tf.Variable(0.0)
+
+with tf.GradientTape() as tape:
+    buffer.assign(source * source)  # the chain from source ends here
+    tripled = 3.0 * buffer
+
+grad_through_assign = tape.gradient(tripled, source)
+print("through assign:", grad_through_assign)
+assert grad_through_assign is None
+
+# %% [markdown]
+# Keep intermediate results as tensors: $\partial (3s^2)/\partial s = 6s = 12$.
+
+# %%
+with tf.GradientTape() as tape:
+    source_squared = source * source  # a tensor, recorded on the tape
+    tripled = 3.0 * source_squared
+
+grad_through_tensor = tape.gradient(tripled, source)
+print("through a tensor:", grad_through_tensor.numpy())
+assert grad_through_tensor.numpy() == 12.0
+
+# %% [markdown]
+# (tape-none-outside)=
+# ### A value computed outside the tape
+#
+# This is the first example of the chapter in disguise, and the commonest form in real code: a
+# preprocessing step, or a model call, made before the `with` block.
+
+# %%
+theta = tf.Variable(1.5)
+features = 2.0 * theta  # computed before the tape opens
+
+with tf.GradientTape() as tape:
+    loss = features**2
+
+grad_outside = tape.gradient(loss, theta)
+print("features computed outside:", grad_outside)
+assert grad_outside is None
+
+# %% [markdown]
+# Move everything that depends on what you differentiate inside the block: $\partial (2\theta)^2/\partial\theta = 8\theta = 12$.
+
+# %%
+with tf.GradientTape() as tape:
+    features = 2.0 * theta
+    loss = features**2
+
+grad_inside = tape.gradient(loss, theta)
+print("features computed inside:", grad_inside.numpy())
+assert grad_inside.numpy() == 8 * 1.5
+
+# %% [markdown]
+# (tape-once)=
+# ## A tape answers once
+#
+# By default a tape frees what it recorded as soon as `gradient` returns: the intermediate tensors the backward
+# pass needs can be large (every activation of a network), and most programs need one gradient per step. A
+# second call is an error.
+
+# %% tags=["raises-exception"]
+w = tf.constant(1.0)
+with tf.GradientTape() as tape:
+    tape.watch(w)
+    y = x * w
+first_answer = tape.gradient(y, w)
+
+with gdbook.expect_error(RuntimeError) as second_call:
+    tape.gradient(y, w)
+
+# %% [markdown]
+# The source documents printed "GradientTape.gradient can only be called once on non-persistent tapes."
+# TensorFlow 2.21 words it differently, and the word "jacobians" hints that `jacobian` counts as a use too.
+
+# %%
+print("first answer:", first_answer.numpy())
+print("second call:", second_call.message)
+assert first_answer.numpy() == 2.0
+assert "non-persistent GradientTape" in second_call.message
+assert "one set of gradients" in second_call.message
+
+# %% [markdown]
+# A **persistent** tape keeps its recording until the tape object is deleted, so it can answer many
+# questions. Delete it (`del tape`) when you are done so that the memory is released.
+
+# %%
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(w)
+    y = x * w
+    y_squared = y**2
+
+dy_dw = tape.gradient(y, w)
+dy_dw_again = tape.gradient(y, w)
+dy2_dw = tape.gradient(y_squared, w)  # d(x w)^2/dw = 2 x^2 w = 8
+del tape  # releases the recorded tensors
+print("dy/dw twice:", dy_dw.numpy(), dy_dw_again.numpy(), " d(y^2)/dw:", dy2_dw.numpy())
+assert dy_dw.numpy() == dy_dw_again.numpy() == 2.0 and dy2_dw.numpy() == 8.0
+
+# %% [markdown]
+# The opposite control is `watch_accessed_variables=False`: the tape then watches *only* what you pass to
+# `watch`. This is how you differentiate with respect to a part of a model without recording the rest.
+
+# %%
+layer_a = tf.Variable(2.0, name="layer_a")
+layer_b = tf.Variable(5.0, name="layer_b")
+
+with tf.GradientTape(watch_accessed_variables=False) as tape:
+    tape.watch(layer_a)
+    product = layer_a * layer_b
+
+only_watched = [v.name for v in tape.watched_variables()]
+grad_a, grad_b = tape.gradient(product, [layer_a, layer_b])
+print("watched:", only_watched, " gradients:", grad_a.numpy(), grad_b)
+assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is None
+
+# %% [markdown]
+# (tape-nonscalar)=
+# ## Non-scalar targets and Jacobians
+#
+# What is "the gradient" of a vector? `tape.gradient` answers with the gradient of the **sum** of the
+# target's entries, that is {eq}`eq-tape-vjp` with $\bar{\mathbf y} = \mathbf 1$:
+#
+# $$
+# \texttt{tape.gradient}(\mathbf y, \mathbf x) = J^\top \mathbf 1 = \nabla_{\mathbf x} \sum_i y_i,
+# \qquad
+# \texttt{tape.gradient}(\mathbf y, \mathbf x, \texttt{output\_gradients}=\bar{\mathbf y}) = J^\top \bar{\mathbf y}.
+# $$ (eq-tape-sum)
+#
+# For $y_i = x_i^2$ the Jacobian is diagonal, so the gradient is $2\mathbf x$, and weights $\bar{\mathbf y}$
+# multiply entry by entry.
+
+# %%
+points = tf.constant([1.0, 2.0, 3.0])
+output_weights = tf.constant([1.0, 0.5, -1.0])
+
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(points)
+    squares = points**2
+
+grad_of_sum = tape.gradient(squares, points)
+weighted = tape.gradient(squares, points, output_gradients=output_weights)
+print("gradient of the sum:", grad_of_sum.numpy(), " weighted:", weighted.numpy())
+np.testing.assert_array_equal(grad_of_sum.numpy(), 2 * points.numpy())
+np.testing.assert_array_equal(weighted.numpy(), 2 * points.numpy() * output_weights.numpy())
+
+# %% [markdown]
+# When you need every entry of $J$, ask for `tape.jacobian`. It runs one backward pass per output entry
+# (vectorised with `pfor` when it can), and here returns the diagonal matrix $\operatorname{diag}(2\mathbf x)$.
+
+# %%
+full_jacobian = tape.jacobian(squares, points)
+del tape
+print(full_jacobian.numpy())
+np.testing.assert_array_equal(full_jacobian.numpy(), np.diag(2 * points.numpy()))
+
+
+# %% [markdown]
+# A batch is a common special case. If row $b$ of the output depends only on row $b$ of the input (no
+# batch-norm, no mixing across examples), the full Jacobian of shape (batch, out, batch, in) is zero outside
+# the blocks of each example. `batch_jacobian` computes only those blocks: shape (batch, out, in). The function
+# below maps $(u, v) \mapsto (u v,\ u^2,\ \sin v)$ for each of three examples.
+
+# %%
+def per_example(batch):
+    u, v = batch[:, 0], batch[:, 1]
+    return tf.stack([u * v, u**2, tf.sin(v)], axis=1)
+
+
+batch = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(batch)
+    batch_outputs = per_example(batch)
+
+jacobian_all = tape.jacobian(batch_outputs, batch)  # (3, 3, 3, 2)
+jacobian_blocks = tape.batch_jacobian(batch_outputs, batch)  # (3, 3, 2)
+del tape
+print("jacobian:", jacobian_all.shape, " batch_jacobian:", jacobian_blocks.shape)
+
+
+# %% [markdown]
+# Each block is the analytic $3\times 2$ Jacobian of one example, and everything outside the blocks is zero,
+# as {numref}`fig-tape-jacobian-blocks` shows.
+
+# %%
+def analytic_block(u, v):
+    return np.array([[v, u], [2 * u, 0.0], [0.0, np.cos(v)]])
+
+
+analytic_blocks = np.stack([analytic_block(u, v) for u, v in batch.numpy()])
+diagonal_blocks = np.stack([jacobian_all.numpy()[b, :, b, :] for b in range(3)])
+outside_blocks = ~np.eye(3, dtype=bool)  # pairs (example of y, example of x) that differ
+off_block_mass = np.abs(jacobian_all.numpy().transpose(0, 2, 1, 3)[outside_blocks]).sum()
+block_error = np.max(np.abs(jacobian_blocks.numpy() - analytic_blocks))
+print(f"batch_jacobian vs analytic: {block_error:.1e}; sum |J| outside the blocks: {off_block_mass}")
+assert block_error < 1e-6
+np.testing.assert_array_equal(diagonal_blocks, jacobian_blocks.numpy())
+assert off_block_mass == 0.0
+
+# %% mystnb={"figure": {"caption": "The full Jacobian of a per-example function of a batch of three, flattened to 9 outputs by 6 inputs. Only the three blocks on the diagonal (one per example) can be non-zero; `batch_jacobian` returns just those blocks.", "name": "fig-tape-jacobian-blocks"}}
+flat_jacobian = jacobian_all.numpy().reshape(9, 6)
+fig, ax = plt.subplots(figsize=(4.2, 5.0))
+image = ax.imshow(np.abs(flat_jacobian), cmap="Blues")
+for b in range(3):
+    ax.add_patch(plt.Rectangle((2 * b - 0.5, 3 * b - 0.5), 2, 3, fill=False, ec="#D55E00", lw=2))
+ax.set_xticks(range(6), [f"x{b}.{c}" for b in range(3) for c in "uv"])
+ax.set_yticks(range(9), [f"y{b}.{i}" for b in range(3) for i in range(3)])
+ax.grid(False)
+ax.set_title("|dy/dx|, outlined: batch_jacobian blocks")
+fig.colorbar(image, ax=ax, shrink=0.7)
+plt.show()
+
+# %% [markdown]
+# (tape-higher)=
+# ## Higher-order derivatives
+#
+# A gradient computed while an outer tape is open is itself a sequence of operations, so the outer tape
+# records it and can differentiate it again. The source slides try this on $y = x w + b$: the first derivative
+# $\partial y / \partial w = x$ does not depend on $w$ at all, so the second derivative is `None`.
+
+# %%
+x = tf.Variable(2.0)
+w = tf.Variable(1.0)
+b = tf.Variable(0.5)
+
+with tf.GradientTape() as outer_tape:
+    with tf.GradientTape() as inner_tape:
+        y = x * w + b
+    dy_dw, dy_db = inner_tape.gradient(y, [w, b])
+d2y_dw2 = outer_tape.gradient(dy_dw, w)
+print("dy/dw =", dy_dw.numpy(), " dy/db =", dy_db.numpy(), " d2y/dw2 =", d2y_dw2)
+assert dy_dw.numpy() == 2.0 and dy_db.numpy() == 1.0 and d2y_dw2 is None
+
+# %% [markdown]
+# `None` here is mathematically a zero. When you would rather get zeros (to add gradients up, say), pass
+# `unconnected_gradients=tf.UnconnectedGradients.ZERO`.
+
+# %%
+with tf.GradientTape() as outer_tape:
+    with tf.GradientTape() as inner_tape:
+        y = x * w + b
+    dy_dw = inner_tape.gradient(y, w)
+d2y_dw2_zero = outer_tape.gradient(dy_dw, w, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+print("d2y/dw2 with ZERO:", d2y_dw2_zero.numpy())
+assert d2y_dw2_zero.numpy() == 0.0
+
+# %% [markdown]
+# A derivative that is not constant gives a real second derivative. For $x^3$, the first is $3x^2$ and the
+# second $6x$; nesting the tapes over a whole grid of points at once (each $x_i^3$ depends only on its own
+# $x_i$, so the gradient of the sum is the elementwise derivative) gives the curves of
+# {numref}`fig-tape-cubic`.
+
+# %%
+grid_x = tf.constant(np.linspace(-2.0, 2.0, 81))  # float64
+
+with tf.GradientTape() as outer_tape:
+    outer_tape.watch(grid_x)
+    with tf.GradientTape() as inner_tape:
+        inner_tape.watch(grid_x)
+        cube = grid_x**3
+    first = inner_tape.gradient(cube, grid_x)
+second = outer_tape.gradient(first, grid_x)
+
+error_first = np.max(np.abs(first.numpy() - 3 * grid_x.numpy() ** 2))
+error_second = np.max(np.abs(second.numpy() - 6 * grid_x.numpy()))
+print(f"max error of 3x^2: {error_first:.1e}, of 6x: {error_second:.1e}")
+assert error_first < 1e-12 and error_second < 1e-12
+
+# %% mystnb={"figure": {"caption": "$x^3$ and its first two derivatives from nested tapes (solid), on the analytic $3x^2$ and $6x$ (dashed). The curves coincide to within $10^{-12}$.", "name": "fig-tape-cubic"}}
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+ax.plot(grid_x, cube, label="$x^3$")
+ax.plot(grid_x, first, label="inner tape: $3x^2$")
+ax.plot(grid_x, second, label="outer tape: $6x$")
+ax.plot(grid_x, 3 * grid_x.numpy() ** 2, "k--", lw=1, label="analytic")
+ax.plot(grid_x, 6 * grid_x.numpy(), "k--", lw=1)
+ax.set_xlabel("$x$")
+ax.legend(ncols=2)
+plt.show()
+
+
+# %% [markdown]
+# For a function of several variables the second derivatives form the **Hessian** matrix. Take
+#
+# $$
+# f(u, v) = u^2 v + \sin(u v), \qquad
+# \nabla f = \begin{pmatrix} 2uv + v\cos(uv) \\ u^2 + u\cos(uv) \end{pmatrix}, \qquad
+# H = \begin{pmatrix} 2v - v^2\sin(uv) & 2u + \cos(uv) - uv\sin(uv) \\
+# 2u + \cos(uv) - uv\sin(uv) & -u^2\sin(uv) \end{pmatrix}.
+# $$ (eq-tape-f2d)
+#
+# The Hessian is the Jacobian of the gradient: an inner tape produces the gradient vector, and the outer tape's
+# `jacobian` differentiates it. We work in float64 so that the comparison can be tight.
+
+# %%
+def f2d(p):
+    u, v = p[0], p[1]
+    return u**2 * v + tf.sin(u * v)
+
+
+def f2d_gradient_analytic(u, v):
+    return np.array([2 * u * v + v * np.cos(u * v), u**2 + u * np.cos(u * v)])
+
+
+def f2d_hessian_analytic(u, v):
+    mixed = 2 * u + np.cos(u * v) - u * v * np.sin(u * v)
+    return np.array([[2 * v - v**2 * np.sin(u * v), mixed], [mixed, -(u**2) * np.sin(u * v)]])
+
+
+uv_point = tf.constant([1.0, 2.0], dtype=tf.float64)
+with tf.GradientTape() as outer_tape:
+    outer_tape.watch(uv_point)
+    with tf.GradientTape() as inner_tape:
+        inner_tape.watch(uv_point)
+        value = f2d(uv_point)
+    gradient = inner_tape.gradient(value, uv_point)
+hessian = outer_tape.jacobian(gradient, uv_point)
+
+hessian_error = np.max(np.abs(hessian.numpy() - f2d_hessian_analytic(1.0, 2.0)))
+print(hessian.numpy())
+print(f"max |H_tape - H_analytic| = {hessian_error:.1e}")
+assert hessian_error < 1e-14
+
+# %% [markdown]
+# A Hessian of $n$ parameters has $n^2$ entries; for a network with a million weights that is out of the
+# question. Many methods (Newton-CG, curvature estimates) need only **Hessian-vector products**, and those cost
+# about two gradients {cite:p}`pearlmutter1994`:
+#
+# $$
+# H \mathbf v = \nabla_{\mathbf x}\big(\nabla_{\mathbf x} f(\mathbf x)^\top \mathbf v\big).
+# $$ (eq-tape-hvp)
+#
+# The inner gradient is dotted with the fixed vector $\mathbf v$, giving a scalar, and the outer tape takes the
+# gradient of that scalar. The test function below, $f(\mathbf x) = \tfrac12 \mathbf x^\top A \mathbf x + \sum_i
+# \cos x_i$ in 50 dimensions, has the Hessian $A - \operatorname{diag}(\cos \mathbf x)$, which we build only to
+# check the product.
+
+# %%
+rng = np.random.default_rng(3)
+dimension = 50
+random_matrix = rng.standard_normal((dimension, dimension))
+symmetric_a = tf.constant(random_matrix + random_matrix.T)
+hvp_point = tf.constant(rng.standard_normal(dimension))
+hvp_direction = tf.constant(rng.standard_normal(dimension))
+
+
+def quadratic_plus_cos(x):
+    return 0.5 * tf.tensordot(x, tf.linalg.matvec(symmetric_a, x), 1) + tf.reduce_sum(tf.cos(x))
+
+
+def hessian_vector_product(f, x, v):
+    with tf.GradientTape() as outer_tape:
+        outer_tape.watch(x)
+        with tf.GradientTape() as inner_tape:
+            inner_tape.watch(x)
+            value = f(x)
+        grad = inner_tape.gradient(value, x)
+        grad_dot_v = tf.reduce_sum(grad * v)  # a scalar: recorded by the outer tape
+    return outer_tape.gradient(grad_dot_v, x)
+
+
+hvp = hessian_vector_product(quadratic_plus_cos, hvp_point, hvp_direction)
+hessian_analytic = symmetric_a.numpy() - np.diag(np.cos(hvp_point.numpy()))
+hvp_error = np.max(np.abs(hvp.numpy() - hessian_analytic @ hvp_direction.numpy()))
+print(f"max |Hv (two tapes) - Hv (explicit H)| = {hvp_error:.1e}")
+assert hvp_error < 1e-12
+
+# %% [markdown]
+# (tape-stopping)=
+# ## Cutting the recording, and control flow
+#
+# Two tools keep something off the backward pass. `tape.stop_recording()` pauses the tape: operations inside
+# the block are not recorded at all (useful for metrics or logging computed inside a training step, which
+# would otherwise hold memory). `tf.stop_gradient(t)` is an operation that is recorded but whose gradient is
+# zero: its output is treated as a constant (useful for targets that must not move, like the fixed target of a
+# semi-gradient update). Here $10w$ is kept off the backward pass both ways, leaving $\partial (w^2)/\partial w = 2w$.
+
+# %%
+w = tf.Variable(3.0)
+
+with tf.GradientTape() as tape:
+    squared = w * w
+    with tape.stop_recording():
+        not_recorded = 10.0 * w
+    total = squared + not_recorded
+grad_with_pause = tape.gradient(total, w)
+
+with tf.GradientTape() as tape:
+    total = w * w + tf.stop_gradient(10.0 * w)
+grad_with_stop = tape.gradient(total, w)
+
+print("stop_recording:", grad_with_pause.numpy(), " stop_gradient:", grad_with_stop.numpy())
+assert grad_with_pause.numpy() == grad_with_stop.numpy() == 2 * 3.0
+
+
+# %% [markdown]
+# Python control flow needs no special support: the tape records the operations that actually ran. An `if`
+# records the branch taken, and a loop records one copy of its body per iteration. The piecewise function
+# $g(x) = x^2$ for $x > 0$ and $-3x$ otherwise, and a loop that multiplies by $x$ four times, show both.
+
+# %%
+def piecewise(x):
+    if x > 0:  # a Python if, decided by the value at run time
+        return x**2
+    return -3.0 * x
+
+
+def power_by_loop(x, times):
+    result = tf.ones_like(x)
+    for _ in range(times):
+        result = result * x
+    return result
+
+
+branch_grads = {}
+for start in (2.0, -2.0):
+    branch_point = tf.constant(start)
+    with tf.GradientTape() as tape:
+        tape.watch(branch_point)
+        branch_value = piecewise(branch_point)
+    branch_grads[start] = tape.gradient(branch_value, branch_point).numpy()
+
+loop_point = tf.constant(1.5)
+with tf.GradientTape() as tape:
+    tape.watch(loop_point)
+    fourth_power = power_by_loop(loop_point, 4)
+loop_grad = tape.gradient(fourth_power, loop_point).numpy()
+
+print("g'(2) =", branch_grads[2.0], " g'(-2) =", branch_grads[-2.0], " d(x^4)/dx at 1.5 =", loop_grad)
+assert branch_grads == {2.0: 4.0, -2.0: -3.0}
+assert loop_grad == 4 * 1.5**3
+
+# %% [markdown]
+# (tape-where-nan)=
+# `tf.where` is different: it is *one* operation that computes **both** branches for every element and then
+# picks. Both branches are recorded, and the backward pass multiplies the unused branch's derivative by zero.
+# If that derivative is infinite or NaN, $0 \cdot \infty$ is NaN. The classic case is a square root guarded
+# against negative inputs, here written as the power $x^{0.5}$.
+
+# %%
+values = tf.constant([-1.0, 0.0, 4.0])
+
+with tf.GradientTape() as tape:
+    tape.watch(values)
+    guarded_root = tf.where(values > 0, values**0.5, 0.0)
+grad_where = tape.gradient(guarded_root, values)
+
+with tf.GradientTape() as tape:
+    tape.watch(values)
+    safe_input = tf.where(values > 0, values, 1.0)  # the root never sees x <= 0
+    safe_root = tf.where(values > 0, safe_input**0.5, 0.0)
+grad_safe = tape.gradient(safe_root, values)
+
+print("values:", guarded_root.numpy(), safe_root.numpy())
+print("gradient, single where:", grad_where.numpy(), " double where:", grad_safe.numpy())
+assert np.isnan(grad_where.numpy()[:2]).all() and grad_where.numpy()[2] == 0.25
+np.testing.assert_array_equal(grad_safe.numpy(), [0.0, 0.0, 0.25])
+
+# %% [markdown]
+# The forward values are the same in both versions; only the gradient of the first is poisoned. The fix, a
+# "double `where`", makes the unused branch compute something harmless. Many tutorials show this trap with
+# `tf.sqrt`; in TensorFlow 2.21 that particular case no longer bites, because the kernel behind the square
+# root's gradient returns 0 where the upstream gradient is 0, even though the plain gradient at $-1$ and $0$
+# is NaN and $\infty$. Other operations, like the power above or `tf.math.log` at 0, have no such guard.
+
+# %%
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(values)
+    plain_sqrt = tf.sqrt(values)
+    guarded_sqrt = tf.where(values > 0, tf.sqrt(values), 0.0)
+    guarded_log = tf.where(values > 0, tf.math.log(values), 0.0)
+sqrt_plain_grad = tape.gradient(plain_sqrt, values).numpy()
+sqrt_guarded_grad = tape.gradient(guarded_sqrt, values).numpy()
+log_guarded_grad = tape.gradient(guarded_log, values).numpy()
+del tape
+print("sqrt:", sqrt_plain_grad, " sqrt in where:", sqrt_guarded_grad, " log in where:", log_guarded_grad)
+assert np.isnan(sqrt_plain_grad[0]) and np.isinf(sqrt_plain_grad[1])
+np.testing.assert_array_equal(sqrt_guarded_grad, [0.0, 0.0, 0.25])
+assert np.isnan(log_guarded_grad[1])
+
+
+# %% [markdown]
+# (tape-custom)=
+# ## Writing your own gradient
+#
+# `tf.custom_gradient` wraps a function and supplies its backward pass by hand. The function returns its value
+# and a `grad` function that maps the upstream gradient $\bar y$ to $\bar x$. Two uses are common:
+# numerical stability, and changing the gradient on purpose.
+#
+# The **softplus** $s(x) = \log(1 + e^x)$ is a smooth ReLU. Written naively, $e^x$ overflows float32 for
+# $x > \ln(3.4\times 10^{38}) \approx 88.72$; the value becomes $\infty$, and the chain rule gives
+# $\frac{1}{1+e^x}\cdot e^x = \frac{1}{\infty}\cdot\infty = 0\cdot\infty$, which is NaN. The stable form
+# and its derivative are
+#
+# $$
+# s(x) = \max(x, 0) + \log\!\big(1 + e^{-|x|}\big), \qquad s'(x) = \frac{1}{1 + e^{-x}} = \sigma(x),
+# $$ (eq-tape-softplus)
+#
+# where $e^{-|x|} \le 1$ can never overflow. We give the stable form the gradient $\bar y\,\sigma(x)$.
+
+# %%
+def softplus_naive(x):
+    return tf.math.log(1.0 + tf.exp(x))
+
+
+@tf.custom_gradient
+def softplus_stable(x):
+    value = tf.maximum(x, 0.0) + tf.math.log1p(tf.exp(-tf.abs(x)))
+
+    def grad(upstream):
+        return upstream * tf.sigmoid(x)
+
+    return value, grad
+
+
+def value_and_grad(f, x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = f(x)
+    return value.numpy(), tape.gradient(value, x).numpy()
+
+
+softplus_grid = tf.constant(np.linspace(-20.0, 100.0, 1201), dtype=tf.float32)
+naive_value, naive_grad = value_and_grad(softplus_naive, softplus_grid)
+stable_value, stable_grad = value_and_grad(softplus_stable, softplus_grid)
+library_value, library_grad = value_and_grad(tf.math.softplus, softplus_grid)
+
+# %% [markdown]
+# Where does the naive version break? Exactly where $e^x$ overflows. The stable version agrees with TensorFlow's
+# own `tf.math.softplus` everywhere.
+
+# %%
+overflow_point = np.log(np.finfo(np.float32).max)
+beyond = softplus_grid.numpy() > overflow_point
+print(f"exp overflows float32 above x = {overflow_point:.4f}")
+print(f"naive: value inf at {np.isinf(naive_value).sum()} grid points,"
+      f" gradient NaN at {np.isnan(naive_grad).sum()}, x > overflow at {beyond.sum()}")
+value_gap = np.max(np.abs(stable_value - library_value))
+grad_gap = np.max(np.abs(stable_grad - library_grad))
+print(f"stable vs tf.math.softplus: values {value_gap:.1e}, gradients {grad_gap:.1e}")
+assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(np.isinf(naive_value), beyond)
+assert np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
+
+# %% [markdown]
+# {numref}`fig-tape-softplus` shows the two gradients. The TensorFlow docstring of `tf.custom_gradient` uses
+# this very example, but its version still returns $\log(1 + e^x)$ as the value, which is $\infty$ beyond 88.72:
+# it fixes the gradient only. Eq. {eq}`eq-tape-softplus` fixes both.
+
+# %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive $\\log(1+e^x)$ (orange) is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (shaded). The custom gradient $\\sigma(x)$ (blue) is finite everywhere.", "name": "fig-tape-softplus"}}
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+ax.axvspan(overflow_point, 100, color="0.85", label="$e^x$ overflows")
+ax.plot(softplus_grid, stable_grad, lw=3, label="custom gradient $\\sigma(x)$")
+ax.plot(softplus_grid, naive_grad, "--", label="naive tape gradient")
+ax.set_xlabel("$x$")
+ax.set_ylabel("$ds/dx$")
+ax.set_ylim(-0.1, 1.15)
+ax.legend(loc="center right")
+plt.show()
+
+
+# %% [markdown]
+# The second use changes the gradient on purpose. **Gradient clipping** usually rescales gradients after
+# they are computed; with a custom gradient it can happen *inside* the backward pass, at a chosen point of the
+# network. The function below is the identity going forward, and going backward it rescales the upstream
+# gradient to a norm of at most `max_norm`.
+
+# %%
+def clip_gradient_norm(max_norm):
+    @tf.custom_gradient
+    def identity_with_clipped_gradient(x):
+        def grad(upstream):
+            return tf.clip_by_norm(upstream, max_norm)
+
+        return tf.identity(x), grad
+
+    return identity_with_clipped_gradient
+
+
+clip_to_one = clip_gradient_norm(1.0)
+vector = tf.constant([3.0, -4.0])
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(vector)
+    plain_loss = 0.5 * tf.reduce_sum(vector**2)  # gradient = vector, norm 5
+    clipped_loss = 0.5 * tf.reduce_sum(clip_to_one(vector) ** 2)
+
+plain_grad = tape.gradient(plain_loss, vector)
+clipped_grad = tape.gradient(clipped_loss, vector)
+del tape
+print("losses:", plain_loss.numpy(), clipped_loss.numpy())
+print("gradients:", plain_grad.numpy(), clipped_grad.numpy(), " norm:", np.linalg.norm(clipped_grad))
+assert plain_loss.numpy() == clipped_loss.numpy() == 12.5
+np.testing.assert_allclose(clipped_grad.numpy(), [0.6, -0.8], rtol=1e-6)
+
+
+# %% [markdown]
+# Gradient descent with this clipped gradient takes steps of length at most $\alpha \cdot$ `max_norm`: far from
+# the minimum it walks at a constant pace along the direction of steepest descent, and only near the minimum,
+# where the gradient is small, does it behave like plain descent. On the elongated bowl
+# $q(u, v) = \tfrac12(u^2 + 8v^2)$, with learning rate $\alpha = 0.2$, {numref}`fig-tape-clipped-paths` and the
+# animation below show the difference.
+
+# %%
+def bowl(p):
+    return 0.5 * (p[0] ** 2 + 8.0 * p[1] ** 2)
+
+
+def descend(transform, start, learning_rate=0.2, steps=40):
+    params = tf.Variable(start)
+    path = [params.numpy().copy()]
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = bowl(transform(params))
+        params.assign_sub(learning_rate * tape.gradient(loss, params))
+        path.append(params.numpy().copy())
+    return np.array(path)
+
+
+start = [-4.5, 1.0]
+plain_path = descend(tf.identity, start)
+clipped_path = descend(clip_gradient_norm(1.0), start)
+clipped_steps = np.linalg.norm(np.diff(clipped_path, axis=0), axis=1)
+plain_steps = np.linalg.norm(np.diff(plain_path, axis=0), axis=1)
+print(f"first step: plain {plain_steps[0]:.3f}, clipped {clipped_steps[0]:.3f} (bound 0.2 x 1.0)")
+print(f"longest clipped step {clipped_steps.max():.6f}; final distance to the minimum:"
+      f" plain {np.linalg.norm(plain_path[-1]):.1e}, clipped {np.linalg.norm(clipped_path[-1]):.1e}")
+assert clipped_steps.max() <= 0.2 * 1.0 + 1e-6 and plain_steps[0] > 0.5
+assert np.linalg.norm(plain_path[-1]) < 1e-3 < np.linalg.norm(clipped_path[-1]) < 2e-2
+
+
+# %% mystnb={"figure": {"caption": "Forty steps of gradient descent ($\\alpha = 0.2$) on $\\tfrac12(u^2 + 8v^2)$ from $(-4.5, 1)$. Plain descent (blue) takes long steps and zig-zags across the narrow valley; with the gradient clipped to norm 1 in the backward pass (orange), every step is at most 0.2 long.", "name": "fig-tape-clipped-paths"}}
+def bowl_numpy(u, v):
+    return 0.5 * (u**2 + 8.0 * v**2)
+
+
+descent_panel = Panel(
+    bowl_numpy, xlim=(-5, 1.5), ylim=(-1.6, 1.6), levels=np.linspace(0.05, 14, 12) ** 1.5 / 3,
+    paths={"plain gradient": plain_path, "clipped to norm 1": clipped_path},
+)
+fig = plot_paths([descent_panel], figsize=(7.5, 3.6))
+plt.show()
+
+# %% [markdown]
+# Press play to watch the two walks side by side (one frame per two steps): the clipped one marches at
+# constant speed, then slows down as soon as the true gradient's norm drops below 1.
+
+# %%
+every_other_step = {label: path[::2] for label, path in descent_panel.paths.items()}
+animated_panel = dataclasses.replace(descent_panel, paths=every_other_step)
+with plt.rc_context({"figure.constrained_layout.use": False}):  # renders the frames twice as fast
+    descent_animation = animate_paths([animated_panel], figsize=(6.4, 3.2), interval=250, step_label="frame")
+to_html(descent_animation)
+
+
+# %% [markdown]
+# (tape-forward)=
+# ## Forward mode
+#
+# The tape is *reverse* mode: one backward pass gives {eq}`eq-tape-vjp`, a row-combination of the
+# Jacobian, which is all of the gradient when there is a single output. **Forward mode** pushes a tangent
+# $\dot{\mathbf x}$ forward alongside the values and produces the **Jacobian-vector product**
+#
+# $$
+# \dot{\mathbf y} = J_f(\mathbf x)\, \dot{\mathbf x},
+# $$ (eq-tape-jvp)
+#
+# a column-combination, in one forward pass. TensorFlow offers it as `tf.autodiff.ForwardAccumulator`. For
+# $f: \mathbb R^n \to \mathbb R^m$ the full Jacobian takes $n$ forward passes (one per input direction) or $m$
+# backward passes (one per output). So reverse mode wins for losses ($m = 1$, the case of all training), and
+# forward mode wins for functions with few inputs and many outputs, and for directional derivatives. The
+# example has $n = 3$ inputs and $m = 2$ outputs:
+# $f(\mathbf x) = (x_0 x_1 x_2,\ x_0^2 + \sin x_2)$.
+
+# %%
+def two_outputs(x):
+    return tf.stack([x[0] * x[1] * x[2], x[0] ** 2 + tf.sin(x[2])])
+
+
+def two_outputs_jacobian(x0, x1, x2):
+    return np.array([[x1 * x2, x0 * x2, x0 * x1], [2 * x0, 0.0, np.cos(x2)]])
+
+
+inputs = tf.constant([1.0, 2.0, 3.0], dtype=tf.float64)
+identity_3, identity_2 = tf.eye(3, dtype=tf.float64), tf.eye(2, dtype=tf.float64)
+
+columns = []  # forward mode: one pass per input direction
+for tangent in identity_3:
+    with tf.autodiff.ForwardAccumulator(primals=inputs, tangents=tangent) as accumulator:
+        outputs = two_outputs(inputs)
+    columns.append(accumulator.jvp(outputs))
+jacobian_forward = tf.stack(columns, axis=1)
+
+rows = []  # reverse mode: one pass per output
+for cotangent in identity_2:
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = two_outputs(inputs)
+    rows.append(tape.gradient(outputs, inputs, output_gradients=cotangent))
+jacobian_reverse = tf.stack(rows, axis=0)
+
+# %% [markdown]
+# Three forward passes and two backward passes build the same matrix, equal to the analytic one.
+
+# %%
+jacobian_exact = two_outputs_jacobian(1.0, 2.0, 3.0)
+print(jacobian_forward.numpy())
+print("passes: forward", len(columns), " reverse", len(rows))
+forward_vs_reverse = np.max(np.abs(jacobian_forward.numpy() - jacobian_reverse.numpy()))
+forward_vs_exact = np.max(np.abs(jacobian_forward.numpy() - jacobian_exact))
+print(f"max |forward - reverse| = {forward_vs_reverse:.1e}"
+      f", max |forward - analytic| = {forward_vs_exact:.1e}")
+assert forward_vs_reverse < 1e-15 and forward_vs_exact < 1e-15
+
+
+# %% [markdown]
+# | Mode | TensorFlow | One pass gives | Full Jacobian of $f:\mathbb R^n\to\mathbb R^m$ | Best when |
+# | --- | --- | --- | --- | --- |
+# | reverse | `tf.GradientTape` | $J^\top \bar{\mathbf y}$ (a gradient) | $m$ backward passes | few outputs: losses |
+# | forward | `tf.autodiff.ForwardAccumulator` | $J \dot{\mathbf x}$ (a directional derivative) | $n$ forward passes | few inputs, or one direction |
+#
+# One caution, found while writing this chapter. In eager mode, `ForwardAccumulator` did **not** use a
+# `tf.custom_gradient`: it differentiated the forward computation instead. A function whose custom gradient
+# multiplies by 7 shows it.
+
+# %%
+@tf.custom_gradient
+def times_one_gradient_seven(x):
+    def grad(upstream):
+        return 7.0 * upstream
+
+    return x * 1.0, grad
+
+
+x_point = tf.constant(2.0)
+with tf.GradientTape() as tape:
+    tape.watch(x_point)
+    y_custom = times_one_gradient_seven(x_point)
+reverse_derivative = tape.gradient(y_custom, x_point).numpy()
+
+with tf.autodiff.ForwardAccumulator(primals=x_point, tangents=tf.constant(1.0)) as accumulator:
+    y_custom = times_one_gradient_seven(x_point)
+forward_derivative = accumulator.jvp(y_custom).numpy()
+
+print("tape (uses the custom gradient):", reverse_derivative, " ForwardAccumulator:", forward_derivative)
+assert reverse_derivative == 7.0 and forward_derivative == 1.0
+
+
+# %% [markdown]
+# So if a model relies on a custom gradient for correctness (like the stable softplus at $x = 0$, where the
+# forward operations' own derivative is 1, not $\sigma(0) = \tfrac12$), check forward-mode results against the tape.
+#
+# (tape-five-ways)=
+# ## One function, five ways
+#
+# To close, the gradient of $f(u, v)$ from {eq}`eq-tape-f2d` at $(u, v) = (1, 2)$, computed five independent
+# ways, all in float64:
+#
+# 1. **analytic**, from the formula in {eq}`eq-tape-f2d`;
+# 2. **central finite differences**, which need no derivative code at all,
+#
+#    $$
+#    \frac{\partial f}{\partial u} \approx \frac{f(u + h, v) - f(u - h, v)}{2h}, \qquad \text{error } O(h^2) \text{ plus rounding } O(\epsilon / h);
+#    $$ (eq-tape-central)
+#
+# 3. **`GradientTape`**, reverse mode in eager execution;
+# 4. **`tf.gradients` inside a `tf.function`**, the symbolic reverse mode of Chapter 2 on a traced graph;
+# 5. **`ForwardAccumulator`**, forward mode, one JVP per coordinate direction.
+
+# %%
+def by_finite_differences(f, p, step=1e-5):
+    p = np.asarray(p, dtype=np.float64)
+    grad = np.zeros_like(p)
+    for i in range(p.size):
+        shift = np.zeros_like(p)
+        shift[i] = step
+        grad[i] = (float(f(tf.constant(p + shift))) - float(f(tf.constant(p - shift)))) / (2 * step)
+    return grad
+
+
+def by_tape(f, p):
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        value = f(p)
+    return tape.gradient(value, p).numpy()
+
+
+@tf.function
+def by_tf_gradients(p):
+    return tf.gradients(f2d(p), p)[0]  # graph mode: legal inside tf.function
+
+
+def by_forward_mode(f, p):
+    grad = []
+    for tangent in tf.eye(2, dtype=tf.float64):
+        with tf.autodiff.ForwardAccumulator(primals=p, tangents=tangent) as accumulator:
+            value = f(p)
+        grad.append(accumulator.jvp(value).numpy())
+    return np.array(grad)
+
+
+five_ways = {
+    "analytic": f2d_gradient_analytic(1.0, 2.0),
+    "finite differences": by_finite_differences(f2d, [1.0, 2.0]),
+    "GradientTape": by_tape(f2d, uv_point),
+    "tf.gradients in tf.function": by_tf_gradients(uv_point).numpy(),
+    "ForwardAccumulator": by_forward_mode(f2d, uv_point),
+}
+
+# %% [markdown]
+# The four automatic methods agree with the formula to the last bit or two; finite differences to about $10^{-10}$.
+
+# %%
+reference = five_ways["analytic"]
+gaps = {}
+for method, grad in five_ways.items():
+    gaps[method] = np.max(np.abs(grad - reference))
+    print(f"{method:>28}: {grad[0]: .15f} {grad[1]: .15f}   max gap {gaps[method]:.1e}")
+assert all(gaps[m] < 1e-14 for m in ("GradientTape", "tf.gradients in tf.function", "ForwardAccumulator"))
+assert gaps["finite differences"] < 1e-9
+
+# %% [markdown]
+# Why is finite differencing the odd one out? Its error has two parts with opposite trends in the step $h$
+# ({eq}`eq-tape-central`): the truncation error shrinks like $h^2$, while the rounding error of subtracting two
+# nearly equal numbers grows like $\epsilon/h$ with $\epsilon \approx 2.2 \times 10^{-16}$.
+# {numref}`fig-tape-fd-error` sweeps $h$.
+
+# %%
+steps = np.logspace(-13, -1, 49)
+fd_errors = np.array(
+    [np.max(np.abs(by_finite_differences(f2d, [1.0, 2.0], step) - reference)) for step in steps]
+)
+best = np.argmin(fd_errors)
+print(f"best step h = {steps[best]:.1e}, error {fd_errors[best]:.1e};"
+      f" at h = 1e-1: {fd_errors[-1]:.1e}; at h = 1e-13: {fd_errors[0]:.1e}")
+assert 1e-7 < steps[best] < 1e-3 and fd_errors[best] < 1e-9
+assert fd_errors[0] > 100 * fd_errors[best] and fd_errors[-1] > 100 * fd_errors[best]
+
+# %% mystnb={"figure": {"caption": "Error of the central finite-difference gradient of $f(u, v)$ at $(1, 2)$ against the step $h$ (float64). Right of the minimum the $O(h^2)$ truncation error dominates, left of it rounding error $O(\\epsilon/h)$. The automatic methods (dashed line, largest gap among the three) need no step.", "name": "fig-tape-fd-error"}}
+autodiff_gap = max(gaps["GradientTape"], gaps["tf.gradients in tf.function"], gaps["ForwardAccumulator"])
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+ax.loglog(steps, fd_errors, "o-", ms=3, label="central differences")
+ax.loglog(steps, steps**2 * fd_errors[-1] / steps[-1] ** 2, ":", color="0.4", label="$\\propto h^2$")
+ax.loglog(steps, 1e-16 / steps, "-.", color="0.6", label="$\\propto \\epsilon / h$")
+ax.axhline(max(autodiff_gap, 1e-17), ls="--", color="#009E73", label="automatic differentiation")
+ax.set_xlabel("step $h$")
+ax.set_ylabel("max abs error")
+ax.set_ylim(1e-17, 1)
+ax.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# The automatic methods are exact up to the rounding of the operations themselves, with no step to tune.
+# That is why finite differences serve as a *check* of gradient code (Chapter 8 returns to this), never as the way to train.
+#
+# (tape-symptoms)=
+# ## Symptom, cause, fix
+#
+# | Symptom | Cause | Fix |
+# | --- | --- | --- |
+# | gradient is `None` | the result was computed before the tape opened ({ref}`outside <tape-none-outside>`) | compute it inside the `with` block |
+# | gradient is `None` for a constant | tensors are not watched automatically ({ref}`records <tape-records>`) | `tape.watch(t)` |
+# | gradient is `None` after `x = x + 1` | the name now refers to a tensor ({ref}`replaced <tape-none-replaced>`) | `x.assign_add(1.0)` |
+# | gradient is `None` | a NumPy / `float()` step broke the chain ({ref}`NumPy <tape-none-numpy>`) | use TensorFlow operations |
+# | gradient is `None` | integer dtype ({ref}`integer <tape-none-integer>`) | use float literals / `dtype=tf.float32` |
+# | gradient is `None` for a variable | `trainable=False` ({ref}`non-trainable <tape-none-nontrainable>`) | `tape.watch(v)` if you really mean it |
+# | gradient is `None` | the value went through `assign` ({ref}`assign <tape-none-assign>`) | keep intermediates as tensors |
+# | second derivative is `None` | the first derivative does not depend on it ({ref}`higher order <tape-higher>`) | `unconnected_gradients=tf.UnconnectedGradients.ZERO` |
+# | `RuntimeError` on the second `gradient` call | non-persistent tape ({ref}`once <tape-once>`) | `persistent=True`, then `del tape` |
+# | gradient of a vector is one vector, not a matrix | `gradient` sums over the targets ({ref}`Jacobians <tape-nonscalar>`) | `jacobian` / `batch_jacobian` |
+# | NaN gradient, finite values | `tf.where` computes both branches ({ref}`where <tape-where-nan>`) | make the unused branch safe (double `where`) |
+# | NaN gradient at large inputs | overflow inside the chain rule ({ref}`custom gradient <tape-custom>`) | stable form and/or `tf.custom_gradient` |
+# | forward-mode result ignores a custom gradient | `ForwardAccumulator` differentiates the forward ops ({ref}`forward mode <tape-forward>`) | check against the tape |
+#
+# ## Summary
+#
+# - A `tf.GradientTape` records operations on watched tensors while it is open; `gradient` replays them
+#   backwards and computes a vector-Jacobian product {eq}`eq-tape-vjp`. Trainable variables are watched when
+#   read; constants need `watch`; `watch_accessed_variables=False` turns the automatic watching off.
+# - `None` means "not connected on this tape": computed outside, rebound to a tensor, through NumPy, integer,
+#   non-trainable, or through `assign`. Each has a one-line fix.
+# - A tape answers once unless `persistent=True`; delete a persistent tape when done.
+# - The gradient of a non-scalar target is the gradient of its sum {eq}`eq-tape-sum`; `jacobian` and
+#   `batch_jacobian` give every entry or the per-example blocks.
+# - Nested tapes give second derivatives, Hessians (the Jacobian of the gradient) and Hessian-vector products
+#   {eq}`eq-tape-hvp` for the cost of about two gradients.
+# - `stop_recording` and `tf.stop_gradient` keep values off the backward pass; Python control flow is recorded
+#   as it runs, but `tf.where` records both branches.
+# - `tf.custom_gradient` fixes numerically unstable gradients {eq}`eq-tape-softplus` and can clip inside the
+#   backward pass. Forward mode {eq}`eq-tape-jvp` is cheaper when inputs are few.
+# - Analytic, finite-difference, tape, `tf.gradients` and forward-mode gradients agree; finite differences
+#   only to about $10^{-10}$, limited by the step size.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-tape-1
+# `labels = tf.range(3)` and `tape.watch(labels)` inside a tape, then
+# `tape.gradient(tf.reduce_sum(labels * labels), labels)` returns `None`. Why, and what is the smallest change
+# that returns the gradient $2\,\text{labels}$?
+# ```
+#
+# ```{solution-start} ex-tape-1
+# :class: dropdown
+# ```
+#
+# `tf.range(3)` is an `int32` tensor, and the tape refuses to watch integer tensors. Cast to a float first.
+
+# %%
+labels = tf.cast(tf.range(3), tf.float32)
+with tf.GradientTape() as tape:
+    tape.watch(labels)
+    total = tf.reduce_sum(labels * labels)
+labels_grad = tape.gradient(total, labels)
+print(labels_grad.numpy())
+np.testing.assert_array_equal(labels_grad.numpy(), [0.0, 2.0, 4.0])
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tape-2
+# Use three nested tapes to compute the third derivative of $\sin x$ at $x = 0.5$, and compare it with the
+# analytic answer.
+# ```
+#
+# ```{solution-start} ex-tape-2
+# :class: dropdown
+# ```
+#
+# Each tape differentiates what the tape inside it produced; $\frac{d^3}{dx^3}\sin x = -\cos x$.
+
+# %%
+x_half = tf.constant(0.5, dtype=tf.float64)
+with tf.GradientTape() as third:
+    third.watch(x_half)
+    with tf.GradientTape() as second_tape:
+        second_tape.watch(x_half)
+        with tf.GradientTape() as first_tape:
+            first_tape.watch(x_half)
+            sine = tf.sin(x_half)
+        d1 = first_tape.gradient(sine, x_half)
+    d2 = second_tape.gradient(d1, x_half)
+d3 = third.gradient(d2, x_half)
+print(d3.numpy(), -np.cos(0.5))
+assert abs(d3.numpy() + np.cos(0.5)) < 1e-15
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tape-3
+# A Hessian-vector product can also be computed *forward-over-reverse*: a `ForwardAccumulator` with tangent
+# $\mathbf v$ around a tape that computes the gradient. Write it and check it against `hessian_vector_product`
+# from this chapter on the 50-dimensional test function.
+# ```
+#
+# ```{solution-start} ex-tape-3
+# :class: dropdown
+# ```
+#
+# The accumulator pushes $\mathbf v$ through the gradient computation, so its JVP of $\nabla f$ is
+# $H\mathbf v$ {eq}`eq-tape-jvp`. This needs one forward-mode pass instead of a second reverse pass.
+
+# %%
+with tf.autodiff.ForwardAccumulator(primals=hvp_point, tangents=hvp_direction) as accumulator:
+    with tf.GradientTape() as tape:
+        tape.watch(hvp_point)
+        value = quadratic_plus_cos(hvp_point)
+    grad = tape.gradient(value, hvp_point)
+hvp_forward_over_reverse = accumulator.jvp(grad)
+gap = np.max(np.abs(hvp_forward_over_reverse.numpy() - hvp.numpy()))
+print(f"max gap: {gap:.1e}")
+assert gap < 1e-12
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tape-4
+# `tf.round` has no useful gradient (the tape returns `None` through it). Write a *straight-through*
+# rounding with `tf.custom_gradient`: it rounds going forward and passes the upstream gradient unchanged going
+# backward. Check both directions.
+# ```
+#
+# ```{solution-start} ex-tape-4
+# :class: dropdown
+# ```
+
+# %%
+@tf.custom_gradient
+def round_straight_through(x):
+    def grad(upstream):
+        return upstream
+
+    return tf.round(x), grad
+
+
+raw = tf.constant([0.2, 1.7, -2.6])
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(raw)
+    plain_round = tf.reduce_sum(3.0 * tf.round(raw))
+    straight_through = tf.reduce_sum(3.0 * round_straight_through(raw))
+print("values:", plain_round.numpy(), straight_through.numpy())
+print("gradients:", tape.gradient(plain_round, raw), tape.gradient(straight_through, raw).numpy())
+assert plain_round.numpy() == straight_through.numpy() == 3.0 * (0.0 + 2.0 - 3.0)
+assert tape.gradient(plain_round, raw) is None
+np.testing.assert_array_equal(tape.gradient(straight_through, raw).numpy(), [3.0, 3.0, 3.0])
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-tape-5
+# You need the full Jacobian of a function $\mathbb R^{4} \to \mathbb R^{1000}$ (four physical parameters,
+# a thousand simulated measurements). Which mode do you use, and how many passes does it take? What if it were
+# $\mathbb R^{1000} \to \mathbb R^{4}$?
+# ```
+#
+# ````{solution} ex-tape-5
+# :class: dropdown
+# Forward mode: one `ForwardAccumulator` pass per input direction, 4 passes, each giving a column of
+# 1000 entries. Reverse mode would need 1000 backward passes, one per output. For
+# $\mathbb R^{1000} \to \mathbb R^{4}$ it is the other way round: 4 backward passes with `GradientTape`
+# (or one `tape.jacobian` call, which vectorises them), against 1000 forward passes.
+# ````
+
+# %% tags=["remove-cell"]
+# ruff: noqa: E501 -- figure captions (cell metadata) and table rows cannot be wrapped in the .py pair
