@@ -48,6 +48,7 @@ from gdbook.data import (  # noqa: E402
     default_mnist_path,
     load_mnist,
     one_hot,
+    repo_root,
 )
 from gdbook.errors import CaughtError, expect_error, in_notebook  # noqa: E402
 from gdbook.repro import DEFAULT_SEED, setup  # noqa: E402
@@ -63,5 +64,6 @@ __all__ = [
     "default_mnist_path",
     "load_mnist",
     "one_hot",
+    "repo_root",
     "setup",
 ]

@@ -43,9 +43,14 @@ class Mnist(NamedTuple):
     y_test: np.ndarray
 
 
+def repo_root() -> Path:
+    """The top folder of the book's repository (the package is installed from it in editable mode)."""
+    return Path(__file__).resolve().parent.parent
+
+
 def default_mnist_path() -> Path:
     """``data/mnist.npz`` at the top of the repository this package lives in."""
-    return Path(__file__).resolve().parent.parent / "data" / "mnist.npz"
+    return repo_root() / "data" / "mnist.npz"
 
 
 def _sha256(path: Path) -> str:

@@ -1,0 +1,124 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (app-build)=
+# # How this book is built
+#
+# This book is a set of [MyST Markdown notebooks](https://mystmd.org) built with
+# [Jupyter Book](https://jupyterbook.org) 1.x. Nothing in it is pasted in from an earlier run: every
+# output, figure and animation is produced by executing the chapters when the book is built, and every
+# number the text states is checked by an `assert` in a cell.
+#
+# ## The pieces
+#
+# Chapters as pairs
+# : Each chapter is a pair of files kept in step by [jupytext](https://jupytext.readthedocs.io):
+#   `chapters/NN_name.md`, a MyST notebook that the book builds, and `chapters/NN_name.py`, the same cells
+#   as a percent-format script for editors, linters and diffs. The pairing is configured once, in
+#   `jupytext.toml`; `jupytext --sync chapters/*.md` brings a pair back in step after an edit. Each script
+#   also runs on its own: `python chapters/01_gradient.py`.
+#
+# A helper package
+# : What several chapters share (loading the MNIST copy in `data/`, seeding, the plot style, contour
+#   plots and animations, showing an error on purpose) lives in the small package `gdbook`, which has its
+#   own unit tests. The subject matter (an optimizer, a training loop) is always written out in the chapter
+#   that teaches it.
+#
+# Determinism
+# : Every chapter starts with `gdbook.setup()`: fixed seeds for Python, NumPy and TensorFlow, and
+#   TensorFlow's op determinism switched on, so two builds print the same numbers.
+#
+# Execution and its cache
+# : `jupyter-book build .` executes each chapter in a fresh kernel and stores the result in
+#   `_build/.jupyter_cache`; a chapter is executed again only when its code changes. A cell that raises
+#   fails the build, unless it is tagged `raises-exception` (those cells show TensorFlow's errors on
+#   purpose, and the next cell asserts on the message).
+#
+# Tests
+# : `pytest` runs the unit tests of `gdbook`, checks the book's structure (pairs in step, the table of
+#   contents matching `chapters/`, every chapter with goals, a summary and exercises), and runs every
+#   chapter through [nbval](https://nbval.readthedocs.io) in lax mode, so that every `assert` in the book is
+#   a test.
+#
+# Continuous integration
+# : `.ci/run` starts from a clean clone: a fresh virtual environment, the pinned `requirements.txt`,
+#   `ruff`, `pytest`, then a strict build (`jupyter-book build . -n -W --keep-going`: any warning, broken
+#   reference or failing notebook fails it), and prints how long each chapter took to execute.
+#
+# ## Execution status
+#
+# How long each page took to execute in the build you are reading, and whether it succeeded:
+#
+# ```{nb-exec-table}
+# ```
+#
+# ## Versions
+#
+# The packages this build ran with, next to the versions `requirements.txt` pins. If you run the book with
+# other versions, the numbers may differ in the last digits, and an assert may tell you so.
+
+# %%
+import gdbook
+
+gdbook.setup()
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+print(f"Python {sys.version.split()[0]} on {platform.platform()}")
+
+
+def pinned_requirements(path: Path) -> list[Requirement]:
+    """The requirements of `path` that apply to this platform (environment markers evaluated)."""
+    wanted = []
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate(default_environment()):
+            wanted.append(requirement)
+    return wanted
+
+
+requirements = pinned_requirements(gdbook.repo_root() / "requirements.txt")
+print(f"{'package':<18} {'pinned':<14} {'installed':<14}")
+for requirement in requirements:
+    pinned = ",".join(str(spec) for spec in requirement.specifier)
+    try:
+        installed = metadata.version(requirement.name)
+    except metadata.PackageNotFoundError:
+        installed = "not installed"
+    mark = "" if requirement.specifier.contains(installed, prereleases=True) else "  <- differs"
+    print(f"{requirement.name:<18} {pinned:<14} {installed:<14}{mark}")
+
+# %% [markdown]
+# ## Building it yourself
+#
+# ```bash
+# python3 -m venv .venv && source .venv/bin/activate
+# pip install -r requirements.txt
+# jupyter-book build .                       # the site, in _build/html
+# jupyter-book build . -n -W --keep-going    # the strict build CI runs
+# pytest                                     # every test, every chapter through nbval
+# bash .ci/run                               # all of CI, in a fresh virtual environment
+# ```
