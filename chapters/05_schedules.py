@@ -1,0 +1,1184 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-schedules)=
+# # Schedules and regularization
+#
+# :::{admonition} What you will learn
+# :class: tip
+# - To write each of TensorFlow's learning-rate schedules as a formula and as a few lines of Python,
+#   and to check them against `tf.compat.v1.train.*` (TF1) and `tf.keras.optimizers.schedules.*` (TF2)
+#   at every step from 0 to 1000.
+# - How a schedule reaches the optimizer: TF1's `global_step`, Keras' `optimizer.iterations`, and the
+#   silent bug of a `global_step` that never moves.
+# - Why a decaying rate gets closer to the minimum than any constant rate when gradients are noisy.
+# - The three L2 conventions (`tf.nn.l2_loss` halves, Keras' `L2` does not, TF1's `l2_regularizer`
+#   scales the half) and how to translate a TF1 setting into TF2.
+# - Why an L2 penalty and weight decay are the same thing for gradient descent and different things
+#   for Adam, and what that means on a small MNIST model that overfits.
+# :::
+#
+# A learning rate that is right at the start of training is usually too large at the end: far from the
+# minimum a big step makes progress, near it the same step jumps around. A *schedule* makes the rate a
+# function of the step number. *Regularization* changes what is being minimized (or how the weights
+# move) so that the model fits the training data less eagerly. Both are a handful of lines of
+# arithmetic, and TensorFlow has renamed both more than once; this chapter writes each of them by hand
+# and checks the library against the hand-written version, number by number.
+
+# %%
+import gdbook
+
+gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1  # the TF1 API of the source documents
+schedules = tf.keras.optimizers.schedules
+
+# %% [markdown]
+# ## A decaying rate in the source document (TF1)
+#
+# The first source document solves a tiny linear "system" by gradient descent in TF1 graph mode. The
+# input is the row $x = (2, 1)$, the target is 0, the weights are $w = (1, 2)^\top$ and the bias $b$ has
+# **two** entries, so the prediction $p = xw + b$ is a $1 \times 2$ row with two equal entries. The loss
+# is the mean of the two squared errors, and the learning rate follows TF1's `exponential_decay` with
+# initial rate 0.05, decay rate 0.9 and 100 decay steps:
+#
+# $$
+# \alpha_t = \alpha_0 \, r^{t/T}, \qquad \alpha_0 = 0.05,\; r = 0.9,\; T = 100 .
+# $$ (eq-schedules-exp)
+#
+# We rebuild that graph with `tf.compat.v1`: `tf.gradients` for the gradients, the update applied by
+# hand, and a `global_step` variable that the training op increments after every update.
+
+# %%
+source_graph = tf.Graph()
+with source_graph.as_default():
+    x = tf.constant([[2.0, 1.0]])
+    target = tf.constant([0.0])
+    w = tf1.Variable([[1.0], [2.0]], name="w")
+    b = tf1.Variable([0.0, 0.0], name="b")
+    prediction = tf.matmul(x, w) + b  # shape [1, 2]: b broadcasts
+    loss = tf.reduce_mean((target - prediction) ** 2)
+
+    global_step = tf1.Variable(0, trainable=False, name="global_step")
+    learning_rate = tf1.train.exponential_decay(0.05, global_step, decay_steps=100, decay_rate=0.9)
+
+    variables = tf1.trainable_variables()
+    gradients = tf.gradients(loss, variables)
+    gradient_sums_of_squares = [tf.reduce_sum(g**2) for g in gradients]
+    updates = [tf1.assign_sub(v, learning_rate * g) for v, g in zip(variables, gradients, strict=True)]
+    with tf.control_dependencies(updates):  # count the step only after the update
+        train_step = tf1.assign_add(global_step, 1)
+    initialize = tf1.global_variables_initializer()
+
+# %% [markdown]
+# We run eleven steps, as the source does, and keep what it printed: the two gradient sums of squares
+# and the prediction before each update, and also the learning rate that the update used.
+
+# %%
+with tf1.Session(graph=source_graph) as session:
+    session.run(initialize)
+    tf1_rows = []
+    for _ in range(11):
+        tf1_rows.append(session.run([gradient_sums_of_squares, prediction, learning_rate]))
+        session.run(train_step)
+
+tf1_sse = np.array([row[0] for row in tf1_rows])  # (11, 2)
+tf1_pred = np.array([row[1][0, 0] for row in tf1_rows])  # both entries are equal
+tf1_rate = np.array([row[2] for row in tf1_rows])
+for step, (sse, pred, rate) in enumerate(zip(tf1_sse, tf1_pred, tf1_rate, strict=True)):
+    print(f"step {step:2d}  grad SSE [{sse[0]:.8g}, {sse[1]:.8g}]  prediction {pred:.8g}  rate {rate:.8g}")
+
+# %% [markdown]
+# These are the source's printed numbers, digit for digit within float32 precision:
+
+# %%
+source_sse = np.array([
+    [320.0, 32.0], [64.799995, 6.4799995], [13.155804, 1.3155804], [2.6777744, 0.26777744],
+    [0.5464407, 0.05464407], [0.11179476, 0.011179476], [0.02293007, 0.002293007],
+    [0.0047151307, 0.00047151305], [0.0009720302, 9.7203025e-05],
+    [0.00020089658, 2.0089657e-05], [4.1624262e-05, 4.162426e-06],
+])
+source_pred = np.array([
+    4.0, 1.8, 0.81104267, 0.3659081, 0.16529378, 0.07476455, 0.03386006,
+    0.01535437, 0.00697148, 0.00316936, 0.00144264,
+])
+sse_error = np.max(np.abs(tf1_sse - source_sse) / source_sse)
+pred_error = np.max(np.abs(tf1_pred - source_pred) / source_pred)
+print(f"largest relative difference: gradient SSE {sse_error:.2e}, prediction {pred_error:.2e}")
+assert sse_error < 1e-6 and pred_error < 1e-6
+
+# %% [markdown]
+# ### Why the shrink factor drifts
+#
+# The numbers have a simple law. With the target at 0, the loss is $L = \tfrac12 (p_1^2 + p_2^2)$ where
+# $p_j = xw + b_j$, so $\partial L/\partial w = (p_1 + p_2)\,x^\top = 2p\,x^\top$ and
+# $\partial L/\partial b_j = p_j = p$. The gradient sums of squares are therefore $4p^2\lVert x\rVert^2 =
+# 20p^2$ and $2p^2$ (320 and 32 for $p = 4$), and one update changes the prediction to
+#
+# $$
+# p_{t+1} = x\,(w_t - 2\alpha_t p_t x^\top) + b_t - \alpha_t p_t
+#         = \bigl(1 - \alpha_t(2\lVert x\rVert^2 + 1)\bigr)\,p_t = (1 - 11\,\alpha_t)\,p_t .
+# $$ (eq-schedules-shrink)
+#
+# With a constant $\alpha = 0.05$ the factor would be exactly $1 - 0.55 = 0.45$ every step. The ratios
+# of consecutive predictions are 0.45 only for the first step, and then creep upwards:
+
+# %%
+observed_factor = tf1_pred[1:] / tf1_pred[:-1]
+predicted_factor = 1 - 11 * tf1_rate[:-1]
+for step, (seen, law) in enumerate(zip(observed_factor, predicted_factor, strict=True)):
+    print(f"step {step:2d}: p(t+1)/p(t) = {seen:.7f}   1 - 11 alpha_t = {law:.7f}")
+factor_error = np.max(np.abs(observed_factor - predicted_factor))
+print(f"largest difference from eq. (shrink): {factor_error:.1e}")  # float32 rounding, see below
+assert factor_error < 1e-5
+assert abs(observed_factor[0] - 0.45) < 1e-6 and observed_factor[-1] > observed_factor[0] + 5e-3
+
+# %% [markdown]
+# The observed ratios match the law to float32 rounding; the small differences grow over the steps
+# because the prediction $p = 2w_1 + w_2 + b$ becomes a small difference of weights of order 1, which
+# float32 resolves only to about $10^{-7}$ in absolute terms.
+#
+# The factor drifts because `exponential_decay` without `staircase=True` decays *continuously*: the
+# exponent $t/T$ is a real number, so the rate shrinks a little at every step, by the constant factor
+# $r^{1/T} = 0.9^{1/100}$, rather than by 0.9 once every 100 steps. Every smaller rate makes a
+# smaller step, so the prediction shrinks a little less each time:
+
+# %%
+per_step_rate_factor = 0.9 ** (1 / 100)
+print(f"alpha(t+1)/alpha(t) = {per_step_rate_factor:.7f} (TF1: {tf1_rate[1] / tf1_rate[0]:.7f})")
+print(f"after 1000 steps alpha = {0.05 * 0.9**10:.6f}, shrink factor {1 - 11 * 0.05 * 0.9**10:.4f}")
+assert np.allclose(tf1_rate[1:] / tf1_rate[:-1], per_step_rate_factor, rtol=1e-6)
+
+# %% [markdown]
+# With `staircase=True` the exponent is rounded down, $\lfloor t/T \rfloor$, so the rate stays at
+# exactly 0.05 for steps 0 to 99 and the factor stays at 0.45. The closed form
+# {eq}`eq-schedules-shrink` says so; here it is from a TF1 graph with the staircase switched on,
+# now fed the step through a placeholder:
+
+# %%
+staircase_graph = tf.Graph()
+with staircase_graph.as_default():
+    step_fed = tf1.placeholder(tf.int64, shape=[])
+    staircase_rate = tf1.train.exponential_decay(0.05, step_fed, 100, 0.9, staircase=True)
+with tf1.Session(graph=staircase_graph) as session:
+    staircase_rates = np.array([session.run(staircase_rate, {step_fed: t}) for t in range(0, 301, 50)])
+print("staircase rate at steps 0, 50, ..., 300:", staircase_rates)
+print("staircase shrink factor at step 0..99:", 1 - 11 * staircase_rates[0])
+assert np.all(staircase_rates[:2] == np.float32(0.05))
+assert np.allclose(staircase_rates[2:], [0.045, 0.045, 0.0405, 0.0405, 0.03645], rtol=1e-6)
+
+
+# %% [markdown]
+# ## Seven schedules, three ways each
+#
+# TF1 offered its schedules as functions of a `global_step` tensor (`tf.train.exponential_decay` and
+# friends, now under `tf.compat.v1.train`); TF2 offers them as objects that are called with the step
+# (`tf.keras.optimizers.schedules.ExponentialDecay` and friends). The second source document lists
+# three of them: `exponential_decay`, `natural_exp_decay` and `inverse_time_decay`. Writing $t$ for the
+# step, $\alpha_0$ for the initial rate and $T$ for the decay steps, the family is:
+#
+# $$
+# \alpha_t = \alpha_0\, e^{-k\,t/T}
+# $$ (eq-schedules-natural-exp)
+#
+# $$
+# \alpha_t = \frac{\alpha_0}{1 + k\,t/T}
+# $$ (eq-schedules-inverse-time)
+#
+# $$
+# \alpha_t = v_i \quad\text{for}\quad b_{i-1} < t \le b_i \qquad (b_0 = -\infty,\; b_{n+1} = +\infty)
+# $$ (eq-schedules-piecewise)
+#
+# $$
+# \alpha_t = (\alpha_0 - \alpha_\text{end})\Bigl(1 - \frac{\min(t, T)}{T}\Bigr)^{q} + \alpha_\text{end}
+# $$ (eq-schedules-polynomial)
+#
+# $$
+# \alpha_t = \alpha_0\Bigl[(1 - a)\,\tfrac12\Bigl(1 + \cos\frac{\pi \min(t, T)}{T}\Bigr) + a\Bigr]
+# $$ (eq-schedules-cosine)
+#
+# $$
+# \alpha_t = \begin{cases}
+# \alpha_\text{start} + (\alpha_\text{peak} - \alpha_\text{start})\,t/W & t < W\\[2pt]
+# \alpha_\text{peak}\Bigl[(1 - a)\,\tfrac12\Bigl(1 + \cos\frac{\pi \min(t - W, T)}{T}\Bigr) + a\Bigr] & t \ge W
+# \end{cases}
+# $$ (eq-schedules-warmup)
+#
+# together with the exponential decay {eq}`eq-schedules-exp`. For the staircase variants of
+# {eq}`eq-schedules-exp`, {eq}`eq-schedules-natural-exp` and {eq}`eq-schedules-inverse-time`, $t/T$
+# becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`; the linear warm-up in
+# front of it {cite:p}`goyal2017` keeps the first steps small while Adam's or momentum's running
+# averages are still unreliable. Here is how the names map:
+#
+# | schedule | formula | TF1 (`tf.compat.v1.train.`) | TF2 (`tf.keras.optimizers.schedules.`) |
+# | --- | --- | --- | --- |
+# | exponential | {eq}`eq-schedules-exp` | `exponential_decay` | `ExponentialDecay` |
+# | natural exponential | {eq}`eq-schedules-natural-exp` | `natural_exp_decay` | `ExponentialDecay` with $r = e^{-k}$ |
+# | inverse time | {eq}`eq-schedules-inverse-time` | `inverse_time_decay` | `InverseTimeDecay` |
+# | piecewise constant | {eq}`eq-schedules-piecewise` | `piecewise_constant` | `PiecewiseConstantDecay` |
+# | polynomial | {eq}`eq-schedules-polynomial` | `polynomial_decay` | `PolynomialDecay` |
+# | cosine | {eq}`eq-schedules-cosine` | `cosine_decay` | `CosineDecay` |
+# | cosine with warm-up | {eq}`eq-schedules-warmup` | (none) | `CosineDecay(warmup_target=..., warmup_steps=...)` |
+#
+# Keras has no natural-exponential class because it does not need one: $e^{-k t/T} = (e^{-k})^{t/T}$.
+# TensorFlow's own `natural_exp_decay` is implemented exactly that way (read
+# `tensorflow/python/keras/optimizer_v2/legacy_learning_rate_decay.py`).
+#
+# Each formula is a few lines of plain Python, a function of the step alone:
+
+# %%
+def exponential_decay(step, lr0, decay_steps, rate, staircase=False):
+    p = math.floor(step / decay_steps) if staircase else step / decay_steps
+    return lr0 * rate**p
+
+
+def natural_exp_decay(step, lr0, decay_steps, k, staircase=False):
+    p = math.floor(step / decay_steps) if staircase else step / decay_steps
+    return lr0 * math.exp(-k * p)
+
+
+def inverse_time_decay(step, lr0, decay_steps, k, staircase=False):
+    p = math.floor(step / decay_steps) if staircase else step / decay_steps
+    return lr0 / (1 + k * p)
+
+
+def piecewise_constant(step, boundaries, values):
+    for boundary, value in zip(boundaries, values, strict=False):
+        if step <= boundary:  # a boundary step still belongs to the piece before it
+            return value
+    return values[-1]
+
+
+def polynomial_decay(step, lr0, decay_steps, end_lr, power):
+    done = min(step, decay_steps) / decay_steps
+    return (lr0 - end_lr) * (1 - done) ** power + end_lr
+
+
+def cosine_decay(step, lr0, decay_steps, alpha=0.0):
+    done = min(step, decay_steps) / decay_steps
+    return lr0 * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * done)) + alpha)
+
+
+def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha=0.0):
+    if step < warmup_steps:
+        return start_lr + (peak_lr - start_lr) * step / warmup_steps
+    return cosine_decay(step - warmup_steps, peak_lr, decay_steps, alpha)
+
+
+# %% [markdown]
+# One set of settings per schedule, all starting from (or peaking at) 0.1 and chosen so that the curves
+# can be told apart over 1000 steps. Each entry holds the hand-written function with its arguments, the
+# TF1 function (or `None`) and the Keras object:
+
+# %%
+def tf1_schedule(function, *args, **kwargs):
+    """A TF1 decay function waiting for its global_step tensor."""
+    return lambda step: function(*args, global_step=step, **kwargs)
+
+
+variants = {
+    "exponential": (
+        lambda t: exponential_decay(t, 0.1, 250, 0.5),
+        tf1_schedule(tf1.train.exponential_decay, 0.1, decay_steps=250, decay_rate=0.5),
+        schedules.ExponentialDecay(0.1, 250, 0.5),
+    ),
+    "exponential, staircase": (
+        lambda t: exponential_decay(t, 0.1, 250, 0.5, staircase=True),
+        tf1_schedule(tf1.train.exponential_decay, 0.1, decay_steps=250, decay_rate=0.5, staircase=True),
+        schedules.ExponentialDecay(0.1, 250, 0.5, staircase=True),
+    ),
+    "natural exponential": (
+        lambda t: natural_exp_decay(t, 0.1, 200, 1.0),
+        tf1_schedule(tf1.train.natural_exp_decay, 0.1, decay_steps=200, decay_rate=1.0),
+        schedules.ExponentialDecay(0.1, 200, math.exp(-1.0)),
+    ),
+    "inverse time": (
+        lambda t: inverse_time_decay(t, 0.1, 100, 1.0),
+        tf1_schedule(tf1.train.inverse_time_decay, 0.1, decay_steps=100, decay_rate=1.0),
+        schedules.InverseTimeDecay(0.1, 100, 1.0),
+    ),
+    "piecewise constant": (
+        lambda t: piecewise_constant(t, [300, 600], [0.1, 0.05, 0.02]),
+        lambda step: tf1.train.piecewise_constant(step, [300, 600], [0.1, 0.05, 0.02]),
+        schedules.PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02]),
+    ),
+    "polynomial (q = 2)": (
+        lambda t: polynomial_decay(t, 0.1, 800, 0.005, 2.0),
+        tf1_schedule(tf1.train.polynomial_decay, 0.1, decay_steps=800, end_learning_rate=0.005, power=2.0),
+        schedules.PolynomialDecay(0.1, 800, end_learning_rate=0.005, power=2.0),
+    ),
+    "cosine": (
+        lambda t: cosine_decay(t, 0.1, 1000),
+        tf1_schedule(tf1.train.cosine_decay, 0.1, decay_steps=1000),
+        schedules.CosineDecay(0.1, 1000),
+    ),
+    "cosine with warm-up": (
+        lambda t: cosine_with_warmup(t, 0.0, 0.1, 100, 900),
+        None,
+        schedules.CosineDecay(0.0, 900, warmup_target=0.1, warmup_steps=100),
+    ),
+}
+
+# %% [markdown]
+# Now every schedule is evaluated at every step from 0 to 1000, three times. The TF1 versions live in
+# one graph and read the step from a placeholder, exactly as they would read a `global_step` variable.
+# The Keras objects accept a whole vector of steps, except the warm-up variant, whose `cond` needs a
+# scalar; `tf.vectorized_map` maps it over the vector.
+
+# %%
+steps = np.arange(1001)
+by_hand = {name: np.array([f(int(t)) for t in steps]) for name, (f, _, _) in variants.items()}
+
+tf1_graph = tf.Graph()
+with tf1_graph.as_default():
+    step_fed = tf1.placeholder(tf.int64, shape=[])
+    tf1_tensors = {name: make(step_fed) for name, (_, make, _) in variants.items() if make is not None}
+with tf1.Session(graph=tf1_graph) as session:
+    fetched = [session.run(tf1_tensors, {step_fed: t}) for t in steps]
+by_tf1 = {name: np.array([row[name] for row in fetched]) for name in tf1_tensors}
+
+step_vector = tf.range(1001, dtype=tf.int64)
+by_keras = {}
+for name, (_, _, keras_schedule) in variants.items():
+    if name == "cosine with warm-up":
+        by_keras[name] = tf.vectorized_map(keras_schedule, step_vector).numpy()
+    else:
+        by_keras[name] = keras_schedule(step_vector).numpy()
+
+# %% [markdown]
+# The table below compares them. TensorFlow computes in float32 and the hand-written functions in
+# float64, so we measure the difference relative to the initial rate 0.1 (a difference relative to the
+# rate itself would blow up near the end of the cosine, where $1 + \cos$ cancels to almost nothing in
+# float32).
+
+# %%
+print(f"{'schedule':24s} {'hand vs Keras':>14s} {'hand vs TF1':>12s} {'TF1 vs Keras':>13s}")
+for name in variants:
+    hand_keras = np.max(np.abs(by_hand[name] - by_keras[name])) / 0.1
+    line = f"{name:24s} {hand_keras:14.1e}"
+    if name in by_tf1:
+        hand_tf1 = np.max(np.abs(by_hand[name] - by_tf1[name])) / 0.1
+        tf1_keras = np.max(np.abs(by_tf1[name] - by_keras[name])) / 0.1
+        line += f" {hand_tf1:12.1e} {tf1_keras:13.1e}"
+        assert hand_tf1 < 1e-6 and tf1_keras < 1e-6
+    else:
+        line += f" {'(no TF1)':>12s}"
+    print(line)
+    assert hand_keras < 1e-6
+
+# %% [markdown]
+# The hand-written functions agree with both libraries to float32 rounding (about $10^{-7}$ of the
+# initial rate) at all 1001 steps. TF1 and Keras compute the same formulas in float32, yet they are
+# not bit-for-bit equal either: the same arithmetic reaches different kernels (a TF1 graph is
+# rewritten by TensorFlow's graph optimizer before it runs, and a vector of steps goes through
+# vectorized kernels), and these round differently in the last bits. Where a bit-for-bit comparison
+# matters, as in the next section, give both sides the *same* schedule object. {numref}`fig-schedules-all` draws them.
+
+# %% mystnb={"figure": {"caption": "The seven schedules of the table (the exponential one twice, continuous and staircase) over 1000 steps. The staircase and piecewise-constant schedules jump; cosine with warm-up climbs linearly for 100 steps and then follows a cosine from its peak.", "name": "fig-schedules-all"}}
+styles = {"exponential, staircase": "--", "piecewise constant": "--", "cosine with warm-up": "-."}
+fig, ax = plt.subplots(figsize=(8, 4.4))
+for name in variants:
+    ax.plot(steps, by_keras[name], styles.get(name, "-"), label=name)
+ax.set_xlabel("step $t$")
+ax.set_ylabel(r"learning rate $\alpha_t$")
+ax.legend(ncol=2, fontsize="small")
+plt.show()
+
+# %% [markdown]
+# Two details of the libraries that the formulas make visible. The piecewise-constant schedule uses
+# $t \le b_i$, so at the boundary step 300 the rate is still the first value; and `PolynomialDecay`,
+# `CosineDecay` clamp the step at $T$, so after the decay steps the rate stays at its final value
+# instead of turning back up.
+
+# %%
+piecewise = by_keras["piecewise constant"]
+print("piecewise rate at steps 299, 300, 301:", piecewise[299:302])
+print("polynomial rate at steps 800 and 1000:", by_keras["polynomial (q = 2)"][[800, 1000]])
+assert piecewise[300] == np.float32(0.1) and piecewise[301] == np.float32(0.05)
+assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
+
+
+# %% [markdown]
+# ## How a schedule drives an optimizer
+#
+# A schedule is only a function of a step number; something must count the steps. In TF1 that is the
+# `global_step` variable, and the counting is done by `minimize(..., global_step=global_step)` (or
+# `apply_gradients`): after the update it adds one. The learning-rate tensor reads the variable, so the
+# update at step $t$ uses $\alpha_t$ and only then is the counter moved.
+#
+# Forgetting to pass `global_step` to `minimize` raises no error: the variable stays at 0 and the
+# "decaying" rate is a constant. The next cell runs the source problem three ways in TF1: the
+# hand-applied update from above, `minimize` with `global_step`, and `minimize` without it.
+
+# %%
+def source_problem_tf1(pass_global_step, steps=11):
+    graph = tf.Graph()
+    with graph.as_default():
+        w = tf1.Variable([[1.0], [2.0]])
+        b = tf1.Variable([0.0, 0.0])
+        prediction = tf.matmul(tf.constant([[2.0, 1.0]]), w) + b
+        loss = tf.reduce_mean(prediction**2)
+        step = tf1.Variable(0, trainable=False)
+        rate = tf1.train.exponential_decay(0.05, step, 100, 0.9)
+        optimizer = tf1.train.GradientDescentOptimizer(rate)
+        train = optimizer.minimize(loss, global_step=step if pass_global_step else None)
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph) as session:
+        session.run(init)
+        predictions = []
+        for _ in range(steps):
+            predictions.append(session.run(prediction)[0, 0])
+            session.run(train)
+        return np.array(predictions), session.run(step), session.run(rate)
+
+
+with_step, counter_with, rate_with = source_problem_tf1(pass_global_step=True)
+without_step, counter_without, rate_without = source_problem_tf1(pass_global_step=False)
+print(f"with global_step:    counter {counter_with:2d}, rate {rate_with:.7f}, p_10 = {with_step[-1]:.8f}")
+print(f"without global_step: counter {counter_without:2d}, rate {rate_without:.7f}, p_10 = {without_step[-1]:.8f}")
+print(f"minimize with global_step vs hand-applied update: max difference {np.max(np.abs(with_step - tf1_pred)):.1e}")
+assert np.max(np.abs(with_step - tf1_pred)) < 1e-7 and counter_with == 11
+assert counter_without == 0 and rate_without == np.float32(0.05)
+assert np.allclose(without_step, 4.0 * 0.45 ** np.arange(11), rtol=1e-5, atol=1e-6)
+
+# %% [markdown]
+# Without the counter, the prediction shrinks by exactly $0.45$ per step ($p_{10} = 4 \cdot 0.45^{10}$):
+# the schedule is silently switched off.
+#
+# In TF2 the counter belongs to the optimizer: `optimizer.iterations` starts at 0, and
+# `apply_gradients` first computes the rate as `schedule(optimizer.iterations)`, applies the update,
+# and then adds one to `iterations`. The same convention, with nothing to forget. A hand-written loop
+# does the same with its own counter. We plug *one* `ExponentialDecay` object into a Keras `SGD`
+# optimizer and into a hand-written gradient-descent loop on the source problem:
+
+# %%
+source_schedule = schedules.ExponentialDecay(0.05, decay_steps=100, decay_rate=0.9)
+x_row = tf.constant([[2.0, 1.0]])
+
+
+def source_loss(w, b):
+    return tf.reduce_mean((tf.matmul(x_row, w) + b) ** 2)
+
+
+def run_keras_sgd(steps):
+    w, b = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
+    optimizer = tf.keras.optimizers.SGD(learning_rate=source_schedule)
+    path, rates = [], []
+    for _ in range(steps):
+        path.append(np.concatenate([w.numpy().ravel(), b.numpy()]))
+        rates.append(float(optimizer.learning_rate))  # the rate the coming update will use
+        with tf.GradientTape() as tape:
+            loss_value = source_loss(w, b)
+        optimizer.apply_gradients(zip(tape.gradient(loss_value, [w, b]), [w, b], strict=True))
+    return np.array(path), np.array(rates), int(optimizer.iterations)
+
+
+def run_hand_sgd(steps, schedule):
+    w, b = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
+    path = []
+    for step in range(steps):
+        path.append(np.concatenate([w.numpy().ravel(), b.numpy()]))
+        rate = schedule(step)
+        with tf.GradientTape() as tape:
+            loss_value = source_loss(w, b)
+        grad_w, grad_b = tape.gradient(loss_value, [w, b])
+        w.assign_sub(rate * grad_w)
+        b.assign_sub(rate * grad_b)
+    return np.array(path)
+
+
+keras_path, keras_rates, keras_iterations = run_keras_sgd(30)
+hand_path = run_hand_sgd(30, source_schedule)
+print("optimizer.iterations after 30 updates:", keras_iterations)
+print("rates used at steps 0, 1, 2:", keras_rates[:3])
+print("max |Keras SGD - hand-written|, 30 steps:", np.max(np.abs(keras_path - hand_path)))
+assert keras_iterations == 30 and np.array_equal(keras_path, hand_path)
+assert np.allclose(keras_rates, [exponential_decay(t, 0.05, 100, 0.9) for t in range(30)], rtol=1e-6)
+
+# %% [markdown]
+# The two runs are identical to the last bit. They also reproduce the TF1 graph of the source, whose
+# predictions we recorded above; the prediction is the first weight times 2 plus the second plus the bias:
+
+# %%
+keras_pred = 2 * keras_path[:11, 0] + keras_path[:11, 1] + keras_path[:11, 2]
+print("TF2 predictions, steps 0..4:", keras_pred[:5])
+print(f"max relative difference from the TF1 run: {np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}")
+assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
+
+# %% [markdown]
+# ## What a schedule buys
+#
+# With exact gradients, as in the source problem, a constant rate small enough to be stable converges.
+# With *noisy* gradients it does not: stochastic gradient descent with a constant rate $\alpha$ keeps
+# jumping around the minimum in a cloud whose size grows with $\alpha$. A small rate makes the cloud
+# small but takes long to get there; a large rate gets there fast and then stays noisy.
+# {cite:t}`robbins1951` showed that rates with $\sum_t \alpha_t = \infty$ and $\sum_t \alpha_t^2 <
+# \infty$ get the best of both; practical schedules approximate that.
+#
+# The model is the straight line $\hat y = w x + b$ fitted to 200 noisy points of $y = 3x + 2$ by SGD
+# with one example per step, for 1000 steps. The training loss is half the mean squared error; its exact
+# minimizer $\theta^*$ comes from least squares, so we can measure the *excess* loss
+# $L(\theta_t) - L(\theta^*)$.
+
+# %%
+data_rng = np.random.default_rng(2024)
+line_x = data_rng.normal(size=200).astype(np.float32)
+line_y = (3 * line_x + 2 + data_rng.normal(size=200)).astype(np.float32)
+design = np.stack([line_x, np.ones_like(line_x)], axis=1).astype(np.float64)
+theta_star = np.linalg.lstsq(design, line_y.astype(np.float64), rcond=None)[0]
+
+
+def line_loss(w, b):
+    """Half mean squared error on the 200 points; w and b may be arrays (a grid or a path)."""
+    residual = np.multiply.outer(w, line_x) + np.expand_dims(b, -1) - line_y
+    return 0.5 * np.mean(residual**2, axis=-1)
+
+
+best_loss = line_loss(theta_star[0], theta_star[1])
+sgd_order = np.concatenate([data_rng.permutation(200) for _ in range(5)])  # 5 epochs, one example a step
+print(f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = {best_loss:.4f}")
+
+
+# %% [markdown]
+# The SGD loop runs inside one `tf.function`, so that 1000 steps cost one call. The rates come in as a
+# vector, precomputed from each schedule; this is the same hand-written gradient descent as before.
+
+# %%
+@tf.function
+def sgd_line_path(rates, xs, ys):
+    theta = tf.zeros(2)
+    path = tf.TensorArray(tf.float32, size=tf.shape(rates)[0] + 1).write(0, theta)
+    for t in tf.range(tf.shape(rates)[0]):
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            loss_value = 0.5 * (theta[0] * xs[t] + theta[1] - ys[t]) ** 2
+        theta = theta - rates[t] * tape.gradient(loss_value, theta)
+        path = path.write(t + 1, theta)
+    return path.stack()
+
+
+sgd_steps = tf.range(1000, dtype=tf.int64)
+line_rates = {
+    "constant 0.1": tf.fill([1000], 0.1),
+    "constant 0.01": tf.fill([1000], 0.01),
+    "exponential 0.1 → 0.001": schedules.ExponentialDecay(0.1, 1000, 0.01)(sgd_steps),
+    "cosine, warm-up to 0.1": tf.vectorized_map(
+        schedules.CosineDecay(0.0, 900, warmup_target=0.1, warmup_steps=100), sgd_steps
+    ),
+}
+line_paths = {
+    name: sgd_line_path(rates, line_x[sgd_order], line_y[sgd_order]).numpy()
+    for name, rates in line_rates.items()
+}
+excess = {name: line_loss(path[:, 0], path[:, 1]) - best_loss for name, path in line_paths.items()}
+
+# %% [markdown]
+# We compare the runs by their excess loss averaged over the last 100 steps (an average, because a
+# single step of SGD is a lottery):
+
+# %%
+final_excess = {name: float(np.mean(curve[-100:])) for name, curve in excess.items()}
+for name, value in final_excess.items():
+    print(f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: {excess[name][100]:.2e}")
+big, small = final_excess["constant 0.1"], final_excess["constant 0.01"]
+for name in ["exponential 0.1 → 0.001", "cosine, warm-up to 0.1"]:
+    assert final_excess[name] < big / 10 and final_excess[name] < small
+assert excess["constant 0.01"][100] > 10 * excess["constant 0.1"][100]  # small rate: slow start
+
+# %% [markdown]
+# Both schedules end more than ten times closer to the minimum than the constant rate 0.1 they start
+# with (or peak at), and closer than the constant 0.01, which in turn is far behind at step 100.
+# {numref}`fig-schedules-sgd-noise` shows the whole curves.
+
+# %% mystnb={"figure": {"caption": "Excess training loss of SGD on a noisy straight-line fit (log scale, smoothed over 25 steps). A large constant rate is fast and then stalls in its noise; a small one is precise but slow; the schedules start like the large rate and finish below the small one.", "name": "fig-schedules-sgd-noise"}}
+fig, ax = plt.subplots()
+window = np.ones(25) / 25
+for name, curve in excess.items():
+    ax.plot(np.convolve(curve, window, mode="valid"), label=name)
+ax.set_yscale("log")
+ax.set_xlabel("step")
+ax.set_ylabel(r"$L(\theta_t) - L(\theta^*)$")
+ax.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# {numref}`fig-schedules-sgd-paths` follows the parameters $(w, b)$ themselves on the contours of the
+# training loss: the constant rate 0.1 arrives first and then keeps wandering in a cloud around the
+# minimum, while the schedules settle as their rates shrink.
+
+# %% mystnb={"figure": {"caption": "The SGD paths of the noisy line fit in the $(w, b)$ plane (a dot every 10 steps, squares mark the start), on contours of the training loss. With the constant rate 0.1 the path ends in a cloud around the minimum; the decaying rates end close to it.", "name": "fig-schedules-sgd-paths"}}
+from gdbook.plotting import Panel, plot_paths
+
+line_panel = Panel(
+    f=line_loss,
+    xlim=(-0.3, 3.6),
+    ylim=(-0.3, 2.6),
+    paths={name: path for name, path in line_paths.items() if name != "constant 0.01"},
+    levels=[best_loss + d for d in (0.005, 0.02, 0.08, 0.3, 1, 2.5, 5)],
+)
+plot_paths([line_panel], figsize=(6.2, 4.8), marker_every=10)
+plt.show()
+
+# %% [markdown]
+# ## L2 regularization: three conventions
+#
+# L2 regularization adds a multiple of the squared weights to the loss, which pulls the weights
+# towards zero {cite:p}`krogh1992`. TensorFlow has three spellings of it, and they differ by factors
+# of 2:
+#
+# $$
+# \texttt{tf.nn.l2\_loss}(w) = \tfrac12 \textstyle\sum_i w_i^2, \qquad
+# \texttt{L2}(\ell)(w) = \ell \textstyle\sum_i w_i^2, \qquad
+# \texttt{l2\_regularizer}(s)(w) = s \cdot \tfrac12 \textstyle\sum_i w_i^2 .
+# $$ (eq-schedules-l2-conventions)
+#
+# The first is TF1 and TF2 alike; the second is Keras (`tf.keras.regularizers.L2`, default
+# $\ell = 0.01$); the third is TF1's `tf.contrib.layers.l2_regularizer`, which the second source
+# document uses. `tf.contrib` was removed in TF2:
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(AttributeError) as contrib_missing:
+    tf.contrib.layers.l2_regularizer(0.01)
+
+# %%
+print(contrib_missing.message)
+assert "has no attribute 'contrib'" in contrib_missing.message
+
+
+# %% [markdown]
+# Its definition was `scale * tf.nn.l2_loss(weights)`, so we write it as a one-line function and
+# compare the three on $w = (1, -2, 3)$, where $\sum w_i^2 = 14$. The gradients differ the same way:
+# $w$ for `l2_loss`, $2\ell w$ for `L2`, $s w$ for `l2_regularizer`.
+
+# %%
+def tf1_l2_regularizer(scale):
+    """What tf.contrib.layers.l2_regularizer(scale) returned: a function of the weights."""
+    return lambda weights: scale * tf.nn.l2_loss(weights)
+
+
+weights = tf.Variable([1.0, -2.0, 3.0])
+penalties = {
+    "tf.nn.l2_loss(w)": lambda v: tf.nn.l2_loss(v),
+    "keras L2(0.01)(w)": tf.keras.regularizers.L2(0.01),
+    "l2_regularizer(0.01)(w)": tf1_l2_regularizer(0.01),
+}
+for name, penalty in penalties.items():
+    with tf.GradientTape() as tape:
+        value = penalty(weights)
+    print(f"{name:24s} = {float(value):.4f}   gradient {tape.gradient(value, weights).numpy()}")
+assert float(tf.nn.l2_loss(weights)) == 7.0
+assert abs(float(tf.keras.regularizers.L2(0.01)(weights)) - 0.14) < 1e-7
+assert abs(float(tf1_l2_regularizer(0.01)(weights)) - 0.07) < 1e-7
+
+# %% [markdown]
+# So a TF1 setting translates like this:
+#
+# | TF1 | TF2 / Keras equivalent |
+# | --- | --- |
+# | `loss + beta * tf.nn.l2_loss(W)` | `kernel_regularizer=tf.keras.regularizers.L2(beta / 2)` |
+# | `tf.contrib.layers.l2_regularizer(scale)` | `tf.keras.regularizers.L2(scale / 2)` |
+# | `loss + lam * tf.reduce_sum(W**2)` | `tf.keras.regularizers.L2(lam)` |
+#
+# A Keras layer with a `kernel_regularizer` does not add the penalty to your loss by itself: it collects
+# it in `layer.losses`, which `model.fit` adds for you and a hand-written loop must add itself.
+
+# %%
+dense = tf.keras.layers.Dense(3, kernel_regularizer=tf.keras.regularizers.L2(0.005 / 2))
+dense(tf.ones([1, 4]))  # builds the kernel
+expected = 0.005 * tf.nn.l2_loss(dense.kernel)  # the TF1 way, beta = 0.005
+print("layer.losses:", [float(v) for v in dense.losses], " TF1 beta * l2_loss:", float(expected))
+assert len(dense.losses) == 1 and abs(float(dense.losses[0]) - float(expected)) < 1e-7
+
+# %% [markdown]
+# ## An L2 penalty versus decoupled weight decay
+#
+# Write the penalty as $\tfrac{\lambda}{2}\lVert w\rVert^2$ (Keras: `L2(λ/2)`). One gradient-descent
+# step on $f(w) + \tfrac{\lambda}{2}\lVert w\rVert^2$ is
+#
+# $$
+# w_{t+1} = w_t - \alpha_t\bigl(\nabla f(w_t) + \lambda w_t\bigr) = (1 - \alpha_t\lambda)\,w_t - \alpha_t \nabla f(w_t),
+# $$ (eq-schedules-l2-step)
+#
+# which *decays* the weights by the factor $1 - \alpha_t\lambda$ and then takes the plain gradient step.
+# *Weight decay* does that directly, without touching the loss. Keras optimizers take a `weight_decay`
+# argument and, before the gradient step, apply `w -= w * weight_decay * learning_rate` with the current
+# (scheduled) rate. For gradient descent the two are therefore the same algorithm when
+# `weight_decay` $= \lambda$, even under a schedule. {cite:t}`loshchilov2019` write the decay instead as
+# $w \leftarrow (1 - \lambda')\,w$ with a per-step factor; the exact rescaling is
+# $\lambda' = \alpha_t \lambda$, so a *fixed* $\lambda'$ matches the L2 penalty only while the rate is
+# constant.
+#
+# We check all of this on a small least-squares problem with a decaying rate: hand-written gradient
+# descent on the penalized loss, Keras `SGD` on the penalized loss (a `L2(λ/2)` penalty), Keras `SGD` with
+# `weight_decay=λ`, and the fixed-factor decay $\lambda' = \alpha_0\lambda$.
+
+# %%
+ls_rng = np.random.default_rng(5)
+ls_a = tf.constant(ls_rng.normal(size=(50, 10)), tf.float32)
+ls_y = tf.constant(ls_rng.normal(size=50), tf.float32)
+lam = 0.1
+decaying = schedules.ExponentialDecay(0.2, decay_steps=50, decay_rate=0.5)
+
+
+def ls_loss(w):
+    return 0.5 * tf.reduce_mean((tf.linalg.matvec(ls_a, w) - ls_y) ** 2)
+
+
+@tf.function
+def gd_path(mode, steps=200):
+    w = tf.zeros(10)
+    path = tf.TensorArray(tf.float32, size=steps)
+    for t in tf.range(steps):
+        rate = decaying(t)
+        with tf.GradientTape() as tape:
+            tape.watch(w)
+            loss_value = ls_loss(w)
+            if mode == "l2":
+                loss_value += lam / 2 * tf.reduce_sum(w**2)
+        grad = tape.gradient(loss_value, w)
+        if mode == "fixed factor":
+            w = (1 - decaying(0) * lam) * w
+        w = w - rate * grad
+        path = path.write(t, w)
+    return path.stack()
+
+
+def keras_path(optimizer, penalty=None, steps=200):
+    w = tf.Variable(tf.zeros(10))
+
+    @tf.function
+    def run():
+        path = tf.TensorArray(tf.float32, size=steps)
+        for t in tf.range(steps):
+            with tf.GradientTape() as tape:
+                loss_value = ls_loss(w) + (penalty(w) if penalty is not None else 0.0)
+            optimizer.apply_gradients([(tape.gradient(loss_value, w), w)])
+            path = path.write(t, w.read_value())
+        return path.stack()
+
+    return run().numpy()
+
+
+gd_runs = {
+    "hand, L2 in loss": gd_path("l2").numpy(),
+    "Keras SGD, L2(λ/2) in loss": keras_path(tf.keras.optimizers.SGD(decaying), tf.keras.regularizers.L2(lam / 2)),
+    "Keras SGD, weight_decay=λ": keras_path(tf.keras.optimizers.SGD(decaying, weight_decay=lam)),
+    "hand, fixed factor λ'=α0 λ": gd_path("fixed factor").numpy(),
+}
+reference = gd_runs["hand, L2 in loss"]
+gd_differences = {name: float(np.max(np.abs(run - reference))) for name, run in gd_runs.items()}
+for name, difference in gd_differences.items():
+    print(f"{name:28s} max |w - w(hand, L2)| over 200 steps: {difference:.1e}")
+assert gd_differences["Keras SGD, L2(λ/2) in loss"] < 1e-6
+assert gd_differences["Keras SGD, weight_decay=λ"] < 1e-6
+assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
+
+
+# %% [markdown]
+# The first three agree to float32 rounding (they perform the same arithmetic, grouped differently,
+# so not bit for bit). The fixed-factor decay drifts away as soon as the rate has decayed, because it
+# keeps decaying the weights at the initial rate's strength.
+#
+# ### Adam: the penalty gets normalized away
+#
+# Adam {cite:p}`kingma2015` divides each coordinate of the gradient by a running root mean square of
+# that coordinate's past gradients. When the penalty is in the loss, its gradient $\lambda w$ is part of
+# what gets divided: coordinates with large gradients are barely regularized, coordinates with small
+# gradients strongly. Decoupled weight decay (AdamW, {cite:t}`loshchilov2019`) keeps the decay outside
+# the normalization. In the form Keras implements (its $\hat\epsilon$ form of Adam, with the decay
+# applied first at the current rate $\alpha_t$):
+#
+# $$
+# \begin{aligned}
+# g_t &= \nabla f(w_t) \;\bigl[+\, \lambda w_t \text{ for L2 in the loss}\bigr],\qquad
+# w_t' = w_t - \alpha_t \lambda_\text{wd}\, w_t \;\text{ (AdamW only)}\\
+# m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2\\
+# w_{t+1} &= w_t' - \alpha_t \frac{\sqrt{1 - \beta_2^{t}}}{1 - \beta_1^{t}}\,\frac{m_t}{\sqrt{v_t} + \hat\epsilon}
+# \end{aligned}
+# $$ (eq-schedules-adamw)
+#
+# with $t$ counted from 1 inside the bias corrections. Keras' defaults are $\beta_1 = 0.9$,
+# $\beta_2 = 0.999$, $\hat\epsilon = 10^{-7}$ (the paper's $\epsilon = 10^{-8}$ sits in a slightly
+# different place), and `AdamW`'s `weight_decay` defaults to 0.004. Note that Keras multiplies the decay by
+# the full rate $\alpha_t$, while the paper multiplies it by the schedule multiplier only
+# ($w \leftarrow w - \eta_t(\alpha\,\hat m/\ldots + \lambda w)$), so Keras' `weight_decay` is the paper's
+# $\lambda$ divided by the base rate.
+#
+# The first step shows the difference at its starkest. With $m_1 = (1-\beta_1) g_1$ and
+# $v_1 = (1-\beta_2) g_1^2$, the first Adam step is $\alpha\, g_1/|g_1| = \pm\alpha$ in every
+# coordinate, whatever the size of $g_1$: an L2 penalty small enough not to flip a sign has *no effect
+# at all* on it, while AdamW's first step also shrinks $w$ by $\alpha\lambda w$. The hand-written update
+# {eq}`eq-schedules-adamw`, for one step from $w = (1, 1)$:
+
+# %%
+def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps=1e-7):
+    """One Adam step of eq. (adamw), as Keras computes it; t counts from 1. Returns w, m, v."""
+    w = w - rate * decay * w  # decoupled weight decay (AdamW); 0 for Adam
+    m = m + (grad - m) * (1 - beta_1)
+    v = v + (grad**2 - v) * (1 - beta_2)
+    step_size = rate * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    return w - m * step_size / (np.sqrt(v) + eps), m, v
+
+
+stiffness = np.array([100.0, 1.0])  # f(w) = 1/2 sum h_i (w_i - 1)^2: one stiff, one soft coordinate
+w_start, zeros = np.array([1.0, 1.0]), np.zeros(2)
+grad_f = stiffness * (w_start - 2.0)  # evaluated at w = 1 for a minimum at c = 2
+first_plain = adam_update(w_start, grad_f, zeros, zeros, 1, 0.01)[0]
+first_l2 = adam_update(w_start, grad_f + 0.5 * w_start, zeros, zeros, 1, 0.01)[0]
+first_adamw = adam_update(w_start, grad_f, zeros, zeros, 1, 0.01, decay=0.5)[0]
+print("Adam:", first_plain, " Adam + L2:", first_l2, " AdamW:", first_adamw)
+assert np.max(np.abs(first_l2 - first_plain)) < 1e-6  # equal up to the epsilon
+assert np.allclose(first_plain - first_adamw, 0.01 * 0.5 * w_start)
+
+# %% [markdown]
+# Over a whole run the difference is not a detail. Take $f(w) = \tfrac12\sum_i h_i (w_i - 1)^2$ with a
+# stiff coordinate ($h_1 = 100$) and a soft one ($h_2 = 1$), $\lambda = 0.5$, and 2000 Adam steps with a
+# cosine schedule from 0.05 to 0, from $w = 0$. The penalized loss has its minimum at
+# $w_i = h_i/(h_i + \lambda)$: the soft coordinate is pulled in much more than the stiff one. We run the
+# hand-written update {eq}`eq-schedules-adamw` and Keras' `Adam` / `AdamW` side by side.
+
+# %%
+quad_h, quad_c, quad_lam, quad_steps = np.array([100.0, 1.0]), np.array([1.0, 1.0]), 0.5, 2000
+quad_schedule = schedules.CosineDecay(0.05, quad_steps)
+quad_rates = quad_schedule(tf.range(quad_steps, dtype=tf.int64)).numpy().astype(np.float64)
+
+
+def hand_adam_run(mode):
+    w, m, v = np.zeros(2), np.zeros(2), np.zeros(2)
+    for t in range(quad_steps):
+        grad = quad_h * (w - quad_c) + (quad_lam * w if mode == "L2" else 0.0)
+        decay = quad_lam if mode == "AdamW" else 0.0
+        w, m, v = adam_update(w, grad, m, v, t + 1, quad_rates[t], decay=decay)
+    return w
+
+
+def keras_adam_run(mode):
+    w = tf.Variable(tf.zeros(2))
+    if mode == "AdamW":
+        optimizer = tf.keras.optimizers.AdamW(quad_schedule, weight_decay=quad_lam)
+    else:
+        optimizer = tf.keras.optimizers.Adam(quad_schedule)
+    h, c = tf.constant(quad_h, tf.float32), tf.constant(quad_c, tf.float32)
+
+    @tf.function
+    def run():
+        for _ in tf.range(quad_steps):
+            with tf.GradientTape() as tape:
+                loss_value = 0.5 * tf.reduce_sum(h * (w - c) ** 2)
+                if mode == "L2":
+                    loss_value += quad_lam / 2 * tf.reduce_sum(w**2)
+            optimizer.apply_gradients([(tape.gradient(loss_value, w), w)])
+
+    run()
+    return w.numpy()
+
+
+quad_minimum = quad_h * quad_c / (quad_h + quad_lam)
+adam_results = {}
+for mode in ["L2", "AdamW"]:
+    adam_results[mode] = hand_adam_run(mode), keras_adam_run(mode)
+    hand, keras_w = adam_results[mode]
+    print(f"{mode:6s} hand {hand}   Keras {keras_w}   max difference {np.max(np.abs(hand - keras_w)):.1e}")
+print("minimum of the penalized loss:", quad_minimum)
+
+# %% [markdown]
+# The hand-written update matches Keras (float64 against float32, so to about $10^{-6}$). Adam with the
+# penalty in the loss ends at the minimum of the penalized loss, as any method that converges must,
+# since there the total gradient is zero. AdamW ends somewhere else: it shrinks *both* coordinates by
+# the same amount, because its decay competes with a normalized step whose size does not depend on
+# the curvature.
+
+# %%
+l2_end, adamw_end = adam_results["L2"][0], adam_results["AdamW"][0]
+for mode, (hand, keras_w) in adam_results.items():
+    assert np.max(np.abs(hand - keras_w)) < 1e-5, mode
+assert np.max(np.abs(l2_end - quad_minimum)) < 1e-4
+assert abs(adamw_end[0] - adamw_end[1]) < 1e-3 and adamw_end[1] - quad_minimum[1] > 0.25
+print(f"soft coordinate: L2 in the loss {l2_end[1]:.4f}, AdamW {adamw_end[1]:.4f}")
+
+# %% [markdown]
+# Neither is wrong; they are different regularizers. With L2 in the loss, Adam's strength of
+# regularization depends on the gradient history of each weight; with AdamW it does not, which is
+# what {cite:t}`loshchilov2019` found to generalize better and to make the decay coefficient easier to
+# tune independently of the learning rate.
+#
+# ## Overfitting, and three ways to hold it back
+#
+# Now a model that can memorize its data: a multilayer perceptron with 256 hidden ReLU units, trained on
+# only 500 MNIST digits. To keep the experiment to seconds, each image is averaged down to 14 × 14
+# pixels (196 inputs). A further 1000 training digits serve as a validation set, and 1000 test digits
+# measure generalization.
+
+# %%
+mnist = gdbook.load_mnist("float")
+
+
+def downsample(images):
+    """28 x 28 -> 14 x 14 by averaging 2 x 2 blocks, flattened to 196 numbers."""
+    return images.reshape(len(images), 14, 2, 14, 2).mean(axis=(2, 4)).reshape(len(images), -1)
+
+
+fit_x, fit_y = downsample(mnist.x_train[:500]), mnist.y_train[:500].astype(np.int32)
+val_x, val_y = downsample(mnist.x_train[-1000:]), mnist.y_train[-1000:].astype(np.int32)
+test_x, test_y = downsample(mnist.x_test[:1000]), mnist.y_test[:1000].astype(np.int32)
+print("train", fit_x.shape, "validation", val_x.shape, "test", test_x.shape)
+
+# %% [markdown]
+# Every run starts from the same initial weights and sees the same mini-batches of 50 in the same
+# order, for 30 epochs; only the regularization changes. One `tf.function` trains an epoch and returns
+# the loss and accuracy on the three sets.
+
+# %%
+HIDDEN, EPOCHS, BATCH = 256, 30, 50
+init_rng = np.random.default_rng(7)
+initial_weights = [
+    init_rng.normal(0, math.sqrt(2 / 196), (196, HIDDEN)).astype(np.float32),
+    np.zeros(HIDDEN, np.float32),
+    init_rng.normal(0, math.sqrt(1 / HIDDEN), (HIDDEN, 10)).astype(np.float32),
+    np.zeros(10, np.float32),
+]
+epoch_orders = np.stack([np.random.default_rng(epoch).permutation(500) for epoch in range(EPOCHS)])
+
+
+def mlp_logits(params, images):
+    return tf.nn.relu(images @ params[0] + params[1]) @ params[2] + params[3]
+
+
+def cross_entropy(params, images, labels):
+    logits = mlp_logits(params, images)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+def accuracy(params, images, labels):
+    guesses = tf.argmax(mlp_logits(params, images), axis=1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(guesses == labels, tf.float32))
+
+
+def train_mlp(optimizer, l2=0.0):
+    """Returns an (EPOCHS, 6) array: train, validation, test loss and accuracy after each epoch."""
+    params = [tf.Variable(value) for value in initial_weights]
+    sets = [(fit_x, fit_y), (val_x, val_y), (test_x, test_y)]
+
+    @tf.function
+    def one_epoch(order):
+        for k in tf.range(500 // BATCH):
+            batch = order[k * BATCH : (k + 1) * BATCH]
+            with tf.GradientTape() as tape:
+                loss_value = cross_entropy(params, tf.gather(fit_x, batch), tf.gather(fit_y, batch))
+                loss_value += l2 * (tf.reduce_sum(params[0] ** 2) + tf.reduce_sum(params[2] ** 2))
+            optimizer.apply_gradients(zip(tape.gradient(loss_value, params), params, strict=True))
+        return tf.stack([f(params, x, y) for x, y in sets for f in (cross_entropy, accuracy)])
+
+    return np.array([one_epoch(tf.constant(order)).numpy() for order in epoch_orders])
+
+
+# %% [markdown]
+# Three runs: Adam with no regularization, Adam with an L2 penalty on the two weight matrices
+# (Keras convention, $\ell = 10^{-3}$), and AdamW with `weight_decay=1.0` (per step the weights shrink by
+# $\alpha \cdot 1.0 = 0.3\,\%$). Biases are not regularized in the L2 run; AdamW, as configured here,
+# decays every variable (Keras' `exclude_from_weight_decay` could spare the biases).
+
+# %%
+histories = {
+    "no regularization": train_mlp(tf.keras.optimizers.Adam(3e-3)),
+    "L2 in the loss": train_mlp(tf.keras.optimizers.Adam(3e-3), l2=1e-3),
+    "AdamW (weight decay)": train_mlp(tf.keras.optimizers.AdamW(3e-3, weight_decay=1.0)),
+}
+TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
+
+
+# %% [markdown]
+# *Early stopping* {cite:p}`prechelt1998` needs no extra run: it is a rule applied to the validation
+# curve. With patience 5 it stops after five epochs without a new best validation loss and goes back to
+# the weights of the best epoch; `tf.keras.callbacks.EarlyStopping(patience=5,
+# restore_best_weights=True)` does the same inside `model.fit`. Applied to the unregularized run:
+
+# %%
+def early_stopping_epoch(val_losses, patience=5):
+    """(best epoch, epoch at which training stops), both 0-based."""
+    best = 0
+    for epoch in range(1, len(val_losses)):
+        if val_losses[epoch] < val_losses[best]:
+            best = epoch
+        elif epoch - best >= patience:
+            return best, epoch
+    return best, len(val_losses) - 1
+
+
+plain = histories["no regularization"]
+best_epoch, stop_epoch = early_stopping_epoch(plain[:, VAL_LOSS])
+print(f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch {best_epoch + 1}")
+assert stop_epoch < EPOCHS - 1
+
+# %% [markdown]
+# The table of results, with the early-stopping row read off the unregularized run at its best epoch:
+
+# %%
+rows = {name: history[-1] for name, history in histories.items()}
+rows["early stopping"] = plain[best_epoch]
+print(f"{'':22s} {'train loss':>10s} {'train acc':>9s} {'test loss':>9s} {'test acc':>8s}")
+for name, row in rows.items():
+    print(f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} {row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}")
+lowest_test_loss = plain[:, TEST_LOSS].min()
+print(f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch {plain[:, TEST_LOSS].argmin() + 1}),"
+      f" final {plain[-1, TEST_LOSS]:.4f}")
+
+# %% [markdown]
+# The unregularized network learns the 500 training digits perfectly and its training loss keeps
+# falling towards zero, while its test loss, after reaching a minimum early, climbs again: it becomes
+# ever more confident, including on the test digits it gets wrong. That is overfitting.
+# All three remedies end with a lower test loss than the unregularized network's final one:
+
+# %%
+assert plain[-1, TRAIN_ACC] == 1.0 and plain[-1, TRAIN_LOSS] < 0.02
+assert plain[-1, TEST_LOSS] > 1.05 * lowest_test_loss  # the test loss rose again
+for name in ["L2 in the loss", "AdamW (weight decay)", "early stopping"]:
+    assert rows[name][TEST_LOSS] < plain[-1, TEST_LOSS], name
+    assert rows[name][TRAIN_LOSS] > plain[-1, TRAIN_LOSS], name  # they fit the training set less
+
+# %% [markdown]
+# {numref}`fig-schedules-overfitting` shows the curves. Test *accuracy* barely moves in this experiment;
+# the loss, which measures how confident the wrong answers are, is where overfitting shows first.
+
+# %% mystnb={"figure": {"caption": "Training (dashed) and test (solid) cross-entropy of a 256-unit MLP on 500 MNIST digits. Without regularization the training loss goes to zero and the test loss rises after its early minimum; L2 and AdamW's weight decay keep it lower. The dot marks the epoch early stopping (patience 5 on a separate validation set) returns to.", "name": "fig-schedules-overfitting"}}
+fig, ax = plt.subplots(figsize=(7.5, 4.4))
+epochs = np.arange(1, EPOCHS + 1)
+for name, history in histories.items():
+    (line,) = ax.plot(epochs, history[:, TEST_LOSS], label=f"{name}, test")
+    ax.plot(epochs, history[:, TRAIN_LOSS], "--", color=line.get_color(), lw=1.2)
+ax.plot(best_epoch + 1, plain[best_epoch, TEST_LOSS], "o", color="k", ms=7, label="early stopping")
+ax.set_yscale("log")
+ax.set_xlabel("epoch")
+ax.set_ylabel("cross-entropy")
+ax.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# - Every schedule in TensorFlow is a short formula of the step number
+#   ({eq}`eq-schedules-exp` to {eq}`eq-schedules-warmup`). Hand-written, they agree with
+#   `tf.compat.v1.train.*` and `tf.keras.optimizers.schedules.*` to float32 rounding at every step,
+#   (TF1 and Keras differ from each other in the last bits, not more). `natural_exp_decay` is `ExponentialDecay`
+#   with rate $e^{-k}$; piecewise boundaries belong to the earlier piece; polynomial and cosine decay
+#   clamp the step.
+# - The source's "0.45 per step" drifts because `exponential_decay` without `staircase` decays a
+#   little at every step; {eq}`eq-schedules-shrink` predicts each factor as $1 - 11\alpha_t$.
+# - TF1 counts steps in `global_step`, but only if you pass it to `minimize`: forgetting it switches
+#   the schedule off without an error. Keras counts in `optimizer.iterations`; a schedule object gives
+#   identical runs in a Keras optimizer and in a hand-written loop.
+# - With noisy gradients a decaying rate beats every constant rate: fast at first, precise at the end.
+# - `tf.nn.l2_loss` is $\tfrac12\sum w^2$, Keras' `L2(ℓ)` is $\ell\sum w^2$, TF1's
+#   `l2_regularizer(s)` is $s \cdot$ `l2_loss`: a TF1 `beta * l2_loss(W)` is Keras `L2(beta / 2)`.
+# - For gradient descent, an L2 penalty $\tfrac{\lambda}{2}\lVert w\rVert^2$ and Keras'
+#   `weight_decay=λ` are the same algorithm. For Adam they are not: the penalty is normalized per
+#   coordinate, the decoupled decay of AdamW is not, and they end at different weights.
+# - On 500 MNIST digits a wide network overfits within a few epochs; L2, weight decay and early stopping
+#   each keep the test loss lower than training to the end without them.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-schedules-staircase
+# A TF1 program uses `tf.train.exponential_decay(0.1, global_step, 1000, 0.96, staircase=True)`.
+# Write the TF2 equivalent, and find the first step at which the learning rate is below 0.05.
+# ```
+#
+# ````{solution} ex-schedules-staircase
+# :class: dropdown
+# `tf.keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1000, decay_rate=0.96, staircase=True)`,
+# given to the optimizer as its `learning_rate`. The rate is $0.1 \cdot 0.96^{\lfloor t/1000 \rfloor}$,
+# which is below 0.05 once $0.96^k < 0.5$, i.e. $k > \ln 0.5 / \ln 0.96 \approx 16.98$, so $k = 17$:
+# the first such step is $t = 17000$ (at $t = 16999$ the rate is still $0.1 \cdot 0.96^{16} \approx
+# 0.052$).
+# ````
+#
+# ```{exercise}
+# :label: ex-schedules-translate
+# A TF1 model minimizes `cross_entropy + 5e-4 * tf.nn.l2_loss(W)` with
+# `GradientDescentOptimizer(0.1)`. Give (a) the Keras regularizer for `W` and (b) the `weight_decay`
+# of `tf.keras.optimizers.SGD(0.1, weight_decay=...)` that reproduce the same updates of `W`.
+# Would the same `weight_decay` in `AdamW` reproduce an `AdamOptimizer` with that loss?
+# ```
+#
+# ````{solution} ex-schedules-translate
+# :class: dropdown
+# (a) $5\cdot10^{-4}\cdot\tfrac12\sum W^2 = 2.5\cdot10^{-4}\sum W^2$, so
+# `kernel_regularizer=tf.keras.regularizers.L2(2.5e-4)`. (b) The penalty is
+# $\tfrac{\lambda}{2}\lVert W\rVert^2$ with $\lambda = 5\cdot10^{-4}$, and by
+# {eq}`eq-schedules-l2-step` Keras' `weight_decay` must equal $\lambda$: `weight_decay=5e-4` (Keras
+# multiplies it by the learning rate itself). Only `W` should be decayed, so the biases must be excluded
+# with `optimizer.exclude_from_weight_decay(...)`. For Adam, no: the penalty's gradient passes through
+# Adam's normalization and the decay of AdamW does not, as the quadratic example above shows.
+# ````
+#
+# ```{exercise}
+# :label: ex-schedules-diverge
+# In the source problem the prediction is multiplied by $1 - 11\alpha_t$ at each step. What is the
+# largest constant rate for which it converges? Start instead at $\alpha_0 = 0.3$ with the source's
+# decay (0.9 every 100 steps, continuous): from which step on does the prediction shrink, and what
+# happens to it before that in float32?
+# ```
+#
+# ````{solution} ex-schedules-diverge
+# :class: dropdown
+# Convergence needs $|1 - 11\alpha| < 1$, i.e. $0 < \alpha < 2/11 \approx 0.1818$. With
+# $\alpha_t = 0.3 \cdot 0.9^{t/100}$ the factor's magnitude is above 1 while $\alpha_t > 2/11$, that is
+# for $t < 100 \ln(0.1818/0.3)/\ln 0.9 \approx 475.3$: the prediction shrinks only from step 476 on.
+# Before that, it is multiplied by numbers between $-2.3$ and $-1$ some 476 times; its magnitude
+# exceeds float32's largest value (about $3.4\cdot10^{38}$) after about 120 steps, and the run is lost
+# (`inf`, then `nan`) long before the schedule could rescue it. A schedule cannot repair a rate that
+# starts unstable; a warm-up can.
+# ````
+#
+# ```{exercise}
+# :label: ex-schedules-boundary
+# A Keras optimizer uses `PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02])`. Which rate does the
+# update use that moves `optimizer.iterations` from 300 to 301? And which rate would a schedule written
+# with `step < boundary` use there?
+# ```
+#
+# ````{solution} ex-schedules-boundary
+# :class: dropdown
+# The update reads the rate *before* incrementing, at `iterations = 300`, and the boundary belongs to
+# the earlier piece ($t \le 300$), so it uses 0.1: the first 301 updates (steps 0 to 300) use 0.1. A
+# schedule written with `step < boundary` would already use 0.05 at step 300, one step early: a
+# difference of one update that is invisible in a loss curve but breaks a bit-for-bit comparison.
+# ````
+
+# %% tags=["remove-cell"]
+# Checks of the numbers quoted in the solutions (hidden in the book, run by the tests).
+first_k = next(k for k in range(100) if 0.96**k < 0.5)
+assert first_k == 17 and 0.1 * 0.96**16 > 0.05 and round(0.1 * 0.96**16, 3) == 0.052
+assert abs(math.log(0.5) / math.log(0.96) - 16.98) < 0.01
+critical = 100 * math.log((2 / 11) / 0.3) / math.log(0.9)
+assert abs(critical - 475.3) < 0.05
+with np.errstate(over="ignore", invalid="ignore"):
+    p, overflow_step = np.float32(4.0), None
+    for t in range(476):
+        p = np.float32(p * np.float32(1 - 11 * 0.3 * 0.9 ** (t / 100)))
+        if overflow_step is None and not np.isfinite(p):
+            overflow_step = t
+assert overflow_step is not None and 110 <= overflow_step <= 125, overflow_step
+assert piecewise_constant(300, [300, 600], [0.1, 0.05, 0.02]) == 0.1
+print("solution numbers check out; float32 overflow at step", overflow_step)
