@@ -214,8 +214,9 @@ assert all(
 
 # %% [markdown]
 # Graph, tape and explicit product agree exactly. `tf.gradients` and the tape never form $J$; they push
-# $v$ backwards through each operation, which costs about as much as the forward pass however many inputs
-# there are. That is why back-propagation can train millions of parameters.
+# $v$ backwards through each operation, at a small constant multiple of the cost of the forward pass
+# however many inputs there are {cite:p}`griewank2008`. That is why back-propagation can train millions
+# of parameters.
 #
 # ## `stop_gradients` versus `tf.stop_gradient`: partial and total derivatives
 #
@@ -283,7 +284,7 @@ assert tape_total == [3.0, 1.0]
 # If no path leads from the `ys` to some `x`, `tf.gradients` returns `None` for it by default. The choice
 # is deliberate: a zero would claim "the derivative exists and is zero", while `None` says "this variable
 # does not take part", which is usually a bug worth hearing about, such as a layer that was never used
-# or a path cut by an integer cast. With `unconnected_gradients=tf.UnconnectedGradients.ZERO` you get zeros
+# or a path through an integer tensor (a cast to `int32` carries no gradient). With `unconnected_gradients=tf.UnconnectedGradients.ZERO` you get zeros
 # of the right shape instead.
 
 # %%
@@ -584,7 +585,8 @@ print("first targets:", np.round(y_data[:6], 2))
 # \frac{\partial L}{\partial b} = -\frac{y - wx - b}{32},
 # $$ (eq-tf-gradients-sample-loss)
 #
-# which makes the effective step 32 times smaller than the learning rate 0.01 suggests. The TF1 program
+# so every step is 32 times smaller than with the usual per-sample loss $(y - wx - b)^2/2$ at the same
+# learning rate 0.01. The TF1 program
 # uses the library's `GradientDescentOptimizer`, fed with the very tensors `tf.gradients` returned. The
 # control dependency matters: in one `session.run`, TF1 does not promise to compute the loss before the
 # update changes the weights, unless the graph says so.
@@ -743,6 +745,9 @@ from gdbook.plotting import to_html
 w_path = np.append(tf1_log[:, 3], w_final_tf1)  # w before each step, then after the last
 b_path = np.append(tf1_log[:, 4], b_final_tf1)
 animated_updates = 16
+share_of_motion = (w_path[animated_updates] - 2) / (w_final_tf1 - 2)
+print(f"share of w's net change done after {animated_updates} samples: {share_of_motion:.3f}")
+assert abs(share_of_motion - 1) < 0.05
 fig, ax_line = plt.subplots(figsize=(5.5, 3.4))
 ax_line.plot(x_data, y_data, "o", ms=3, color="0.6", label="samples")
 ax_line.plot(grid_x, 3 * grid_x + 2, "-", lw=4, alpha=0.3, label="true line")
@@ -782,8 +787,22 @@ to_html(sgd_animation)
 # - Hand-applied gradient descent reproduces the source's linear system to $10^{-6}$; the prediction
 #   shrinks by $1 - 11\alpha_t$ per step ({eq}`eq-tf-gradients-shrink`), a factor that drifts upward
 #   because `exponential_decay` lowers the rate at every step. TF1 and TF2 agree bit for bit.
+# - In float32 the hand-applied descent stalls once the steps fall below the rounding gap of the
+#   parameters (the prediction stops near float32's machine epsilon); float64 goes on to near its own.
 # - Per-sample SGD on noisy data fits the slope within a few samples and the intercept hardly at all,
-#   because the slope's gradient carries a factor $x$; samples with $|x| > 57$ overshoot, and beyond 80 they leave a larger residual than they found.
+#   because the slope's gradient carries a factor $x$; samples with $|x| > 57$ overshoot, and beyond 80
+#   they leave a larger residual than they found ({eq}`eq-tf-gradients-residual`).
+#
+# The two ways of asking for gradients, side by side (Chapter 3 covers the tape in depth):
+#
+# | | `tf.gradients` | `tf.GradientTape.gradient` |
+# | --- | --- | --- |
+# | where it works | only while a graph is built: TF1 graph, `tf.function` | eagerly and inside `tf.function` |
+# | what it differentiates | any tensor of the graph | only what was recorded on the tape |
+# | weights on the `ys` | `grad_ys` | `output_gradients` |
+# | treat tensors as constants | `stop_gradients=[...]` or `tf.stop_gradient` | `tf.stop_gradient` only |
+# | no path from `y` to `x` | `None`, or zeros with `unconnected_gradients` | the same |
+# | derivative of a list of `ys` | of the sum of all their elements | the same |
 #
 # ## Exercises
 #
