@@ -103,6 +103,7 @@ print("TensorFlow", tf.__version__)
 # We write $f$ once with NumPy operations, so the same function serves NumPy arrays (for plotting) and
 # TensorFlow tensors (for differentiation).
 
+
 # %%
 def bowl(x, y):
     return x**2 + 3 * y**2 + x * y - 2 * x
@@ -127,7 +128,9 @@ gradient = bowl_gradient_by_hand(*point)
 steepest = directions[np.argmax(slopes)]
 angle_between = np.degrees(np.arccos(steepest @ gradient / np.linalg.norm(gradient)))
 print(f"gradient at {point}: {gradient}, length {np.linalg.norm(gradient):.4f}")
-print(f"steepest of {len(angles)} directions: {steepest.round(4)}, slope {slopes.max():.4f}")
+print(
+    f"steepest of {len(angles)} directions: {steepest.round(4)}, slope {slopes.max():.4f}"
+)
 print(f"angle between them: {angle_between:.3f} degrees")
 assert angle_between <= 0.25
 assert math.isclose(slopes.max(), np.linalg.norm(gradient), rel_tol=1e-4)
@@ -145,7 +148,9 @@ contour(ax, panel)
 gx, gy = np.meshgrid(np.linspace(-2.6, 3.6, 13), np.linspace(-2.2, 2.2, 9))
 u, v = bowl_gradient_by_hand(gx, gy)
 ax.quiver(gx, gy, u, v, np.hypot(u, v), cmap="viridis", angles="xy", width=0.004)
-minimum = np.linalg.solve([[2, 1], [1, 6]], [2, 0])  # where both partial derivatives are zero
+minimum = np.linalg.solve(
+    [[2, 1], [1, 6]], [2, 0]
+)  # where both partial derivatives are zero
 ax.plot(*minimum, "o", color="black")
 ax.set_xlabel("$x$")
 ax.set_ylabel("$y$")
@@ -181,6 +186,7 @@ assert np.allclose(bowl_gradient_by_hand(*minimum), 0.0)
 # \nabla g(x, y) = \bigl(2xy + y\cos(xy),\; x^2 + x\cos(xy)\bigr).
 # $$ (eq-gradient-g)
 
+
 # %%
 def g(x, y, sin=np.sin):
     return x**2 * y + sin(x * y)
@@ -205,6 +211,7 @@ def central_difference(f, point, h):
 # The tape needs TensorFlow operations (`tf.sin` instead of `np.sin`); everything computed inside the
 # `with` block is recorded, and `tape.gradient` walks the record backwards.
 
+
 # %%
 def g_gradient_by_tape(point):
     xy = tf.Variable(point, dtype=tf.float64)
@@ -217,11 +224,18 @@ point = np.array([1.3, -0.7])
 by_hand = g_gradient_by_hand(*point)
 by_differences = central_difference(g, point, h=1e-5)
 by_tape = g_gradient_by_tape(point)
-for name, grad in [("by hand", by_hand), ("central differences", by_differences), ("GradientTape", by_tape)]:
+for name, grad in [
+    ("by hand", by_hand),
+    ("central differences", by_differences),
+    ("GradientTape", by_tape),
+]:
     print(f"{name:>20}: {grad}")
 tape_error = np.abs(by_tape - by_hand).max()
 difference_error = np.abs(by_differences - by_hand).max()
-print(f"max |tape - hand| = {tape_error:.1e},  max |differences - hand| = {difference_error:.1e}")
+print(
+    f"max |tape - hand| = {tape_error:.1e}, "
+    f"max |differences - hand| = {difference_error:.1e}"
+)
 assert tape_error < 1e-14
 assert difference_error < 1e-9
 
@@ -235,20 +249,31 @@ assert difference_error < 1e-9
 
 # %% mystnb={"figure": {"caption": "Error of the central difference {eq}`eq-gradient-central` against the exact gradient of $g$, for step sizes from $10^{-1}$ to $10^{-13}$. Right of the dip the truncation error falls as $h^2$ (slope 2 on log-log axes); left of it rounding error grows as $1/h$. In float64 the best step is near $\\varepsilon^{1/3} \\approx 6 \\cdot 10^{-6}$.", "name": "fig-gradient-fd-error"}}
 step_sizes = np.logspace(-13, -1, 49)
-errors = np.array([np.abs(central_difference(g, point, h) - by_hand).max() for h in step_sizes])
+errors = np.array(
+    [np.abs(central_difference(g, point, h) - by_hand).max() for h in step_sizes]
+)
 best_step = step_sizes[np.argmin(errors)]
 
 fig, ax = plt.subplots(figsize=(6.2, 3.8))
 ax.loglog(step_sizes, errors, "o-", ms=3, label="central difference error")
 ax.loglog(step_sizes, step_sizes**2, "--", color="0.5", label="$h^2$ (truncation)")
-ax.loglog(step_sizes, np.finfo(float).eps / step_sizes, ":", color="0.5", label=r"$\varepsilon / h$ (rounding)")
+ax.loglog(
+    step_sizes,
+    np.finfo(float).eps / step_sizes,
+    ":",
+    color="0.5",
+    label=r"$\varepsilon / h$ (rounding)",
+)
 ax.axvline(best_step, color="0.8", lw=1)
 ax.set_ylim(1e-13, 1e-1)
 ax.set_xlabel("step $h$")
 ax.set_ylabel("max absolute error")
 ax.legend()
 plt.show()
-print(f"best step {best_step:.1e}, error there {errors.min():.1e}; cube root of eps: {np.finfo(float).eps ** (1/3):.1e}")
+print(
+    f"best step {best_step:.1e}, error there {errors.min():.1e}; "
+    f"cube root of eps: {np.finfo(float).eps ** (1 / 3):.1e}"
+)
 assert 1e-7 <= best_step <= 1e-4
 
 # %% [markdown]
@@ -289,7 +314,9 @@ for alpha in [0.6, 0.3, 0.1, 0.01, 0.001, 0.0001]:
     predicted = alpha * g_theta @ g_theta
     ratios.append(actual / predicted)
     print(f"{alpha:8.4f} {actual:16.8f} {predicted:12.8f} {ratios[-1]:8.5f}")
-assert all(abs(1 - r) > abs(1 - s) for r, s in zip(ratios, ratios[1:], strict=False))  # the ratio approaches 1
+assert all(
+    abs(1 - r) > abs(1 - s) for r, s in zip(ratios, ratios[1:], strict=False)
+)  # the ratio approaches 1
 assert abs(ratios[-1] - 1) < 1e-3
 assert ratios[0] < 0  # a step of 0.6 is too long here: f goes up
 
@@ -316,9 +343,12 @@ assert ratios[0] < 0  # a step of 0.6 is too long here: f goes up
 # program needs nothing but the tape. Note *what* is printed: the loss is computed before the update, so
 # each line pairs the new $w$ with the loss at the old one.
 
+
 # %%
 def descend_toy_loss(learning_rate, w0=5.0, epochs=40, verbose=False):
-    """Gradient descent on (w + 1)^2 with GradientTape, in float32 like the source; returns w_t, loss_t."""
+    """Gradient descent on (w + 1)^2 with GradientTape, in float32 like the source.
+
+    Returns the iterates w_0..w_T and the losses computed at w_0..w_{T-1}."""
     w = tf.Variable(w0, dtype=tf.float32)
     ws, losses = [w0], []
     for epoch in range(epochs):
@@ -395,15 +425,20 @@ for rate, w in runs.items():
 
 # %%
 distance = {rate: np.abs(w + 1) for rate, w in runs.items()}
-assert distance[0.001][-1] > 0.9 * distance[0.001][0]    # 0.001: barely moved in 40 steps
-assert distance[0.2][-1] < 1e-6                          # 0.2: converged
-assert runs[0.5][1] == -1.0                              # 0.5: exactly there after one step
-assert np.all(np.diff(np.sign(runs[0.999] + 1)) != 0)    # 0.999: crosses the minimum every step ...
-assert distance[0.999][-1] < distance[0.999][0]          # ... and yet slowly converges
+assert distance[0.001][-1] > 0.9 * distance[0.001][0]  # 0.001: barely moved in 40 steps
+assert distance[0.2][-1] < 1e-6  # 0.2: converged
+assert runs[0.5][1] == -1.0  # 0.5: exactly there after one step
+assert np.all(
+    np.diff(np.sign(runs[0.999] + 1)) != 0
+)  # 0.999: crosses the minimum every step ...
+assert distance[0.999][-1] < distance[0.999][0]  # ... and yet slowly converges
 assert np.array_equal(runs[1.0][:6], [5, -7, 5, -7, 5, -7])  # 1.0: a 2-cycle
-assert distance[1.01][-1] > 2 * distance[1.01][0]        # 1.01: diverging
-print(f"0.001 moved w by {5 - runs[0.001][-1]:.4f} in 40 steps;",
-      f"0.999 is still {distance[0.999][-1]:.3f} away; 1.01 is {distance[1.01][-1]:.2f} away")
+assert distance[1.01][-1] > 2 * distance[1.01][0]  # 1.01: diverging
+print(
+    f"0.001 moved w by {5 - runs[0.001][-1]:.4f} in 40 steps;",
+    f"0.999 is still {distance[0.999][-1]:.3f} away;",
+    f"1.01 is {distance[1.01][-1]:.2f} away",
+)
 
 # %% mystnb={"figure": {"caption": "Gradient descent on $(w+1)^2$ from $w_0 = 5$ with six learning rates, one panel each. Dots are the runs; the dashed lines are $-1 \\pm |1-2\\alpha|^t (w_0+1)$ from the closed form {eq}`eq-gradient-closed-form`, and the grey line is the minimum $w = -1$. Tiny steps crawl, $0.2$ converges smoothly, $0.5$ arrives in one step, $0.999$ hops across the minimum while converging very slowly, $1.0$ is trapped in a two-cycle and $1.01$ diverges.", "name": "fig-gradient-rates"}}
 fig, axes = plt.subplots(2, 3, figsize=(10, 5.4), sharex=True)
@@ -412,7 +447,9 @@ for ax, (rate, w) in zip(axes.flat, runs.items(), strict=True):
     factor = 1 - 2 * rate
     envelope = 6.0 * np.abs(factor) ** fine_t  # |w_t + 1| from the closed form
     ax.plot(fine_t, -1 + envelope, "--", color="0.55", lw=1)
-    if factor < 0:  # the iterates alternate sides: draw the envelope below the minimum too
+    if (
+        factor < 0
+    ):  # the iterates alternate sides: draw the envelope below the minimum too
         ax.plot(fine_t, -1 - envelope, "--", color="0.55", lw=1)
     ax.plot(epochs, w, "o", ms=3)
     ax.axhline(-1, color="0.3", lw=0.8)
@@ -449,9 +486,10 @@ plt.show()
 # flipping sign: the path zig-zags across the valley while crawling along it. The round bowl, $\kappa = 1$,
 # with the same step size goes straight to the centre.
 
+
 # %%
 def descend_2d(kappa, learning_rate, start, steps):
-    """Gradient descent on f_kappa with GradientTape; returns the (steps + 1, 2) array of points."""
+    """Gradient descent on f_kappa with GradientTape; returns the points visited."""
     xy = tf.Variable(start, dtype=tf.float64)
     curvatures = tf.constant([1.0, kappa], dtype=tf.float64)
     path = [xy.numpy().copy()]
@@ -467,11 +505,16 @@ learning_rate, start, steps = 0.12, [-4.5, 1.6], 40
 paths = {kappa: descend_2d(kappa, learning_rate, start, steps) for kappa in (1.0, 15.0)}
 for kappa, path in paths.items():
     t = np.arange(steps + 1)[:, None]
-    predicted = np.array(start) * np.array([1 - learning_rate, 1 - learning_rate * kappa]) ** t
+    predicted = (
+        np.array(start) * np.array([1 - learning_rate, 1 - learning_rate * kappa]) ** t
+    )
     np.testing.assert_allclose(path, predicted, rtol=1e-12, atol=1e-12)
     sign_flips = int(np.sum(np.diff(np.sign(path[:, 1])) != 0))
-    print(f"kappa = {kappa:4.0f}: after {steps} steps at ({path[-1, 0]:+.4f}, {path[-1, 1]:+.4f}); "
-          f"y changed sign {sign_flips} times")
+    print(
+        f"kappa = {kappa:4.0f}: after {steps} steps at "
+        f"({path[-1, 0]:+.4f}, {path[-1, 1]:+.4f}); "
+        f"y changed sign {sign_flips} times"
+    )
 assert np.sum(np.diff(np.sign(paths[1.0][:, 1])) != 0) == 0
 assert np.sum(np.diff(np.sign(paths[15.0][:, 1])) != 0) == steps
 
@@ -481,8 +524,14 @@ assert np.sum(np.diff(np.sign(paths[15.0][:, 1])) != 0) == steps
 
 # %% mystnb={"figure": {"caption": "Gradient descent with the same learning rate $\\alpha = 0.12$ on a round bowl ($\\kappa = 1$, left) and an elongated one ($\\kappa = 15$, right), both from $(-4.5, 1.6)$. On the elongated bowl the step that is safe for the steep $y$ direction overshoots it every time, and the path zig-zags.", "name": "fig-gradient-zigzag"}}
 panels = [
-    Panel(lambda x, y, k=kappa: 0.5 * (x**2 + k * y**2), xlim=(-5, 1.5), ylim=(-2.2, 2.2),
-          paths={"gradient descent": path}, title=rf"$\kappa$ = {kappa:g}", levels=12)
+    Panel(
+        lambda x, y, k=kappa: 0.5 * (x**2 + k * y**2),
+        xlim=(-5, 1.5),
+        ylim=(-2.2, 2.2),
+        paths={"gradient descent": path},
+        title=rf"$\kappa$ = {kappa:g}",
+        levels=12,
+    )
     for kappa, path in paths.items()
 ]
 to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
@@ -525,14 +574,19 @@ to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 #
 # $\nabla h = (e^x \cos y + y^2,\; -e^x \sin y + 2xy)$. The check, in float64:
 
+
 # %%
 def h_fn(x, y, exp=np.exp, cos=np.cos):
     return exp(x) * cos(y) + x * y**2
 
 
 at = np.array([0.5, -1.2])
-h_by_hand = np.array([np.exp(at[0]) * np.cos(at[1]) + at[1] ** 2,
-                      -np.exp(at[0]) * np.sin(at[1]) + 2 * at[0] * at[1]])
+h_by_hand = np.array(
+    [
+        np.exp(at[0]) * np.cos(at[1]) + at[1] ** 2,
+        -np.exp(at[0]) * np.sin(at[1]) + 2 * at[0] * at[1],
+    ]
+)
 xy = tf.Variable(at)
 with tf.GradientTape() as tape:
     value = h_fn(xy[0], xy[1], exp=tf.exp, cos=tf.cos)
@@ -600,12 +654,21 @@ best_rate = 2 / (1 + kappa)
 
 def slowest_factor(rate):
     path = descend_2d(kappa, rate, start, 30)
-    return np.abs(path[-1] / path[-2]).max()  # the per-step shrink of the slower coordinate
+    return np.abs(
+        path[-1] / path[-2]
+    ).max()  # the per-step shrink of the slower coordinate
 
 
-print(f"alpha* = {best_rate}, predicted factor {(kappa - 1) / (kappa + 1)}, measured {slowest_factor(best_rate):.6f}")
+print(
+    f"alpha* = {best_rate}, predicted factor {(kappa - 1) / (kappa + 1)}, "
+    f"measured {slowest_factor(best_rate):.6f}"
+)
 assert math.isclose(slowest_factor(best_rate), (kappa - 1) / (kappa + 1), rel_tol=1e-9)
-assert slowest_factor(0.9 * best_rate) > slowest_factor(best_rate) < slowest_factor(1.1 * best_rate)
+assert (
+    slowest_factor(0.9 * best_rate)
+    > slowest_factor(best_rate)
+    < slowest_factor(1.1 * best_rate)
+)
 
 
 # %% [markdown]
@@ -625,6 +688,7 @@ assert slowest_factor(0.9 * best_rate) > slowest_factor(best_rate) < slowest_fac
 # Float32's machine epsilon is about $1.2 \cdot 10^{-7}$, so the balance point $\varepsilon^{1/3}$ moves up
 # to about $5 \cdot 10^{-3}$, and the best error is only of the order of $\varepsilon^{2/3}$:
 
+
 # %%
 def central_difference_float32(f, point, h):
     point = np.asarray(point, dtype=np.float32)
@@ -637,11 +701,18 @@ def central_difference_float32(f, point, h):
     return grad
 
 
-errors32 = np.array([np.abs(central_difference_float32(g, point, h) - by_hand).max() for h in step_sizes])
+errors32 = np.array(
+    [
+        np.abs(central_difference_float32(g, point, h) - by_hand).max()
+        for h in step_sizes
+    ]
+)
 eps32 = np.finfo(np.float32).eps
 best_step32 = step_sizes[np.argmin(errors32)]
-print(f"float32: best step {best_step32:.1e} (eps^(1/3) = {eps32 ** (1 / 3):.1e}), "
-      f"best error {errors32.min():.1e} (eps^(2/3) = {eps32 ** (2 / 3):.1e})")
+print(
+    f"float32: best step {best_step32:.1e} (eps^(1/3) = {eps32 ** (1 / 3):.1e}), "
+    f"best error {errors32.min():.1e} (eps^(2/3) = {eps32 ** (2 / 3):.1e})"
+)
 assert 1e-4 <= best_step32 <= 1e-1
 assert errors32.min() > 1e4 * errors.min()  # far worse than float64
 

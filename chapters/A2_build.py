@@ -95,7 +95,9 @@ def pinned_requirements(path: Path) -> list[Requirement]:
         if not line or line.startswith("-"):
             continue
         requirement = Requirement(line)
-        if requirement.marker is None or requirement.marker.evaluate(default_environment()):
+        if requirement.marker is None or requirement.marker.evaluate(
+            default_environment()
+        ):
             wanted.append(requirement)
     return wanted
 
@@ -108,7 +110,11 @@ for requirement in requirements:
         installed = metadata.version(requirement.name)
     except metadata.PackageNotFoundError:
         installed = "not installed"
-    mark = "" if requirement.specifier.contains(installed, prereleases=True) else "  <- differs"
+    mark = (
+        ""
+        if requirement.specifier.contains(installed, prereleases=True)
+        else "  <- differs"
+    )
     print(f"{requirement.name:<18} {pinned:<14} {installed:<14}{mark}")
 
 # %% [markdown]
