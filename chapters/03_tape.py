@@ -62,7 +62,7 @@ from gdbook.plotting import Panel, animate_paths, plot_paths, to_html
 # (tape-records)=
 # ## What the tape records, and when
 #
-# The source slides make the point with the smallest possible example:
+# The lecture slides this chapter's first examples come from start with the smallest possible example:
 # $y = x w$ with $x = 2$ and $w = 1$, so $\partial y / \partial w = x = 2$. First the product is computed
 # *before* the tape opens, and only the second, identical product is computed inside it.
 
@@ -81,7 +81,7 @@ assert grads_of_y_before == [None]
 
 # %% [markdown]
 # The tape holds no path from `w` to `y_before_tape`, so the gradient is `None`: "no connection", not zero.
-# A new tape, with the product computed inside it, gives the source's value of 2.0.
+# A new tape, with the product computed inside it, gives the slides' value of 2.0.
 
 # %%
 with tf.GradientTape() as tape:
@@ -90,10 +90,10 @@ with tf.GradientTape() as tape:
 
 grads_of_y_on_tape = tape.gradient(y_on_tape, [w])
 print("y computed on the tape:", grads_of_y_on_tape)
-assert grads_of_y_on_tape[0].numpy() == 2.0  # the source document's printed value
+assert grads_of_y_on_tape[0].numpy() == 2.0  # the value printed in the slides
 
 # %% [markdown]
-# For comparison, here is the same derivative in the TF1 style of the source documents (graph, placeholder,
+# For comparison, here is the same derivative in the TF1 style of the older posts this book reproduces (graph, placeholder,
 # session, through `tf.compat.v1`). No `watch` is needed: the graph already contains every operation, so
 # `tf.gradients` can differentiate with respect to any tensor in it, constants included.
 
@@ -206,8 +206,9 @@ assert grad_through_tf.numpy() == 4 * 3.0
 # (tape-none-integer)=
 # ### An integer dtype
 #
-# Derivatives only make sense for real (floating or complex) values. The tape refuses to watch integer tensors
-# and variables (it logs a warning, which `gdbook.setup()` keeps off the page) and the gradient is `None`.
+# Derivatives only make sense for real (floating or complex) values. The tape does not trace integer tensors
+# or variables (an explicit `watch` of one only logs a warning, which `gdbook.setup()` keeps off the page),
+# and the gradient is `None`.
 # Python integer literals are the usual culprit: `tf.Variable(3)` is an `int32` variable.
 
 # %%
@@ -342,7 +343,7 @@ with gdbook.expect_error(RuntimeError) as second_call:
     tape.gradient(y, w)
 
 # %% [markdown]
-# The source documents printed "GradientTape.gradient can only be called once on non-persistent tapes."
+# The slides, made with an early TensorFlow 2 release, printed "GradientTape.gradient can only be called once on non-persistent tapes."
 # TensorFlow 2.21 words it differently, and the word "jacobians" hints that `jacobian` counts as a use too.
 
 # %%
@@ -390,17 +391,19 @@ assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is Non
 # (tape-nonscalar)=
 # ## Non-scalar targets and Jacobians
 #
-# What is "the gradient" of a vector? `tape.gradient` answers with the gradient of the **sum** of the
-# target's entries, that is {eq}`eq-tape-vjp` with $\bar{\mathbf y} = \mathbf 1$:
+# What is "the gradient" of a vector? `tape.gradient(y, x)` answers with the gradient of the **sum** of the
+# target's entries, that is {eq}`eq-tape-vjp` with $\bar{\mathbf y} = \mathbf 1$; the argument
+# `output_gradients` sets any other weights $\bar{\mathbf y}$:
 #
 # $$
-# \texttt{tape.gradient}(\mathbf y, \mathbf x) = J^\top \mathbf 1 = \nabla_{\mathbf x} \sum_i y_i,
+# \texttt{tape.gradient(y, x)} = J^\top \mathbf 1 = \nabla_{\mathbf x} \sum_i y_i,
 # \qquad
-# \texttt{tape.gradient}(\mathbf y, \mathbf x, \texttt{output\_gradients}=\bar{\mathbf y}) = J^\top \bar{\mathbf y}.
+# \texttt{tape.gradient(y, x, output}\_\texttt{gradients=}\bar{\mathbf y}\texttt{)} = J^\top \bar{\mathbf y}.
 # $$ (eq-tape-sum)
 #
-# For $y_i = x_i^2$ the Jacobian is diagonal, so the gradient is $2\mathbf x$, and weights $\bar{\mathbf y}$
-# multiply entry by entry.
+# This is why a vector of per-example losses "works" without a `reduce_mean`: the tape silently sums it, and
+# the gradient then grows with the batch size. For $y_i = x_i^2$ the Jacobian is diagonal, so the gradient is
+# $2\mathbf x$, and weights $\bar{\mathbf y}$ multiply entry by entry.
 
 # %%
 points = tf.constant([1.0, 2.0, 3.0])
@@ -487,7 +490,7 @@ plt.show()
 # ## Higher-order derivatives
 #
 # A gradient computed while an outer tape is open is itself a sequence of operations, so the outer tape
-# records it and can differentiate it again. The source slides try this on $y = x w + b$: the first derivative
+# records it and can differentiate it again. The slides try this on $y = x w + b$: the first derivative
 # $\partial y / \partial w = x$ does not depend on $w$ at all, so the second derivative is `None`.
 
 # %%
@@ -644,7 +647,8 @@ assert hvp_error < 1e-12
 # the block are not recorded at all (useful for metrics or logging computed inside a training step, which
 # would otherwise hold memory). `tf.stop_gradient(t)` is an operation that is recorded but whose gradient is
 # zero: its output is treated as a constant (useful for targets that must not move, like the fixed target of a
-# semi-gradient update). Here $10w$ is kept off the backward pass both ways, leaving $\partial (w^2)/\partial w = 2w$.
+# semi-gradient update). Here $10w$ is kept off the backward pass both ways, leaving $\partial (w^2)/\partial w = 2w$
+# instead of $2w + 10$.
 
 # %%
 w = tf.Variable(3.0)
@@ -660,8 +664,14 @@ with tf.GradientTape() as tape:
     total = w * w + tf.stop_gradient(10.0 * w)
 grad_with_stop = tape.gradient(total, w)
 
-print("stop_recording:", grad_with_pause.numpy(), " stop_gradient:", grad_with_stop.numpy())
+with tf.GradientTape() as tape:
+    total = w * w + 10.0 * w
+grad_unstopped = tape.gradient(total, w)
+
+print("stop_recording:", grad_with_pause.numpy(), " stop_gradient:", grad_with_stop.numpy(),
+      " neither:", grad_unstopped.numpy())
 assert grad_with_pause.numpy() == grad_with_stop.numpy() == 2 * 3.0
+assert grad_unstopped.numpy() == 2 * 3.0 + 10.0
 
 
 # %% [markdown]
@@ -797,19 +807,40 @@ stable_value, stable_grad = value_and_grad(softplus_stable, softplus_grid)
 library_value, library_grad = value_and_grad(tf.math.softplus, softplus_grid)
 
 # %% [markdown]
-# Where does the naive version break? Exactly where $e^x$ overflows. The stable version agrees with TensorFlow's
-# own `tf.math.softplus` everywhere.
+# Where does the naive version break? Beyond $x \approx 88.72$, where $e^x$ overflows, the value is $\infty$
+# and the gradient NaN. Worse, a little before that the gradient is *silently wrong*: the factor
+# $1/(1+e^x)$ falls below the smallest normal float32 number, $1.18 \times 10^{-38}$, once
+# $x > \ln(1/1.18\times10^{-38}) \approx 87.34$, and TensorFlow's CPU kernels flush such "subnormal" numbers to
+# zero (NumPy keeps them). The chain rule then returns exactly 0 where the true slope is 1. And already from
+# about $x = 76$ on, as that factor approaches the bottom of the float32 range, the naive gradient drifts
+# away from $\sigma(x)$ by up to a few $10^{-4}$, far more than float32 rounding ($6 \times 10^{-8}$).
 
 # %%
-overflow_point = np.log(np.finfo(np.float32).max)
-beyond = softplus_grid.numpy() > overflow_point
-print(f"exp overflows float32 above x = {overflow_point:.4f}")
-print(f"naive: value inf at {np.isinf(naive_value).sum()} grid points,"
-      f" gradient NaN at {np.isnan(naive_grad).sum()}, x > overflow at {beyond.sum()}")
+float32 = np.finfo(np.float32)
+overflow_point = np.log(float32.max)  # exp(x) = inf beyond this
+flush_point = np.log(1 / float32.tiny)  # 1 / (1 + exp(x)) is subnormal beyond this
+x_values = softplus_grid.numpy()
+beyond = x_values > overflow_point
+flushed = (x_values > flush_point) & ~beyond
+below_flush = x_values < flush_point
+naive_error = np.abs(naive_grad - stable_grad)
+first_drift = x_values[below_flush & (naive_error > 1e-6)].min()
+print(f"flush to zero above x = {flush_point:.4f}, exp overflows above x = {overflow_point:.4f}")
+print(f"naive gradient: first off by more than 1e-6 at x = {first_drift:.1f}, then by up to"
+      f" {naive_error[below_flush].max():.1e} until x = {flush_point:.2f}")
+print(f"exactly 0 at {flushed.sum()} grid points; NaN at {np.isnan(naive_grad).sum()} (value inf at"
+      f" {np.isinf(naive_value).sum()}) of the {beyond.sum()} points beyond {overflow_point:.2f}")
+assert 70 < first_drift < 80 and 1e-5 < naive_error[below_flush].max() < 1e-3
+assert flushed.sum() > 0 and np.all(naive_grad[flushed] == 0.0)
+assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(np.isinf(naive_value), beyond)
+
+# %% [markdown]
+# The stable version has none of these problems, and matches TensorFlow's own `tf.math.softplus`.
+
+# %%
 value_gap = np.max(np.abs(stable_value - library_value))
 grad_gap = np.max(np.abs(stable_grad - library_grad))
 print(f"stable vs tf.math.softplus: values {value_gap:.1e}, gradients {grad_gap:.1e}")
-assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(np.isinf(naive_value), beyond)
 assert np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
 
 # %% [markdown]
@@ -817,9 +848,10 @@ assert np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
 # this very example, but its version still returns $\log(1 + e^x)$ as the value, which is $\infty$ beyond 88.72:
 # it fixes the gradient only. Eq. {eq}`eq-tape-softplus` fixes both.
 
-# %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive $\\log(1+e^x)$ (orange) is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (shaded). The custom gradient $\\sigma(x)$ (blue) is finite everywhere.", "name": "fig-tape-softplus"}}
+# %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive tape gradient of $\\log(1+e^x)$ (orange) drops to exactly 0 beyond $x \\approx 87.34$, where a factor underflows and is flushed to zero (light shading), and is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (dark shading). The custom gradient $\\sigma(x)$ (blue) is right everywhere.", "name": "fig-tape-softplus"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
-ax.axvspan(overflow_point, 100, color="0.85", label="$e^x$ overflows")
+ax.axvspan(flush_point, overflow_point, color="0.92", label="factor flushed to 0")
+ax.axvspan(overflow_point, 100, color="0.8", label="$e^x$ overflows")
 ax.plot(softplus_grid, stable_grad, lw=3, label="custom gradient $\\sigma(x)$")
 ax.plot(softplus_grid, naive_grad, "--", label="naive tape gradient")
 ax.set_xlabel("$x$")
@@ -911,14 +943,15 @@ fig = plot_paths([descent_panel], figsize=(7.5, 3.6))
 plt.show()
 
 # %% [markdown]
-# Press play to watch the two walks side by side (one frame per two steps): the clipped one marches at
-# constant speed, then slows down as soon as the true gradient's norm drops below 1.
+# Press play to watch the first 25 steps of the two walks side by side: the plain one jumps back and forth
+# across the valley, while the clipped one marches at constant speed, and slows down only once the true
+# gradient's norm drops below 1.
 
 # %%
-every_other_step = {label: path[::2] for label, path in descent_panel.paths.items()}
-animated_panel = dataclasses.replace(descent_panel, paths=every_other_step)
+first_steps = {label: path[:26] for label, path in descent_panel.paths.items()}
+animated_panel = dataclasses.replace(descent_panel, paths=first_steps)
 with plt.rc_context({"figure.constrained_layout.use": False}):  # renders the frames twice as fast
-    descent_animation = animate_paths([animated_panel], figsize=(6.4, 3.2), interval=250, step_label="frame")
+    descent_animation = animate_paths([animated_panel], figsize=(6.4, 3.2), interval=250)
 to_html(descent_animation)
 
 
@@ -1105,13 +1138,16 @@ print(f"best step h = {steps[best]:.1e}, error {fd_errors[best]:.1e};"
 assert 1e-7 < steps[best] < 1e-3 and fd_errors[best] < 1e-9
 assert fd_errors[0] > 100 * fd_errors[best] and fd_errors[-1] > 100 * fd_errors[best]
 
-# %% mystnb={"figure": {"caption": "Error of the central finite-difference gradient of $f(u, v)$ at $(1, 2)$ against the step $h$ (float64). Right of the minimum the $O(h^2)$ truncation error dominates, left of it rounding error $O(\\epsilon/h)$. The automatic methods (dashed line, largest gap among the three) need no step.", "name": "fig-tape-fd-error"}}
+# %% mystnb={"figure": {"caption": "Error of the central finite-difference gradient of $f(u, v)$ at $(1, 2)$ against the step $h$ (float64). Right of the minimum the $O(h^2)$ truncation error dominates, left of it the rounding error $O(\\epsilon/h)$. The automatic methods need no step; their error is at or below the rounding level of the answer itself (dashed line).", "name": "fig-tape-fd-error"}}
 autodiff_gap = max(gaps["GradientTape"], gaps["tf.gradients in tf.function"], gaps["ForwardAccumulator"])
+rounding_level = np.finfo(np.float64).eps * np.linalg.norm(reference)
+print(f"automatic methods: largest gap {autodiff_gap:.1e}, rounding level {rounding_level:.1e}")
+assert autodiff_gap <= rounding_level
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 ax.loglog(steps, fd_errors, "o-", ms=3, label="central differences")
 ax.loglog(steps, steps**2 * fd_errors[-1] / steps[-1] ** 2, ":", color="0.4", label="$\\propto h^2$")
 ax.loglog(steps, 1e-16 / steps, "-.", color="0.6", label="$\\propto \\epsilon / h$")
-ax.axhline(max(autodiff_gap, 1e-17), ls="--", color="#009E73", label="automatic differentiation")
+ax.axhline(rounding_level, ls="--", color="#009E73", label="$\\epsilon\\,\\|\\nabla f\\|$: float64 rounding")
 ax.set_xlabel("step $h$")
 ax.set_ylabel("max abs error")
 ax.set_ylim(1e-17, 1)
