@@ -622,21 +622,28 @@ ax.legend(fontsize="small")
 plt.show()
 
 # %% [markdown]
-# {numref}`fig-schedules-sgd-paths` follows the parameters $(w, b)$ themselves on the contours of the
-# training loss: the constant rate 0.1 arrives first and then keeps wandering in a cloud around the
-# minimum, while the schedules settle as their rates shrink.
+# {numref}`fig-schedules-sgd-paths` follows the parameters $(w, b)$ themselves over the second half of
+# the run, on the contours of the training loss near its minimum: the constant rate 0.1 keeps
+# wandering in a wide cloud, while the schedules settle as their rates shrink.
 
-# %% mystnb={"figure": {"caption": "The SGD paths of the noisy line fit in the $(w, b)$ plane (a dot every 10 steps, squares mark the start), on contours of the training loss. With the constant rate 0.1 the path ends in a cloud around the minimum; the decaying rates end close to it.", "name": "fig-schedules-sgd-paths"}}
-from gdbook.plotting import Panel, plot_paths
+# %% mystnb={"figure": {"caption": "Steps 500 to 1000 of the SGD paths of the noisy line fit in the $(w, b)$ plane, on contours of the training loss around its minimum (a dot every 10 steps, squares mark step 500). With the constant rate 0.1 the path fills a cloud; with the decaying rates it contracts onto the minimum.", "name": "fig-schedules-sgd-paths"}}
+from gdbook.plotting import Panel, contour
 
 line_panel = Panel(
     f=line_loss,
-    xlim=(-0.3, 3.6),
-    ylim=(-0.3, 2.6),
-    paths={name: path for name, path in line_paths.items() if name != "constant 0.01"},
-    levels=[best_loss + d for d in (0.005, 0.02, 0.08, 0.3, 1, 2.5, 5)],
+    xlim=(theta_star[0] - 0.45, theta_star[0] + 0.45),
+    ylim=(theta_star[1] - 0.45, theta_star[1] + 0.45),
+    levels=[best_loss + d for d in (0.002, 0.01, 0.03, 0.06, 0.1)],
 )
-plot_paths([line_panel], figsize=(6.2, 4.8), marker_every=10)
+fig, ax = plt.subplots(figsize=(5.4, 5.2))
+contour(ax, line_panel)
+for name, path in line_paths.items():
+    if name != "constant 0.01":
+        ax.plot(path[500:, 0], path[500:, 1], ".", ms=3, alpha=0.7, label=name)
+ax.plot(*theta_star, "k+", ms=14, mew=2, label=r"minimum $\theta^*$")
+ax.set_xlabel("$w$")
+ax.set_ylabel("$b$")
+ax.legend(loc="upper left", fontsize="small", framealpha=0.9, frameon=True)
 plt.show()
 
 # %% [markdown]
@@ -1061,16 +1068,20 @@ for name in ["L2 in the loss", "AdamW (weight decay)", "early stopping"]:
 # the loss, which measures how confident the wrong answers are, is where overfitting shows first.
 
 # %% mystnb={"figure": {"caption": "Training (dashed) and test (solid) cross-entropy of a 256-unit MLP on 500 MNIST digits. Without regularization the training loss goes to zero and the test loss rises after its early minimum; L2 and AdamW's weight decay keep it lower. The dot marks the epoch early stopping (patience 5 on a separate validation set) returns to.", "name": "fig-schedules-overfitting"}}
-fig, ax = plt.subplots(figsize=(7.5, 4.4))
+fig, (ax_train, ax_test) = plt.subplots(1, 2, figsize=(9, 4.2))
 epochs = np.arange(1, EPOCHS + 1)
 for name, history in histories.items():
-    (line,) = ax.plot(epochs, history[:, TEST_LOSS], label=f"{name}, test")
-    ax.plot(epochs, history[:, TRAIN_LOSS], "--", color=line.get_color(), lw=1.2)
-ax.plot(best_epoch + 1, plain[best_epoch, TEST_LOSS], "o", color="k", ms=7, label="early stopping")
-ax.set_yscale("log")
-ax.set_xlabel("epoch")
-ax.set_ylabel("cross-entropy")
-ax.legend(fontsize="small")
+    ax_train.plot(epochs, history[:, TRAIN_LOSS], label=name)
+    ax_test.plot(epochs, history[:, TEST_LOSS], label=name)
+ax_test.plot(best_epoch + 1, plain[best_epoch, TEST_LOSS], "o", color="k", ms=7, label="early stopping")
+ax_train.set_yscale("log")
+ax_train.set_title("training loss")
+ax_test.set_ylim(0.45, 0.65)
+ax_test.set_title("test loss")
+for ax in (ax_train, ax_test):
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+ax_test.legend(fontsize="small")
 plt.show()
 
 # %% [markdown]
