@@ -250,7 +250,9 @@ with stop_graph.as_default():  # TF1
     b_cut_on_a = tf.gradients(b_cut, a_cut)
 
 with tf.compat.v1.Session(graph=stop_graph) as session:
-    total_v, partial_v, partial_cut_v = session.run([total, partial, partial_cut])
+    total_v, partial_v, partial_cut_v = (
+        [float(g) for g in values] for values in session.run([total, partial, partial_cut])
+    )
 
 print("total derivatives            :", total_v)
 print("stop_gradients=[a, b]        :", partial_v)
@@ -273,7 +275,7 @@ with tf.GradientTape() as tape:  # TF2
     tape.watch(a2)
     b2 = 2.0 * a2
     c2 = a2 + b2
-tape_total = [g.numpy() for g in tape.gradient(c2, [a2, b2])]
+tape_total = [float(g) for g in tape.gradient(c2, [a2, b2])]
 print("tape, total derivatives:", tape_total)
 assert tape_total == [3.0, 1.0]
 
@@ -298,8 +300,8 @@ def gradients_with_bystander(unconnected):  # TF2 graph
 
 as_none = gradients_with_bystander(tf.UnconnectedGradients.NONE)  # the default
 as_zero = gradients_with_bystander(tf.UnconnectedGradients.ZERO)
-print("default:", as_none)
-print("ZERO   :", as_zero)
+print("default:", [None if g is None else g.numpy().tolist() for g in as_none])
+print("ZERO   :", [g.numpy().tolist() for g in as_zero])
 assert as_none[0].numpy() == 3.0 and as_none[1] is None
 assert as_zero[0].numpy() == 3.0 and np.array_equal(as_zero[1].numpy(), [0.0, 0.0])
 
