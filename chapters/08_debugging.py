@@ -342,19 +342,22 @@ assert np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0  # off-diagonal entries 
 
 
 # %% [markdown]
-# Note what `tf.test.compute_gradient` reports: the *absolute* error of the whole Jacobian
-# (`tf.test` helpers compare with `assertAllClose`). For a network, the per-parameter relative error
+# `tf.test.compute_gradient` leaves the verdict to you. TensorFlow's own tests pass the two Jacobians
+# to `assertAllClose`, an elementwise test with `rtol=1e-6, atol=1e-6` by default, and
+# `tf.test.compute_gradient`'s module also offers `max_error`, the largest *absolute* difference. For
+# a network, whose gradients range over many orders of magnitude, the per-parameter relative error
 # {eq}`eq-debugging-relerr` of our `gradient_check` is the more telling number.
 #
 # ## NaN and Inf
 #
 # A single non-finite number anywhere in the forward or backward pass spreads: $\infty - \infty$,
-# $0 \cdot \infty$ and $0/0$ are NaN, and NaN plus anything is NaN. One bad example in one batch then
-# turns every weight into NaN after one update. We reproduce the three classic sources in float32.
+# $0 \cdot \infty$ and $0/0$ are NaN, and NaN plus anything is NaN. A NaN in one example's loss makes
+# the batch's mean loss NaN, hence its gradient, hence every weight after one update. We reproduce the three classic sources in float32.
 #
 # ### Log of 0
 #
-# The source documents compute the cross-entropy of MNIST by hand, as the sum of
+# The source documents compute the cross-entropy of MNIST by hand, as
+# `-tf.reduce_sum(y * tf.log(y_pred), reduction_indices=[1])` with `y_pred` a softmax: the sum of
 # $-y \log p$ with $p = \operatorname{softmax}(z)$. When one logit is much larger than another, $p$ of
 # the small one underflows to exactly 0 in float32 (below about $10^{-45}$). Two things then go wrong.
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
@@ -943,8 +946,9 @@ for step in [0, 1, 2, 18, 19]:
 
 
 # %% [markdown]
-# In `sess.run`, all fetches see the same variable values: the summaries, loss and norm are those
-# *before* this step's update, exactly what the source's print statement showed.
+# The summaries, loss and norm fetched together with `train_op` are computed from the weights *before*
+# this step's update, because the update needs the gradient, which needs the forward pass. This is what
+# the source's print statement showed; the TF2 version below, where the order is explicit, agrees.
 #
 # ### Reading event files back
 #
@@ -1051,8 +1055,14 @@ print(f"final w: TF1 {tf1_w:.7f}, TF2 {float(w2):.7f}")
 # %%
 tf2_logged = read_event_files(LOGDIR)["tf2"]
 tf2_norms = np.array([v for _, v in tf2_logged["grad_norm"]])
+tf1_losses = np.array([v for _, v in tf1_logged["loss"]], dtype=np.float32)
+tf2_losses = np.array([v for _, v in tf2_logged["loss"]])
 relative_gap = np.max(np.abs(tf2_norms - tf1_norms) / tf1_norms)
+loss_gap = np.max(np.abs(tf2_losses - tf1_losses) / tf1_losses)
 print(f"max relative difference of logged gradient norms, TF2 vs TF1: {relative_gap:.1e}")
+print(f"max relative difference of logged losses, TF2 vs TF1:         {loss_gap:.1e}")
+assert loss_gap < 1e-6
+assert np.array_equal(tf2_losses, tf2_printed[:, 0])
 print("histogram tensor shape:", tf2_logged["grads"][0][1].shape)
 assert relative_gap < 1e-6
 assert abs(float(w2) - tf1_w) < 1e-6 * abs(tf1_w)
