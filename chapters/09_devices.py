@@ -1,0 +1,912 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-devices)=
+# # More than one device
+#
+# When a model or its data outgrow one device, the obvious move is to let several devices share the
+# work of each step. The most common way to share it is **synchronous data parallelism**: every device
+# holds a full copy of the model, each computes the gradient on its own slice of the batch, the devices
+# add their gradients together, and all of them apply the same update. The gradient step becomes a
+# collective operation, and TensorFlow's `tf.distribute` is the machinery that performs it.
+#
+# This chapter shows exactly what changes in the update, and then proves that nothing else does: trained on
+# two or four devices, softmax regression on MNIST ends with the same weights as on one device, step for step,
+# to float32 rounding. It also shows the one-line mistake that silently multiplies the learning rate by the
+# number of devices, and what happens to training when the batch grows with the number of devices.
+#
+# :::{admonition} What you will learn
+# :class: tip
+# - How synchronous data parallelism splits a batch across replicas, all-reduces the gradients and applies
+#   one identical update everywhere, and why the loss must be divided by the *global* batch size.
+# - How to get several devices on a laptop without a GPU (logical CPU devices), and why this must happen
+#   before TensorFlow touches its devices.
+# - Four implementations of the same parallel step, from TF1 "towers" through `MirroredStrategy` (custom loop
+#   and Keras `fit`) to two worker processes with `MultiWorkerMirroredStrategy`, each checked against the
+#   single-device result.
+# - The classic scaling bug (per-replica mean loss) and its fix, `tf.nn.compute_average_loss`.
+# - What happens to the loss curve when the global batch grows with the number of replicas, and how the
+#   linear learning-rate scaling rule and warm-up help, up to the point where the step becomes unstable.
+# :::
+#
+# As in every chapter, `gdbook.setup()` comes first: quiet logs, fixed seeds, deterministic kernels.
+
+# %%
+import gdbook
+
+gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+
+import numpy as np
+import tensorflow as tf
+
+# %% [markdown]
+# ## Several devices on one CPU
+#
+# This book runs on machines without a GPU. TensorFlow can nevertheless split one physical CPU into several
+# **logical devices**, `/cpu:0`, `/cpu:1`, ..., each with its own place to keep variables and run kernels.
+# They share the same cores, so nothing gets faster, but every piece of the distributed machinery (copies of
+# the variables, per-device gradients, all-reduce) works exactly as on real accelerators, and that is what we
+# want to look at.
+#
+# The split must be declared before TensorFlow initialises its devices, which happens the first time
+# anything is placed on one (creating a tensor, listing logical devices). `gdbook.setup()` imports TensorFlow
+# and seeds it, but places nothing, so we can still do it here. We ask for four logical CPUs.
+
+# %%
+physical_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(4)]
+)
+logical_cpus = tf.config.list_logical_devices("CPU")
+print(physical_cpu.name, "->", [device.name for device in logical_cpus])
+assert len(logical_cpus) == 4
+
+# %% [markdown]
+# Listing the logical devices initialised them. From now on the configuration is frozen, and asking for a
+# different split is an error rather than a silent no-op:
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(RuntimeError) as too_late:
+    tf.config.set_logical_device_configuration(
+        physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(2)]
+    )
+
+# %% [markdown]
+# The message names the cause. In a notebook the remedy is to restart the kernel and configure the devices in
+# the first cells, as this chapter does.
+
+# %%
+print(too_late.message)
+assert "cannot be modified after being initialized" in too_late.message
+
+# %% [markdown]
+# The rest of the imports: Keras, matplotlib, and the book's MNIST batching helpers.
+
+# %%
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+
+from gdbook.mnist_tools import batch_indices, gather_batches
+
+# %% [markdown]
+# ## What changes in the update
+#
+# Take the softmax-regression model of the MNIST chapters: an image $\mathbf{x} \in \mathbb{R}^{784}$ gets
+# the class probabilities $\mathbf{p} = \operatorname{softmax}(\mathbf{x} W + \mathbf{b})$, and its loss is
+# the cross-entropy $\ell(\theta; \mathbf{x}, y) = -\log p_y$, with $\theta = (W, \mathbf{b})$. One step of
+# mini-batch gradient descent on a batch $\mathcal{B}$ of $B$ examples is
+#
+# $$
+# L_{\mathcal{B}}(\theta) = \frac{1}{B} \sum_{i \in \mathcal{B}} \ell_i(\theta),
+# \qquad
+# \theta \leftarrow \theta - \alpha \, \nabla L_{\mathcal{B}}(\theta).
+# $$ (eq-devices-batch-step)
+#
+# Now cut the batch into $N$ disjoint shards $\mathcal{B} = \mathcal{S}_1 \cup \dots \cup \mathcal{S}_N$,
+# one per **replica** (a device holding a full copy of $\theta$). Because the gradient is linear, the batch
+# gradient is a sum of per-replica terms, each computable from one shard alone:
+#
+# $$
+# \nabla L_{\mathcal{B}}(\theta) = \sum_{k=1}^{N} \mathbf{g}_k,
+# \qquad
+# \mathbf{g}_k = \nabla \Bigl( \frac{1}{B} \sum_{i \in \mathcal{S}_k} \ell_i(\theta) \Bigr).
+# $$ (eq-devices-shard-sum)
+#
+# That is the whole idea of synchronous data parallelism: replica $k$ computes $\mathbf{g}_k$ on its shard;
+# an **all-reduce** adds the $N$ vectors and hands the sum to every replica; every replica applies the same
+# update {eq}`eq-devices-batch-step` to its copy, so the copies stay identical without ever being sent around.
+# Note the $1/B$ inside $\mathbf{g}_k$: each replica divides its *sum* of losses by the **global** batch size
+# $B$, not by its own shard size $B/N$. A replica that takes the natural-looking mean over its own shard
+# computes $\tilde{\mathbf{g}}_k = \frac{N}{B} \sum_{i \in \mathcal{S}_k} \nabla \ell_i$, and the all-reduce
+# then delivers
+#
+# $$
+# \sum_{k=1}^{N} \tilde{\mathbf{g}}_k = N \, \nabla L_{\mathcal{B}}(\theta):
+# $$ (eq-devices-bug)
+#
+# the right direction with $N$ times the length, the same as multiplying the learning rate by $N$. Nothing
+# fails and nothing warns; the model just trains with a different learning rate than the one written down.
+#
+# Before any TensorFlow, the algebra in NumPy and float64. The gradient of the mean cross-entropy of softmax
+# regression is $\nabla_W = X^\top (P - Y) / B$ and $\nabla_{\mathbf{b}} = \mathbf{1}^\top (P - Y) / B$,
+# with $P$ the matrix of probabilities and $Y$ the one-hot labels. We load MNIST and keep 6000 training images
+# for the experiments of this chapter.
+
+# %%
+mnist = gdbook.load_mnist("flat")
+x_train, y_train = mnist.x_train[:6000], mnist.y_train[:6000].astype(np.int64)
+print(x_train.shape, x_train.dtype, y_train[:10])
+
+
+def softmax_regression_gradient(W, b, x, y, divide_by):
+    """Gradient of sum_i(cross-entropy_i) / divide_by for softmax regression, in NumPy."""
+    logits = x @ W + b
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    probabilities[np.arange(len(y)), y] -= 1.0  # P - Y
+    return x.T @ probabilities / divide_by, probabilities.sum(axis=0) / divide_by
+
+
+# %% [markdown]
+# At a random point $\theta$, one global batch of $B = 96$ images, split over $N = 4$ replicas: the sum of
+# the correctly scaled shard gradients {eq}`eq-devices-shard-sum` against the batch gradient, and the sum of
+# per-shard means {eq}`eq-devices-bug` against $N$ times it.
+
+# %%
+rng = np.random.default_rng(0)
+W_random, b_random = rng.normal(0, 0.01, (784, 10)), rng.normal(0, 0.01, 10)
+batch = rng.choice(len(x_train), 96, replace=False)
+x_batch, y_batch = x_train[batch].astype(np.float64), y_train[batch]
+replicas = 4
+shards = np.split(np.arange(96), replicas)
+
+batch_gradient_W, _ = softmax_regression_gradient(W_random, b_random, x_batch, y_batch, divide_by=96)
+global_scaled_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0] for s in shards)
+shard_mean_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0] for s in shards)
+
+gap_correct = np.abs(global_scaled_W - batch_gradient_W).max()
+gap_bug = np.abs(shard_mean_W - replicas * batch_gradient_W).max()
+print(f"max |sum of shard gradients / B    - batch gradient|     = {gap_correct:.1e}")
+print(f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = {gap_bug:.1e}")
+assert gap_correct < 1e-15 and gap_bug < 1e-14
+
+# %% [markdown]
+# Both identities hold to float64 rounding. The rest of the chapter watches TensorFlow do the same thing with
+# real devices, in float32.
+#
+# ## The reference: one device
+#
+# Every parallel run below is compared with this one: softmax regression from zero weights, plain gradient
+# descent with learning rate $0.5$, 30 steps on global batches of $B = 96$ images. `batch_indices` fixes the
+# batches, so every implementation sees the same images in the same order. The loss is written per example
+# (`sparse_softmax_cross_entropy_with_logits` returns one number per image), which lets each implementation
+# choose how to reduce it.
+
+# %%
+GLOBAL_BATCH, STEPS, LEARNING_RATE = 96, 30, 0.5
+batches = batch_indices(len(x_train), GLOBAL_BATCH, STEPS, seed=0)
+print("batches:", batches.shape, "first images of batch 0:", batches[0, :5])
+
+
+def per_example_loss(W, b, x, y):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
+
+
+def train_one_device():
+    """The reference: one device, mean loss over the batch; returns the weights after every step."""
+    W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(per_example_loss(W, b, x, y))
+        grad_W, grad_b = tape.gradient(loss, [W, b])
+        W.assign_sub(LEARNING_RATE * grad_W)
+        b.assign_sub(LEARNING_RATE * grad_b)
+        return loss
+
+    history, losses = [], []
+    for batch in batches:
+        losses.append(float(step(x_train[batch], y_train[batch])))
+        history.append((W.numpy().copy(), b.numpy().copy()))
+    return history, np.array(losses)
+
+
+reference, reference_losses = train_one_device()
+print(f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}")
+assert abs(reference_losses[0] - np.log(10)) < 1e-6  # zero weights: uniform probabilities
+assert reference_losses[-1] < 0.5 * reference_losses[0]
+
+# %% [markdown]
+# The first loss is $\ln 10 \approx 2.302585$, as it must be for zero weights (all ten classes equally
+# likely), and 30 steps more than halve it.
+#
+# ## TF1: towers by hand
+#
+# Before `tf.distribute`, multi-device training in TensorFlow 1 was written by hand {cite:p}`abadi2016`: build
+# one copy of the forward pass and `tf.gradients` per device inside `with tf.device(...)` (a "tower"), feed
+# each tower a slice of the batch, average the towers' gradients on one device and apply them with an
+# optimizer. Here it is, labelled **TF1**, through `tf.compat.v1` with placeholders and a session, with two
+# towers on `/cpu:0` and `/cpu:1`.
+
+# %%
+tf1 = tf.compat.v1
+towers = 2
+graph = tf.Graph()
+with graph.as_default():  # TF1: build a graph, then run it in a session
+    x_ph = tf1.placeholder(tf.float32, [GLOBAL_BATCH, 784])
+    y_ph = tf1.placeholder(tf.int64, [GLOBAL_BATCH])
+    W_tf1 = tf1.get_variable("W", [784, 10], initializer=tf1.zeros_initializer())
+    b_tf1 = tf1.get_variable("b", [10], initializer=tf1.zeros_initializer())
+    tower_gradients = []
+    for k, (x_shard, y_shard) in enumerate(zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)):
+        with tf.device(f"/cpu:{k}"):
+            tower_loss = tf.reduce_mean(per_example_loss(W_tf1, b_tf1, x_shard, y_shard))
+            tower_gradients.append(tf1.gradients(tower_loss, [W_tf1, b_tf1]))
+    with tf.device("/cpu:0"):
+        averaged = [tf.add_n(list(grads)) / towers for grads in zip(*tower_gradients, strict=True)]
+        train_op = tf1.train.GradientDescentOptimizer(LEARNING_RATE).apply_gradients(
+            zip(averaged, [W_tf1, b_tf1], strict=True))
+    init_op = tf1.global_variables_initializer()
+
+print("tower devices:", [grads[0].device for grads in tower_gradients])
+tf1_history = []
+with tf1.Session(graph=graph) as session:
+    session.run(init_op)
+    for batch in batches:
+        session.run(train_op, {x_ph: x_train[batch], y_ph: y_train[batch]})
+        tf1_history.append(session.run(W_tf1).copy())
+
+tf1_gap = max(np.abs(W - ref_W).max() for W, (ref_W, _) in zip(tf1_history, reference, strict=True))
+print(f"TF1 towers vs one device, max |W difference| over {STEPS} steps: {tf1_gap:.1e}")
+assert tf1_gap < 1e-6
+
+
+# %% [markdown]
+# The towers really are on two devices, and the weights agree with the single-device run to float32
+# rounding at every step. Notice how the TF1 code scales the loss: each tower takes the *mean* over its own
+# shard, and the tower gradients are then *averaged*. Mean-then-average equals {eq}`eq-devices-shard-sum`
+# because the shards are equally large; the division by the number of towers is what prevents the bug
+# {eq}`eq-devices-bug`. In `tf.distribute` the all-reduce *sums*, so the division has to move into the loss.
+#
+# ## `MirroredStrategy`: a custom training loop
+#
+# `tf.distribute.MirroredStrategy` is synchronous data parallelism on the devices of one machine. Variables
+# created under `strategy.scope()` become *mirrored*: one copy per replica, kept identical. `strategy.run(fn)`
+# runs `fn` once per replica, each on its own device with its own inputs (a "per-replica" value), and
+# `strategy.reduce` combines per-replica values into one. Inside `fn`, `get_replica_context().all_reduce`
+# is the all-reduce of {eq}`eq-devices-shard-sum`.
+#
+# One choice needs explaining. On CPUs, `MirroredStrategy` all-reduces with *collective* operations by default,
+# and in this TensorFlow version two strategies of different sizes in one process clash over the collectives'
+# group keys (the second fails with "joining a group with size 4, but that group has size 2", and the process
+# must be restarted). We compare 1, 2 and 4 replicas in one process, so we pick the simple reduction that
+# copies the values to one device and adds them there, `ReductionToOneDevice`.
+
+# %%
+def mirrored_strategy(replicas):
+    return tf.distribute.MirroredStrategy(
+        [f"/cpu:{k}" for k in range(replicas)], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+
+
+def shard_of(array, batch, replicas):
+    """A function that gives each replica its slice of the global batch: replica k gets shard k."""
+    def for_replica(context):
+        k, size = context.replica_id_in_sync_group, len(batch) // replicas
+        return array[batch[k * size:(k + 1) * size]]
+    return for_replica
+
+
+# %% [markdown]
+# The training step. Each replica computes its per-example losses and scales their sum by the global batch
+# size with `tf.nn.compute_average_loss(..., global_batch_size=B)`; with `scale_by_global_batch=False` it
+# takes the per-shard mean instead, the bug of {eq}`eq-devices-bug`, which we run next for comparison. The
+# gradients are summed over replicas with `all_reduce`, and each replica applies the update to its copy of
+# the mirrored variables. The step returns the loss summed over replicas with `strategy.reduce`, which is the
+# global batch loss when the loss is scaled correctly.
+
+# %%
+def train_mirrored(replicas, scale_by_global_batch=True):
+    strategy = mirrored_strategy(replicas)
+    with strategy.scope():
+        W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            losses = per_example_loss(W, b, x, y)
+            if scale_by_global_batch:
+                loss = tf.nn.compute_average_loss(losses, global_batch_size=GLOBAL_BATCH)
+            else:
+                loss = tf.reduce_mean(losses)  # the bug: mean over this replica's shard only
+        gradients = tape.gradient(loss, [W, b])
+        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        W.assign_sub(LEARNING_RATE * grad_W)
+        b.assign_sub(LEARNING_RATE * grad_b)
+        return loss
+
+    @tf.function
+    def step(x, y):
+        per_replica_loss = strategy.run(replica_step, args=(x, y))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
+    history, losses = [], []
+    for batch in batches:
+        x = strategy.experimental_distribute_values_from_function(shard_of(x_train, batch, replicas))
+        y = strategy.experimental_distribute_values_from_function(shard_of(y_train, batch, replicas))
+        losses.append(float(step(x, y)))
+        history.append((W.numpy().copy(), b.numpy().copy()))
+    copies = [v.numpy() for v in strategy.experimental_local_results(W)]
+    return history, np.array(losses), copies
+
+
+# %% [markdown]
+# Now the check that matters: 2 and 4 replicas against one device, the weights compared after every one of
+# the 30 steps, and the copies of $W$ on the replicas compared with each other.
+
+# %%
+def step_gaps(history):
+    """Largest |difference| from the one-device reference in W and b, after each step."""
+    return np.array([max(np.abs(W - ref_W).max(), np.abs(b - ref_b).max())
+                     for (W, b), (ref_W, ref_b) in zip(history, reference, strict=True)])
+
+
+mirrored_gaps, mirrored_losses = {}, {}
+for replicas in (2, 4):
+    history, losses, copies = train_mirrored(replicas)
+    mirrored_gaps[replicas], mirrored_losses[replicas] = step_gaps(history), losses
+    copies_equal = all(np.array_equal(copy, copies[0]) for copy in copies)
+    loss_gap = np.abs(losses - reference_losses).max()
+    print(f"{replicas} replicas: max |weight difference| over {STEPS} steps {mirrored_gaps[replicas].max():.1e}, "
+          f"max |loss difference| {loss_gap:.1e}, copies on the replicas identical: {copies_equal}")
+    assert mirrored_gaps[replicas].max() < 1e-6 and loss_gap < 1e-6 and copies_equal
+
+# %% [markdown]
+# On 2 and 4 replicas the weights track the one-device run to about $10^{-7}$ at every step, the size of
+# float32 rounding for weights of this magnitude, and the replicas' copies are bit-for-bit identical. The
+# results are not bit-for-bit equal to the one-device run, and should not be expected to be: the one device
+# adds 96 per-example gradients in one matrix product, the replicas add 48 or 24 and then add the partial
+# sums, and float32 addition is not associative.
+#
+# Now the bug: two replicas, each taking the mean over its own shard. Starting from zero weights, the first
+# update should come out exactly twice the reference's, as {eq}`eq-devices-bug` predicts.
+
+# %%
+buggy_history, buggy_losses, _ = train_mirrored(2, scale_by_global_batch=False)
+buggy_gaps = step_gaps(buggy_history)
+first_W, first_ref_W = buggy_history[0][0], reference[0][0]
+doubling_gap = np.abs(first_W - 2 * first_ref_W).max()
+print(f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x reference| = {doubling_gap:.1e}")
+print(f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is {reference_losses[0]:.6f})")
+print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
+assert doubling_gap < 1e-6 * np.abs(first_W).max() + 1e-8
+assert abs(buggy_losses[0] - 2 * reference_losses[0]) < 1e-5
+assert buggy_gaps[-1] > 1e4 * mirrored_gaps[2].max()
+
+# %% [markdown]
+# Every entry of the first update is twice the reference's, to float32 rounding, and the reported loss is twice the true one (the sum of
+# two shard means). This second symptom is the only visible one, and only if you know what the loss should be;
+# a reader who only watches the loss go down would never notice. {numref}`fig-devices-step-gaps` shows the
+# distance from the reference at every step.
+
+# %% mystnb={"figure": {"caption": "Largest difference between the weights of a data-parallel run and the one-device reference after each step, on a log scale. With the loss divided by the global batch size, 2 and 4 replicas stay within float32 rounding of the reference at every step. With the per-replica mean (the bug), the first update is already twice too large and the runs part ways.", "name": "fig-devices-step-gaps"}}
+fig, ax = plt.subplots(figsize=(6.6, 3.6))
+steps_axis = np.arange(1, STEPS + 1)
+for replicas, gaps in mirrored_gaps.items():
+    ax.semilogy(steps_axis, np.maximum(gaps, 1e-10), "o-", ms=3, label=f"{replicas} replicas, loss / global batch")
+ax.semilogy(steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)")
+ax.axhline(np.finfo(np.float32).eps, color="0.5", ls="--", lw=1)
+ax.text(STEPS, np.finfo(np.float32).eps * 1.6, "float32 epsilon", ha="right", va="bottom", color="0.4")
+ax.set_xlabel("step")
+ax.set_ylabel("max |weights - one-device weights|")
+ax.legend(loc="center right")
+plt.show()
+
+# %% [markdown]
+# `tf.nn.compute_average_loss` has one more default worth knowing. Without `global_batch_size` it divides by
+# the size of the replica's shard times the number of replicas, which is the global batch size only when every
+# replica gets a full shard. With a short last batch (or uneven shards) passing the global batch size
+# explicitly is the safe choice, which is why the loop above does it.
+
+# %%
+strategy = mirrored_strategy(2)
+ten_losses = tf.ones([10])
+default_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses))
+explicit_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96))
+print("default:", [float(v) for v in strategy.experimental_local_results(default_scaled)],
+      " global_batch_size=96:", [float(v) for v in strategy.experimental_local_results(explicit_scaled)])
+assert all(float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled))
+assert all(abs(float(v) - 10 / 96) < 1e-7 for v in strategy.experimental_local_results(explicit_scaled))
+
+# %% [markdown]
+# Each of the two replicas holds 10 losses of 1, and by default divides their sum by $10 \times 2$.
+#
+# ## `MirroredStrategy` with Keras `fit`
+#
+# With Keras, the strategy only has to be in scope when the model and its optimizer are created; `fit`
+# then splits each batch over the replicas itself. The model is the same: one `Dense` layer with zero initial
+# weights, trained with `SGD(0.5)` on the same batches, fed in order with `shuffle=False`. A callback records
+# the kernel after every step.
+
+# %%
+x_ordered, y_ordered = gather_batches(batches, x_train, y_train)
+
+
+class RecordWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.history = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        dense = self.model.layers[0]
+        self.history.append((dense.kernel.numpy().copy(), dense.bias.numpy().copy()))
+
+
+def fit_keras(strategy):
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+        model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    recorder = RecordWeights()
+    model.fit(x_ordered, y_ordered, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+              callbacks=[recorder])
+    return recorder.history
+
+
+keras_gaps = {name: step_gaps(fit_keras(strategy)) for name, strategy in
+              [("default (one device)", tf.distribute.get_strategy()), ("2 replicas", mirrored_strategy(2))]}
+for name, gaps in keras_gaps.items():
+    print(f"Keras fit, {name}: max |weight difference| from the custom loop over {STEPS} steps {gaps.max():.1e}")
+    assert len(gaps) == STEPS and gaps.max() < 1e-6
+
+# %% [markdown]
+# Keras agrees with the reference at every step, on one device and on two replicas. How does it avoid the bug,
+# given that its loss is the mean over the batch it sees, which on a replica is the shard? The answer is in
+# its source (`keras/src/losses/loss.py`): when a `tf.distribute` strategy with $N > 1$ replicas is active,
+# every loss reduced with `"sum_over_batch_size"` (the default) is multiplied by $1/N$. The shard mean times
+# $1/N$ is the sum over the shard divided by the global batch size, exactly the scaling of
+# {eq}`eq-devices-shard-sum`. The optimizer's `apply_gradients` then all-reduces the gradients with
+# `ReduceOp.SUM` (`keras/src/backend/tensorflow/optimizer.py`), as our loop does. The table sums up who does
+# what in the four implementations of this chapter.
+#
+# | implementation | per-replica loss | all-reduce of gradients | who applies the update |
+# | --- | --- | --- | --- |
+# | TF1 towers | mean over the shard | `add_n` on `/cpu:0`, divided by the number of towers | one optimizer op, on the shared variables |
+# | custom loop, `MirroredStrategy` | `compute_average_loss(..., global_batch_size=B)` | `replica_context.all_reduce(SUM, ...)` | every replica, on its own copy |
+# | Keras `fit`, `MirroredStrategy` | shard mean $\times 1/N$, done by Keras | inside `optimizer.apply_gradients` (SUM) | every replica, on its own copy |
+# | `MultiWorkerMirroredStrategy` (next section) | `compute_average_loss(..., global_batch_size=B)` | collective ring all-reduce over the network | every worker, on its own copy |
+#
+# ## Two workers: `MultiWorkerMirroredStrategy`
+#
+# The same algorithm runs across machines. Each machine (a **worker**) runs its own copy of the program;
+# the environment variable `TF_CONFIG` tells each one the addresses of all workers and which one it is.
+# `MultiWorkerMirroredStrategy` connects them and all-reduces over the network with collective operations.
+# We play both machines on this one: two processes, listening on free ports of `127.0.0.1`, started from this
+# page.
+#
+# The worker program is written to a temporary directory. It reads the batches, takes its half of every global
+# batch (worker $k$ gets shard $k$, as replica $k$ did above), trains with the same step as the custom loop, and
+# saves its final weights. It prints a single line; TensorFlow's start-up messages go to its standard error,
+# which we capture and show only if a worker fails.
+
+# %%
+WORKER_PROGRAM = '''
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+
+inputs, output = sys.argv[1], sys.argv[2]
+me = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+data = np.load(inputs)
+x_batches, y_batches, learning_rate = data["x"], data["y"], float(data["learning_rate"])
+global_batch = x_batches.shape[1]
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+shard = global_batch // strategy.num_replicas_in_sync
+with strategy.scope():
+    W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+
+def replica_step(x, y):
+    with tf.GradientTape() as tape:
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
+        loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch)
+    gradients = tape.gradient(loss, [W, b])
+    grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    W.assign_sub(learning_rate * grad_W)
+    b.assign_sub(learning_rate * grad_b)
+    return loss
+
+@tf.function
+def step(x, y):
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=(x, y)), axis=None)
+
+losses = [float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard]))
+          for x, y in zip(x_batches, y_batches)]
+np.savez(output, W=W.numpy(), b=b.numpy(), losses=np.array(losses))
+print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, final loss {losses[-1]:.6f}")
+'''
+
+workdir = Path(tempfile.mkdtemp(prefix="gdbook-workers-"))
+(workdir / "worker.py").write_text(WORKER_PROGRAM)
+np.savez(workdir / "batches.npz", x=x_train[batches], y=y_train[batches], learning_rate=LEARNING_RATE)
+print(sorted(p.name for p in workdir.iterdir()))
+
+
+# %% [markdown]
+# Each worker needs a port. We ask the operating system for free ones (binding to port 0 picks one), then
+# write each worker's `TF_CONFIG`: the same cluster, a different task index.
+
+# %%
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
+tf_configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}}) for k in range(2)]
+print(tf_configs[1])
+
+
+# %% [markdown]
+# Now start both and wait for them, with a deadline. Whatever happens (a worker crashes, the deadline
+# passes, the cell is interrupted) the `finally` clause kills any worker still running, so no process outlives
+# the cell.
+
+# %%
+def run_workers(deadline_seconds=300):
+    workers, results = [], []
+    deadline = time.monotonic() + deadline_seconds
+    try:
+        for k, tf_config in enumerate(tf_configs):
+            workers.append(subprocess.Popen(
+                [sys.executable, str(workdir / "worker.py"), str(workdir / "batches.npz"), str(workdir / f"out{k}.npz")],
+                env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for worker in workers:
+            stdout, stderr = worker.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            if worker.returncode != 0:
+                raise RuntimeError(f"worker exited with {worker.returncode}:\n{stderr[-3000:]}")
+            results.append(stdout.strip())
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=30)
+    return results
+
+
+started = time.monotonic()
+for line in run_workers():
+    print(line)
+print(f"(both workers done in {time.monotonic() - started:.0f} s, most of it spent importing TensorFlow)")
+
+# %% [markdown]
+# Both workers ran the 30 steps together. Their final weights should be identical to each other (the
+# all-reduce hands both the same sum) and equal to the one-device reference to float32 rounding.
+
+# %%
+outputs = [np.load(workdir / f"out{k}.npz") for k in range(2)]
+final_W, final_b = reference[-1]
+workers_identical = np.array_equal(outputs[0]["W"], outputs[1]["W"]) and np.array_equal(outputs[0]["b"], outputs[1]["b"])
+worker_gap = max(max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max()) for out in outputs)
+worker_loss_gap = np.abs(outputs[0]["losses"] - reference_losses).max()
+print(f"the two workers' weights identical: {workers_identical}")
+print(f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}")
+print(f"max |worker loss - one-device loss| over the steps: {worker_loss_gap:.1e}")
+assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
+
+# %% [markdown]
+# Two processes that share nothing but a network connection ended with the same weights as one process
+# working alone. With the check done, the temporary directory goes.
+
+# %%
+for path in workdir.iterdir():
+    path.unlink()
+workdir.rmdir()
+print("removed", workdir.name, "- exists:", workdir.exists())
+
+# %% [markdown]
+# ## Large batches
+#
+# Data parallelism changes nothing in the algorithm, but it invites a change in how the algorithm is *used*.
+# With $N$ replicas, each keeping its own per-device batch of $b$ images, the global batch becomes $B = N b$.
+# An epoch then takes $N$ times fewer steps; if the learning rate stays the same, training per epoch slows
+# down, because each step moves the weights about as far as before but there are fewer steps.
+#
+# The **linear scaling rule** {cite:p}`goyal2017` says: when the batch grows $N$-fold, grow the learning rate
+# $N$-fold. The argument compares $N$ small steps with one large one. $N$ consecutive steps of size $\alpha$ on
+# batches $\mathcal{B}_1, \dots, \mathcal{B}_N$ of $b$ images move the weights by
+# $-\alpha \sum_j \nabla L_{\mathcal{B}_j}(\theta_{t+j})$; one step of size $N\alpha$ on their union moves them
+# by $-N\alpha \cdot \frac{1}{N} \sum_j \nabla L_{\mathcal{B}_j}(\theta_t)$. The two agree if
+#
+# $$
+# \nabla L_{\mathcal{B}_j}(\theta_{t+j}) \approx \nabla L_{\mathcal{B}_j}(\theta_t), \qquad j = 1, \dots, N,
+# $$ (eq-devices-linear-scaling)
+#
+# that is, if the gradient changes little over $N$ small steps. That fails early in training, when the weights
+# and gradients change fast, and it fails for any step too large for the curvature. The remedy of
+# {cite:t}`goyal2017` is **warm-up**: start from the small learning rate and raise it linearly to $N\alpha$ over
+# the first epochs.
+#
+# Having proved that $N$ replicas with global batch $B$ compute exactly what one device computes with batch $B$,
+# we can study large batches on one device. The runs below train softmax regression for 3 epochs on 12000
+# images with per-replica batch $b = 50$ and base learning rate $\alpha = 0.1$, for $N = 1, 4, 16$ replicas
+# ($B = 50, 200, 800$), under three rules: the same learning rate $\alpha$; the linear rule $N\alpha$; and $N\alpha$
+# reached by a linear warm-up over the first epoch. The loss on 2000 test images is measured every 800 images
+# seen, so that all curves share one horizontal axis. To be fast, a whole run is one `tf.function`.
+
+# %%
+x_large, y_large = tf.constant(mnist.x_train[:12000]), tf.constant(mnist.y_train[:12000].astype(np.int64))
+x_held_out, y_held_out = tf.constant(mnist.x_test[:2000]), tf.constant(mnist.y_test[:2000].astype(np.int64))
+PER_REPLICA_BATCH, BASE_RATE, EPOCHS, MEASURE_EVERY = 50, 0.1, 3, 800
+
+
+def mean_loss(W, b, x, y):
+    return tf.reduce_mean(per_example_loss(W, b, x, y))
+
+
+@tf.function(reduce_retracing=True)
+def train_run(batch_ids, rates, measure_every_steps):
+    """Gradient descent from zero weights; returns held-out losses every measure_every_steps steps."""
+    W, b = tf.zeros([784, 10]), tf.zeros([10])
+    measured = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+    measured = measured.write(0, mean_loss(W, b, x_held_out, y_held_out))
+    for s in tf.range(tf.shape(batch_ids)[0]):
+        x, y = tf.gather(x_large, batch_ids[s]), tf.gather(y_large, batch_ids[s])
+        with tf.GradientTape() as tape:
+            tape.watch([W, b])
+            loss = mean_loss(W, b, x, y)
+        grad_W, grad_b = tape.gradient(loss, [W, b])
+        W, b = W - rates[s] * grad_W, b - rates[s] * grad_b
+        if (s + 1) % measure_every_steps == 0:
+            measured = measured.write(measured.size(), mean_loss(W, b, x_held_out, y_held_out))
+    return measured.stack()
+
+
+def learning_rates(rule, replicas, steps):
+    steps_per_epoch = steps // EPOCHS
+    if rule == "same rate":
+        return np.full(steps, BASE_RATE)
+    if rule == "linear scaling":
+        return np.full(steps, BASE_RATE * replicas)
+    # "linear scaling + warm-up": from BASE_RATE * replicas / steps_per_epoch up to BASE_RATE * replicas
+    return BASE_RATE * replicas * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
+
+
+# %% [markdown]
+# Nine runs, three rules times three replica counts.
+
+# %%
+rules = ["same rate", "linear scaling", "linear scaling + warm-up"]
+replica_counts = [1, 4, 16]
+curves = {}
+started = time.monotonic()
+for replicas in replica_counts:
+    global_batch = PER_REPLICA_BATCH * replicas
+    steps = EPOCHS * 12000 // global_batch
+    ids = tf.constant(batch_indices(12000, global_batch, steps, seed=1))
+    for rule in rules:
+        rates = tf.constant(learning_rates(rule, replicas, steps), tf.float32)
+        curves[rule, replicas] = train_run(ids, rates, tf.constant(MEASURE_EVERY // global_batch)).numpy()
+images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1]))
+print(f"{len(curves)} runs in {time.monotonic() - started:.1f} s; {len(images_seen)} measurements each")
+print(f"{'rule':>26} " + " ".join(f"{f'N={n}: final':>11} {'peak':>6}" for n in replica_counts))
+for rule in rules:
+    print(f"{rule:>26} " + " ".join(f"{curves[rule, n][-1]:11.4f} {curves[rule, n].max():6.3f}" for n in replica_counts))
+
+# %% [markdown]
+# {numref}`fig-devices-large-batch` plots them.
+
+# %% mystnb={"figure": {"caption": "Held-out loss of softmax regression against the number of training images seen, when the global batch grows with the number of replicas $N$ (per-replica batch 50). Left, the learning rate is kept at 0.1; middle, it is scaled to $0.1 N$; right, it is scaled to $0.1 N$ after a linear warm-up over the first epoch. The dotted line is the initial loss $\\ln 10$.", "name": "fig-devices-large-batch"}}
+fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), sharey=True)
+for ax, rule in zip(axes, rules, strict=True):
+    for replicas in replica_counts:
+        ax.plot(images_seen, curves[rule, replicas], label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})")
+    ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
+    ax.set_title(rule)
+    ax.set_xlabel("training images seen")
+    ax.set_ylim(0.2, 4.2)
+axes[0].set_ylabel("held-out loss")
+axes[0].legend()
+plt.show()
+
+# %% [markdown]
+# Four things are visible, and the next cell asserts each.
+
+# %%
+final = {key: curve[-1] for key, curve in curves.items()}
+peak_after_start = {key: curve[1:].max() for key, curve in curves.items()}
+print("same rate, final loss for N = 1, 4, 16:", [round(float(final["same rate", n]), 4) for n in replica_counts])
+print(f"linear scaling, N = 4 vs N = 1: final {final['linear scaling', 4]:.4f} vs {final['linear scaling', 1]:.4f}")
+print(f"N = 16, largest loss after the first measurement: linear {peak_after_start['linear scaling', 16]:.3f}, "
+      f"with warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f} (start: ln 10 = {np.log(10):.3f})")
+# 1. Same learning rate: bigger batches, fewer steps, slower progress per image seen.
+assert final["same rate", 1] < final["same rate", 4] < final["same rate", 16]
+assert final["same rate", 16] > 2 * final["same rate", 1]
+# 2. Linear scaling recovers the small-batch curve for N = 4 ...
+assert abs(final["linear scaling", 4] - final["linear scaling", 1]) < 0.01 * final["linear scaling", 1]
+# 3. ... but at N = 16 the first steps overshoot: the loss rises above its starting value.
+assert peak_after_start["linear scaling", 16] > np.log(10)
+# 4. Warm-up cuts the overshoot to a small fraction.
+overshoot = {rule: peak_after_start[rule, 16] - np.log(10) for rule in rules[1:]}
+print(f"N = 16 overshoot above ln 10: linear {overshoot['linear scaling']:.3f}, "
+      f"with warm-up {overshoot['linear scaling + warm-up']:.3f}")
+assert overshoot["linear scaling + warm-up"] < 0.05 * overshoot["linear scaling"]
+
+# %% [markdown]
+# With the learning rate unchanged, the same number of images buys less progress as the batch grows. With the
+# linear rule, $N = 4$ retraces the curve of $N = 1$ almost exactly: at these learning rates the gradient
+# changes little over four small steps, and {eq}`eq-devices-linear-scaling` holds. At $N = 16$ the learning
+# rate $1.6$ makes the first steps overshoot and the loss climbs above where it started before it comes down;
+# the warm-up keeps the early steps small while the gradient is large and changing fast, and shrinks the
+# overshoot to a few hundredths, a small fraction of what it was. All three rules end close together at
+# $N = 16$; the damage of a too-large step here is temporary, because the loss is convex and the curvature
+# falls as training proceeds. In deep networks an early blow-up can leave lasting harm {cite:p}`goyal2017`.
+#
+# Why does $1.6$ overshoot while $0.4$ does not? Gradient descent on a quadratic is stable only for
+# $\alpha < 2 / \lambda_{\max}$, with $\lambda_{\max}$ the largest eigenvalue of the Hessian. At zero weights
+# softmax regression has a Hessian we can write down: with all probabilities $1/10$, it is
+# $\bigl(\tfrac{1}{10} I - \tfrac{1}{100} \mathbf{1}\mathbf{1}^\top\bigr) \otimes \mathbb{E}[\tilde{\mathbf{x}} \tilde{\mathbf{x}}^\top]$,
+# where $\tilde{\mathbf{x}} = (\mathbf{x}, 1)$ appends the bias input. The first factor has eigenvalues
+# $1/10$ and $0$, so
+#
+# $$
+# \lambda_{\max}(\theta = 0) = \tfrac{1}{10} \, \lambda_{\max}\bigl(\mathbb{E}[\tilde{\mathbf{x}} \tilde{\mathbf{x}}^\top]\bigr).
+# $$ (eq-devices-curvature)
+
+# %%
+x_augmented = np.hstack([mnist.x_train[:12000], np.ones((12000, 1), np.float32)]).astype(np.float64)
+second_moment = x_augmented.T @ x_augmented / len(x_augmented)
+curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
+largest_stable_rate = 2 / curvature_at_start
+print(f"largest curvature at zero weights: {curvature_at_start:.3f}; stable learning rates below {largest_stable_rate:.3f}")
+assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
+
+# %% [markdown]
+# The largest stable learning rate at the start, about $0.5$, lies between the linearly scaled rates for
+# $N = 4$ ($0.4$) and $N = 16$ ($1.6$). Later in training the probabilities sharpen, the curvature falls, and
+# $1.6$ becomes safe, which is exactly the situation warm-up is made for. The same reasoning, on the full
+# Hessian, appears in the chapter on softmax regression. Beyond some batch size no schedule recovers the
+# small-batch curve per image seen; how far the linear rule carries depends on the model and the data
+# {cite:p}`goyal2017`.
+#
+# ## Summary
+#
+# - Synchronous data parallelism gives each replica a full copy of the model and a shard of the batch; the
+#   shard gradients are all-reduced (summed) and every replica applies the same update, so the copies stay
+#   identical {eq}`eq-devices-shard-sum`.
+# - Logical CPU devices (`tf.config.set_logical_device_configuration`) let a machine without a GPU run the
+#   whole machinery; they must be configured before TensorFlow initialises its devices, or it raises
+#   `RuntimeError`.
+# - The loss on each replica must be its sum of per-example losses divided by the **global** batch size
+#   (`tf.nn.compute_average_loss(..., global_batch_size=B)`). A per-replica mean multiplies the gradient by
+#   the number of replicas {eq}`eq-devices-bug`: the first update came out exactly twice too large on two
+#   replicas.
+# - TF1 towers, a `MirroredStrategy` custom loop on 2 and 4 replicas, Keras `fit` under `strategy.scope()`
+#   (which scales the loss by $1/N$ itself) and two `MultiWorkerMirroredStrategy` worker processes all
+#   reproduced the one-device weights step for step, to float32 rounding.
+# - Growing the global batch with the number of replicas slows progress per image unless the learning rate
+#   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays
+#   below the stability limit $2/\lambda_{\max}$ {eq}`eq-devices-curvature`, and warm-up carries it past the
+#   steep start.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-devices-uneven
+# A global batch of $B = 100$ images is split over $N = 3$ replicas as shards of 34, 33 and 33. Compare three
+# ways of scaling the loss: (a) each replica divides its sum by the global batch size, (b) each replica takes
+# its shard mean and the sum of gradients is divided by $N$ (the TF1 towers), (c)
+# `compute_average_loss` without `global_batch_size`. Which ones give the gradient of the batch mean?
+# ```
+#
+# ```{solution-start} ex-devices-uneven
+# :class: dropdown
+# ```
+#
+# Only (a) is exact. In (b) each image of the 34-image shard gets weight $1/(3 \cdot 34)$ instead of $1/100$,
+# so the result is a slightly reweighted gradient. In (c) each replica divides its sum by its own shard size
+# times 3, that is by 102 or 99: the same reweighting as (b), reached by another road. In NumPy, with the
+# gradient function from above:
+
+# %%
+uneven = np.split(np.arange(100), [34, 67])
+x_100, y_100 = x_train[:100].astype(np.float64), y_train[:100]
+exact = softmax_regression_gradient(W_random, b_random, x_100, y_100, 100)[0]
+global_scaling = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 100)[0] for s in uneven)
+towers_average = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], len(s))[0] for s in uneven) / 3
+default_scaling = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 3 * len(s))[0] for s in uneven)
+for name, gradient in [("(a) global", global_scaling), ("(b) towers", towers_average), ("(c) default", default_scaling)]:
+    print(f"{name}: max |difference from the exact gradient| = {np.abs(gradient - exact).max():.1e}")
+assert np.abs(global_scaling - exact).max() < 1e-15
+assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(default_scaling, towers_average, rtol=0, atol=1e-15)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-devices-compensate
+# Someone has the per-replica-mean bug on $N$ replicas and, noticing that training is unstable, halves the
+# learning rate until it works. Is the resulting program correct? What would it do when moved to a machine
+# with a different number of devices?
+# ```
+#
+# ````{solution} ex-devices-compensate
+# :class: dropdown
+# With the bug, the update is $\theta \leftarrow \theta - \alpha N \nabla L_{\mathcal{B}}$ by {eq}`eq-devices-bug`,
+# so a learning rate of $\alpha / N$ gives exactly the intended update: on this machine the program computes
+# the right thing, up to rounding. But the effective learning rate now depends on the number of devices, which
+# is not written anywhere in the code. Moved to a machine with twice as many devices, it trains with twice the
+# learning rate; moved to one device, with $1/N$ of it. Hyper-parameters tuned on one cluster silently change
+# meaning on another, which is why the loss should be scaled by the global batch size and the learning rate
+# stated for that loss.
+# ````
+#
+# ```{exercise}
+# :label: ex-devices-warmup
+# Re-run the $N = 16$ linear-scaling run with a warm-up of only 3 steps instead of one epoch (15 steps). Does
+# the overshoot come back? Relate the answer to the stability limit {eq}`eq-devices-curvature`.
+# ```
+#
+# ```{solution-start} ex-devices-warmup
+# :class: dropdown
+# ```
+#
+# A 3-step warm-up reaches $1.6$ at the third step, long before the curvature has fallen enough for a step of
+# $1.6$ to be stable; the overshoot comes back, between the two runs of the figure:
+
+# %%
+steps_16 = EPOCHS * 12000 // 800
+ids_16 = tf.constant(batch_indices(12000, 800, steps_16, seed=1))
+short_warmup = BASE_RATE * 16 * np.minimum(1.0, np.arange(1, steps_16 + 1) / 3)
+short_curve = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1)).numpy()
+print(f"peak loss after the start: 3-step warm-up {short_curve[1:].max():.3f}, "
+      f"no warm-up {peak_after_start['linear scaling', 16]:.3f}, "
+      f"one-epoch warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f}")
+assert peak_after_start['linear scaling + warm-up', 16] < short_curve[1:].max() < peak_after_start['linear scaling', 16]
+
+# %% [markdown]
+# With $B = 800$ the figure's runs were also measured after every step (every 800 images), so the peaks compare like with like.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-devices-workers-bug
+# In the worker program, replace `compute_average_loss(..., global_batch_size=global_batch)` by
+# `tf.reduce_mean(losses)`. What will the two workers report as their first loss, and by how much will their
+# first update differ from the one-device update? Answer first, then try it.
+# ```
+#
+# ````{solution} ex-devices-workers-bug
+# :class: dropdown
+# Each worker's loss becomes the mean over its 48 images and `strategy.reduce(SUM, ...)` adds the two, so the
+# first reported loss is $2 \ln 10 \approx 4.605$ instead of $\ln 10$. The all-reduced gradient is twice the
+# batch gradient {eq}`eq-devices-bug`, so the first update is exactly twice the one-device update, as the
+# `MirroredStrategy` run with the bug showed on one machine: the number of machines plays the same role as
+# the number of devices.
+# ````
