@@ -122,12 +122,20 @@ bias = tf.Variable(0.5, name="bias")
 inputs = tf.constant(2.0)
 
 with tf.GradientTape() as tape:
-    output = weight * inputs + bias  # no watch calls: variables are watched on first read
+    # no watch calls: variables are watched when they are first read
+    output = weight * inputs + bias
 
 watched_names = [v.name for v in tape.watched_variables()]
 d_weight, d_bias, d_inputs = tape.gradient(output, [weight, bias, inputs])
 print("watched:", watched_names)
-print("d/dweight =", d_weight.numpy(), " d/dbias =", d_bias.numpy(), " d/dinputs =", d_inputs)
+print(
+    "d/dweight =",
+    d_weight.numpy(),
+    " d/dbias =",
+    d_bias.numpy(),
+    " d/dinputs =",
+    d_inputs,
+)
 assert watched_names == ["weight:0", "bias:0"]
 assert d_weight.numpy() == 2.0 and d_bias.numpy() == 1.0 and d_inputs is None
 
@@ -184,7 +192,8 @@ assert grad_in_place.numpy() == 2 * 4.0
 scale = tf.Variable(3.0)
 
 with tf.GradientTape() as tape:
-    squared_in_numpy = np.square(scale.numpy())  # leaves TensorFlow: the tape sees nothing
+    # .numpy() leaves TensorFlow: the tape sees nothing of what follows
+    squared_in_numpy = np.square(scale.numpy())
     loss = tf.constant(squared_in_numpy) * 2.0
 
 grad_through_numpy = tape.gradient(loss, scale)
@@ -417,7 +426,9 @@ grad_of_sum = tape.gradient(squares, points)
 weighted = tape.gradient(squares, points, output_gradients=output_weights)
 print("gradient of the sum:", grad_of_sum.numpy(), " weighted:", weighted.numpy())
 np.testing.assert_array_equal(grad_of_sum.numpy(), 2 * points.numpy())
-np.testing.assert_array_equal(weighted.numpy(), 2 * points.numpy() * output_weights.numpy())
+np.testing.assert_array_equal(
+    weighted.numpy(), 2 * points.numpy() * output_weights.numpy()
+)
 
 # %% [markdown]
 # When you need every entry of $J$, ask for `tape.jacobian`. It runs one backward pass per output entry
@@ -464,10 +475,16 @@ def analytic_block(u, v):
 
 analytic_blocks = np.stack([analytic_block(u, v) for u, v in batch.numpy()])
 diagonal_blocks = np.stack([jacobian_all.numpy()[b, :, b, :] for b in range(3)])
-outside_blocks = ~np.eye(3, dtype=bool)  # pairs (example of y, example of x) that differ
-off_block_mass = np.abs(jacobian_all.numpy().transpose(0, 2, 1, 3)[outside_blocks]).sum()
+# pairs (example of y, example of x) that differ
+outside_blocks = ~np.eye(3, dtype=bool)
+off_block_mass = np.abs(
+    jacobian_all.numpy().transpose(0, 2, 1, 3)[outside_blocks]
+).sum()
 block_error = np.max(np.abs(jacobian_blocks.numpy() - analytic_blocks))
-print(f"batch_jacobian vs analytic: {block_error:.1e}; sum |J| outside the blocks: {off_block_mass}")
+print(
+    f"batch_jacobian vs analytic: {block_error:.1e};"
+    f" sum |J| outside the blocks: {off_block_mass}"
+)
 assert block_error < 1e-6
 np.testing.assert_array_equal(diagonal_blocks, jacobian_blocks.numpy())
 assert off_block_mass == 0.0
@@ -477,7 +494,9 @@ flat_jacobian = jacobian_all.numpy().reshape(9, 6)
 fig, ax = plt.subplots(figsize=(4.2, 5.0))
 image = ax.imshow(np.abs(flat_jacobian), cmap="Blues")
 for b in range(3):
-    ax.add_patch(plt.Rectangle((2 * b - 0.5, 3 * b - 0.5), 2, 3, fill=False, ec="#D55E00", lw=2))
+    ax.add_patch(
+        plt.Rectangle((2 * b - 0.5, 3 * b - 0.5), 2, 3, fill=False, ec="#D55E00", lw=2)
+    )
 ax.set_xticks(range(6), [f"x{b}.{c}" for b in range(3) for c in "uv"])
 ax.set_yticks(range(9), [f"y{b}.{i}" for b in range(3) for i in range(3)])
 ax.grid(False)
@@ -515,7 +534,9 @@ with tf.GradientTape() as outer_tape:
     with tf.GradientTape() as inner_tape:
         y = x * w + b
     dy_dw = inner_tape.gradient(y, w)
-d2y_dw2_zero = outer_tape.gradient(dy_dw, w, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+d2y_dw2_zero = outer_tape.gradient(
+    dy_dw, w, unconnected_gradients=tf.UnconnectedGradients.ZERO
+)
 print("d2y/dw2 with ZERO:", d2y_dw2_zero.numpy())
 assert d2y_dw2_zero.numpy() == 0.0
 
@@ -578,7 +599,9 @@ def f2d_gradient_analytic(u, v):
 
 def f2d_hessian_analytic(u, v):
     mixed = 2 * u + np.cos(u * v) - u * v * np.sin(u * v)
-    return np.array([[2 * v - v**2 * np.sin(u * v), mixed], [mixed, -(u**2) * np.sin(u * v)]])
+    return np.array(
+        [[2 * v - v**2 * np.sin(u * v), mixed], [mixed, -(u**2) * np.sin(u * v)]]
+    )
 
 
 uv_point = tf.constant([1.0, 2.0], dtype=tf.float64)
@@ -619,7 +642,8 @@ hvp_direction = tf.constant(rng.standard_normal(dimension))
 
 
 def quadratic_plus_cos(x):
-    return 0.5 * tf.tensordot(x, tf.linalg.matvec(symmetric_a, x), 1) + tf.reduce_sum(tf.cos(x))
+    quadratic = 0.5 * tf.tensordot(x, tf.linalg.matvec(symmetric_a, x), 1)
+    return quadratic + tf.reduce_sum(tf.cos(x))
 
 
 def hessian_vector_product(f, x, v):
@@ -668,8 +692,14 @@ with tf.GradientTape() as tape:
     total = w * w + 10.0 * w
 grad_unstopped = tape.gradient(total, w)
 
-print("stop_recording:", grad_with_pause.numpy(), " stop_gradient:", grad_with_stop.numpy(),
-      " neither:", grad_unstopped.numpy())
+print(
+    "stop_recording:",
+    grad_with_pause.numpy(),
+    " stop_gradient:",
+    grad_with_stop.numpy(),
+    " neither:",
+    grad_unstopped.numpy(),
+)
 assert grad_with_pause.numpy() == grad_with_stop.numpy() == 2 * 3.0
 assert grad_unstopped.numpy() == 2 * 3.0 + 10.0
 
@@ -707,7 +737,14 @@ with tf.GradientTape() as tape:
     fourth_power = power_by_loop(loop_point, 4)
 loop_grad = tape.gradient(fourth_power, loop_point).numpy()
 
-print("g'(2) =", branch_grads[2.0], " g'(-2) =", branch_grads[-2.0], " d(x^4)/dx at 1.5 =", loop_grad)
+print(
+    "g'(2) =",
+    branch_grads[2.0],
+    " g'(-2) =",
+    branch_grads[-2.0],
+    " d(x^4)/dx at 1.5 =",
+    loop_grad,
+)
 assert branch_grads == {2.0: 4.0, -2.0: -3.0}
 assert loop_grad == 4 * 1.5**3
 
@@ -733,7 +770,9 @@ with tf.GradientTape() as tape:
 grad_safe = tape.gradient(safe_root, values)
 
 print("values:", guarded_root.numpy(), safe_root.numpy())
-print("gradient, single where:", grad_where.numpy(), " double where:", grad_safe.numpy())
+print(
+    "gradient, single where:", grad_where.numpy(), " double where:", grad_safe.numpy()
+)
 assert np.isnan(grad_where.numpy()[:2]).all() and grad_where.numpy()[2] == 0.25
 np.testing.assert_array_equal(grad_safe.numpy(), [0.0, 0.0, 0.25])
 
@@ -754,7 +793,14 @@ sqrt_plain_grad = tape.gradient(plain_sqrt, values).numpy()
 sqrt_guarded_grad = tape.gradient(guarded_sqrt, values).numpy()
 log_guarded_grad = tape.gradient(guarded_log, values).numpy()
 del tape
-print("sqrt:", sqrt_plain_grad, " sqrt in where:", sqrt_guarded_grad, " log in where:", log_guarded_grad)
+print(
+    "sqrt:",
+    sqrt_plain_grad,
+    " sqrt in where:",
+    sqrt_guarded_grad,
+    " log in where:",
+    log_guarded_grad,
+)
 assert np.isnan(sqrt_plain_grad[0]) and np.isinf(sqrt_plain_grad[1])
 np.testing.assert_array_equal(sqrt_guarded_grad, [0.0, 0.0, 0.25])
 assert np.isnan(log_guarded_grad[1])
@@ -825,14 +871,24 @@ flushed = (x_values > flush_point) & ~beyond
 below_flush = x_values < flush_point
 naive_error = np.abs(naive_grad - stable_grad)
 first_drift = x_values[below_flush & (naive_error > 1e-6)].min()
-print(f"flush to zero above x = {flush_point:.4f}, exp overflows above x = {overflow_point:.4f}")
-print(f"naive gradient: first off by more than 1e-6 at x = {first_drift:.1f}, then by up to"
-      f" {naive_error[below_flush].max():.1e} until x = {flush_point:.2f}")
-print(f"exactly 0 at {flushed.sum()} grid points; NaN at {np.isnan(naive_grad).sum()} (value inf at"
-      f" {np.isinf(naive_value).sum()}) of the {beyond.sum()} points beyond {overflow_point:.2f}")
+print(
+    f"flush to zero above x = {flush_point:.4f},"
+    f" exp overflows above x = {overflow_point:.4f}"
+)
+print(
+    f"naive gradient: first off by more than 1e-6 at x = {first_drift:.1f},"
+    f" then by up to {naive_error[below_flush].max():.1e} until x = {flush_point:.2f}"
+)
+print(
+    f"exactly 0 at {flushed.sum()} grid points;"
+    f" NaN at {np.isnan(naive_grad).sum()} (value inf at {np.isinf(naive_value).sum()})"
+    f" of the {beyond.sum()} points beyond {overflow_point:.2f}"
+)
 assert 70 < first_drift < 80 and 1e-5 < naive_error[below_flush].max() < 1e-3
 assert flushed.sum() > 0 and np.all(naive_grad[flushed] == 0.0)
-assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(np.isinf(naive_value), beyond)
+assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(
+    np.isinf(naive_value), beyond
+)
 
 # %% [markdown]
 # The stable version has none of these problems, and matches TensorFlow's own `tf.math.softplus`.
@@ -890,7 +946,13 @@ plain_grad = tape.gradient(plain_loss, vector)
 clipped_grad = tape.gradient(clipped_loss, vector)
 del tape
 print("losses:", plain_loss.numpy(), clipped_loss.numpy())
-print("gradients:", plain_grad.numpy(), clipped_grad.numpy(), " norm:", np.linalg.norm(clipped_grad))
+print(
+    "gradients:",
+    plain_grad.numpy(),
+    clipped_grad.numpy(),
+    " norm:",
+    np.linalg.norm(clipped_grad),
+)
 assert plain_loss.numpy() == clipped_loss.numpy() == 12.5
 np.testing.assert_allclose(clipped_grad.numpy(), [0.6, -0.8], rtol=1e-6)
 
@@ -923,9 +985,15 @@ plain_path = descend(tf.identity, start)
 clipped_path = descend(clip_gradient_norm(1.0), start)
 clipped_steps = np.linalg.norm(np.diff(clipped_path, axis=0), axis=1)
 plain_steps = np.linalg.norm(np.diff(plain_path, axis=0), axis=1)
-print(f"first step: plain {plain_steps[0]:.3f}, clipped {clipped_steps[0]:.3f} (bound 0.2 x 1.0)")
-print(f"longest clipped step {clipped_steps.max():.6f}; final distance to the minimum:"
-      f" plain {np.linalg.norm(plain_path[-1]):.1e}, clipped {np.linalg.norm(clipped_path[-1]):.1e}")
+print(
+    f"first step: plain {plain_steps[0]:.3f}, clipped {clipped_steps[0]:.3f}"
+    " (bound 0.2 x 1.0)"
+)
+print(
+    f"longest clipped step {clipped_steps.max():.6f}; final distance to the minimum:"
+    f" plain {np.linalg.norm(plain_path[-1]):.1e},"
+    f" clipped {np.linalg.norm(clipped_path[-1]):.1e}"
+)
 assert clipped_steps.max() <= 0.2 * 1.0 + 1e-6 and plain_steps[0] > 0.5
 assert np.linalg.norm(plain_path[-1]) < 1e-3 < np.linalg.norm(clipped_path[-1]) < 2e-2
 
@@ -936,7 +1004,10 @@ def bowl_numpy(u, v):
 
 
 descent_panel = Panel(
-    bowl_numpy, xlim=(-5, 1.5), ylim=(-1.6, 1.6), levels=np.linspace(0.05, 14, 12) ** 1.5 / 3,
+    bowl_numpy,
+    xlim=(-5, 1.5),
+    ylim=(-1.6, 1.6),
+    levels=np.linspace(0.05, 14, 12) ** 1.5 / 3,
     paths={"plain gradient": plain_path, "clipped to norm 1": clipped_path},
 )
 fig = plot_paths([descent_panel], figsize=(7.5, 3.6))
@@ -950,8 +1021,11 @@ plt.show()
 # %%
 first_steps = {label: path[:26] for label, path in descent_panel.paths.items()}
 animated_panel = dataclasses.replace(descent_panel, paths=first_steps)
-with plt.rc_context({"figure.constrained_layout.use": False}):  # renders the frames twice as fast
-    descent_animation = animate_paths([animated_panel], figsize=(6.4, 3.2), interval=250)
+# without constrained layout the frames render twice as fast
+with plt.rc_context({"figure.constrained_layout.use": False}):
+    descent_animation = animate_paths(
+        [animated_panel], figsize=(6.4, 3.2), interval=250
+    )
 to_html(descent_animation)
 
 
@@ -988,7 +1062,9 @@ identity_3, identity_2 = tf.eye(3, dtype=tf.float64), tf.eye(2, dtype=tf.float64
 
 columns = []  # forward mode: one pass per input direction
 for tangent in identity_3:
-    with tf.autodiff.ForwardAccumulator(primals=inputs, tangents=tangent) as accumulator:
+    with tf.autodiff.ForwardAccumulator(
+        primals=inputs, tangents=tangent
+    ) as accumulator:
         outputs = two_outputs(inputs)
     columns.append(accumulator.jvp(outputs))
 jacobian_forward = tf.stack(columns, axis=1)
@@ -1010,8 +1086,10 @@ print(jacobian_forward.numpy())
 print("passes: forward", len(columns), " reverse", len(rows))
 forward_vs_reverse = np.max(np.abs(jacobian_forward.numpy() - jacobian_reverse.numpy()))
 forward_vs_exact = np.max(np.abs(jacobian_forward.numpy() - jacobian_exact))
-print(f"max |forward - reverse| = {forward_vs_reverse:.1e}"
-      f", max |forward - analytic| = {forward_vs_exact:.1e}")
+print(
+    f"max |forward - reverse| = {forward_vs_reverse:.1e}"
+    f", max |forward - analytic| = {forward_vs_exact:.1e}"
+)
 assert forward_vs_reverse < 1e-15 and forward_vs_exact < 1e-15
 
 
@@ -1040,11 +1118,18 @@ with tf.GradientTape() as tape:
     y_custom = times_one_gradient_seven(x_point)
 reverse_derivative = tape.gradient(y_custom, x_point).numpy()
 
-with tf.autodiff.ForwardAccumulator(primals=x_point, tangents=tf.constant(1.0)) as accumulator:
+with tf.autodiff.ForwardAccumulator(
+    primals=x_point, tangents=tf.constant(1.0)
+) as accumulator:
     y_custom = times_one_gradient_seven(x_point)
 forward_derivative = accumulator.jvp(y_custom).numpy()
 
-print("tape (uses the custom gradient):", reverse_derivative, " ForwardAccumulator:", forward_derivative)
+print(
+    "tape (uses the custom gradient):",
+    reverse_derivative,
+    " ForwardAccumulator:",
+    forward_derivative,
+)
 assert reverse_derivative == 7.0 and forward_derivative == 1.0
 
 
@@ -1076,7 +1161,9 @@ def by_finite_differences(f, p, step=1e-5):
     for i in range(p.size):
         shift = np.zeros_like(p)
         shift[i] = step
-        grad[i] = (float(f(tf.constant(p + shift))) - float(f(tf.constant(p - shift)))) / (2 * step)
+        grad[i] = (
+            float(f(tf.constant(p + shift))) - float(f(tf.constant(p - shift)))
+        ) / (2 * step)
     return grad
 
 
@@ -1118,7 +1205,10 @@ gaps = {}
 for method, grad in five_ways.items():
     gaps[method] = np.max(np.abs(grad - reference))
     print(f"{method:>28}: {grad[0]: .15f} {grad[1]: .15f}   max gap {gaps[method]:.1e}")
-assert all(gaps[m] < 1e-14 for m in ("GradientTape", "tf.gradients in tf.function", "ForwardAccumulator"))
+assert all(
+    gaps[m] < 1e-14
+    for m in ("GradientTape", "tf.gradients in tf.function", "ForwardAccumulator")
+)
 assert gaps["finite differences"] < 1e-9
 
 # %% [markdown]
@@ -1130,24 +1220,47 @@ assert gaps["finite differences"] < 1e-9
 # %%
 steps = np.logspace(-13, -1, 49)
 fd_errors = np.array(
-    [np.max(np.abs(by_finite_differences(f2d, [1.0, 2.0], step) - reference)) for step in steps]
+    [
+        np.max(np.abs(by_finite_differences(f2d, [1.0, 2.0], step) - reference))
+        for step in steps
+    ]
 )
 best = np.argmin(fd_errors)
-print(f"best step h = {steps[best]:.1e}, error {fd_errors[best]:.1e};"
-      f" at h = 1e-1: {fd_errors[-1]:.1e}; at h = 1e-13: {fd_errors[0]:.1e}")
+print(
+    f"best step h = {steps[best]:.1e}, error {fd_errors[best]:.1e};"
+    f" at h = 1e-1: {fd_errors[-1]:.1e}; at h = 1e-13: {fd_errors[0]:.1e}"
+)
 assert 1e-7 < steps[best] < 1e-3 and fd_errors[best] < 1e-9
 assert fd_errors[0] > 100 * fd_errors[best] and fd_errors[-1] > 100 * fd_errors[best]
 
 # %% mystnb={"figure": {"caption": "Error of the central finite-difference gradient of $f(u, v)$ at $(1, 2)$ against the step $h$ (float64). Right of the minimum the $O(h^2)$ truncation error dominates, left of it the rounding error $O(\\epsilon/h)$. The automatic methods need no step; their error is at or below the rounding level of the answer itself (dashed line).", "name": "fig-tape-fd-error"}}
-autodiff_gap = max(gaps["GradientTape"], gaps["tf.gradients in tf.function"], gaps["ForwardAccumulator"])
+autodiff_gap = max(
+    gaps["GradientTape"],
+    gaps["tf.gradients in tf.function"],
+    gaps["ForwardAccumulator"],
+)
 rounding_level = np.finfo(np.float64).eps * np.linalg.norm(reference)
-print(f"automatic methods: largest gap {autodiff_gap:.1e}, rounding level {rounding_level:.1e}")
+print(
+    f"automatic methods: largest gap {autodiff_gap:.1e},"
+    f" rounding level {rounding_level:.1e}"
+)
 assert autodiff_gap <= rounding_level
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 ax.loglog(steps, fd_errors, "o-", ms=3, label="central differences")
-ax.loglog(steps, steps**2 * fd_errors[-1] / steps[-1] ** 2, ":", color="0.4", label="$\\propto h^2$")
+ax.loglog(
+    steps,
+    steps**2 * fd_errors[-1] / steps[-1] ** 2,
+    ":",
+    color="0.4",
+    label="$\\propto h^2$",
+)
 ax.loglog(steps, 1e-16 / steps, "-.", color="0.6", label="$\\propto \\epsilon / h$")
-ax.axhline(rounding_level, ls="--", color="#009E73", label="$\\epsilon\\,\\|\\nabla f\\|$: float64 rounding")
+ax.axhline(
+    rounding_level,
+    ls="--",
+    color="#009E73",
+    label="$\\epsilon\\,\\|\\nabla f\\|$: float64 rounding",
+)
 ax.set_xlabel("step $h$")
 ax.set_ylabel("max abs error")
 ax.set_ylim(1e-17, 1)
@@ -1270,7 +1383,9 @@ assert abs(d3.numpy() + np.cos(0.5)) < 1e-15
 # $H\mathbf v$ {eq}`eq-tape-jvp`. This needs one forward-mode pass instead of a second reverse pass.
 
 # %%
-with tf.autodiff.ForwardAccumulator(primals=hvp_point, tangents=hvp_direction) as accumulator:
+with tf.autodiff.ForwardAccumulator(
+    primals=hvp_point, tangents=hvp_direction
+) as accumulator:
     with tf.GradientTape() as tape:
         tape.watch(hvp_point)
         value = quadratic_plus_cos(hvp_point)
@@ -1311,10 +1426,16 @@ with tf.GradientTape(persistent=True) as tape:
     plain_round = tf.reduce_sum(3.0 * tf.round(raw))
     straight_through = tf.reduce_sum(3.0 * round_straight_through(raw))
 print("values:", plain_round.numpy(), straight_through.numpy())
-print("gradients:", tape.gradient(plain_round, raw), tape.gradient(straight_through, raw).numpy())
+print(
+    "gradients:",
+    tape.gradient(plain_round, raw),
+    tape.gradient(straight_through, raw).numpy(),
+)
 assert plain_round.numpy() == straight_through.numpy() == 3.0 * (0.0 + 2.0 - 3.0)
 assert tape.gradient(plain_round, raw) is None
-np.testing.assert_array_equal(tape.gradient(straight_through, raw).numpy(), [3.0, 3.0, 3.0])
+np.testing.assert_array_equal(
+    tape.gradient(straight_through, raw).numpy(), [3.0, 3.0, 3.0]
+)
 
 # %% [markdown]
 # ```{solution-end}
@@ -1336,4 +1457,5 @@ np.testing.assert_array_equal(tape.gradient(straight_through, raw).numpy(), [3.0
 # ````
 
 # %% tags=["remove-cell"]
-# ruff: noqa: E501 -- figure captions (cell metadata) and table rows cannot be wrapped in the .py pair
+# ruff: noqa: E501
+# (figure captions in cell metadata and table rows cannot be wrapped in the .py)
