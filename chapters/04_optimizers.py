@@ -631,9 +631,10 @@ assert gap_fixed_tf1 <= 2.5e-7  # at most one float32 rounding step near w = 3
 assert gap_ours_keras == 0.0
 
 # %% [markdown]
-# The tiny residue against TF1 comes from TF1's kernel computing $g \cdot \alpha \cdot s^{-1/2}$ with a
-# reciprocal square root, where the hand-written code divides by $\sqrt{s}$: the same real number,
-# rounded differently in the last bit.
+# The fixed source code agrees with TF1 to the last bit here, although TF1's kernel computes
+# $g \cdot \alpha \cdot s^{-1/2}$ with a reciprocal square root where the hand-written code divides by
+# $\sqrt{s}$; the assert allows one float32 rounding step, because the two are the same real number
+# and need not round the same way on every machine.
 #
 # ## Agreement on a multi-variable problem
 #
@@ -814,8 +815,8 @@ for name, (ours_history, make_tf1) in tf1_pairs.items():
 assert max(tf1_gaps.values()) < 1e-5
 
 # %% [markdown]
-# TF1 agrees to float32 rounding, a few units in the sixth or seventh decimal at most, but not bit for
-# bit: its fused C++ kernels group the same arithmetic differently (Momentum keeps
+# TF1 agrees to float32 rounding: gradient descent and Adagrad bit for bit, the others within a few
+# units of the seventh decimal, because TF1's fused C++ kernels group the same arithmetic differently (Momentum keeps
 # $\sum \mu^k g$ and multiplies by $\alpha$ afterwards, Adagrad and RMSprop use a reciprocal square
 # root, Adam keeps $\beta^t$ as a running product instead of calling `pow`). Those are rounding
 # differences; the differences of *convention* are in the next section.
