@@ -771,6 +771,91 @@ for option, hand_clipped in [("clipvalue", by_value_hand), ("clipnorm", by_norm_
     assert worst < 1e-7
 
 # %% [markdown]
+# ### Watching the rules on two parameters
+#
+# The difference between the rules is easiest to see with two scalar parameters. On
+# $f(x, y) = \tfrac12 x^2 + \tfrac12 y^2 + 0.1\,y^4$ the quartic term makes the gradient grow like
+# $y^3$ far from the minimum, a small-scale "cliff" {cite:p}`pascanu2013`. From $(-4, 4)$ plain gradient
+# descent with learning rate 0.3 overshoots in $y$ and each overshoot lands further out: it explodes.
+# We run Keras' SGD four times, with each clipping option at $c = 2$. Because $x$ and $y$ are separate
+# (scalar) variables, clipping *each variable* by its norm is the same as clipping each entry by value,
+# so `clipnorm` and `clipvalue` take the very same path.
+
+# %%
+from gdbook.plotting import Panel, animate_paths, to_html
+
+
+def cliff_numpy(x, y):
+    return 0.5 * x**2 + 0.5 * y**2 + 0.1 * y**4
+
+
+CLIFF_START, CLIFF_RATE, CLIFF_STEPS, CLIFF_CLIP = (-4.0, 4.0), 0.3, 25, 2.0
+
+
+def cliff_path(**clip):
+    """Points visited by Keras SGD on the cliff function, start included."""
+    x, y = tf.Variable(CLIFF_START[0]), tf.Variable(CLIFF_START[1])
+    optimizer = keras.optimizers.SGD(CLIFF_RATE, **clip)
+    points = [CLIFF_START]
+    for _ in range(CLIFF_STEPS):
+        with tf.GradientTape() as tape:
+            loss = 0.5 * x**2 + 0.5 * y**2 + 0.1 * y**4
+        optimizer.apply_gradients(zip(tape.gradient(loss, [x, y]), [x, y], strict=True))
+        points.append((float(x), float(y)))
+    return np.array(points)
+
+
+cliff_paths = {
+    "no clipping": cliff_path(),
+    "clipvalue=2": cliff_path(clipvalue=CLIFF_CLIP),
+    "clipnorm=2": cliff_path(clipnorm=CLIFF_CLIP),
+    "global_clipnorm=2": cliff_path(global_clipnorm=CLIFF_CLIP),
+}
+for name, points in cliff_paths.items():
+    print(f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: {points[-1]}")
+
+
+# %% [markdown]
+# The checks: without clipping $y$ passes $\lvert y\rvert > 100$ by step 3 and ends non-finite;
+# `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
+# gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
+# within 0.01 of the minimum.
+
+# %%
+def first_step_cosine(points):
+    """Cosine between the first step and the negative gradient at the start."""
+    x, y = CLIFF_START
+    downhill = -np.array([x, y + 0.4 * y**3])
+    step = points[1] - points[0]
+    return float(step @ downhill / (np.linalg.norm(step) * np.linalg.norm(downhill)))
+
+
+exploded = cliff_paths["no clipping"]
+print(f"no clipping: |y| at step 3 = {abs(exploded[3, 1]):.1f}")
+for name in ["clipvalue=2", "global_clipnorm=2"]:
+    print(f"{name:18s} cosine(first step, -gradient) = {first_step_cosine(cliff_paths[name]):.6f}")
+assert abs(exploded[3, 1]) > 100 and not np.isfinite(exploded[-1]).all()
+assert np.array_equal(cliff_paths["clipvalue=2"], cliff_paths["clipnorm=2"])
+assert first_step_cosine(cliff_paths["global_clipnorm=2"]) > 1 - 1e-6
+assert first_step_cosine(cliff_paths["clipvalue=2"]) < 0.9
+for name in ["clipvalue=2", "clipnorm=2", "global_clipnorm=2"]:
+    assert np.linalg.norm(cliff_paths[name][-1]) < 0.01
+
+# %% [markdown]
+# The animation plays the first 12 steps of each path (the unclipped run leaves the window at its second
+# step; the `clipnorm` path lies under the `clipvalue` one). The global rule walks straight down the
+# steep $y$ direction at a bounded speed; the per-entry rules move diagonally, as if the loss were
+# equally steep in $x$ and $y$.
+
+# %%
+ANIMATED_STEPS = 12  # the interesting part; afterwards the clipped paths just settle
+visible = {name: points[: ANIMATED_STEPS + 1] for name, points in cliff_paths.items()}
+visible["no clipping"] = visible["no clipping"][np.abs(visible["no clipping"]).max(axis=1) < 50]
+cliff_panel = Panel(cliff_numpy, xlim=(-5, 5), ylim=(-5, 5), paths=visible, levels=15, log_levels=True,
+                    title="SGD, learning rate 0.3, on $x^2/2 + y^2/2 + y^4/10$")
+to_html(animate_paths([cliff_panel], interval=250, figsize=(4.8, 4.4)))
+
+# %% [markdown]
 # ### The effect on training
 #
 # Finally we train. The exploding ReLU chain, plain SGD with learning rate 0.01, 100 full-batch steps:
