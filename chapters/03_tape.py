@@ -376,7 +376,13 @@ dy_dw = tape.gradient(y, w)
 dy_dw_again = tape.gradient(y, w)
 dy2_dw = tape.gradient(y_squared, w)  # d(x w)^2/dw = 2 x^2 w = 8
 del tape  # releases the recorded tensors
-print("dy/dw twice:", dy_dw.numpy(), dy_dw_again.numpy(), " d(y^2)/dw:", dy2_dw.numpy())
+print(
+    "dy/dw twice:",
+    dy_dw.numpy(),
+    dy_dw_again.numpy(),
+    " d(y^2)/dw:",
+    dy2_dw.numpy(),
+)
 assert dy_dw.numpy() == dy_dw_again.numpy() == 2.0 and dy2_dw.numpy() == 8.0
 
 # %% [markdown]
@@ -394,7 +400,9 @@ with tf.GradientTape(watch_accessed_variables=False) as tape:
 only_watched = [v.name for v in tape.watched_variables()]
 grad_a, grad_b = tape.gradient(product, [layer_a, layer_b])
 print("watched:", only_watched, " gradients:", grad_a.numpy(), grad_b)
-assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is None
+assert (
+    only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is None
+)
 
 # %% [markdown]
 # (tape-nonscalar)=
@@ -405,9 +413,10 @@ assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is Non
 # `output_gradients` sets any other weights $\bar{\mathbf y}$:
 #
 # $$
-# \texttt{tape.gradient(y, x)} = J^\top \mathbf 1 = \nabla_{\mathbf x} \sum_i y_i,
-# \qquad
-# \texttt{tape.gradient(y, x, output}\_\texttt{gradients=}\bar{\mathbf y}\texttt{)} = J^\top \bar{\mathbf y}.
+# \begin{aligned}
+# \texttt{tape.gradient(y, x)} &= J^\top \mathbf 1 = \nabla_{\mathbf x} \textstyle\sum_i y_i, \\
+# \texttt{tape.gradient(y, x, output}\_\texttt{gradients=}\bar{\mathbf y}\texttt{)} &= J^\top \bar{\mathbf y}.
+# \end{aligned}
 # $$ (eq-tape-sum)
 #
 # This is why a vector of per-example losses "works" without a `reduce_mean`: the tape silently sums it, and
@@ -424,7 +433,9 @@ with tf.GradientTape(persistent=True) as tape:
 
 grad_of_sum = tape.gradient(squares, points)
 weighted = tape.gradient(squares, points, output_gradients=output_weights)
-print("gradient of the sum:", grad_of_sum.numpy(), " weighted:", weighted.numpy())
+print(
+    "gradient of the sum:", grad_of_sum.numpy(), " weighted:", weighted.numpy()
+)
 np.testing.assert_array_equal(grad_of_sum.numpy(), 2 * points.numpy())
 np.testing.assert_array_equal(
     weighted.numpy(), 2 * points.numpy() * output_weights.numpy()
@@ -438,7 +449,9 @@ np.testing.assert_array_equal(
 full_jacobian = tape.jacobian(squares, points)
 del tape
 print(full_jacobian.numpy())
-np.testing.assert_array_equal(full_jacobian.numpy(), np.diag(2 * points.numpy()))
+np.testing.assert_array_equal(
+    full_jacobian.numpy(), np.diag(2 * points.numpy())
+)
 
 
 # %% [markdown]
@@ -461,7 +474,9 @@ with tf.GradientTape(persistent=True) as tape:
 jacobian_all = tape.jacobian(batch_outputs, batch)  # (3, 3, 3, 2)
 jacobian_blocks = tape.batch_jacobian(batch_outputs, batch)  # (3, 3, 2)
 del tape
-print("jacobian:", jacobian_all.shape, " batch_jacobian:", jacobian_blocks.shape)
+print(
+    "jacobian:", jacobian_all.shape, " batch_jacobian:", jacobian_blocks.shape
+)
 
 
 # %% [markdown]
@@ -474,7 +489,9 @@ def analytic_block(u, v):
 
 
 analytic_blocks = np.stack([analytic_block(u, v) for u, v in batch.numpy()])
-diagonal_blocks = np.stack([jacobian_all.numpy()[b, :, b, :] for b in range(3)])
+diagonal_blocks = np.stack(
+    [jacobian_all.numpy()[b, :, b, :] for b in range(3)]
+)
 # pairs (example of y, example of x) that differ
 outside_blocks = ~np.eye(3, dtype=bool)
 off_block_mass = np.abs(
@@ -495,7 +512,9 @@ fig, ax = plt.subplots(figsize=(4.2, 5.0))
 image = ax.imshow(np.abs(flat_jacobian), cmap="Blues")
 for b in range(3):
     ax.add_patch(
-        plt.Rectangle((2 * b - 0.5, 3 * b - 0.5), 2, 3, fill=False, ec="#D55E00", lw=2)
+        plt.Rectangle(
+            (2 * b - 0.5, 3 * b - 0.5), 2, 3, fill=False, ec="#D55E00", lw=2
+        )
     )
 ax.set_xticks(range(6), [f"x{b}.{c}" for b in range(3) for c in "uv"])
 ax.set_yticks(range(9), [f"y{b}.{i}" for b in range(3) for i in range(3)])
@@ -522,7 +541,9 @@ with tf.GradientTape() as outer_tape:
         y = x * w + b
     dy_dw, dy_db = inner_tape.gradient(y, [w, b])
 d2y_dw2 = outer_tape.gradient(dy_dw, w)
-print("dy/dw =", dy_dw.numpy(), " dy/db =", dy_db.numpy(), " d2y/dw2 =", d2y_dw2)
+print(
+    "dy/dw =", dy_dw.numpy(), " dy/db =", dy_db.numpy(), " d2y/dw2 =", d2y_dw2
+)
 assert dy_dw.numpy() == 2.0 and dy_db.numpy() == 1.0 and d2y_dw2 is None
 
 # %% [markdown]
@@ -600,7 +621,10 @@ def f2d_gradient_analytic(u, v):
 def f2d_hessian_analytic(u, v):
     mixed = 2 * u + np.cos(u * v) - u * v * np.sin(u * v)
     return np.array(
-        [[2 * v - v**2 * np.sin(u * v), mixed], [mixed, -(u**2) * np.sin(u * v)]]
+        [
+            [2 * v - v**2 * np.sin(u * v), mixed],
+            [mixed, -(u**2) * np.sin(u * v)],
+        ]
     )
 
 
@@ -613,7 +637,9 @@ with tf.GradientTape() as outer_tape:
     gradient = inner_tape.gradient(value, uv_point)
 hessian = outer_tape.jacobian(gradient, uv_point)
 
-hessian_error = np.max(np.abs(hessian.numpy() - f2d_hessian_analytic(1.0, 2.0)))
+hessian_error = np.max(
+    np.abs(hessian.numpy() - f2d_hessian_analytic(1.0, 2.0))
+)
 print(hessian.numpy())
 print(f"max |H_tape - H_analytic| = {hessian_error:.1e}")
 assert hessian_error < 1e-14
@@ -653,13 +679,16 @@ def hessian_vector_product(f, x, v):
             inner_tape.watch(x)
             value = f(x)
         grad = inner_tape.gradient(value, x)
-        grad_dot_v = tf.reduce_sum(grad * v)  # a scalar: recorded by the outer tape
+        # a scalar, recorded by the outer tape
+        grad_dot_v = tf.reduce_sum(grad * v)
     return outer_tape.gradient(grad_dot_v, x)
 
 
 hvp = hessian_vector_product(quadratic_plus_cos, hvp_point, hvp_direction)
 hessian_analytic = symmetric_a.numpy() - np.diag(np.cos(hvp_point.numpy()))
-hvp_error = np.max(np.abs(hvp.numpy() - hessian_analytic @ hvp_direction.numpy()))
+hvp_error = np.max(
+    np.abs(hvp.numpy() - hessian_analytic @ hvp_direction.numpy())
+)
 print(f"max |Hv (two tapes) - Hv (explicit H)| = {hvp_error:.1e}")
 assert hvp_error < 1e-12
 
@@ -765,13 +794,17 @@ grad_where = tape.gradient(guarded_root, values)
 
 with tf.GradientTape() as tape:
     tape.watch(values)
-    safe_input = tf.where(values > 0, values, 1.0)  # the root never sees x <= 0
+    # the root never sees x <= 0
+    safe_input = tf.where(values > 0, values, 1.0)
     safe_root = tf.where(values > 0, safe_input**0.5, 0.0)
 grad_safe = tape.gradient(safe_root, values)
 
 print("values:", guarded_root.numpy(), safe_root.numpy())
 print(
-    "gradient, single where:", grad_where.numpy(), " double where:", grad_safe.numpy()
+    "gradient, single where:",
+    grad_where.numpy(),
+    " double where:",
+    grad_safe.numpy(),
 )
 assert np.isnan(grad_where.numpy()[:2]).all() and grad_where.numpy()[2] == 0.25
 np.testing.assert_array_equal(grad_safe.numpy(), [0.0, 0.0, 0.25])
@@ -864,7 +897,8 @@ library_value, library_grad = value_and_grad(tf.math.softplus, softplus_grid)
 # %%
 float32 = np.finfo(np.float32)
 overflow_point = np.log(float32.max)  # exp(x) = inf beyond this
-flush_point = np.log(1 / float32.tiny)  # 1 / (1 + exp(x)) is subnormal beyond this
+# 1 / (1 + exp(x)) is subnormal beyond this
+flush_point = np.log(1 / float32.tiny)
 x_values = softplus_grid.numpy()
 beyond = x_values > overflow_point
 flushed = (x_values > flush_point) & ~beyond
@@ -877,11 +911,13 @@ print(
 )
 print(
     f"naive gradient: first off by more than 1e-6 at x = {first_drift:.1f},"
-    f" then by up to {naive_error[below_flush].max():.1e} until x = {flush_point:.2f}"
+    f" then by up to {naive_error[below_flush].max():.1e}"
+    f" until x = {flush_point:.2f}"
 )
 print(
     f"exactly 0 at {flushed.sum()} grid points;"
-    f" NaN at {np.isnan(naive_grad).sum()} (value inf at {np.isinf(naive_value).sum()})"
+    f" NaN at {np.isnan(naive_grad).sum()}"
+    f" (value inf at {np.isinf(naive_value).sum()})"
     f" of the {beyond.sum()} points beyond {overflow_point:.2f}"
 )
 assert 70 < first_drift < 80 and 1e-5 < naive_error[below_flush].max() < 1e-3
@@ -896,8 +932,13 @@ assert np.array_equal(np.isnan(naive_grad), beyond) and np.array_equal(
 # %%
 value_gap = np.max(np.abs(stable_value - library_value))
 grad_gap = np.max(np.abs(stable_grad - library_grad))
-print(f"stable vs tf.math.softplus: values {value_gap:.1e}, gradients {grad_gap:.1e}")
-assert np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
+print(
+    f"stable vs tf.math.softplus: values {value_gap:.1e},"
+    f" gradients {grad_gap:.1e}"
+)
+assert (
+    np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
+)
 
 # %% [markdown]
 # {numref}`fig-tape-softplus` shows the two gradients. The TensorFlow docstring of `tf.custom_gradient` uses
@@ -906,7 +947,9 @@ assert np.all(np.isfinite(stable_grad)) and value_gap < 1e-5 and grad_gap < 1e-6
 
 # %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive tape gradient of $\\log(1+e^x)$ (orange) drops to exactly 0 beyond $x \\approx 87.34$, where a factor underflows and is flushed to zero (light shading), and is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (dark shading). The custom gradient $\\sigma(x)$ (blue) is right everywhere.", "name": "fig-tape-softplus"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
-ax.axvspan(flush_point, overflow_point, color="0.92", label="factor flushed to 0")
+ax.axvspan(
+    flush_point, overflow_point, color="0.92", label="factor flushed to 0"
+)
 ax.axvspan(overflow_point, 100, color="0.8", label="$e^x$ overflows")
 ax.plot(softplus_grid, stable_grad, lw=3, label="custom gradient $\\sigma(x)$")
 ax.plot(softplus_grid, naive_grad, "--", label="naive tape gradient")
@@ -990,12 +1033,18 @@ print(
     " (bound 0.2 x 1.0)"
 )
 print(
-    f"longest clipped step {clipped_steps.max():.6f}; final distance to the minimum:"
+    f"longest clipped step {clipped_steps.max():.6f};"
+    " final distance to the minimum:"
     f" plain {np.linalg.norm(plain_path[-1]):.1e},"
     f" clipped {np.linalg.norm(clipped_path[-1]):.1e}"
 )
 assert clipped_steps.max() <= 0.2 * 1.0 + 1e-6 and plain_steps[0] > 0.5
-assert np.linalg.norm(plain_path[-1]) < 1e-3 < np.linalg.norm(clipped_path[-1]) < 2e-2
+assert (
+    np.linalg.norm(plain_path[-1])
+    < 1e-3
+    < np.linalg.norm(clipped_path[-1])
+    < 2e-2
+)
 
 
 # %% mystnb={"figure": {"caption": "Forty steps of gradient descent ($\\alpha = 0.2$) on $\\tfrac12(u^2 + 8v^2)$ from $(-4.5, 1)$. Plain descent (blue) takes long steps and zig-zags across the narrow valley; with the gradient clipped to norm 1 in the backward pass (orange), every step is at most 0.2 long.", "name": "fig-tape-clipped-paths"}}
@@ -1058,7 +1107,10 @@ def two_outputs_jacobian(x0, x1, x2):
 
 
 inputs = tf.constant([1.0, 2.0, 3.0], dtype=tf.float64)
-identity_3, identity_2 = tf.eye(3, dtype=tf.float64), tf.eye(2, dtype=tf.float64)
+identity_3, identity_2 = (
+    tf.eye(3, dtype=tf.float64),
+    tf.eye(2, dtype=tf.float64),
+)
 
 columns = []  # forward mode: one pass per input direction
 for tangent in identity_3:
@@ -1084,7 +1136,9 @@ jacobian_reverse = tf.stack(rows, axis=0)
 jacobian_exact = two_outputs_jacobian(1.0, 2.0, 3.0)
 print(jacobian_forward.numpy())
 print("passes: forward", len(columns), " reverse", len(rows))
-forward_vs_reverse = np.max(np.abs(jacobian_forward.numpy() - jacobian_reverse.numpy()))
+forward_vs_reverse = np.max(
+    np.abs(jacobian_forward.numpy() - jacobian_reverse.numpy())
+)
 forward_vs_exact = np.max(np.abs(jacobian_forward.numpy() - jacobian_exact))
 print(
     f"max |forward - reverse| = {forward_vs_reverse:.1e}"
@@ -1182,7 +1236,9 @@ def by_tf_gradients(p):
 def by_forward_mode(f, p):
     grad = []
     for tangent in tf.eye(2, dtype=tf.float64):
-        with tf.autodiff.ForwardAccumulator(primals=p, tangents=tangent) as accumulator:
+        with tf.autodiff.ForwardAccumulator(
+            primals=p, tangents=tangent
+        ) as accumulator:
             value = f(p)
         grad.append(accumulator.jvp(value).numpy())
     return np.array(grad)
@@ -1204,10 +1260,15 @@ reference = five_ways["analytic"]
 gaps = {}
 for method, grad in five_ways.items():
     gaps[method] = np.max(np.abs(grad - reference))
-    print(f"{method:>28}: {grad[0]: .15f} {grad[1]: .15f}   max gap {gaps[method]:.1e}")
+    components = f"{grad[0]: .15f} {grad[1]: .15f}"
+    print(f"{method:>28}: {components}   max gap {gaps[method]:.1e}")
 assert all(
     gaps[m] < 1e-14
-    for m in ("GradientTape", "tf.gradients in tf.function", "ForwardAccumulator")
+    for m in (
+        "GradientTape",
+        "tf.gradients in tf.function",
+        "ForwardAccumulator",
+    )
 )
 assert gaps["finite differences"] < 1e-9
 
@@ -1221,7 +1282,9 @@ assert gaps["finite differences"] < 1e-9
 steps = np.logspace(-13, -1, 49)
 fd_errors = np.array(
     [
-        np.max(np.abs(by_finite_differences(f2d, [1.0, 2.0], step) - reference))
+        np.max(
+            np.abs(by_finite_differences(f2d, [1.0, 2.0], step) - reference)
+        )
         for step in steps
     ]
 )
@@ -1231,7 +1294,10 @@ print(
     f" at h = 1e-1: {fd_errors[-1]:.1e}; at h = 1e-13: {fd_errors[0]:.1e}"
 )
 assert 1e-7 < steps[best] < 1e-3 and fd_errors[best] < 1e-9
-assert fd_errors[0] > 100 * fd_errors[best] and fd_errors[-1] > 100 * fd_errors[best]
+assert (
+    fd_errors[0] > 100 * fd_errors[best]
+    and fd_errors[-1] > 100 * fd_errors[best]
+)
 
 # %% mystnb={"figure": {"caption": "Error of the central finite-difference gradient of $f(u, v)$ at $(1, 2)$ against the step $h$ (float64). Right of the minimum the $O(h^2)$ truncation error dominates, left of it the rounding error $O(\\epsilon/h)$. The automatic methods need no step; their error is at or below the rounding level of the answer itself (dashed line).", "name": "fig-tape-fd-error"}}
 autodiff_gap = max(
@@ -1254,7 +1320,9 @@ ax.loglog(
     color="0.4",
     label="$\\propto h^2$",
 )
-ax.loglog(steps, 1e-16 / steps, "-.", color="0.6", label="$\\propto \\epsilon / h$")
+ax.loglog(
+    steps, 1e-16 / steps, "-.", color="0.6", label="$\\propto \\epsilon / h$"
+)
 ax.axhline(
     rounding_level,
     ls="--",
@@ -1431,7 +1499,9 @@ print(
     tape.gradient(plain_round, raw),
     tape.gradient(straight_through, raw).numpy(),
 )
-assert plain_round.numpy() == straight_through.numpy() == 3.0 * (0.0 + 2.0 - 3.0)
+assert (
+    plain_round.numpy() == straight_through.numpy() == 3.0 * (0.0 + 2.0 - 3.0)
+)
 assert tape.gradient(plain_round, raw) is None
 np.testing.assert_array_equal(
     tape.gradient(straight_through, raw).numpy(), [3.0, 3.0, 3.0]
@@ -1458,4 +1528,4 @@ np.testing.assert_array_equal(
 
 # %% tags=["remove-cell"]
 # ruff: noqa: E501
-# (figure captions in cell metadata and table rows cannot be wrapped in the .py)
+# (figure captions in cell metadata and table rows cannot be wrapped)
