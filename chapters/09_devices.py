@@ -39,8 +39,9 @@
 #   and Keras `fit`) to two worker processes with `MultiWorkerMirroredStrategy`, each checked against the
 #   single-device result.
 # - The classic scaling bug (per-replica mean loss) and its fix, `tf.nn.compute_average_loss`.
-# - What happens to the loss curve when the global batch grows with the number of replicas, and how the
-#   linear learning-rate scaling rule and warm-up help, up to the point where the step becomes unstable.
+# - What happens to the loss curve when the global batch grows with the number of replicas, how the linear
+#   learning-rate scaling rule and warm-up help, and how to measure (with Hessian-vector products) where the
+#   scaled step reaches the edge of stability.
 # :::
 #
 # As in every chapter, `gdbook.setup()` comes first: quiet logs, fixed seeds, deterministic kernels.
@@ -670,7 +671,8 @@ def mean_loss(W, b, x, y):
 
 @tf.function(reduce_retracing=True)
 def train_run(batch_ids, rates, measure_every_steps):
-    """Gradient descent from zero weights; returns held-out losses every measure_every_steps steps."""
+    """Gradient descent from zero weights; returns the final W, b and the held-out loss at the start
+    and after every measure_every_steps steps."""
     W, b = tf.zeros([784, 10]), tf.zeros([10])
     measured = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
     measured = measured.write(0, mean_loss(W, b, x_held_out, y_held_out))
@@ -683,7 +685,7 @@ def train_run(batch_ids, rates, measure_every_steps):
         W, b = W - rates[s] * grad_W, b - rates[s] * grad_b
         if (s + 1) % measure_every_steps == 0:
             measured = measured.write(measured.size(), mean_loss(W, b, x_held_out, y_held_out))
-    return measured.stack()
+    return W, b, measured.stack()
 
 
 def learning_rates(rule, replicas, steps):
@@ -702,7 +704,7 @@ def learning_rates(rule, replicas, steps):
 # %%
 rules = ["same rate", "linear scaling", "linear scaling + warm-up"]
 replica_counts = [1, 4, 16]
-curves = {}
+curves, final_weights = {}, {}
 started = time.monotonic()
 for replicas in replica_counts:
     global_batch = PER_REPLICA_BATCH * replicas
@@ -710,7 +712,8 @@ for replicas in replica_counts:
     ids = tf.constant(batch_indices(12000, global_batch, steps, seed=1))
     for rule in rules:
         rates = tf.constant(learning_rates(rule, replicas, steps), tf.float32)
-        curves[rule, replicas] = train_run(ids, rates, tf.constant(MEASURE_EVERY // global_batch)).numpy()
+        W, b, curve = train_run(ids, rates, tf.constant(MEASURE_EVERY // global_batch))
+        curves[rule, replicas], final_weights[rule, replicas] = curve.numpy(), (W, b)
 images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1]))
 print(f"{len(curves)} runs in {time.monotonic() - started:.1f} s; {len(images_seen)} measurements each")
 print(f"{'rule':>26} " + " ".join(f"{f'N={n}: final':>11} {'peak':>6}" for n in replica_counts))
@@ -720,7 +723,7 @@ for rule in rules:
 # %% [markdown]
 # {numref}`fig-devices-large-batch` plots them.
 
-# %% mystnb={"figure": {"caption": "Held-out loss of softmax regression against the number of training images seen, when the global batch grows with the number of replicas $N$ (per-replica batch 50). Left, the learning rate is kept at 0.1; middle, it is scaled to $0.1 N$; right, it is scaled to $0.1 N$ after a linear warm-up over the first epoch. The dotted line is the initial loss $\\ln 10$.", "name": "fig-devices-large-batch"}}
+# %% mystnb={"figure": {"caption": "Held-out loss of softmax regression against the number of training images seen, when the global batch grows with the number of replicas $N$ (per-replica batch 50). Left, the learning rate is kept at 0.1; middle, it is scaled to $0.1 N$; right, it is scaled to $0.1 N$ after a linear warm-up over the first epoch. The dotted line is the initial loss $\\ln 10$. In the middle and right panels the curves of $N = 1$ and $N = 4$ lie on top of each other.", "name": "fig-devices-large-batch"}}
 fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), sharey=True)
 for ax, rule in zip(axes, rules, strict=True):
     for replicas in replica_counts:
@@ -728,7 +731,7 @@ for ax, rule in zip(axes, rules, strict=True):
     ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
     ax.set_title(rule)
     ax.set_xlabel("training images seen")
-    ax.set_ylim(0.2, 4.2)
+    ax.set_ylim(0.3, 5.6)
 axes[0].set_ylabel("held-out loss")
 axes[0].legend()
 plt.show()
@@ -760,15 +763,16 @@ assert overshoot["linear scaling + warm-up"] < 0.05 * overshoot["linear scaling"
 # With the learning rate unchanged, the same number of images buys less progress as the batch grows. With the
 # linear rule, $N = 4$ retraces the curve of $N = 1$ almost exactly: at these learning rates the gradient
 # changes little over four small steps, and {eq}`eq-devices-linear-scaling` holds. At $N = 16$ the learning
-# rate $1.6$ makes the first steps overshoot and the loss climbs above where it started before it comes down;
-# the warm-up keeps the early steps small while the gradient is large and changing fast, and shrinks the
-# overshoot to a few hundredths, a small fraction of what it was. All three rules end close together at
-# $N = 16$; the damage of a too-large step here is temporary, because the loss is convex and the curvature
-# falls as training proceeds. In deep networks an early blow-up can leave lasting harm {cite:p}`goyal2017`.
+# rate $1.6$ makes the first steps overshoot, and the loss climbs to more than twice its starting value before
+# it comes down. The warm-up avoids that blow-up at the start. But look at the right panel once more: as soon
+# as the warm-up reaches $1.6$, at the end of the first epoch, the loss jumps up again, and in both $N = 16$
+# runs it keeps spiking for the rest of training. Something limits the step for the whole run, not only at
+# the start.
 #
-# Why does $1.6$ overshoot while $0.4$ does not? Gradient descent on a quadratic is stable only for
-# $\alpha < 2 / \lambda_{\max}$, with $\lambda_{\max}$ the largest eigenvalue of the Hessian. At zero weights
-# softmax regression has a Hessian we can write down: with all probabilities $1/10$, it is
+# That something is the curvature. Gradient descent on a quadratic is stable only for
+# $\alpha < 2 / \lambda_{\max}$, with $\lambda_{\max}$ the largest eigenvalue of the Hessian (the chapter on
+# gradients derives this in one dimension). At zero weights softmax regression has a Hessian we can write down:
+# with all probabilities $1/10$, it is
 # $\bigl(\tfrac{1}{10} I - \tfrac{1}{100} \mathbf{1}\mathbf{1}^\top\bigr) \otimes \mathbb{E}[\tilde{\mathbf{x}} \tilde{\mathbf{x}}^\top]$,
 # where $\tilde{\mathbf{x}} = (\mathbf{x}, 1)$ appends the bias input. The first factor has eigenvalues
 # $1/10$ and $0$, so
@@ -782,16 +786,71 @@ x_augmented = np.hstack([mnist.x_train[:12000], np.ones((12000, 1), np.float32)]
 second_moment = x_augmented.T @ x_augmented / len(x_augmented)
 curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
 largest_stable_rate = 2 / curvature_at_start
-print(f"largest curvature at zero weights: {curvature_at_start:.3f}; stable learning rates below {largest_stable_rate:.3f}")
+print(f"largest curvature at zero weights: {curvature_at_start:.4f}; stable learning rates below {largest_stable_rate:.4f}")
 assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
+
 
 # %% [markdown]
 # The largest stable learning rate at the start, about $0.5$, lies between the linearly scaled rates for
-# $N = 4$ ($0.4$) and $N = 16$ ($1.6$). Later in training the probabilities sharpen, the curvature falls, and
-# $1.6$ becomes safe, which is exactly the situation warm-up is made for. The same reasoning, on the full
-# Hessian, appears in the chapter on softmax regression. Beyond some batch size no schedule recovers the
-# small-batch curve per image seen; how far the linear rule carries depends on the model and the data
-# {cite:p}`goyal2017`.
+# $N = 4$ ($0.4$) and $N = 16$ ($1.6$): the blow-up at the start of the $N = 16$ run is predicted. Away from
+# zero there is no closed form, but the largest eigenvalue can be measured without ever forming the
+# $7850 \times 7850$ Hessian: **power iteration** multiplies a vector by the Hessian again and again, and
+# TensorFlow computes a Hessian-vector product as the forward-mode derivative (`ForwardAccumulator`) of the
+# reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. First we check it against
+# {eq}`eq-devices-curvature` at zero, then measure at the end of the large-batch runs.
+
+# %%
+@tf.function
+def hessian_vector_product(W, b, v_W, v_b):
+    with tf.autodiff.ForwardAccumulator([W, b], [v_W, v_b]) as forward:
+        with tf.GradientTape() as tape:
+            tape.watch([W, b])
+            loss = mean_loss(W, b, x_large, y_large)
+        gradient = tape.gradient(loss, [W, b])
+    return forward.jvp(gradient)
+
+
+def sharpness(W, b, iterations=50):
+    """The largest Hessian eigenvalue of the training loss at (W, b), by power iteration."""
+    rng = np.random.default_rng(0)
+    v_W, v_b = (tf.constant(rng.normal(size=shape), tf.float32) for shape in (W.shape, b.shape))
+    for _ in range(iterations):
+        norm = tf.sqrt(tf.reduce_sum(v_W**2) + tf.reduce_sum(v_b**2))
+        v_W, v_b = v_W / norm, v_b / norm
+        hv_W, hv_b = hessian_vector_product(W, b, v_W, v_b)
+        estimate = float(tf.reduce_sum(hv_W * v_W) + tf.reduce_sum(hv_b * v_b))  # Rayleigh quotient
+        v_W, v_b = hv_W, hv_b
+    return estimate
+
+
+at_zero = sharpness(tf.zeros([784, 10]), tf.zeros([10]))
+print(f"power iteration at zero weights: {at_zero:.4f} (closed form {curvature_at_start:.4f})")
+assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
+
+# %% [markdown]
+# The power iteration reproduces the closed form. Now the sharpness at the end of three runs, and the product
+# $\alpha \lambda_{\max}$ that decides stability: below 2 a quadratic model of the loss is stable, above 2 it is not.
+
+# %%
+edge = {}
+for rule, replicas in [("linear scaling", 4), ("linear scaling", 16), ("linear scaling + warm-up", 16)]:
+    curvature = sharpness(*final_weights[rule, replicas])
+    edge[rule, replicas] = BASE_RATE * replicas * curvature
+    print(f"{rule:>25}, N = {replicas:2}: final sharpness {curvature:.3f}, "
+          f"learning rate x sharpness = {edge[rule, replicas]:.2f}")
+assert edge["linear scaling", 4] < 1.0
+assert all(1.5 < edge[rule, 16] < 2.5 for rule in rules[1:])
+
+# %% [markdown]
+# At $N = 4$ the run ends far inside the stable region. Both $N = 16$ runs end with $\alpha \lambda_{\max}$
+# close to 2: the learning rate $1.6$ is not "safe later" but sits right at the edge of stability for the whole
+# run. Where the loss is sharper than $2/\alpha$, the iterates are thrown out along the sharp direction (a
+# spike in the figure) until they land somewhere flatter, and training hovers at that edge. This behaviour is
+# typical of full-batch and large-batch gradient descent on neural networks too {cite:p}`cohen2021`. In short:
+# the linear scaling rule is an approximation {eq}`eq-devices-linear-scaling` that holds while the scaled step
+# stays well below $2/\lambda_{\max}$; warm-up carries a run over the sharp start, but it cannot raise the
+# limit. How far the rule carries depends on the model and the data {cite:p}`goyal2017`, and for this model,
+# on this data, $N = 4$ is comfortably inside and $N = 16$ is at the limit.
 #
 # ## Summary
 #
@@ -810,8 +869,9 @@ assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
 #   reproduced the one-device weights step for step, to float32 rounding.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
 #   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays
-#   below the stability limit $2/\lambda_{\max}$ {eq}`eq-devices-curvature`, and warm-up carries it past the
-#   steep start.
+#   well below the stability limit $2/\lambda_{\max}$ {eq}`eq-devices-curvature`. Warm-up carries a run over
+#   the sharp start; at $N = 16$ the scaled rate stays at the edge of stability for the whole run, which power
+#   iteration with Hessian-vector products measured.
 #
 # ## Exercises
 #
@@ -876,14 +936,15 @@ assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(default_scali
 # :class: dropdown
 # ```
 #
-# A 3-step warm-up reaches $1.6$ at the third step, long before the curvature has fallen enough for a step of
-# $1.6$ to be stable; the overshoot comes back, between the two runs of the figure:
+# A 3-step warm-up reaches $1.6$ at the third step, while the sharpness is still near its starting value of
+# about 4, three times more than a step of $1.6$ tolerates; the overshoot comes back, between the two runs of
+# the figure:
 
 # %%
 steps_16 = EPOCHS * 12000 // 800
 ids_16 = tf.constant(batch_indices(12000, 800, steps_16, seed=1))
 short_warmup = BASE_RATE * 16 * np.minimum(1.0, np.arange(1, steps_16 + 1) / 3)
-short_curve = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1)).numpy()
+short_curve = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1))[2].numpy()
 print(f"peak loss after the start: 3-step warm-up {short_curve[1:].max():.3f}, "
       f"no warm-up {peak_after_start['linear scaling', 16]:.3f}, "
       f"one-epoch warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f}")
