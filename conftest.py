@@ -1,26 +1,77 @@
-"""Collect every chapter (``chapters/*.md``, MyST notebooks) as an nbval notebook.
+"""Run every chapter (``chapters/*.md``, MyST notebooks) through nbval.
 
-nbval only knows ``.ipynb`` files; the book keeps its notebooks as MyST Markdown. Here each
-chapter is read with jupytext when pytest collects it, and nbval runs every code cell in a
-fresh kernel (``--nbval-lax``: a cell fails only if it raises, so each assert in the book is a
-test). Cells tagged ``raises-exception`` may raise.
+nbval only knows ``.ipynb`` files; the book keeps its notebooks as MyST Markdown. Each chapter is
+read with jupytext when pytest collects it, and nbval runs every code cell in a fresh kernel.
+Cells tagged ``raises-exception`` may raise; any other exception fails the test, so every
+``assert`` in the book is a test.
+
+Two modes, chosen by the environment variable ``GDBOOK_NBVAL``:
+
+``auto`` (the default)
+    If the book has been built (``jupyter-book build .``) and the build's execution cache holds this
+    chapter's current code, nbval runs in *strict* mode against those outputs: every cell must also
+    print exactly what it printed in the build (after the sanitizing patterns in
+    ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output``, such as wall-clock timings,
+    are run but not compared). That checks that two executions of the book agree. Without a
+    matching build record, *lax* mode: the cells run, and only exceptions fail.
+``lax``
+    Always lax.
+``strict``
+    Always strict; a chapter without a matching build record fails (CI uses this after its build).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from unittest import mock
 
 import jupytext
 import nbformat
+import pytest
 from nbval.plugin import IPyNbFile
 
 ROOT = Path(__file__).resolve().parent
 CHAPTERS = ROOT / "chapters"
+BUILD_CACHE = ROOT / "_build" / ".jupyter_cache"
+SANITIZE_FILE = ROOT / "tests" / "nbval_sanitize.cfg"
+MODES = ("auto", "lax", "strict")
+
+
+def nbval_mode() -> str:
+    mode = os.environ.get("GDBOOK_NBVAL", "auto")
+    if mode not in MODES:
+        raise pytest.UsageError(f"GDBOOK_NBVAL must be one of {MODES}, not {mode!r}")
+    return mode
 
 
 def is_chapter(path: Path) -> bool:
     return path.suffix == ".md" and path.parent == CHAPTERS and path.read_text().startswith("---\njupytext:")
+
+
+def built_notebook(notebook: nbformat.NotebookNode):
+    """The notebook with the outputs of the last build, if the build cache has its current code."""
+    if not BUILD_CACHE.is_dir():
+        return None
+    from jupyter_cache import get_cache
+
+    try:
+        _, merged = get_cache(BUILD_CACHE).merge_match_into_notebook(notebook)
+    except KeyError:  # no record for this code: the chapter changed since the build
+        return None
+    return merged
+
+
+def sanitize_patterns(path: Path = SANITIZE_FILE) -> dict[str, str]:
+    """``regex`` / ``replace`` pairs, in the format of nbval's ``--nbval-sanitize-with`` files."""
+    patterns: dict[str, str] = {}
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    for regex_line, replace_line in zip(lines[::2], lines[1::2], strict=True):
+        regex = regex_line.split(":", 1)[1].strip()
+        re.compile(regex)
+        patterns[regex] = replace_line.split(":", 1)[1].strip()
+    return patterns
 
 
 class MystNotebook(IPyNbFile):
@@ -28,8 +79,22 @@ class MystNotebook(IPyNbFile):
 
     def collect(self):
         notebook = jupytext.read(self.path)
+        mode = nbval_mode()
+        reference = None if mode == "lax" else built_notebook(notebook)
+        if mode == "strict" and reference is None:
+            raise pytest.UsageError(
+                f"GDBOOK_NBVAL=strict: no build of the current {self.path.name} in {BUILD_CACHE}; "
+                "run `jupyter-book build .` first"
+            )
+        if reference is not None:
+            notebook = reference
+            self.compare_outputs = True  # strict: each cell's output must match the build's
         with mock.patch.object(nbformat, "read", lambda *args, **kwargs: notebook):
             yield from super().collect()
+
+    def setup(self):
+        super().setup()
+        self.sanitize_patterns.update(sanitize_patterns())
 
 
 def pytest_collect_file(file_path: Path, parent):

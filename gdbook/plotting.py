@@ -3,6 +3,7 @@ animations of those paths that play in a static web page (matplotlib's JS animat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ import numpy as np
 from matplotlib import animation
 
 Function2D = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+_FONT_AWESOME_LINK = re.compile(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">\s*')
 
 
 @dataclass
@@ -133,5 +136,8 @@ def to_html(anim: animation.Animation, *, mode: str = "once", dpi: int = 80):
 
     with plt.rc_context({"savefig.dpi": dpi}):
         html = anim.to_jshtml(default_mode=mode)
+    # matplotlib links Font Awesome 4 from a CDN for the buttons' icons; the book's theme already
+    # ships Font Awesome (whose `fa fa-*` names still work), and a page should not call out for it.
+    html = _FONT_AWESOME_LINK.sub("", html)
     plt.close(anim._fig)
     return HTML(html)

@@ -33,6 +33,7 @@ def test_animation_has_one_frame_per_point_of_the_longest_path():
     html = to_html(anim).data
     assert "<script" in html and "anim" in html.lower()
     assert html.count("frames[8]") == 1 and "frames[9]" not in html
+    assert "<link" not in html and "http" not in html  # nothing fetched from elsewhere
 
 
 def test_paths_must_be_points():
