@@ -208,7 +208,7 @@ def relative_error(analytic, numeric, floor=1e-12):
 
 
 def gradient_check(loss_fn, variables, h=1e-6):
-    """The largest relative error (eq-debugging-relerr) for each variable, by layer/name."""
+    """The largest relative error r (defined above) for each variable, keyed by layer/name."""
     with tf.GradientTape() as tape:
         loss = loss_fn()
     analytic = tape.gradient(loss, variables)
