@@ -945,18 +945,25 @@ assert (
 # this very example, but its version still returns $\log(1 + e^x)$ as the value, which is $\infty$ beyond 88.72:
 # it fixes the gradient only. Eq. {eq}`eq-tape-softplus` fixes both.
 
-# %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive tape gradient of $\\log(1+e^x)$ (orange) drops to exactly 0 beyond $x \\approx 87.34$, where a factor underflows and is flushed to zero (light shading), and is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (dark shading). The custom gradient $\\sigma(x)$ (blue) is right everywhere.", "name": "fig-tape-softplus"}}
-fig, ax = plt.subplots(figsize=(6.5, 3.4))
-ax.axvspan(
-    flush_point, overflow_point, color="0.92", label="factor flushed to 0"
-)
-ax.axvspan(overflow_point, 100, color="0.8", label="$e^x$ overflows")
-ax.plot(softplus_grid, stable_grad, lw=3, label="custom gradient $\\sigma(x)$")
-ax.plot(softplus_grid, naive_grad, "--", label="naive tape gradient")
+# %% mystnb={"figure": {"caption": "Gradient of the softplus. The naive tape gradient of $\\log(1+e^x)$ (orange) drops to exactly 0 beyond $x \\approx 87.34$, where a factor underflows and is flushed to zero (light shading), and is NaN, so not drawn, beyond $x \\approx 88.72$, where $e^x$ overflows float32 (dark shading). The custom gradient $\\sigma(x)$ (blue) is right everywhere. The inset magnifies $85 \\le x \\le 90$.", "name": "fig-tape-softplus"}}
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+zoom = ax.inset_axes([0.3, 0.14, 0.3, 0.55])  # a close-up of 85 <= x <= 90
+for axes in (ax, zoom):
+    axes.axvspan(
+        flush_point, overflow_point, color="0.9", label="factor flushed to 0"
+    )
+    axes.axvspan(overflow_point, 100, color="0.75", label="$e^x$ overflows")
+    axes.plot(
+        softplus_grid, stable_grad, lw=3, label="custom gradient $\\sigma(x)$"
+    )
+    axes.plot(softplus_grid, naive_grad, "--", label="naive tape gradient")
+    axes.set_ylim(-0.1, 1.15)
+zoom.set_xlim(85, 90)
+zoom.set_title("close-up", fontsize="small")
+zoom.tick_params(labelsize="small")
 ax.set_xlabel("$x$")
 ax.set_ylabel("$ds/dx$")
-ax.set_ylim(-0.1, 1.15)
-ax.legend(loc="center right")
+ax.legend(loc="center right", fontsize="small")
 plt.show()
 
 
