@@ -1532,7 +1532,3 @@ np.testing.assert_array_equal(
 # $\mathbb R^{1000} \to \mathbb R^{4}$ it is the other way round: 4 backward passes with `GradientTape`
 # (or one `tape.jacobian` call, which vectorises them), against 1000 forward passes.
 # ````
-
-# %% tags=["remove-cell"]
-# ruff: noqa: E501
-# (figure captions in cell metadata and table rows cannot be wrapped)
