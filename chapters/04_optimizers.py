@@ -1207,7 +1207,7 @@ plt.show()
 # shared, so the numbers are indicative: the two sides take turns, and we keep the fastest of 20 steps
 # of each, the one least disturbed by other work.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 big_gradient = tf.constant(np.random.default_rng(3).normal(size=(1000, 1000)).astype(np.float32)) * 1e-3
 
 

@@ -69,7 +69,7 @@ def test_chapter_has_goals_summary_and_exercises(md):
     if stem[:2].isdigit():
         assert ":::{admonition} What you will learn" in text, f"{md.name} has no 'What you will learn' box"
         assert "\n## Summary" in text, f"{md.name} has no Summary section"
-        assert "{exercise}" in text and "{solution}" in text, f"{md.name} has no exercises with solutions"
+        assert "{exercise}" in text and "{solution" in text, f"{md.name} has no exercises with solutions"
         assert ":class: dropdown" in text, f"{md.name}: solutions should be hidden in a dropdown"
 
 
@@ -88,4 +88,18 @@ def test_cells_that_raise_on_purpose_are_checked_afterwards(md):
             assert "expect_error(" in source, f"{md.name}: a raises-exception cell must use gdbook.expect_error"
             assert index + 1 < len(cells) and "assert" in cells[index + 1][1], (
                 f"{md.name}: the cell after a raises-exception cell must assert on the error"
+            )
+
+
+TIMERS = ("perf_counter(", "time.time(", "process_time(", "monotonic(")
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_cells_that_time_are_not_compared(md):
+    """Wall-clock times differ between runs: a cell that measures one is tagged nbval-ignore-output,
+    so the reproducibility check (strict nbval against the build, see conftest.py) skips its output."""
+    for kind, source, tags in _cells(md):
+        if kind == "code" and any(timer in source for timer in TIMERS):
+            assert "nbval-ignore-output" in tags, (
+                f"{md.name}: tag this timing cell nbval-ignore-output:\n{source[:200]}"
             )
