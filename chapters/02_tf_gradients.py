@@ -76,7 +76,9 @@ assert isinstance(df_dx, tf.Tensor) and ops_added > 0
 # %%
 x_values = np.array([-2.0, -0.5, 0.0, 1.0, 3.0], dtype=np.float32)
 with tf.compat.v1.Session(graph=cubic_graph) as session:  # TF1
-    tf1_slopes = np.array([session.run(df_dx, feed_dict={x: value}) for value in x_values])
+    tf1_slopes = np.array(
+        [session.run(df_dx, feed_dict={x: value}) for value in x_values]
+    )
 
 by_hand = 3 * x_values**2 - 2
 print("x          :", x_values)
@@ -91,6 +93,7 @@ assert np.array_equal(tf1_slopes, by_hand)
 # is why it shows a symbolic tensor rather than a number, and why it appears once for five calls: later
 # calls with the same input signature reuse the traced graph.
 
+
 # %%
 @tf.function
 def cubic_slope(x):  # TF2: traced into a graph on the first call
@@ -103,7 +106,10 @@ def cubic_slope(x):  # TF2: traced into a graph on the first call
 tf2_slopes = np.array([cubic_slope(tf.constant(value)).numpy() for value in x_values])
 print("tf.function + tf.gradients:", tf2_slopes)
 print("number of traces:", cubic_slope.experimental_get_tracing_count())
-assert np.array_equal(tf2_slopes, by_hand) and cubic_slope.experimental_get_tracing_count() == 1
+assert (
+    np.array_equal(tf2_slopes, by_hand)
+    and cubic_slope.experimental_get_tracing_count() == 1
+)
 
 # %% [markdown]
 # Called eagerly, outside any graph, `tf.gradients` has nothing to walk back through: eager execution
@@ -151,8 +157,15 @@ with tf.compat.v1.Session(graph=weights_graph) as session:
 
 for name, value in zip(["w1", "w2", "w3", "w4"], plain_values, strict=True):
     print(f"d(z1 + z2)/d{name} = {value}")
-source_plain = [[3, 3, 3], [2, 2, 2], [0, 0, 0], [1, 1, 1]]  # printed in the source document
-assert all(np.array_equal(v, s) for v, s in zip(plain_values, source_plain, strict=True))
+source_plain = [
+    [3, 3, 3],
+    [2, 2, 2],
+    [0, 0, 0],
+    [1, 1, 1],
+]  # printed in the source document
+assert all(
+    np.array_equal(v, s) for v, s in zip(plain_values, source_plain, strict=True)
+)
 
 # %% [markdown]
 # The gradient for $w_3$ is zero although $w_3$ appears in both outputs: by {eq}`eq-tf-gradients-sum` its
@@ -176,7 +189,9 @@ assert all(np.array_equal(v, s) for v, s in zip(plain_values, source_plain, stri
 # %%
 upstream = [-2.0, -3.0, -4.0]
 with weights_graph.as_default():  # TF1: add the weighted gradient to the same graph
-    weighted_grads = tf.gradients([z1, z2], [w1, w2, w3, w4], grad_ys=[upstream, upstream])
+    weighted_grads = tf.gradients(
+        [z1, z2], [w1, w2, w3, w4], grad_ys=[upstream, upstream]
+    )
 
 with tf.compat.v1.Session(graph=weights_graph) as session:
     session.run(init_weights)
@@ -184,8 +199,15 @@ with tf.compat.v1.Session(graph=weights_graph) as session:
 
 for name, value in zip(["w1", "w2", "w3", "w4"], tf1_weighted, strict=True):
     print(f"weighted gradient for {name} = {value}")
-source_weighted = [[-6, -9, -12], [-4, -6, -8], [0, 0, 0], [-2, -3, -4]]  # printed in the source
-assert all(np.array_equal(v, s) for v, s in zip(tf1_weighted, source_weighted, strict=True))
+source_weighted = [
+    [-6, -9, -12],
+    [-4, -6, -8],
+    [0, 0, 0],
+    [-2, -3, -4],
+]  # printed in the source
+assert all(
+    np.array_equal(v, s) for v, s in zip(tf1_weighted, source_weighted, strict=True)
+)
 
 # %% [markdown]
 # TF2's tape computes the same product; its argument is called `output_gradients`. We also build the full
@@ -205,11 +227,17 @@ jacobians = tape.jacobian(both_outputs, tape_weights)  # four 6x3 matrices
 explicit_vjp = [tf.concat([v, v], axis=0)[None, :] @ J for J in jacobians]
 del tape
 
-for j, (tape_value, vjp) in enumerate(zip(tape_weighted, explicit_vjp, strict=True), start=1):
+for j, (tape_value, vjp) in enumerate(
+    zip(tape_weighted, explicit_vjp, strict=True), start=1
+):
     print(f"w{j}: tape {tape_value.numpy()}   v^T J {vjp.numpy().ravel()}")
-assert all(np.array_equal(t.numpy(), s) for t, s in zip(tape_weighted, source_weighted, strict=True))
 assert all(
-    np.array_equal(t.numpy(), e.numpy().ravel()) for t, e in zip(tape_weighted, explicit_vjp, strict=True)
+    np.array_equal(t.numpy(), s)
+    for t, s in zip(tape_weighted, source_weighted, strict=True)
+)
+assert all(
+    np.array_equal(t.numpy(), e.numpy().ravel())
+    for t, e in zip(tape_weighted, explicit_vjp, strict=True)
 )
 
 # %% [markdown]
@@ -251,7 +279,8 @@ with stop_graph.as_default():  # TF1
 
 with tf.compat.v1.Session(graph=stop_graph) as session:
     total_v, partial_v, partial_cut_v = (
-        [float(g) for g in values] for values in session.run([total, partial, partial_cut])
+        [float(g) for g in values]
+        for values in session.run([total, partial, partial_cut])
     )
 
 print("total derivatives            :", total_v)
@@ -288,6 +317,7 @@ assert tape_total == [3.0, 1.0]
 # does not take part", which is usually a bug worth hearing about, such as a layer that was never used
 # or a path through an integer tensor (a cast to `int32` carries no gradient). With `unconnected_gradients=tf.UnconnectedGradients.ZERO` you get zeros
 # of the right shape instead.
+
 
 # %%
 @tf.function
@@ -362,7 +392,10 @@ with system_graph.as_default():  # TF1
     gradients = tf.gradients(loss, trainables)  # one tensor per variable
     gradient_sses = [tf.reduce_sum(g**2) for g in gradients]
     with tf.control_dependencies(gradients):  # first every gradient, then any update
-        updates = [var.assign_sub(decayed_rate * g) for var, g in zip(trainables, gradients, strict=True)]
+        updates = [
+            var.assign_sub(decayed_rate * g)
+            for var, g in zip(trainables, gradients, strict=True)
+        ]
     with tf.control_dependencies(updates):
         train_step = global_step.assign_add(1)
     init_system = tf.compat.v1.global_variables_initializer()
@@ -389,27 +422,55 @@ tf1_predictions = np.array(tf1_predictions)[:, 0, :]  # (steps + 1, 2)
 tf1_rates = np.array(tf1_rates)
 
 for step in range(11):
-    print(f"step {step:2d}  sum of squares {tf1_sses[step]}  prediction {tf1_predictions[step]}")
+    print(
+        f"step {step:2d}  sum of squares {tf1_sses[step]}  prediction {tf1_predictions[step]}"
+    )
 
 # %% [markdown]
 # These are the source's printed values, which we check to a relative tolerance of $10^{-6}$.
 
 # %%
-source_sses = np.array([
-    [320.0, 32.0], [64.799995, 6.4799995], [13.155804, 1.3155804], [2.6777744, 0.26777744],
-    [0.5464407, 0.05464407], [0.11179476, 0.011179476], [0.02293007, 0.002293007],
-    [0.0047151307, 0.00047151305], [0.0009720302, 9.7203025e-05], [0.00020089658, 2.0089657e-05],
-    [4.1624262e-05, 4.162426e-06],
-])
-source_predictions = np.array([
-    4.0, 1.8, 0.81104267, 0.3659081, 0.16529378, 0.07476455, 0.03386006, 0.01535437, 0.00697148,
-    0.00316936, 0.00144264,
-])
+source_sses = np.array(
+    [
+        [320.0, 32.0],
+        [64.799995, 6.4799995],
+        [13.155804, 1.3155804],
+        [2.6777744, 0.26777744],
+        [0.5464407, 0.05464407],
+        [0.11179476, 0.011179476],
+        [0.02293007, 0.002293007],
+        [0.0047151307, 0.00047151305],
+        [0.0009720302, 9.7203025e-05],
+        [0.00020089658, 2.0089657e-05],
+        [4.1624262e-05, 4.162426e-06],
+    ]
+)
+source_predictions = np.array(
+    [
+        4.0,
+        1.8,
+        0.81104267,
+        0.3659081,
+        0.16529378,
+        0.07476455,
+        0.03386006,
+        0.01535437,
+        0.00697148,
+        0.00316936,
+        0.00144264,
+    ]
+)
 sse_error = np.max(np.abs(tf1_sses[:11] / source_sses - 1))
-prediction_error = np.max(np.abs(tf1_predictions[:11] / source_predictions[:, None] - 1))
-print(f"largest relative difference: sums of squares {sse_error:.1e}, predictions {prediction_error:.1e}")
+prediction_error = np.max(
+    np.abs(tf1_predictions[:11] / source_predictions[:, None] - 1)
+)
+print(
+    f"largest relative difference: sums of squares {sse_error:.1e}, predictions {prediction_error:.1e}"
+)
 assert sse_error < 1e-6 and prediction_error < 1e-6
-assert np.array_equal(tf1_predictions[:, 0], tf1_predictions[:, 1])  # the two entries stay equal
+assert np.array_equal(
+    tf1_predictions[:, 0], tf1_predictions[:, 1]
+)  # the two entries stay equal
 
 # %% [markdown]
 # ### Why the prediction shrinks by $1 - 11\alpha$
@@ -450,9 +511,15 @@ sse_by_formula = np.stack([20 * p32[:11] ** 2, 2 * p32[:11] ** 2], axis=1)
 rate_error = np.max(np.abs(tf1_rates / rates_by_formula - 1))
 sse_formula_error = np.max(np.abs(tf1_sses[:11] / sse_by_formula - 1))
 factor_error_32 = np.max(np.abs(factor_float32 - factor_by_formula[:10]))
-print(f"rate vs 0.05*0.9^(t/100), {system_steps + 1} steps: max relative difference {rate_error:.1e}")
-print(f"sums of squares vs 20p^2 and 2p^2, 11 steps: max relative difference {sse_formula_error:.1e}")
-print(f"p[t+1]/p[t] vs 1 - 11*rate, 10 updates   : max absolute difference {factor_error_32:.1e}")
+print(
+    f"rate vs 0.05*0.9^(t/100), {system_steps + 1} steps: max relative difference {rate_error:.1e}"
+)
+print(
+    f"sums of squares vs 20p^2 and 2p^2, 11 steps: max relative difference {sse_formula_error:.1e}"
+)
+print(
+    f"p[t+1]/p[t] vs 1 - 11*rate, 10 updates   : max absolute difference {factor_error_32:.1e}"
+)
 assert rate_error < 1e-6 and sse_formula_error < 1e-6 and factor_error_32 < 1e-5
 
 # %% [markdown]
@@ -496,12 +563,19 @@ def make_system_step(dtype):
 def run_system(dtype, steps=system_steps):
     system_step = make_system_step(dtype)
     rows = [system_step() for _ in range(steps + 1)]
-    return np.array([s.numpy() for s, _ in rows]), np.array([pred.numpy() for _, pred in rows])
+    return np.array([s.numpy() for s, _ in rows]), np.array(
+        [pred.numpy() for _, pred in rows]
+    )
 
 
 tf2_sses, tf2_predictions = run_system(tf.float32)
-tf1_tf2_diff = max(np.max(np.abs(tf2_sses - tf1_sses)), np.max(np.abs(tf2_predictions - tf1_predictions)))
-print(f"TF2 vs TF1, float32, all {system_steps + 1} steps: max absolute difference {tf1_tf2_diff:.1e}")
+tf1_tf2_diff = max(
+    np.max(np.abs(tf2_sses - tf1_sses)),
+    np.max(np.abs(tf2_predictions - tf1_predictions)),
+)
+print(
+    f"TF2 vs TF1, float32, all {system_steps + 1} steps: max absolute difference {tf1_tf2_diff:.1e}"
+)
 assert tf1_tf2_diff == 0.0
 
 # %% [markdown]
@@ -513,8 +587,12 @@ assert tf1_tf2_diff == 0.0
 _, float64_predictions = run_system(tf.float64)
 p64 = float64_predictions[:, 0]
 eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
-print(f"float32: p at steps 30, 45, 60 = {p32[30]:.3g}, {p32[45]:.3g}, {p32[60]:.3g}  (eps = {eps32:.3g})")
-print(f"float64: p at steps 30, 45, 60 = {p64[30]:.3g}, {p64[45]:.3g}, {p64[60]:.3g}  (eps = {eps64:.3g})")
+print(
+    f"float32: p at steps 30, 45, 60 = {p32[30]:.3g}, {p32[45]:.3g}, {p32[60]:.3g}  (eps = {eps32:.3g})"
+)
+print(
+    f"float64: p at steps 30, 45, 60 = {p64[30]:.3g}, {p64[45]:.3g}, {p64[60]:.3g}  (eps = {eps64:.3g})"
+)
 assert p32[30] == p32[60] and eps32 / 8 <= p32[60] <= 4 * eps32
 assert p64[55] == p64[60] and eps64 / 8 <= p64[60] <= 4 * eps64
 
@@ -530,10 +608,18 @@ assert p64[55] == p64[60] and eps64 / 8 <= p64[60] <= 4 * eps64
 checked = 25
 factor_float64 = p64[1 : checked + 1] / p64[:checked]
 factor_error_64 = np.max(np.abs(factor_float64 - factor_by_formula[:checked]))
-print(f"float64, {checked} updates: p[t+1]/p[t] vs 1 - 11*rate, max abs. difference {factor_error_64:.1e}")
-print(f"factor at step 0: {factor_float64[0]:.6f}, at step {checked - 1}: {factor_float64[-1]:.6f}")
+print(
+    f"float64, {checked} updates: p[t+1]/p[t] vs 1 - 11*rate, max abs. difference {factor_error_64:.1e}"
+)
+print(
+    f"factor at step 0: {factor_float64[0]:.6f}, at step {checked - 1}: {factor_float64[-1]:.6f}"
+)
 assert factor_error_64 < 1e-8
-assert p64[checked] > 1e-8 and abs(factor_float64[0] - 0.45) < 1e-12 and factor_float64[-1] > 0.46
+assert (
+    p64[checked] > 1e-8
+    and abs(factor_float64[0] - 0.45) < 1e-12
+    and factor_float64[-1] > 0.46
+)
 
 # %% [markdown]
 # {numref}`fig-tf-gradients-shrink` shows both effects: the prediction falls geometrically, a little more
@@ -553,7 +639,14 @@ ax_p.axhline(eps64, color="C1", lw=0.8, ls=":")
 ax_p.set(xlabel="step $t$", ylabel="prediction $p_t$", ylim=(1e-21, 10))
 ax_p.legend(fontsize="small")
 ax_f.plot(steps[:-1], factor_by_formula, "-", color="C2", label=r"$1 - 11\,\alpha_t$")
-ax_f.plot(steps[:checked], factor_float64, "s", ms=3, color="C1", label=r"measured $p_{t+1}/p_t$ (float64)")
+ax_f.plot(
+    steps[:checked],
+    factor_float64,
+    "s",
+    ms=3,
+    color="C1",
+    label=r"measured $p_{t+1}/p_t$ (float64)",
+)
 ax_f.axhline(0.45, ls="--", color="0.4", lw=1, label="constant rate 0.05")
 ax_f.set(xlabel="step $t$", ylabel="shrink factor")
 ax_f.legend(fontsize="small")
@@ -602,7 +695,9 @@ with regression_graph.as_default():  # TF1
     b_reg = tf.Variable(1.0, name="bias")
     loss_op = (y_input - (x_input * w_reg + b_reg)) ** 2 / (2 * 32)
     gradient_ops = tf.gradients(loss_op, [w_reg, b_reg])
-    with tf.control_dependencies([loss_op]):  # loss and gradients first, then the update
+    with tf.control_dependencies(
+        [loss_op]
+    ):  # loss and gradients first, then the update
         sgd_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).apply_gradients(
             zip(gradient_ops, [w_reg, b_reg], strict=True)
         )
@@ -613,14 +708,18 @@ with tf.compat.v1.Session(graph=regression_graph) as session:
     session.run(init_regression)
     for x_i, y_i in zip(x_data, y_data, strict=True):
         w_before, b_before = session.run([w_reg, b_reg])
-        loss_i, grads_i, _ = session.run([loss_op, gradient_ops, sgd_op], {x_input: x_i, y_input: y_i})
+        loss_i, grads_i, _ = session.run(
+            [loss_op, gradient_ops, sgd_op], {x_input: x_i, y_input: y_i}
+        )
         tf1_log.append([loss_i, *grads_i, w_before, b_before])
     w_final_tf1, b_final_tf1 = session.run([w_reg, b_reg])
 tf1_log = np.array(tf1_log, dtype=np.float64)
 
 for step in [0, 1, 2, 3, 29, 30, 31]:
     loss_i, gw, gb, w_i, b_i = tf1_log[step]
-    print(f"step {step:2d}  x {x_data[step]:6.2f}  loss {loss_i:10.4g}  dL/dw {gw:10.4g}  dL/db {gb:9.3g}")
+    print(
+        f"step {step:2d}  x {x_data[step]:6.2f}  loss {loss_i:10.4g}  dL/dw {gw:10.4g}  dL/db {gb:9.3g}"
+    )
 print(f"after one pass: w = {w_final_tf1:.5f}, b = {b_final_tf1:.5f}")
 
 # %% [markdown]
@@ -632,9 +731,14 @@ residual = y_data - (tf1_log[:, 3] * x_data + tf1_log[:, 4])
 hand_grad_w = -residual * x_data / 32
 hand_grad_b = -residual / 32
 largest_gradient = np.max(np.abs(hand_grad_w))
-grad_error = max(np.max(np.abs(tf1_log[:, 1] - hand_grad_w)), np.max(np.abs(tf1_log[:, 2] - hand_grad_b)))
-print(f"tf.gradients vs formula: max absolute difference {grad_error:.1e} "
-      f"(largest gradient {largest_gradient:.1f}, ratio {grad_error / largest_gradient:.1e})")
+grad_error = max(
+    np.max(np.abs(tf1_log[:, 1] - hand_grad_w)),
+    np.max(np.abs(tf1_log[:, 2] - hand_grad_b)),
+)
+print(
+    f"tf.gradients vs formula: max absolute difference {grad_error:.1e} "
+    f"(largest gradient {largest_gradient:.1f}, ratio {grad_error / largest_gradient:.1e})"
+)
 assert grad_error < 1e-6 * largest_gradient
 
 # %% [markdown]
@@ -664,12 +768,22 @@ residual_after = y_data - (w_after * x_data + b_after)
 residual_error = np.max(np.abs(residual_after - factor * residual))
 median_abs_x = np.median(np.abs(x_data))
 print(f"median |x| = {median_abs_x:.1f}")
-print(f"samples that overshoot (factor < 0): {np.sum(factor < 0)}, that grow (factor < -1): {np.sum(factor < -1)}")
-print(f"r' vs factor * r: max absolute difference {residual_error:.1e} (largest |r| {np.abs(residual).max():.1f})")
-print(f"w: 2 -> {tf1_log[5, 3]:.4f} after 5 samples -> {w_final_tf1:.4f} after {n_samples}")
+print(
+    f"samples that overshoot (factor < 0): {np.sum(factor < 0)}, that grow (factor < -1): {np.sum(factor < -1)}"
+)
+print(
+    f"r' vs factor * r: max absolute difference {residual_error:.1e} (largest |r| {np.abs(residual).max():.1f})"
+)
+print(
+    f"w: 2 -> {tf1_log[5, 3]:.4f} after 5 samples -> {w_final_tf1:.4f} after {n_samples}"
+)
 print(f"b: 1 -> {b_final_tf1:.4f} (moved {b_final_tf1 - 1:.4f})")
 assert residual_error < 1e-4 and 30 < median_abs_x < 50
-assert abs(tf1_log[5, 3] - 3) < 0.1 and abs(w_final_tf1 - 3) < 0.05 and abs(b_final_tf1 - 1) < 0.05
+assert (
+    abs(tf1_log[5, 3] - 3) < 0.1
+    and abs(w_final_tf1 - 3) < 0.05
+    and abs(b_final_tf1 - 1) < 0.05
+)
 assert abs(w_final_tf1 - 2) > 20 * abs(b_final_tf1 - 1)
 
 # %% [markdown]
@@ -699,7 +813,9 @@ regression_diff = max(
     abs(w_reg2.numpy() - w_final_tf1),
     abs(b_reg2.numpy() - b_final_tf1),
 )
-print(f"TF2 vs TF1 (losses, gradients, final w and b): max absolute difference {regression_diff:.1e}")
+print(
+    f"TF2 vs TF1 (losses, gradients, final w and b): max absolute difference {regression_diff:.1e}"
+)
 assert regression_diff == 0.0
 
 # %% [markdown]
@@ -710,8 +826,10 @@ assert regression_diff == 0.0
 # %%
 early_peak = np.max(np.abs(tf1_log[:4, 1]))
 late_peak = np.max(np.abs(tf1_log[-8:, 1]))
-print(f"largest |dL/dw|: first 4 steps {early_peak:.1f}, last 8 steps {late_peak:.2f}, "
-      f"ratio {early_peak / late_peak:.0f}")
+print(
+    f"largest |dL/dw|: first 4 steps {early_peak:.1f}, last 8 steps {late_peak:.2f}, "
+    f"ratio {early_peak / late_peak:.0f}"
+)
 assert early_peak / late_peak > 20
 
 # %% mystnb={"figure": {"caption": "Left: the 32 noisy samples, the true line $y = 3x + 2$, the starting line $y = 2x + 1$ and the line after one pass of per-sample SGD. Right: the size of the two gradients at each step (log scale). The gradient for $w$ is the one for $b$ times $x$, so it is larger by about $|x|$; the open circles mark the samples whose residual grows (factor below $-1$).", "name": "fig-tf-gradients-regression"}}
@@ -726,10 +844,21 @@ ax_fit.plot(grid_x, w_final_tf1 * grid_x + b_final_tf1, "-", label=fitted_label)
 ax_fit.set(xlabel="x", ylabel="y")
 ax_fit.legend(fontsize="small")
 step_index = np.arange(n_samples)
-ax_grad.semilogy(step_index, np.abs(tf1_log[:, 1]), "-o", ms=3, label=r"$|\partial L/\partial w|$")
-ax_grad.semilogy(step_index, np.abs(tf1_log[:, 2]), "-s", ms=3, label=r"$|\partial L/\partial b|$")
-ax_grad.semilogy(step_index[grows], np.abs(tf1_log[grows, 1]), "o", ms=9, mfc="none", color="k",
-                 label="residual grows")
+ax_grad.semilogy(
+    step_index, np.abs(tf1_log[:, 1]), "-o", ms=3, label=r"$|\partial L/\partial w|$"
+)
+ax_grad.semilogy(
+    step_index, np.abs(tf1_log[:, 2]), "-s", ms=3, label=r"$|\partial L/\partial b|$"
+)
+ax_grad.semilogy(
+    step_index[grows],
+    np.abs(tf1_log[grows, 1]),
+    "o",
+    ms=9,
+    mfc="none",
+    color="k",
+    label="residual grows",
+)
 ax_grad.set(xlabel="step (one sample each)", ylabel="gradient size")
 ax_grad.legend(fontsize="small")
 plt.show()
@@ -744,11 +873,15 @@ from matplotlib import animation
 
 from gdbook.plotting import to_html
 
-w_path = np.append(tf1_log[:, 3], w_final_tf1)  # w before each step, then after the last
+w_path = np.append(
+    tf1_log[:, 3], w_final_tf1
+)  # w before each step, then after the last
 b_path = np.append(tf1_log[:, 4], b_final_tf1)
 animated_updates = 16
 share_of_motion = (w_path[animated_updates] - 2) / (w_final_tf1 - 2)
-print(f"share of w's net change done after {animated_updates} samples: {share_of_motion:.3f}")
+print(
+    f"share of w's net change done after {animated_updates} samples: {share_of_motion:.3f}"
+)
 assert abs(share_of_motion - 1) < 0.05
 fig, ax_line = plt.subplots(figsize=(5.5, 3.4))
 ax_line.plot(x_data, y_data, "o", ms=3, color="0.6", label="samples")
@@ -766,11 +899,15 @@ def draw_frame(frame):
     fitted_line.set_data(grid_x, w_path[frame] * grid_x + b_path[frame])
     if frame > 0:  # frame k shows the line after the update on sample k - 1
         current_sample.set_data([x_data[frame - 1]], [y_data[frame - 1]])
-    status.set_text(f"after {frame} samples: w = {w_path[frame]:.3f}, b = {b_path[frame]:.4f}")
+    status.set_text(
+        f"after {frame} samples: w = {w_path[frame]:.3f}, b = {b_path[frame]:.4f}"
+    )
     return fitted_line, current_sample, status
 
 
-sgd_animation = animation.FuncAnimation(fig, draw_frame, frames=animated_updates + 1, interval=600, blit=True)
+sgd_animation = animation.FuncAnimation(
+    fig, draw_frame, frames=animated_updates + 1, interval=600, blit=True
+)
 to_html(sgd_animation)
 
 # %% [markdown]
@@ -825,7 +962,9 @@ to_html(sgd_animation)
 
 # %%
 with weights_graph.as_default():
-    one_row = tf.gradients([z1, z2], [w1, w2, w3, w4], grad_ys=[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    one_row = tf.gradients(
+        [z1, z2], [w1, w2, w3, w4], grad_ys=[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    )
 with tf.compat.v1.Session(graph=weights_graph) as session:
     session.run(init_weights)
     row_values = session.run(one_row)
@@ -851,13 +990,16 @@ assert row_values[2][1] == -1.0 and row_values[3][1] == 1.0 and not row_values[0
 # at $\alpha = 1/11$ (one step to the exact solution) and below $-1$ when $\alpha > 2/11 \approx 0.18$, where
 # the prediction flips sign and grows.
 
+
 # %%
 def one_system_step(rate):
     w_ex, b_ex = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean((tf.constant([[2.0, 1.0]]) @ w_ex + b_ex) ** 2)
     gw, gb = tape.gradient(loss, [w_ex, b_ex])
-    return (tf.constant([[2.0, 1.0]]) @ (w_ex - rate * gw) + (b_ex - rate * gb)).numpy()[0, 0]
+    return (
+        tf.constant([[2.0, 1.0]]) @ (w_ex - rate * gw) + (b_ex - rate * gb)
+    ).numpy()[0, 0]
 
 
 for rate in [1 / 11, 0.2]:
@@ -893,7 +1035,9 @@ with bounce_graph.as_default():  # TF1
     init_b = tf.compat.v1.global_variables_initializer()
 with tf.compat.v1.Session(graph=bounce_graph) as session:
     session.run(init_b)
-    w_sequence = [session.run(w_b)] + [session.run(update_b, {x_b: 1.0}) for _ in range(5)]
+    w_sequence = [session.run(w_b)] + [
+        session.run(update_b, {x_b: 1.0}) for _ in range(5)
+    ]
 print(w_sequence)
 assert w_sequence == [2.0, 4.0, 2.0, 4.0, 2.0, 4.0]
 
@@ -922,22 +1066,32 @@ assert w_sequence == [2.0, 4.0, 2.0, 4.0, 2.0, 4.0]
 # three passes. Rescaling the inputs lets one learning rate suit all parameters
 # {cite:p}`lecun2012efficient`; it does not pick that rate for you.
 
+
 # %%
 def scaled_sgd(rate, passes):
     w_scaled, b_scaled = 100.0, 1.0
     for _ in range(passes):
         for x_i, y_i in zip(x_data / 50.0, y_data, strict=True):
             r = y_i - (w_scaled * x_i + b_scaled)
-            w_scaled, b_scaled = w_scaled + rate * r * x_i / 32, b_scaled + rate * r / 32
+            w_scaled, b_scaled = (
+                w_scaled + rate * r * x_i / 32,
+                b_scaled + rate * r / 32,
+            )
     return w_scaled / 50, b_scaled
 
 
 w_slow, b_slow = scaled_sgd(0.01, passes=1)
 stable_limit = 64 / (np.max((x_data / 50.0) ** 2) + 1)
 w_fast, b_fast = scaled_sgd(10.0, passes=3)
-print(f"(a) scaled, rate 0.01, 1 pass: w moved {w_slow - 2:.4f}, b moved {b_slow - 1:.4f}")
-print(f"    unscaled (the TF1 run)  : w moved {w_final_tf1 - 2:.4f}, b moved {b_final_tf1 - 1:.4f}")
-print(f"(b) stable while rate < {stable_limit:.2f}; rate 10, 3 passes: w = {w_fast:.4f}, b = {b_fast:.4f}")
+print(
+    f"(a) scaled, rate 0.01, 1 pass: w moved {w_slow - 2:.4f}, b moved {b_slow - 1:.4f}"
+)
+print(
+    f"    unscaled (the TF1 run)  : w moved {w_final_tf1 - 2:.4f}, b moved {b_final_tf1 - 1:.4f}"
+)
+print(
+    f"(b) stable while rate < {stable_limit:.2f}; rate 10, 3 passes: w = {w_fast:.4f}, b = {b_fast:.4f}"
+)
 assert 20 < (b_slow - 1) / (b_final_tf1 - 1) < 50 and abs(w_slow - 2) < 0.05
 assert 12.5 < stable_limit < 14.0 and abs(w_fast - 3) < 0.02 and abs(b_fast - 2) < 0.2
 

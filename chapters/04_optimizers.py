@@ -55,7 +55,9 @@ import tensorflow as tf
 
 from gdbook.plotting import Panel, animate_paths, contour, plot_paths, to_html
 
-tf1 = tf.compat.v1  # the TF1 API of the source documents: graphs, sessions, placeholders
+tf1 = (
+    tf.compat.v1
+)  # the TF1 API of the source documents: graphs, sessions, placeholders
 keras_optimizers = tf.keras.optimizers
 print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 
@@ -74,6 +76,7 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # With $\alpha = 1$ the factor is $-1$: the error flips sign forever. First the TF1 way, as the source did
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
+
 
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
@@ -108,6 +111,7 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
 
+
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
     """TF2: the same updates, eagerly; returns w before each step."""
@@ -126,7 +130,9 @@ predicted_w = 3.0 - 0.8 ** np.arange(60)
 print("w after 0, 10, 59 steps:", slow_w[[0, 10, 59]])
 print("largest gap to (1 - 2*0.1)^t:", np.abs(slow_w - predicted_w).max())
 assert np.abs(slow_w - predicted_w).max() < 1e-6
-assert np.array_equal(tf1_toy_gradient_descent(0.1, 60)[0], slow_w)  # TF1 and TF2: same bits
+assert np.array_equal(
+    tf1_toy_gradient_descent(0.1, 60)[0], slow_w
+)  # TF1 and TF2: same bits
 
 
 # %% [markdown]
@@ -140,6 +146,7 @@ assert np.array_equal(tf1_toy_gradient_descent(0.1, 60)[0], slow_w)  # TF1 and T
 # Like Keras, it evaluates the learning rate at the step count *before* the update (0 on the first step)
 # and applies weight decay, when asked, before the update.
 
+
 # %%
 def check_range(name, value, low, high=None, low_open=False):
     """Raise a ValueError unless low <= value < high (low < value if low_open)."""
@@ -147,7 +154,9 @@ def check_range(name, value, low, high=None, low_open=False):
     too_low = value <= low if low_open else value < low
     too_high = high is not None and value >= high
     if too_low or too_high or not np.isfinite(value):
-        interval = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+        interval = (
+            f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+        )
         raise ValueError(f"{name} must lie in {interval}, got {value}")
     return value
 
@@ -162,7 +171,9 @@ class Optimizer:
             check_range("weight_decay", weight_decay, 0.0)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.iterations = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="iterations"
+        )
         self._state = {}  # variable.ref() -> {state name: tf.Variable}
 
     def state_names(self):
@@ -181,7 +192,10 @@ class Optimizer:
             if var.ref() not in self._state:
                 self._state[var.ref()] = {
                     name: tf.Variable(
-                        tf.fill(var.shape, tf.constant(self.initial_state_value(name), var.dtype)),
+                        tf.fill(
+                            var.shape,
+                            tf.constant(self.initial_state_value(name), var.dtype),
+                        ),
                         trainable=False,
                         name=name,
                     )
@@ -202,9 +216,15 @@ class Optimizer:
                 )
         self.build([var for _, var in pairs])
         rate = self.current_learning_rate()
-        if self.weight_decay is not None:  # decoupled: shrink the weights, then take the step
+        if (
+            self.weight_decay is not None
+        ):  # decoupled: shrink the weights, then take the step
             for _, var in pairs:
-                var.assign_sub(var * tf.cast(self.weight_decay, var.dtype) * tf.cast(rate, var.dtype))
+                var.assign_sub(
+                    var
+                    * tf.cast(self.weight_decay, var.dtype)
+                    * tf.cast(rate, var.dtype)
+                )
         for grad, var in pairs:
             grad = tf.cast(grad, var.dtype)
             self._update(var, grad, tf.cast(rate, var.dtype), self._state[var.ref()])
@@ -235,6 +255,7 @@ class Optimizer:
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
 
+
 # %%
 class GradientDescent(Optimizer):
     """Equation (eq-optimizers-gd); twin of keras.optimizers.SGD()."""
@@ -249,7 +270,9 @@ class GradientDescent(Optimizer):
 class Momentum(Optimizer):
     """Heavy ball (eq-optimizers-momentum) or Nesterov (eq-optimizers-nesterov); twin of SGD(momentum)."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
+    def __init__(
+        self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None
+    ):
         super().__init__(learning_rate, weight_decay)
         self.momentum = check_range("momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
@@ -277,13 +300,22 @@ class Momentum(Optimizer):
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
+
 # %%
 class Adagrad(Optimizer):
     """Equation (eq-optimizers-adagrad); twin of keras.optimizers.Adagrad."""
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        initial_accumulator_value=0.1,
+        epsilon=1e-7,
+        weight_decay=None,
+    ):
         super().__init__(learning_rate, weight_decay)
-        self.initial_accumulator_value = check_range("initial_accumulator_value", initial_accumulator_value, 0.0)
+        self.initial_accumulator_value = check_range(
+            "initial_accumulator_value", initial_accumulator_value, 0.0
+        )
         self.epsilon = check_range("epsilon", epsilon, 0.0, low_open=True)
 
     def state_names(self):
@@ -317,12 +349,20 @@ class Adagrad(Optimizer):
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
 
+
 # %%
 class RMSprop(Optimizer):
     """Equation (eq-optimizers-rmsprop); twin of keras.optimizers.RMSprop."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 weight_decay=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        weight_decay=None,
+    ):
         super().__init__(learning_rate, weight_decay)
         self.rho = check_range("rho", rho, 0.0, 1.0)
         self.momentum = check_range("momentum", momentum, 0.0, 1.0)
@@ -330,7 +370,11 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def state_names(self):
-        return ("velocity",) + ("average_gradient",) * self.centered + ("momentum",) * (self.momentum > 0)
+        return (
+            ("velocity",)
+            + ("average_gradient",) * self.centered
+            + ("momentum",) * (self.momentum > 0)
+        )
 
     def _update(self, var, grad, rate, state):
         rho, velocity = self.rho, state["velocity"]
@@ -381,12 +425,20 @@ class RMSprop(Optimizer):
 # instead of adding $\lambda\theta$ to the gradient (L2 regularization), where Adam's division by
 # $\sqrt{v}$ would weaken the decay of exactly those weights whose gradients are large.
 
+
 # %%
 class Adam(Optimizer):
     """Equation (eq-optimizers-adam), with AMSGrad on request; twin of keras.optimizers.Adam."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        weight_decay=None,
+    ):
         super().__init__(learning_rate, weight_decay)
         self.beta_1 = check_range("beta_1", beta_1, 0.0, 1.0)
         self.beta_2 = check_range("beta_2", beta_2, 0.0, 1.0)
@@ -413,9 +465,18 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (eq-optimizers-adamw); twin of keras.optimizers.AdamW."""
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay)
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+    ):
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay
+        )
 
 
 # %% [markdown]
@@ -462,7 +523,9 @@ def tf1_toy_trace(make_optimizer, steps):
 
 def max_relative_gap(trace, reference):
     trace, reference = np.asarray(trace, float), np.asarray(reference, float)
-    return float(np.max(np.abs(trace[: len(reference)] - reference) / np.abs(reference)))
+    return float(
+        np.max(np.abs(trace[: len(reference)] - reference) / np.abs(reference))
+    )
 
 
 # %% [markdown]
@@ -471,8 +534,12 @@ def max_relative_gap(trace, reference):
 # %%
 momentum_traces = {
     "hand-written": toy_trace(Momentum(learning_rate=0.01, momentum=0.8), 6),
-    "TF1 MomentumOptimizer": tf1_toy_trace(lambda: tf1.train.MomentumOptimizer(0.01, 0.8), 6),
-    "Keras SGD(momentum=0.8)": toy_trace(keras_optimizers.SGD(learning_rate=0.01, momentum=0.8), 6),
+    "TF1 MomentumOptimizer": tf1_toy_trace(
+        lambda: tf1.train.MomentumOptimizer(0.01, 0.8), 6
+    ),
+    "Keras SGD(momentum=0.8)": toy_trace(
+        keras_optimizers.SGD(learning_rate=0.01, momentum=0.8), 6
+    ),
 }
 for name, trace in momentum_traces.items():
     gap = max_relative_gap(trace, SOURCE_MOMENTUM_W)
@@ -489,6 +556,7 @@ for name, trace in momentum_traces.items():
 # only says "run both", and the read of $v$ inside $w - v$ may happen before or after $v$ is assigned.
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
+
 
 # %%
 def depends_on(op, other):
@@ -519,7 +587,9 @@ def tf1_manual_momentum(order, steps=6, learning_rate=0.01, mu=0.8):
             v_read = v.read_value()
             with tf.control_dependencies([v_read]):
                 update_v = tf1.assign(v, mu * v + learning_rate * grad)
-            with tf.control_dependencies([update_v]):  # w changes only after the gradient was used
+            with tf.control_dependencies(
+                [update_v]
+            ):  # w changes only after the gradient was used
                 update_w = tf1.assign(w, w - v_read)
         else:
             update_v = tf1.assign(v, mu * v + learning_rate * grad)
@@ -594,9 +664,17 @@ adagrad_traces = {
 }
 for name, trace in adagrad_traces.items():
     print(f"{name:22s}", np.array2string(trace, precision=7))
-assert max_relative_gap(adagrad_traces["source's hand-written"], SOURCE_HAND_ADAGRAD_W) < 1e-6
-assert max_relative_gap(adagrad_traces["TF1 AdagradOptimizer"], SOURCE_LIBRARY_ADAGRAD_W) < 1e-6
-assert max_relative_gap(adagrad_traces["Keras Adagrad"], SOURCE_LIBRARY_ADAGRAD_W) < 1e-6
+assert (
+    max_relative_gap(adagrad_traces["source's hand-written"], SOURCE_HAND_ADAGRAD_W)
+    < 1e-6
+)
+assert (
+    max_relative_gap(adagrad_traces["TF1 AdagradOptimizer"], SOURCE_LIBRARY_ADAGRAD_W)
+    < 1e-6
+)
+assert (
+    max_relative_gap(adagrad_traces["Keras Adagrad"], SOURCE_LIBRARY_ADAGRAD_W) < 1e-6
+)
 
 # %% [markdown]
 # Both sets of numbers are reproduced. The first step tells the whole story. The first gradient is
@@ -609,7 +687,9 @@ assert max_relative_gap(adagrad_traces["Keras Adagrad"], SOURCE_LIBRARY_ADAGRAD_
 # %%
 first_step_hand = 0.6 * 2.0 / np.sqrt(4.0)
 first_step_library = 0.6 * 2.0 / np.sqrt(0.1 + 4.0)
-print(f"first step: hand-written {first_step_hand:.7f}, library {first_step_library:.7f}")
+print(
+    f"first step: hand-written {first_step_hand:.7f}, library {first_step_library:.7f}"
+)
 assert abs(2.0 + first_step_library - SOURCE_LIBRARY_ADAGRAD_W[1]) < 1e-6
 assert abs(2.0 + first_step_hand - SOURCE_HAND_ADAGRAD_W[1]) < 1e-6
 
@@ -625,8 +705,12 @@ ours_20 = toy_trace(Adagrad(learning_rate=0.6), 20)
 keras_20 = toy_trace(keras_optimizers.Adagrad(learning_rate=0.6), 20)
 gap_fixed_tf1 = np.abs(fixed_hand_20 - tf1_adagrad_20).max()
 gap_ours_keras = np.abs(ours_20 - keras_20).max()
-print(f"fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = {gap_fixed_tf1:.1e}")
-print(f"our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = {gap_ours_keras:.1e}")
+print(
+    f"fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = {gap_fixed_tf1:.1e}"
+)
+print(
+    f"our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = {gap_ours_keras:.1e}"
+)
 assert gap_fixed_tf1 <= 2.5e-7  # at most one float32 rounding step near w = 3
 assert gap_ours_keras == 0.0
 
@@ -645,7 +729,9 @@ assert gap_ours_keras == 0.0
 
 # %%
 problem_rng = np.random.default_rng(4)
-PROBLEM_X = problem_rng.normal(size=(32, 4)).astype(np.float32)  # NumPy, so TF1 graphs can use it too
+PROBLEM_X = problem_rng.normal(size=(32, 4)).astype(
+    np.float32
+)  # NumPy, so TF1 graphs can use it too
 PROBLEM_Y = problem_rng.normal(size=(32, 3)).astype(np.float32)
 PROBLEM_W0 = (0.5 * problem_rng.normal(size=(4, 3))).astype(np.float32)
 PROBLEM_B0 = np.zeros(3, np.float32)
@@ -682,7 +768,10 @@ def run_problem(optimizer, steps=100, compiled=True):
 # %%
 keras_pairs = {
     "GradientDescent / SGD": (GradientDescent(0.3), keras_optimizers.SGD(0.3)),
-    "Momentum / SGD(momentum)": (Momentum(0.1, momentum=0.7), keras_optimizers.SGD(0.1, momentum=0.7)),
+    "Momentum / SGD(momentum)": (
+        Momentum(0.1, momentum=0.7),
+        keras_optimizers.SGD(0.1, momentum=0.7),
+    ),
     "Momentum(nesterov) / SGD(nesterov)": (
         Momentum(0.1, momentum=0.7, nesterov=True),
         keras_optimizers.SGD(0.1, momentum=0.7, nesterov=True),
@@ -691,10 +780,15 @@ keras_pairs = {
         Adagrad(0.2, initial_accumulator_value=0.3, epsilon=1e-5),
         keras_optimizers.Adagrad(0.2, initial_accumulator_value=0.3, epsilon=1e-5),
     ),
-    "RMSprop": (RMSprop(0.01, rho=0.8, epsilon=1e-5), keras_optimizers.RMSprop(0.01, rho=0.8, epsilon=1e-5)),
+    "RMSprop": (
+        RMSprop(0.01, rho=0.8, epsilon=1e-5),
+        keras_optimizers.RMSprop(0.01, rho=0.8, epsilon=1e-5),
+    ),
     "RMSprop(momentum, centered)": (
         RMSprop(0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True),
-        keras_optimizers.RMSprop(0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True),
+        keras_optimizers.RMSprop(
+            0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True
+        ),
     ),
     "Adam": (
         Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
@@ -702,15 +796,27 @@ keras_pairs = {
     ),
     "Adam(amsgrad)": (
         Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True),
-        keras_optimizers.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True),
+        keras_optimizers.Adam(
+            0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True
+        ),
     ),
     "AdamW": (
         AdamW(0.02, weight_decay=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
-        keras_optimizers.AdamW(0.02, weight_decay=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
+        keras_optimizers.AdamW(
+            0.02, weight_decay=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-5
+        ),
     ),
     "GradientDescent with a schedule": (
-        GradientDescent(keras_optimizers.schedules.ExponentialDecay(0.5, decay_steps=20, decay_rate=0.5)),
-        keras_optimizers.SGD(keras_optimizers.schedules.ExponentialDecay(0.5, decay_steps=20, decay_rate=0.5)),
+        GradientDescent(
+            keras_optimizers.schedules.ExponentialDecay(
+                0.5, decay_steps=20, decay_rate=0.5
+            )
+        ),
+        keras_optimizers.SGD(
+            keras_optimizers.schedules.ExponentialDecay(
+                0.5, decay_steps=20, decay_rate=0.5
+            )
+        ),
     ),
 }
 
@@ -718,8 +824,12 @@ keras_gaps, ours_histories = {}, {}
 for name, (ours, theirs) in keras_pairs.items():
     ours_histories[name], keras_history = run_problem(ours), run_problem(theirs)
     keras_gaps[name] = np.abs(ours_histories[name] - keras_history).max()
-    moved = np.abs(ours_histories[name][-1] - np.concatenate([PROBLEM_W0.ravel(), PROBLEM_B0])).max()
-    print(f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} (parameters moved up to {moved:.2f})")
+    moved = np.abs(
+        ours_histories[name][-1] - np.concatenate([PROBLEM_W0.ravel(), PROBLEM_B0])
+    ).max()
+    print(
+        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} (parameters moved up to {moved:.2f})"
+    )
 assert max(keras_gaps.values()) == 0.0
 
 # %% [markdown]
@@ -737,7 +847,9 @@ eager_history = run_problem(
     Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True), compiled=False
 )
 compiled_gap = np.abs(eager_history - ours_histories["Adam(amsgrad)"]).max()
-print(f"hand-written Adam(amsgrad), eager vs tf.function over 100 steps: max |difference| = {compiled_gap:.1e}")
+print(
+    f"hand-written Adam(amsgrad), eager vs tf.function over 100 steps: max |difference| = {compiled_gap:.1e}"
+)
 assert compiled_gap <= 1e-6
 
 
@@ -746,6 +858,7 @@ assert compiled_gap <= 1e-6
 #
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
+
 
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
@@ -774,6 +887,7 @@ def run_problem_tf1(make_optimizer, steps=100):
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
 
+
 # %%
 class TF1StyleRMSprop(RMSprop):
     """Our RMSprop, its velocity started at 1 as TF1's RMSPropOptimizer does."""
@@ -800,8 +914,14 @@ tf1_pairs = {  # name: (hand-written history, TF1 optimizer factory)
         lambda: tf1.train.AdagradOptimizer(0.2, initial_accumulator_value=0.3),
     ),
     "RMSprop(momentum, centered)": (
-        run_problem(TF1StyleRMSprop(learning_rate=0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True)),
-        lambda: tf1.train.RMSPropOptimizer(0.005, decay=0.8, momentum=0.5, epsilon=1e-5, centered=True),
+        run_problem(
+            TF1StyleRMSprop(
+                learning_rate=0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True
+            )
+        ),
+        lambda: tf1.train.RMSPropOptimizer(
+            0.005, decay=0.8, momentum=0.5, epsilon=1e-5, centered=True
+        ),
     ),
     "Adam": (
         ours_histories["Adam"],
@@ -855,9 +975,17 @@ assert max(tf1_gaps.values()) < 1e-5
 # %%
 three_weights = tf.Variable([1.0, 2.0, 3.0])
 keras_momentum = keras_optimizers.SGD(learning_rate=0.1, momentum=0.5)
-keras_momentum.apply_gradients([(tf.constant([1.0]), three_weights)])  # one number for three weights
-print("Keras accepted a gradient of shape (1,) for a variable of shape (3,):", three_weights.numpy())
-print("Keras SGD(learning_rate=-0.1) is accepted:", keras_optimizers.SGD(learning_rate=-0.1) is not None)
+keras_momentum.apply_gradients(
+    [(tf.constant([1.0]), three_weights)]
+)  # one number for three weights
+print(
+    "Keras accepted a gradient of shape (1,) for a variable of shape (3,):",
+    three_weights.numpy(),
+)
+print(
+    "Keras SGD(learning_rate=-0.1) is accepted:",
+    keras_optimizers.SGD(learning_rate=-0.1) is not None,
+)
 assert np.allclose(three_weights.numpy(), [0.9, 1.9, 2.9])
 
 # %% [markdown]
@@ -866,7 +994,9 @@ assert np.allclose(three_weights.numpy(), [0.9, 1.9, 2.9])
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(ValueError) as wrong_shape:
-    Momentum(learning_rate=0.1, momentum=0.5).apply_gradients([(tf.constant([1.0]), tf.Variable([1.0, 2.0, 3.0]))])
+    Momentum(learning_rate=0.1, momentum=0.5).apply_gradients(
+        [(tf.constant([1.0]), tf.Variable([1.0, 2.0, 3.0]))]
+    )
 
 # %%
 print(wrong_shape.message)
@@ -908,7 +1038,9 @@ QUADRATIC_CURVATURES = (1.0, 25.0)
 def quadratic(x, y):
     along = np.cos(ROTATION) * x + np.sin(ROTATION) * y
     across = -np.sin(ROTATION) * x + np.cos(ROTATION) * y
-    return 0.5 * (QUADRATIC_CURVATURES[0] * along**2 + QUADRATIC_CURVATURES[1] * across**2)
+    return 0.5 * (
+        QUADRATIC_CURVATURES[0] * along**2 + QUADRATIC_CURVATURES[1] * across**2
+    )
 
 
 def rosenbrock(x, y):
@@ -926,14 +1058,19 @@ def race_on(f, optimizers, start, steps):
         for name, optimizer in optimizers.items():
             with tf.GradientTape() as tape:
                 value = f(points[name][0], points[name][1])
-            optimizer.apply_gradients([(tape.gradient(value, points[name]), points[name])])
+            optimizer.apply_gradients(
+                [(tape.gradient(value, points[name]), points[name])]
+            )
 
     paths = {name: [point.numpy()] for name, point in points.items()}
     for _ in range(steps):
         step_all()
         for name, point in points.items():
             paths[name].append(point.numpy())
-    return {name: (np.array(path), f(np.array(path)[:, 0], np.array(path)[:, 1])) for name, path in paths.items()}
+    return {
+        name: (np.array(path), f(np.array(path)[:, 0], np.array(path)[:, 1]))
+        for name, path in paths.items()
+    }
 
 
 # %% [markdown]
@@ -943,32 +1080,51 @@ def race_on(f, optimizers, start, steps):
 
 # %%
 race_settings = {  # problem: (function, start, steps, optimizers)
-    "quadratic": (quadratic, (-4.0, 0.5), 120, {
-        "GD": GradientDescent(0.035),
-        "Momentum": Momentum(0.035, momentum=0.6),
-        "Nesterov": Momentum(0.035, momentum=0.6, nesterov=True),
-        "Adagrad": Adagrad(0.8),
-        "RMSprop": RMSprop(0.05),
-        "Adam": Adam(0.2),
-    }),
-    "Rosenbrock": (rosenbrock, (-1.2, 1.0), 500, {
-        "GD": GradientDescent(0.001),
-        "Momentum": Momentum(0.001, momentum=0.9),
-        "Nesterov": Momentum(0.001, momentum=0.9, nesterov=True),
-        "Adagrad": Adagrad(0.3),
-        "RMSprop": RMSprop(0.005),
-        "Adam": Adam(0.02),
-    }),
+    "quadratic": (
+        quadratic,
+        (-4.0, 0.5),
+        120,
+        {
+            "GD": GradientDescent(0.035),
+            "Momentum": Momentum(0.035, momentum=0.6),
+            "Nesterov": Momentum(0.035, momentum=0.6, nesterov=True),
+            "Adagrad": Adagrad(0.8),
+            "RMSprop": RMSprop(0.05),
+            "Adam": Adam(0.2),
+        },
+    ),
+    "Rosenbrock": (
+        rosenbrock,
+        (-1.2, 1.0),
+        500,
+        {
+            "GD": GradientDescent(0.001),
+            "Momentum": Momentum(0.001, momentum=0.9),
+            "Nesterov": Momentum(0.001, momentum=0.9, nesterov=True),
+            "Adagrad": Adagrad(0.3),
+            "RMSprop": RMSprop(0.005),
+            "Adam": Adam(0.02),
+        },
+    ),
 }
 race = {}
 for problem, (f, start, steps, optimizers) in race_settings.items():
     race[problem] = race_on(f, optimizers, start, steps)
-    finals = ", ".join(f"{name} {values[-1]:.1e}" for name, (_, values) in race[problem].items())
+    finals = ", ".join(
+        f"{name} {values[-1]:.1e}" for name, (_, values) in race[problem].items()
+    )
     print(f"{problem:10s} loss after {steps} steps: {finals}")
 
-final_loss = {problem: {name: values[-1] for name, (_, values) in runs.items()} for problem, runs in race.items()}
+final_loss = {
+    problem: {name: values[-1] for name, (_, values) in runs.items()}
+    for problem, runs in race.items()
+}
 for problem in race:
-    assert final_loss[problem]["Momentum"] < final_loss[problem]["GD"] > final_loss[problem]["Nesterov"]
+    assert (
+        final_loss[problem]["Momentum"]
+        < final_loss[problem]["GD"]
+        > final_loss[problem]["Nesterov"]
+    )
 
 # %% [markdown]
 # On both functions, Momentum and Nesterov end far below plain gradient descent with the same
@@ -980,11 +1136,22 @@ for problem in race:
 # scaling does not help much in a valley that is curved rather than tilted.
 
 # %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a rotated quadratic with condition number 25 (left, 120 steps) and on the Rosenbrock function (right, 500 steps, minimum at (1, 1)). Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
-quadratic_panel = Panel(quadratic, (-4.5, 4.5), (-3.0, 3.0), title="rotated quadratic", levels=12, log_levels=True)
-rosenbrock_panel = Panel(rosenbrock, (-1.6, 1.6), (-0.6, 1.6), title="Rosenbrock", levels=14, log_levels=True)
+quadratic_panel = Panel(
+    quadratic,
+    (-4.5, 4.5),
+    (-3.0, 3.0),
+    title="rotated quadratic",
+    levels=12,
+    log_levels=True,
+)
+rosenbrock_panel = Panel(
+    rosenbrock, (-1.6, 1.6), (-0.6, 1.6), title="Rosenbrock", levels=14, log_levels=True
+)
 quadratic_panel.paths = {name: path for name, (path, _) in race["quadratic"].items()}
 rosenbrock_panel.paths = {name: path for name, (path, _) in race["Rosenbrock"].items()}
-fig = plot_paths([quadratic_panel, rosenbrock_panel], figsize=(11.0, 4.6), marker_every=20)
+fig = plot_paths(
+    [quadratic_panel, rosenbrock_panel], figsize=(11.0, 4.6), marker_every=20
+)
 for ax in fig.axes:
     ax.legend(loc="lower right", fontsize="x-small", ncol=2)
 plt.show()
@@ -1009,11 +1176,20 @@ plt.show()
 
 # %%
 race_panel = Panel(
-    quadratic, quadratic_panel.xlim, quadratic_panel.ylim, title="rotated quadratic, every 8th step",
-    levels=12, log_levels=True, paths={name: path[::8] for name, path in quadratic_panel.paths.items()},
+    quadratic,
+    quadratic_panel.xlim,
+    quadratic_panel.ylim,
+    title="rotated quadratic, every 8th step",
+    levels=12,
+    log_levels=True,
+    paths={name: path[::8] for name, path in quadratic_panel.paths.items()},
 )
 with plt.rc_context({"savefig.dpi": 80}):  # keeps the embedded frames small
-    race_animation = to_html(animate_paths([race_panel], interval=250, figsize=(6.4, 4.4), step_label="frame"))
+    race_animation = to_html(
+        animate_paths(
+            [race_panel], interval=250, figsize=(6.4, 4.4), step_label="frame"
+        )
+    )
 race_animation
 
 # %% [markdown]
@@ -1058,7 +1234,11 @@ kappa = largest / smallest
 def spectral_rate(learning_rate, momentum):
     """Predicted rate: the largest spectral radius of the 2x2 recurrence over the eigenvalues."""
     radii = [
-        np.abs(np.linalg.eigvals([[1 + momentum - learning_rate * lam, -momentum], [1.0, 0.0]])).max()
+        np.abs(
+            np.linalg.eigvals(
+                [[1 + momentum - learning_rate * lam, -momentum], [1.0, 0.0]]
+            )
+        ).max()
         for lam in eigenvalues
     ]
     return max(radii)
@@ -1067,7 +1247,9 @@ def spectral_rate(learning_rate, momentum):
 def error_norms(optimizer, steps):
     """||theta_t|| for t = 0..steps: the distance to the minimum at 0 (the gradient is A theta)."""
     theta = tf.Variable(THETA0)
-    step = tf.function(lambda: optimizer.apply_gradients([(tf.linalg.matvec(HESSIAN, theta), theta)]))
+    step = tf.function(
+        lambda: optimizer.apply_gradients([(tf.linalg.matvec(HESSIAN, theta), theta)])
+    )
     norms = [np.linalg.norm(theta.numpy())]
     for _ in range(steps):
         step()
@@ -1085,13 +1267,21 @@ alpha_gd = 2 / (smallest + largest)
 alpha_momentum = (2 / (np.sqrt(largest) + np.sqrt(smallest))) ** 2
 mu_momentum = ((np.sqrt(kappa) - 1) / (np.sqrt(kappa) + 1)) ** 2
 theory_settings = {
-    "GD, best step": (GradientDescent(alpha_gd), spectral_rate(alpha_gd, 0.0), (kappa - 1) / (kappa + 1)),
+    "GD, best step": (
+        GradientDescent(alpha_gd),
+        spectral_rate(alpha_gd, 0.0),
+        (kappa - 1) / (kappa + 1),
+    ),
     "momentum, best step and mu": (
         Momentum(alpha_momentum, momentum=mu_momentum),
         spectral_rate(alpha_momentum, mu_momentum),
         (np.sqrt(kappa) - 1) / (np.sqrt(kappa) + 1),
     ),
-    "momentum, mu = 0.8": (Momentum(alpha_momentum, momentum=0.8), spectral_rate(alpha_momentum, 0.8), None),
+    "momentum, mu = 0.8": (
+        Momentum(alpha_momentum, momentum=0.8),
+        spectral_rate(alpha_momentum, 0.8),
+        None,
+    ),
 }
 theory_norms = {}
 for name, (optimizer, predicted, closed_form) in theory_settings.items():
@@ -1103,9 +1293,15 @@ for name, (optimizer, predicted, closed_form) in theory_settings.items():
     if closed_form is not None:
         assert abs(predicted - closed_form) < 1e-6
     assert abs(measured - predicted) < 0.005
-print(f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, mu* = {mu_momentum:.5f}")
-steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(theory_settings["GD, best step"][1])
-print(f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the same reduction")
+print(
+    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, mu* = {mu_momentum:.5f}"
+)
+steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(
+    theory_settings["GD, best step"][1]
+)
+print(
+    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the same reduction"
+)
 assert 9.5 < steps_ratio < 10.5
 
 # %% [markdown]
@@ -1119,7 +1315,13 @@ fig, ax = plt.subplots(figsize=(7.0, 3.8))
 steps = np.arange(601)
 for name, (norms, predicted) in theory_norms.items():
     (line,) = ax.semilogy(steps, norms / norms[0], label=name)
-    ax.semilogy(steps, norms[200] / norms[0] * predicted ** (steps - 200.0), "--", color=line.get_color(), lw=1)
+    ax.semilogy(
+        steps,
+        norms[200] / norms[0] * predicted ** (steps - 200.0),
+        "--",
+        color=line.get_color(),
+        lw=1,
+    )
 ax.set_ylim(1e-40, 10)
 ax.set_xlabel("step")
 ax.set_ylabel(r"$\|\theta_t\| / \|\theta_0\|$")
@@ -1171,12 +1373,16 @@ def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
 
 feeding = {f"batch {size}": fit_regression(size) for size in (1, 8, 64)}
 for name, (path, losses) in feeding.items():
-    print(f"{name:9s} {len(path) - 1:4d} updates, final w = {path[-1, 0]:.3f}, b = {path[-1, 1]:.3f}, "
-          f"full-data loss {losses[-1]:.4f}")
+    print(
+        f"{name:9s} {len(path) - 1:4d} updates, final w = {path[-1, 0]:.3f}, b = {path[-1, 1]:.3f}, "
+        f"full-data loss {losses[-1]:.4f}"
+    )
 full_losses = feeding["batch 64"][1]
 sgd_losses = feeding["batch 1"][1]
 assert np.all(np.diff(full_losses) < 0)  # full batch: the loss falls at every step
-assert np.any(np.diff(sgd_losses) > 0)  # one example at a time: some steps make the full loss worse
+assert np.any(
+    np.diff(sgd_losses) > 0
+)  # one example at a time: some steps make the full loss worse
 assert sgd_losses[-1] < full_losses[-1]  # ... but 640 cheap steps beat 10 exact ones
 
 # %% [markdown]
@@ -1185,11 +1391,19 @@ assert sgd_losses[-1] < full_losses[-1]  # ... but 640 cheap steps beat 10 exact
 
 # %% mystnb={"figure": {"caption": "One optimizer (gradient descent, learning rate 0.1) fed one example, 8 examples or all 64 per step. Left, paths in the (w, b) plane over the contours of the full-data loss; right, the full-data loss against passes over the data (epochs).", "name": "fig-optimizers-feeding"}}
 fig, (ax_paths, ax_loss) = plt.subplots(1, 2, figsize=(10.5, 4.0))
-contour(ax_paths, Panel(regression_loss, (-0.3, 3.6), (-0.3, 2.6), levels=12, log_levels=True))
+contour(
+    ax_paths,
+    Panel(regression_loss, (-0.3, 3.6), (-0.3, 2.6), levels=12, log_levels=True),
+)
 for name, (path, losses) in feeding.items():
     updates_per_epoch = (len(path) - 1) / 10
     (line,) = ax_paths.plot(path[:, 0], path[:, 1], "-", lw=1, label=name)
-    ax_loss.semilogy(np.arange(len(losses)) / updates_per_epoch, losses, color=line.get_color(), label=name)
+    ax_loss.semilogy(
+        np.arange(len(losses)) / updates_per_epoch,
+        losses,
+        color=line.get_color(),
+        label=name,
+    )
 ax_paths.plot(0, 0, "s", color="0.3")
 ax_paths.set_xlabel("w")
 ax_paths.set_ylabel("b")
@@ -1208,7 +1422,10 @@ plt.show()
 # of each, the one least disturbed by other work.
 
 # %% tags=["nbval-ignore-output"]
-big_gradient = tf.constant(np.random.default_rng(3).normal(size=(1000, 1000)).astype(np.float32)) * 1e-3
+big_gradient = (
+    tf.constant(np.random.default_rng(3).normal(size=(1000, 1000)).astype(np.float32))
+    * 1e-3
+)
 
 
 def compiled_update(optimizer):
@@ -1222,10 +1439,16 @@ def compiled_update(optimizer):
 
 def fastest_steps(ours, theirs, repeats=20):
     """Fastest of `repeats` timed steps of each, interleaved so that both see the same machine load."""
-    (ours_step, ours_weights), (keras_step, keras_weights) = compiled_update(ours), compiled_update(theirs)
+    (ours_step, ours_weights), (keras_step, keras_weights) = (
+        compiled_update(ours),
+        compiled_update(theirs),
+    )
     ours_times, keras_times = [], []
     for _ in range(repeats):
-        for step, weights, times in ((ours_step, ours_weights, ours_times), (keras_step, keras_weights, keras_times)):
+        for step, weights, times in (
+            (ours_step, ours_weights, ours_times),
+            (keras_step, keras_weights, keras_times),
+        ):
             start = time.perf_counter()
             step()
             _ = weights[0, 0].numpy()  # wait until the update is done
@@ -1245,8 +1468,12 @@ speed_ratios = {}
 for name, (ours, theirs) in speed_pairs.items():
     ours_time, keras_time = fastest_steps(ours, theirs)
     speed_ratios[name] = ours_time / keras_time
-    print(f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, ratio {speed_ratios[name]:.2f}")
-print(f"geometric mean of the ratios: {np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}")
+    print(
+        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, ratio {speed_ratios[name]:.2f}"
+    )
+print(
+    f"geometric mean of the ratios: {np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
+)
 assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is shared
 
 # %% [markdown]

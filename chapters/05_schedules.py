@@ -80,12 +80,17 @@ with source_graph.as_default():
     loss = tf.reduce_mean((target - prediction) ** 2)
 
     global_step = tf1.Variable(0, trainable=False, name="global_step")
-    learning_rate = tf1.train.exponential_decay(0.05, global_step, decay_steps=100, decay_rate=0.9)
+    learning_rate = tf1.train.exponential_decay(
+        0.05, global_step, decay_steps=100, decay_rate=0.9
+    )
 
     variables = tf1.trainable_variables()
     gradients = tf.gradients(loss, variables)
     gradient_sums_of_squares = [tf.reduce_sum(g**2) for g in gradients]
-    updates = [tf1.assign_sub(v, learning_rate * g) for v, g in zip(variables, gradients, strict=True)]
+    updates = [
+        tf1.assign_sub(v, learning_rate * g)
+        for v, g in zip(variables, gradients, strict=True)
+    ]
     with tf.control_dependencies(updates):  # count the step only after the update
         train_step = tf1.assign_add(global_step, 1)
     initialize = tf1.global_variables_initializer()
@@ -99,32 +104,58 @@ with tf1.Session(graph=source_graph) as session:
     session.run(initialize)
     tf1_rows = []
     for _ in range(11):
-        tf1_rows.append(session.run([gradient_sums_of_squares, prediction, learning_rate]))
+        tf1_rows.append(
+            session.run([gradient_sums_of_squares, prediction, learning_rate])
+        )
         session.run(train_step)
 
 tf1_sse = np.array([row[0] for row in tf1_rows])  # (11, 2)
 tf1_pred = np.array([row[1][0, 0] for row in tf1_rows])  # both entries are equal
 tf1_rate = np.array([row[2] for row in tf1_rows])
 for step, (sse, pred, rate) in enumerate(zip(tf1_sse, tf1_pred, tf1_rate, strict=True)):
-    print(f"step {step:2d}  grad SSE [{sse[0]:.8g}, {sse[1]:.8g}]  prediction {pred:.8g}  rate {rate:.8g}")
+    print(
+        f"step {step:2d}  grad SSE [{sse[0]:.8g}, {sse[1]:.8g}]  prediction {pred:.8g}  rate {rate:.8g}"
+    )
 
 # %% [markdown]
 # These are the source's printed numbers, digit for digit within float32 precision:
 
 # %%
-source_sse = np.array([
-    [320.0, 32.0], [64.799995, 6.4799995], [13.155804, 1.3155804], [2.6777744, 0.26777744],
-    [0.5464407, 0.05464407], [0.11179476, 0.011179476], [0.02293007, 0.002293007],
-    [0.0047151307, 0.00047151305], [0.0009720302, 9.7203025e-05],
-    [0.00020089658, 2.0089657e-05], [4.1624262e-05, 4.162426e-06],
-])
-source_pred = np.array([
-    4.0, 1.8, 0.81104267, 0.3659081, 0.16529378, 0.07476455, 0.03386006,
-    0.01535437, 0.00697148, 0.00316936, 0.00144264,
-])
+source_sse = np.array(
+    [
+        [320.0, 32.0],
+        [64.799995, 6.4799995],
+        [13.155804, 1.3155804],
+        [2.6777744, 0.26777744],
+        [0.5464407, 0.05464407],
+        [0.11179476, 0.011179476],
+        [0.02293007, 0.002293007],
+        [0.0047151307, 0.00047151305],
+        [0.0009720302, 9.7203025e-05],
+        [0.00020089658, 2.0089657e-05],
+        [4.1624262e-05, 4.162426e-06],
+    ]
+)
+source_pred = np.array(
+    [
+        4.0,
+        1.8,
+        0.81104267,
+        0.3659081,
+        0.16529378,
+        0.07476455,
+        0.03386006,
+        0.01535437,
+        0.00697148,
+        0.00316936,
+        0.00144264,
+    ]
+)
 sse_error = np.max(np.abs(tf1_sse - source_sse) / source_sse)
 pred_error = np.max(np.abs(tf1_pred - source_pred) / source_pred)
-print(f"largest relative difference: gradient SSE {sse_error:.2e}, prediction {pred_error:.2e}")
+print(
+    f"largest relative difference: gradient SSE {sse_error:.2e}, prediction {pred_error:.2e}"
+)
 assert sse_error < 1e-6 and pred_error < 1e-6
 
 # %% [markdown]
@@ -149,9 +180,14 @@ predicted_factor = 1 - 11 * tf1_rate[:-1]
 for step, (seen, law) in enumerate(zip(observed_factor, predicted_factor, strict=True)):
     print(f"step {step:2d}: p(t+1)/p(t) = {seen:.7f}   1 - 11 alpha_t = {law:.7f}")
 factor_error = np.max(np.abs(observed_factor - predicted_factor))
-print(f"largest difference from eq. (shrink): {factor_error:.1e}")  # float32 rounding, see below
+print(
+    f"largest difference from eq. (shrink): {factor_error:.1e}"
+)  # float32 rounding, see below
 assert factor_error < 1e-5
-assert abs(observed_factor[0] - 0.45) < 1e-6 and observed_factor[-1] > observed_factor[0] + 5e-3
+assert (
+    abs(observed_factor[0] - 0.45) < 1e-6
+    and observed_factor[-1] > observed_factor[0] + 5e-3
+)
 
 # %% [markdown]
 # The observed ratios match the law to float32 rounding; the small differences grow over the steps
@@ -165,8 +201,12 @@ assert abs(observed_factor[0] - 0.45) < 1e-6 and observed_factor[-1] > observed_
 
 # %%
 per_step_rate_factor = 0.9 ** (1 / 100)
-print(f"alpha(t+1)/alpha(t) = {per_step_rate_factor:.7f} (TF1: {tf1_rate[1] / tf1_rate[0]:.7f})")
-print(f"after 1000 steps alpha = {0.05 * 0.9**10:.6f}, shrink factor {1 - 11 * 0.05 * 0.9**10:.4f}")
+print(
+    f"alpha(t+1)/alpha(t) = {per_step_rate_factor:.7f} (TF1: {tf1_rate[1] / tf1_rate[0]:.7f})"
+)
+print(
+    f"after 1000 steps alpha = {0.05 * 0.9**10:.6f}, shrink factor {1 - 11 * 0.05 * 0.9**10:.4f}"
+)
 assert np.allclose(tf1_rate[1:] / tf1_rate[:-1], per_step_rate_factor, rtol=1e-6)
 
 # %% [markdown]
@@ -179,13 +219,19 @@ assert np.allclose(tf1_rate[1:] / tf1_rate[:-1], per_step_rate_factor, rtol=1e-6
 staircase_graph = tf.Graph()
 with staircase_graph.as_default():
     step_fed = tf1.placeholder(tf.int64, shape=[])
-    staircase_rate = tf1.train.exponential_decay(0.05, step_fed, 100, 0.9, staircase=True)
+    staircase_rate = tf1.train.exponential_decay(
+        0.05, step_fed, 100, 0.9, staircase=True
+    )
 with tf1.Session(graph=staircase_graph) as session:
-    staircase_rates = np.array([session.run(staircase_rate, {step_fed: t}) for t in range(0, 301, 50)])
+    staircase_rates = np.array(
+        [session.run(staircase_rate, {step_fed: t}) for t in range(0, 301, 50)]
+    )
 print("staircase rate at steps 0, 50, ..., 300:", staircase_rates)
 print("staircase shrink factor at step 0..99:", 1 - 11 * staircase_rates[0])
 assert np.all(staircase_rates[:2] == np.float32(0.05))
-assert np.allclose(staircase_rates[2:], [0.045, 0.045, 0.0405, 0.0405, 0.03645], rtol=1e-6)
+assert np.allclose(
+    staircase_rates[2:], [0.045, 0.045, 0.0405, 0.0405, 0.03645], rtol=1e-6
+)
 
 
 # %% [markdown]
@@ -246,6 +292,7 @@ assert np.allclose(staircase_rates[2:], [0.045, 0.045, 0.0405, 0.0405, 0.03645],
 #
 # Each formula is a few lines of plain Python, a function of the step alone:
 
+
 # %%
 def exponential_decay(step, lr0, decay_steps, rate, staircase=False):
     p = math.floor(step / decay_steps) if staircase else step / decay_steps
@@ -290,6 +337,7 @@ def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha
 # can be told apart over 1000 steps. Each entry holds the hand-written function with its arguments, the
 # TF1 function (or `None`) and the Keras object:
 
+
 # %%
 def tf1_schedule(function, *args, **kwargs):
     """A TF1 decay function waiting for its global_step tensor."""
@@ -304,7 +352,13 @@ variants = {
     ),
     "exponential, staircase": (
         lambda t: exponential_decay(t, 0.1, 250, 0.5, staircase=True),
-        tf1_schedule(tf1.train.exponential_decay, 0.1, decay_steps=250, decay_rate=0.5, staircase=True),
+        tf1_schedule(
+            tf1.train.exponential_decay,
+            0.1,
+            decay_steps=250,
+            decay_rate=0.5,
+            staircase=True,
+        ),
         schedules.ExponentialDecay(0.1, 250, 0.5, staircase=True),
     ),
     "natural exponential": (
@@ -314,7 +368,9 @@ variants = {
     ),
     "inverse time": (
         lambda t: inverse_time_decay(t, 0.1, 100, 1.0),
-        tf1_schedule(tf1.train.inverse_time_decay, 0.1, decay_steps=100, decay_rate=1.0),
+        tf1_schedule(
+            tf1.train.inverse_time_decay, 0.1, decay_steps=100, decay_rate=1.0
+        ),
         schedules.InverseTimeDecay(0.1, 100, 1.0),
     ),
     "piecewise constant": (
@@ -324,7 +380,13 @@ variants = {
     ),
     "polynomial (q = 2)": (
         lambda t: polynomial_decay(t, 0.1, 800, 0.005, 2.0),
-        tf1_schedule(tf1.train.polynomial_decay, 0.1, decay_steps=800, end_learning_rate=0.005, power=2.0),
+        tf1_schedule(
+            tf1.train.polynomial_decay,
+            0.1,
+            decay_steps=800,
+            end_learning_rate=0.005,
+            power=2.0,
+        ),
         schedules.PolynomialDecay(0.1, 800, end_learning_rate=0.005, power=2.0),
     ),
     "cosine": (
@@ -347,12 +409,18 @@ variants = {
 
 # %%
 steps = np.arange(1001)
-by_hand = {name: np.array([f(int(t)) for t in steps]) for name, (f, _, _) in variants.items()}
+by_hand = {
+    name: np.array([f(int(t)) for t in steps]) for name, (f, _, _) in variants.items()
+}
 
 tf1_graph = tf.Graph()
 with tf1_graph.as_default():
     step_fed = tf1.placeholder(tf.int64, shape=[])
-    tf1_tensors = {name: make(step_fed) for name, (_, make, _) in variants.items() if make is not None}
+    tf1_tensors = {
+        name: make(step_fed)
+        for name, (_, make, _) in variants.items()
+        if make is not None
+    }
 with tf1.Session(graph=tf1_graph) as session:
     fetched = [session.run(tf1_tensors, {step_fed: t}) for t in steps]
 by_tf1 = {name: np.array([row[name] for row in fetched]) for name in tf1_tensors}
@@ -372,7 +440,9 @@ for name, (_, _, keras_schedule) in variants.items():
 # float32).
 
 # %%
-print(f"{'schedule':24s} {'hand vs Keras':>14s} {'hand vs TF1':>12s} {'TF1 vs Keras':>13s}")
+print(
+    f"{'schedule':24s} {'hand vs Keras':>14s} {'hand vs TF1':>12s} {'TF1 vs Keras':>13s}"
+)
 for name in variants:
     hand_keras = np.max(np.abs(by_hand[name] - by_keras[name])) / 0.1
     line = f"{name:24s} {hand_keras:14.1e}"
@@ -395,7 +465,11 @@ for name in variants:
 # matters, as in the next section, give both sides the *same* schedule object. {numref}`fig-schedules-all` draws them.
 
 # %% mystnb={"figure": {"caption": "The seven schedules of the table (the exponential one twice, continuous and staircase) over 1000 steps. The staircase and piecewise-constant schedules jump; cosine with warm-up climbs linearly for 100 steps and then follows a cosine from its peak.", "name": "fig-schedules-all"}}
-styles = {"exponential, staircase": "--", "piecewise constant": "--", "cosine with warm-up": "-."}
+styles = {
+    "exponential, staircase": "--",
+    "piecewise constant": "--",
+    "cosine with warm-up": "-.",
+}
 fig, ax = plt.subplots(figsize=(8, 4.4))
 for name in variants:
     ax.plot(steps, by_keras[name], styles.get(name, "-"), label=name)
@@ -413,7 +487,10 @@ plt.show()
 # %%
 piecewise = by_keras["piecewise constant"]
 print("piecewise rate at steps 299, 300, 301:", piecewise[299:302])
-print("polynomial rate at steps 800 and 1000:", by_keras["polynomial (q = 2)"][[800, 1000]])
+print(
+    "polynomial rate at steps 800 and 1000:",
+    by_keras["polynomial (q = 2)"][[800, 1000]],
+)
 assert piecewise[300] == np.float32(0.1) and piecewise[301] == np.float32(0.05)
 assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
 
@@ -429,6 +506,7 @@ assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
 # Forgetting to pass `global_step` to `minimize` raises no error: the variable stays at 0 and the
 # "decaying" rate is a constant. The next cell runs the source problem three ways in TF1: the
 # hand-applied update from above, `minimize` with `global_step`, and `minimize` without it.
+
 
 # %%
 def source_problem_tf1(pass_global_step, steps=11):
@@ -454,9 +532,15 @@ def source_problem_tf1(pass_global_step, steps=11):
 
 with_step, counter_with, rate_with = source_problem_tf1(pass_global_step=True)
 without_step, counter_without, rate_without = source_problem_tf1(pass_global_step=False)
-print(f"with global_step:    counter {counter_with:2d}, rate {rate_with:.7f}, p_10 = {with_step[-1]:.8f}")
-print(f"without global_step: counter {counter_without:2d}, rate {rate_without:.7f}, p_10 = {without_step[-1]:.8f}")
-print(f"minimize with global_step vs hand-applied update: max difference {np.max(np.abs(with_step - tf1_pred)):.1e}")
+print(
+    f"with global_step:    counter {counter_with:2d}, rate {rate_with:.7f}, p_10 = {with_step[-1]:.8f}"
+)
+print(
+    f"without global_step: counter {counter_without:2d}, rate {rate_without:.7f}, p_10 = {without_step[-1]:.8f}"
+)
+print(
+    f"minimize with global_step vs hand-applied update: max difference {np.max(np.abs(with_step - tf1_pred)):.1e}"
+)
 assert np.max(np.abs(with_step - tf1_pred)) < 1e-7 and counter_with == 11
 assert counter_without == 0 and rate_without == np.float32(0.05)
 assert np.allclose(without_step, 4.0 * 0.45 ** np.arange(11), rtol=1e-5, atol=1e-6)
@@ -486,10 +570,14 @@ def run_keras_sgd(steps):
     path, rates = [], []
     for _ in range(steps):
         path.append(np.concatenate([w.numpy().ravel(), b.numpy()]))
-        rates.append(float(optimizer.learning_rate))  # the rate the coming update will use
+        rates.append(
+            float(optimizer.learning_rate)
+        )  # the rate the coming update will use
         with tf.GradientTape() as tape:
             loss_value = source_loss(w, b)
-        optimizer.apply_gradients(zip(tape.gradient(loss_value, [w, b]), [w, b], strict=True))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss_value, [w, b]), [w, b], strict=True)
+        )
     return np.array(path), np.array(rates), int(optimizer.iterations)
 
 
@@ -511,9 +599,13 @@ keras_path, keras_rates, keras_iterations = run_keras_sgd(30)
 hand_path = run_hand_sgd(30, source_schedule)
 print("optimizer.iterations after 30 updates:", keras_iterations)
 print("rates used at steps 0, 1, 2:", keras_rates[:3])
-print("max |Keras SGD - hand-written|, 30 steps:", np.max(np.abs(keras_path - hand_path)))
+print(
+    "max |Keras SGD - hand-written|, 30 steps:", np.max(np.abs(keras_path - hand_path))
+)
 assert keras_iterations == 30 and np.array_equal(keras_path, hand_path)
-assert np.allclose(keras_rates, [exponential_decay(t, 0.05, 100, 0.9) for t in range(30)], rtol=1e-6)
+assert np.allclose(
+    keras_rates, [exponential_decay(t, 0.05, 100, 0.9) for t in range(30)], rtol=1e-6
+)
 
 # %% [markdown]
 # The two runs are identical to the last bit. They also reproduce the TF1 graph of the source, whose
@@ -522,7 +614,9 @@ assert np.allclose(keras_rates, [exponential_decay(t, 0.05, 100, 0.9) for t in r
 # %%
 keras_pred = 2 * keras_path[:11, 0] + keras_path[:11, 1] + keras_path[:11, 2]
 print("TF2 predictions, steps 0..4:", keras_pred[:5])
-print(f"max relative difference from the TF1 run: {np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}")
+print(
+    f"max relative difference from the TF1 run: {np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}"
+)
 assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
 
 # %% [markdown]
@@ -555,13 +649,18 @@ def line_loss(w, b):
 
 
 best_loss = line_loss(theta_star[0], theta_star[1])
-sgd_order = np.concatenate([data_rng.permutation(200) for _ in range(5)])  # 5 epochs, one example a step
-print(f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = {best_loss:.4f}")
+sgd_order = np.concatenate(
+    [data_rng.permutation(200) for _ in range(5)]
+)  # 5 epochs, one example a step
+print(
+    f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = {best_loss:.4f}"
+)
 
 
 # %% [markdown]
 # The SGD loop runs inside one `tf.function`, so that 1000 steps cost one call. The rates come in as a
 # vector, precomputed from each schedule; this is the same hand-written gradient descent as before.
+
 
 # %%
 @tf.function
@@ -590,7 +689,10 @@ line_paths = {
     name: sgd_line_path(rates, line_x[sgd_order], line_y[sgd_order]).numpy()
     for name, rates in line_rates.items()
 }
-excess = {name: line_loss(path[:, 0], path[:, 1]) - best_loss for name, path in line_paths.items()}
+excess = {
+    name: line_loss(path[:, 0], path[:, 1]) - best_loss
+    for name, path in line_paths.items()
+}
 
 # %% [markdown]
 # We compare the runs by their excess loss averaged over the last 100 steps (an average, because a
@@ -599,11 +701,15 @@ excess = {name: line_loss(path[:, 0], path[:, 1]) - best_loss for name, path in 
 # %%
 final_excess = {name: float(np.mean(curve[-100:])) for name, curve in excess.items()}
 for name, value in final_excess.items():
-    print(f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: {excess[name][100]:.2e}")
+    print(
+        f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: {excess[name][100]:.2e}"
+    )
 big, small = final_excess["constant 0.1"], final_excess["constant 0.01"]
 for name in ["exponential 0.1 → 0.001", "cosine, warm-up to 0.1"]:
     assert final_excess[name] < big / 10 and final_excess[name] < small
-assert excess["constant 0.01"][100] > 10 * excess["constant 0.1"][100]  # small rate: slow start
+assert (
+    excess["constant 0.01"][100] > 10 * excess["constant 0.1"][100]
+)  # small rate: slow start
 
 # %% [markdown]
 # Both schedules end more than ten times closer to the minimum than the constant rate 0.1 they start
@@ -677,6 +783,7 @@ assert "has no attribute 'contrib'" in contrib_missing.message
 # compare the three on $w = (1, -2, 3)$, where $\sum w_i^2 = 14$. The gradients differ the same way:
 # $w$ for `l2_loss`, $2\ell w$ for `L2`, $s w$ for `l2_regularizer`.
 
+
 # %%
 def tf1_l2_regularizer(scale):
     """What tf.contrib.layers.l2_regularizer(scale) returned: a function of the weights."""
@@ -692,7 +799,9 @@ penalties = {
 for name, penalty in penalties.items():
     with tf.GradientTape() as tape:
         value = penalty(weights)
-    print(f"{name:24s} = {float(value):.4f}   gradient {tape.gradient(value, weights).numpy()}")
+    print(
+        f"{name:24s} = {float(value):.4f}   gradient {tape.gradient(value, weights).numpy()}"
+    )
 assert float(tf.nn.l2_loss(weights)) == 7.0
 assert abs(float(tf.keras.regularizers.L2(0.01)(weights)) - 0.14) < 1e-7
 assert abs(float(tf1_l2_regularizer(0.01)(weights)) - 0.07) < 1e-7
@@ -713,7 +822,12 @@ assert abs(float(tf1_l2_regularizer(0.01)(weights)) - 0.07) < 1e-7
 dense = tf.keras.layers.Dense(3, kernel_regularizer=tf.keras.regularizers.L2(0.005 / 2))
 dense(tf.ones([1, 4]))  # builds the kernel
 expected = 0.005 * tf.nn.l2_loss(dense.kernel)  # the TF1 way, beta = 0.005
-print("layer.losses:", [float(v) for v in dense.losses], " TF1 beta * l2_loss:", float(expected))
+print(
+    "layer.losses:",
+    [float(v) for v in dense.losses],
+    " TF1 beta * l2_loss:",
+    float(expected),
+)
 assert len(dense.losses) == 1 and abs(float(dense.losses[0]) - float(expected)) < 1e-7
 
 # %% [markdown]
@@ -788,12 +902,18 @@ def keras_path(optimizer, penalty=None, steps=200):
 
 gd_runs = {
     "hand, L2 in loss": gd_path("l2").numpy(),
-    "Keras SGD, L2(λ/2) in loss": keras_path(tf.keras.optimizers.SGD(decaying), tf.keras.regularizers.L2(lam / 2)),
-    "Keras SGD, weight_decay=λ": keras_path(tf.keras.optimizers.SGD(decaying, weight_decay=lam)),
+    "Keras SGD, L2(λ/2) in loss": keras_path(
+        tf.keras.optimizers.SGD(decaying), tf.keras.regularizers.L2(lam / 2)
+    ),
+    "Keras SGD, weight_decay=λ": keras_path(
+        tf.keras.optimizers.SGD(decaying, weight_decay=lam)
+    ),
     "hand, fixed factor λ'=α0 λ": gd_path("fixed factor").numpy(),
 }
 reference = gd_runs["hand, L2 in loss"]
-gd_differences = {name: float(np.max(np.abs(run - reference))) for name, run in gd_runs.items()}
+gd_differences = {
+    name: float(np.max(np.abs(run - reference))) for name, run in gd_runs.items()
+}
 for name, difference in gd_differences.items():
     print(f"{name:28s} max |w - w(hand, L2)| over 200 steps: {difference:.1e}")
 assert gd_differences["Keras SGD, L2(λ/2) in loss"] < 1e-6
@@ -837,6 +957,7 @@ assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
 # at all* on it, while AdamW's first step also shrinks $w$ by $\alpha\lambda w$. The hand-written update
 # {eq}`eq-schedules-adamw`, for one step from $w = (1, 1)$:
 
+
 # %%
 def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps=1e-7):
     """One Adam step of eq. (adamw), as Keras computes it; t counts from 1. Returns w, m, v."""
@@ -847,7 +968,9 @@ def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps
     return w - m * step_size / (np.sqrt(v) + eps), m, v
 
 
-stiffness = np.array([100.0, 1.0])  # f(w) = 1/2 sum h_i (w_i - 1)^2: one stiff, one soft coordinate
+stiffness = np.array(
+    [100.0, 1.0]
+)  # f(w) = 1/2 sum h_i (w_i - 1)^2: one stiff, one soft coordinate
 w_start, zeros = np.array([1.0, 1.0]), np.zeros(2)
 grad_f = stiffness * (w_start - 2.0)  # evaluated at w = 1 for a minimum at c = 2
 first_plain = adam_update(w_start, grad_f, zeros, zeros, 1, 0.01)[0]
@@ -865,9 +988,16 @@ assert np.allclose(first_plain - first_adamw, 0.01 * 0.5 * w_start)
 # hand-written update {eq}`eq-schedules-adamw` and Keras' `Adam` / `AdamW` side by side.
 
 # %%
-quad_h, quad_c, quad_lam, quad_steps = np.array([100.0, 1.0]), np.array([1.0, 1.0]), 0.5, 2000
+quad_h, quad_c, quad_lam, quad_steps = (
+    np.array([100.0, 1.0]),
+    np.array([1.0, 1.0]),
+    0.5,
+    2000,
+)
 quad_schedule = schedules.CosineDecay(0.05, quad_steps)
-quad_rates = quad_schedule(tf.range(quad_steps, dtype=tf.int64)).numpy().astype(np.float64)
+quad_rates = (
+    quad_schedule(tf.range(quad_steps, dtype=tf.int64)).numpy().astype(np.float64)
+)
 
 
 def hand_adam_run(mode):
@@ -905,7 +1035,9 @@ adam_results = {}
 for mode in ["L2", "AdamW"]:
     adam_results[mode] = hand_adam_run(mode), keras_adam_run(mode)
     hand, keras_w = adam_results[mode]
-    print(f"{mode:6s} hand {hand}   Keras {keras_w}   max difference {np.max(np.abs(hand - keras_w)):.1e}")
+    print(
+        f"{mode:6s} hand {hand}   Keras {keras_w}   max difference {np.max(np.abs(hand - keras_w)):.1e}"
+    )
 print("minimum of the penalized loss:", quad_minimum)
 
 # %% [markdown]
@@ -942,7 +1074,11 @@ mnist = gdbook.load_mnist("float")
 
 def downsample(images):
     """28 x 28 -> 14 x 14 by averaging 2 x 2 blocks, flattened to 196 numbers."""
-    return images.reshape(len(images), 14, 2, 14, 2).mean(axis=(2, 4)).reshape(len(images), -1)
+    return (
+        images.reshape(len(images), 14, 2, 14, 2)
+        .mean(axis=(2, 4))
+        .reshape(len(images), -1)
+    )
 
 
 fit_x, fit_y = downsample(mnist.x_train[:500]), mnist.y_train[:500].astype(np.int32)
@@ -964,7 +1100,9 @@ initial_weights = [
     init_rng.normal(0, math.sqrt(1 / HIDDEN), (HIDDEN, 10)).astype(np.float32),
     np.zeros(10, np.float32),
 ]
-epoch_orders = np.stack([np.random.default_rng(epoch).permutation(500) for epoch in range(EPOCHS)])
+epoch_orders = np.stack(
+    [np.random.default_rng(epoch).permutation(500) for epoch in range(EPOCHS)]
+)
 
 
 def mlp_logits(params, images):
@@ -973,7 +1111,9 @@ def mlp_logits(params, images):
 
 def cross_entropy(params, images, labels):
     logits = mlp_logits(params, images)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    )
 
 
 def accuracy(params, images, labels):
@@ -991,10 +1131,18 @@ def train_mlp(optimizer, l2=0.0):
         for k in tf.range(500 // BATCH):
             batch = order[k * BATCH : (k + 1) * BATCH]
             with tf.GradientTape() as tape:
-                loss_value = cross_entropy(params, tf.gather(fit_x, batch), tf.gather(fit_y, batch))
-                loss_value += l2 * (tf.reduce_sum(params[0] ** 2) + tf.reduce_sum(params[2] ** 2))
-            optimizer.apply_gradients(zip(tape.gradient(loss_value, params), params, strict=True))
-        return tf.stack([f(params, x, y) for x, y in sets for f in (cross_entropy, accuracy)])
+                loss_value = cross_entropy(
+                    params, tf.gather(fit_x, batch), tf.gather(fit_y, batch)
+                )
+                loss_value += l2 * (
+                    tf.reduce_sum(params[0] ** 2) + tf.reduce_sum(params[2] ** 2)
+                )
+            optimizer.apply_gradients(
+                zip(tape.gradient(loss_value, params), params, strict=True)
+            )
+        return tf.stack(
+            [f(params, x, y) for x, y in sets for f in (cross_entropy, accuracy)]
+        )
 
     return np.array([one_epoch(tf.constant(order)).numpy() for order in epoch_orders])
 
@@ -1009,7 +1157,9 @@ def train_mlp(optimizer, l2=0.0):
 histories = {
     "no regularization": train_mlp(tf.keras.optimizers.Adam(3e-3)),
     "L2 in the loss": train_mlp(tf.keras.optimizers.Adam(3e-3), l2=1e-3),
-    "AdamW (weight decay)": train_mlp(tf.keras.optimizers.AdamW(3e-3, weight_decay=1.0)),
+    "AdamW (weight decay)": train_mlp(
+        tf.keras.optimizers.AdamW(3e-3, weight_decay=1.0)
+    ),
 }
 TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
 
@@ -1019,6 +1169,7 @@ TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
 # curve. With patience 5 it stops after five epochs without a new best validation loss and goes back to
 # the weights of the best epoch; `tf.keras.callbacks.EarlyStopping(patience=5,
 # restore_best_weights=True)` does the same inside `model.fit`. Applied to the unregularized run:
+
 
 # %%
 def early_stopping_epoch(val_losses, patience=5):
@@ -1034,7 +1185,9 @@ def early_stopping_epoch(val_losses, patience=5):
 
 plain = histories["no regularization"]
 best_epoch, stop_epoch = early_stopping_epoch(plain[:, VAL_LOSS])
-print(f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch {best_epoch + 1}")
+print(
+    f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch {best_epoch + 1}"
+)
 assert stop_epoch < EPOCHS - 1
 
 # %% [markdown]
@@ -1043,12 +1196,18 @@ assert stop_epoch < EPOCHS - 1
 # %%
 rows = {name: history[-1] for name, history in histories.items()}
 rows["early stopping"] = plain[best_epoch]
-print(f"{'':22s} {'train loss':>10s} {'train acc':>9s} {'test loss':>9s} {'test acc':>8s}")
+print(
+    f"{'':22s} {'train loss':>10s} {'train acc':>9s} {'test loss':>9s} {'test acc':>8s}"
+)
 for name, row in rows.items():
-    print(f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} {row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}")
+    print(
+        f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} {row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}"
+    )
 lowest_test_loss = plain[:, TEST_LOSS].min()
-print(f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch {plain[:, TEST_LOSS].argmin() + 1}),"
-      f" final {plain[-1, TEST_LOSS]:.4f}")
+print(
+    f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch {plain[:, TEST_LOSS].argmin() + 1}),"
+    f" final {plain[-1, TEST_LOSS]:.4f}"
+)
 
 # %% [markdown]
 # The unregularized network learns the 500 training digits perfectly and its training loss keeps
@@ -1061,7 +1220,9 @@ assert plain[-1, TRAIN_ACC] == 1.0 and plain[-1, TRAIN_LOSS] < 0.02
 assert plain[-1, TEST_LOSS] > 1.05 * lowest_test_loss  # the test loss rose again
 for name in ["L2 in the loss", "AdamW (weight decay)", "early stopping"]:
     assert rows[name][TEST_LOSS] < plain[-1, TEST_LOSS], name
-    assert rows[name][TRAIN_LOSS] > plain[-1, TRAIN_LOSS], name  # they fit the training set less
+    assert rows[name][TRAIN_LOSS] > plain[-1, TRAIN_LOSS], (
+        name
+    )  # they fit the training set less
 
 # %% [markdown]
 # {numref}`fig-schedules-overfitting` shows the curves. Test *accuracy* barely moves in this experiment;
@@ -1073,7 +1234,14 @@ epochs = np.arange(1, EPOCHS + 1)
 for name, history in histories.items():
     ax_train.plot(epochs, history[:, TRAIN_LOSS], label=name)
     ax_test.plot(epochs, history[:, TEST_LOSS], label=name)
-ax_test.plot(best_epoch + 1, plain[best_epoch, TEST_LOSS], "o", color="k", ms=7, label="early stopping")
+ax_test.plot(
+    best_epoch + 1,
+    plain[best_epoch, TEST_LOSS],
+    "o",
+    color="k",
+    ms=7,
+    label="early stopping",
+)
 ax_train.set_yscale("log")
 ax_train.set_title("training loss")
 ax_test.set_ylim(0.45, 0.65)

@@ -85,6 +85,7 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # $f'(x) = e^x(\sin x + \cos x)$ we know exactly. Rounding errors are erratic from one point to the next,
 # so we report the median relative error over 101 points in $[0.95, 1.05]$.
 
+
 # %%
 def f_test(x):
     return tf.exp(x) * tf.sin(x)
@@ -102,8 +103,12 @@ def central_difference_errors(dtype):
     errors = []
     for h in steps:
         h_t = tf.constant(h, dtype)
-        estimates = ((f_test(x + h_t) - f_test(x - h_t)) / (2 * h_t)).numpy().astype(np.float64)
-        errors.append(np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives)))
+        estimates = (
+            ((f_test(x + h_t) - f_test(x - h_t)) / (2 * h_t)).numpy().astype(np.float64)
+        )
+        errors.append(
+            np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives))
+        )
     return np.array(errors)
 
 
@@ -127,8 +132,10 @@ def predicted_best_step(eps):
     return (3 * eps * abs(f_value) / abs(third_derivative)) ** (1 / 3)
 
 
-for name, eps, best in [("float64", np.finfo(np.float64).eps, best64),
-                        ("float32", np.finfo(np.float32).eps, best32)]:
+for name, eps, best in [
+    ("float64", np.finfo(np.float64).eps, best64),
+    ("float32", np.finfo(np.float32).eps, best32),
+]:
     print(f"{name}: predicted h* = {predicted_best_step(eps):.1e}, measured {best:.1e}")
     assert 0.1 < best / predicted_best_step(eps) < 10
 assert 1e-13 < errors64.min() < 1e-10
@@ -178,6 +185,7 @@ plt.show()
 # Here is the check, written once for any loss function and any list of variables. It perturbs one entry
 # at a time with `assign`, evaluates the loss twice, and restores the entry.
 
+
 # %%
 def numerical_gradient(loss_fn, variables, h=1e-6):
     """Central differences of loss_fn() for every entry of every variable."""
@@ -213,8 +221,10 @@ def gradient_check(loss_fn, variables, h=1e-6):
         loss = loss_fn()
     analytic = tape.gradient(loss, variables)
     numeric = numerical_gradient(loss_fn, variables, h)
-    return {"/".join(var.path.split("/")[-2:]): relative_error(a.numpy(), n).max()
-            for var, a, n in zip(variables, analytic, numeric, strict=True)}
+    return {
+        "/".join(var.path.split("/")[-2:]): relative_error(a.numpy(), n).max()
+        for var, a, n in zip(variables, analytic, numeric, strict=True)
+    }
 
 
 # %% [markdown]
@@ -232,16 +242,22 @@ y_check = rng.integers(0, 3, size=8)
 
 def make_mlp(activation, seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((4,), dtype="float64"),
-        keras.layers.Dense(5, activation=activation, dtype="float64", name="hidden"),
-        keras.layers.Dense(3, dtype="float64", name="output"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((4,), dtype="float64"),
+            keras.layers.Dense(
+                5, activation=activation, dtype="float64", name="hidden"
+            ),
+            keras.layers.Dense(3, dtype="float64", name="output"),
+        ]
+    )
 
 
 def mlp_loss(model):
     logits = model(x_check)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y_check, logits))
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(y_check, logits)
+    )
 
 
 mlp = make_mlp(tf.nn.softplus)
@@ -263,6 +279,7 @@ assert max(report_library.values()) < 1e-7
 # gradient through `tf.custom_gradient`. Its derivative is the sigmoid $\sigma(x)$. The buggy version
 # returns $\sigma(x)\,(1 - \sigma(x))$ instead: the derivative of the sigmoid, an easy slip when one has
 # just differentiated one function too many. The forward pass is the same in both.
+
 
 # %%
 @tf.custom_gradient
@@ -288,8 +305,12 @@ def softplus_buggy(x):
 # %%
 mlp_correct = make_mlp(softplus_correct)
 mlp_buggy = make_mlp(softplus_buggy)
-report_correct = gradient_check(lambda: mlp_loss(mlp_correct), mlp_correct.trainable_variables)
-report_buggy = gradient_check(lambda: mlp_loss(mlp_buggy), mlp_buggy.trainable_variables)
+report_correct = gradient_check(
+    lambda: mlp_loss(mlp_correct), mlp_correct.trainable_variables
+)
+report_buggy = gradient_check(
+    lambda: mlp_loss(mlp_buggy), mlp_buggy.trainable_variables
+)
 print(f"{'variable':16s} {'correct':>9s} {'buggy':>9s}")
 for name in report_correct:
     print(f"{name:16s} {report_correct[name]:9.1e} {report_buggy[name]:9.1e}")
@@ -319,7 +340,9 @@ print("bug caught in:", [name for name, err in report_buggy.items() if err > 1e-
 points = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0], tf.float64)
 for name, fn in [("correct", softplus_correct), ("buggy", softplus_buggy)]:
     theoretical, numerical = tf.test.compute_gradient(fn, [points])
-    print(f"{name:8s} max |theoretical - numerical| = {np.abs(theoretical[0] - numerical[0]).max():.1e}")
+    print(
+        f"{name:8s} max |theoretical - numerical| = {np.abs(theoretical[0] - numerical[0]).max():.1e}"
+    )
 theoretical_buggy, numerical_buggy = tf.test.compute_gradient(softplus_buggy, [points])
 theoretical_ok, numerical_ok = tf.test.compute_gradient(softplus_correct, [points])
 assert np.abs(theoretical_ok[0] - numerical_ok[0]).max() < 1e-6
@@ -332,13 +355,17 @@ assert np.abs(theoretical_buggy[0] - numerical_buggy[0]).max() > 1e-1
 
 # %%
 points_var = tf.Variable(points)
-(ours,) = numerical_gradient(lambda: tf.reduce_sum(tf.nn.softplus(points_var)), [points_var], h=1 / 1024)
+(ours,) = numerical_gradient(
+    lambda: tf.reduce_sum(tf.nn.softplus(points_var)), [points_var], h=1 / 1024
+)
 difference = np.abs(ours - np.diag(numerical_ok[0])).max()
 print("ours:      ", ours)
 print("TensorFlow:", np.diag(numerical_ok[0]))
 print(f"max difference {difference:.1e}")
 assert difference < 1e-12
-assert np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0  # off-diagonal entries are exactly zero
+assert (
+    np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0
+)  # off-diagonal entries are exactly zero
 
 
 # %% [markdown]
@@ -363,6 +390,7 @@ assert np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0  # off-diagonal entries 
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
 # the product $0 \cdot \log 0 = 0 \cdot (-\infty)$ is NaN, even though the prediction is perfect.
 
+
 # %%
 def naive_cross_entropy(labels_one_hot, logits):
     probabilities = tf.nn.softmax(logits)
@@ -373,8 +401,10 @@ logits = tf.Variable([[120.0, 0.0]])  # softmax: [1, e^-120], and e^-120 underfl
 true_class_underflows = tf.constant([[0.0, 1.0]])
 perfect_prediction = tf.constant([[1.0, 0.0]])
 naive_results = {}
-for name, labels in [("true class underflows", true_class_underflows),
-                     ("perfect prediction", perfect_prediction)]:
+for name, labels in [
+    ("true class underflows", true_class_underflows),
+    ("perfect prediction", perfect_prediction),
+]:
     with tf.GradientTape() as tape:
         loss = naive_cross_entropy(labels, logits)
     grad = tape.gradient(loss, logits)
@@ -391,8 +421,10 @@ for name, labels in [("true class underflows", true_class_underflows),
 assert np.isinf(naive_results["true class underflows"][0]).all()
 assert np.isnan(naive_results["perfect prediction"][0]).all()
 assert all(np.isnan(grad).all() for _, grad in naive_results.values())
-for name, labels in [("true class underflows", true_class_underflows),
-                     ("perfect prediction", perfect_prediction)]:
+for name, labels in [
+    ("true class underflows", true_class_underflows),
+    ("perfect prediction", perfect_prediction),
+]:
     with tf.GradientTape() as tape:
         loss = tf.nn.softmax_cross_entropy_with_logits(labels, logits)
     grad = tape.gradient(loss, logits)
@@ -414,9 +446,20 @@ naive_softmax = tf.exp(big_logits) / tf.reduce_sum(tf.exp(big_logits))
 shifted = big_logits - tf.reduce_max(big_logits)
 stable_softmax = tf.exp(shifted) / tf.reduce_sum(tf.exp(shifted))
 naive_softplus = tf.math.log(1 + tf.exp(tf.constant(100.0)))
-print("naive softmax: ", naive_softmax.numpy(), "| shifted:", stable_softmax.numpy(),
-      "| tf.nn.softmax:", tf.nn.softmax(big_logits).numpy())
-print("naive softplus:", naive_softplus.numpy(), "| tf.nn.softplus:", tf.nn.softplus(100.0).numpy())
+print(
+    "naive softmax: ",
+    naive_softmax.numpy(),
+    "| shifted:",
+    stable_softmax.numpy(),
+    "| tf.nn.softmax:",
+    tf.nn.softmax(big_logits).numpy(),
+)
+print(
+    "naive softplus:",
+    naive_softplus.numpy(),
+    "| tf.nn.softplus:",
+    tf.nn.softplus(100.0).numpy(),
+)
 assert np.isnan(naive_softmax.numpy()).any() and np.isinf(naive_softplus.numpy())
 assert np.array_equal(stable_softmax.numpy(), tf.nn.softmax(big_logits).numpy())
 assert float(tf.nn.softplus(100.0)) == 100.0
@@ -453,13 +496,26 @@ def normalize_one_where(x):
 
 def normalize_two_wheres(x):
     squared = tf.reduce_sum(x * x)
-    safe_squared = tf.where(squared > 0, squared, tf.ones_like(squared))  # never sqrt(0) below
+    safe_squared = tf.where(
+        squared > 0, squared, tf.ones_like(squared)
+    )  # never sqrt(0) below
     norm = tf.where(squared > 0, tf.sqrt(safe_squared), tf.zeros_like(squared))
-    return tf.where(squared > 0, x / tf.where(squared > 0, norm, tf.ones_like(norm)), tf.zeros_like(x))
+    return tf.where(
+        squared > 0,
+        x / tf.where(squared > 0, norm, tf.ones_like(norm)),
+        tf.zeros_like(x),
+    )
 
 
-results = {fn.__name__: gradient_at_zero(fn)
-           for fn in [normalize_naive, normalize_one_where, normalize_two_wheres, tf.math.l2_normalize]}
+results = {
+    fn.__name__: gradient_at_zero(fn)
+    for fn in [
+        normalize_naive,
+        normalize_one_where,
+        normalize_two_wheres,
+        tf.math.l2_normalize,
+    ]
+}
 for name, (value, grad) in results.items():
     print(f"{name:22s} value {value:6}  gradient {grad}")
 
@@ -471,8 +527,14 @@ for name, (value, grad) in results.items():
 # large, legitimate-looking number that an optimizer will happily use.
 
 # %%
-assert np.isnan(results["normalize_naive"][0]) and np.isnan(results["normalize_naive"][1]).all()
-assert results["normalize_one_where"][0] == 0 and np.isnan(results["normalize_one_where"][1]).all()
+assert (
+    np.isnan(results["normalize_naive"][0])
+    and np.isnan(results["normalize_naive"][1]).all()
+)
+assert (
+    results["normalize_one_where"][0] == 0
+    and np.isnan(results["normalize_one_where"][1]).all()
+)
 assert np.array_equal(results["normalize_two_wheres"][1], [0.0, 0.0])
 l2_grad = results["l2_normalize"][1]
 print("l2_normalize gradient / 1e6 - 1:", l2_grad / 1e6 - 1)
@@ -488,7 +550,9 @@ assert np.allclose(l2_grad, 1e6, rtol=1e-6)
 # %% tags=["raises-exception"]
 log_probabilities = tf.math.log(tf.nn.softmax(logits))
 with gdbook.expect_error(tf.errors.InvalidArgumentError) as checked:
-    tf.debugging.check_numerics(log_probabilities, "log-probabilities of the naive cross-entropy")
+    tf.debugging.check_numerics(
+        log_probabilities, "log-probabilities of the naive cross-entropy"
+    )
 
 # %% [markdown]
 # The error repeats our message and says which kind of non-finite value it found.
@@ -508,6 +572,7 @@ assert "Inf values" in checked.message
 
 # %% tags=["raises-exception"]
 
+
 @tf.function
 def naive_loss(labels, logits):
     return tf.reduce_mean(naive_cross_entropy(labels, logits))
@@ -526,9 +591,13 @@ with gdbook.expect_error(tf.errors.InvalidArgumentError) as instrumented:
 # %%
 tf.debugging.disable_check_numerics()
 report = instrumented.message
-print(report[report.index("!!! Detected"):report.index("Stack trace")].strip())
+print(report[report.index("!!! Detected") : report.index("Stack trace")].strip())
 lines = report.splitlines()
-user_functions = [lines[i - 1].split()[-1] for i, line in enumerate(lines) if line.strip().startswith("->")]
+user_functions = [
+    lines[i - 1].split()[-1]
+    for i, line in enumerate(lines)
+    if line.strip().startswith("->")
+]
 print("user code in the creation stack:", user_functions)
 assert 'graph op "Log"' in report and "-Inf values" in report
 assert user_functions[-2:] == ["naive_loss", "naive_cross_entropy"]
@@ -542,18 +611,28 @@ assert user_functions[-2:] == ["naive_loss", "naive_cross_entropy"]
 # the arithmetic optimizer off for one trace brings the NaN back; we turn it on again at once.
 
 # %%
-with gdbook.expect_error(tf.errors.InvalidArgumentError, reraise=False) as still_instrumented:
+with gdbook.expect_error(
+    tf.errors.InvalidArgumentError, reraise=False
+) as still_instrumented:
     naive_loss(perfect_prediction, logits)
 eager_value = float(naive_loss.python_function(perfect_prediction, logits))
 graph_value = float(tf.function(naive_loss.python_function)(perfect_prediction, logits))
 tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-unoptimized_graph_value = float(tf.function(naive_loss.python_function)(perfect_prediction, logits))
-tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})  # the default
+unoptimized_graph_value = float(
+    tf.function(naive_loss.python_function)(perfect_prediction, logits)
+)
+tf.config.optimizer.set_experimental_options(
+    {"arithmetic_optimization": True}
+)  # the default
 print("old trace raises:", still_instrumented.error is not None)
-print(f"eager: {eager_value} | fresh tf.function: {graph_value} | "
-      f"without the arithmetic optimizer: {unoptimized_graph_value}")
+print(
+    f"eager: {eager_value} | fresh tf.function: {graph_value} | "
+    f"without the arithmetic optimizer: {unoptimized_graph_value}"
+)
 assert "CheckNumericsV2" in still_instrumented.message
-assert np.isnan(eager_value) and graph_value == 0.0 and np.isnan(unoptimized_graph_value)
+assert (
+    np.isnan(eager_value) and graph_value == 0.0 and np.isnan(unoptimized_graph_value)
+)
 
 # %% [markdown]
 # Do not rely on the rewrite: it applies only in graphs, only to this exact pattern, and not to the
@@ -592,10 +671,18 @@ y_chain = np.sin(1.5 * x_chain).astype(np.float32)
 
 def make_chain(activation, gain, seed=1):
     """DEPTH hidden layers; weights ~ truncated normal with variance gain^2 / fan_in."""
-    init = keras.initializers.VarianceScaling(scale=gain**2, mode="fan_in",
-                                              distribution="truncated_normal", seed=seed)
-    layers = [keras.layers.Dense(WIDTH, activation=activation, kernel_initializer=init,
-                                 name=f"layer{i + 1:02d}") for i in range(DEPTH)]
+    init = keras.initializers.VarianceScaling(
+        scale=gain**2, mode="fan_in", distribution="truncated_normal", seed=seed
+    )
+    layers = [
+        keras.layers.Dense(
+            WIDTH,
+            activation=activation,
+            kernel_initializer=init,
+            name=f"layer{i + 1:02d}",
+        )
+        for i in range(DEPTH)
+    ]
     output = keras.layers.Dense(1, kernel_initializer=init, name="output")
     return keras.Sequential([keras.Input((1,)), *layers, output])
 
@@ -617,10 +704,14 @@ chains = {
     "ReLU, He scale (gain √2)": ("relu", np.sqrt(2.0)),
     "tanh, gain 4": ("tanh", 4.0),
 }
-chain_norms = {label: kernel_gradient_norms(make_chain(*spec)) for label, spec in chains.items()}
+chain_norms = {
+    label: kernel_gradient_norms(make_chain(*spec)) for label, spec in chains.items()
+}
 for label, norms in chain_norms.items():
-    print(f"{label:38s} layer 1: {norms[0]:.2e}   layer {DEPTH}: {norms[-1]:.2e}   "
-          f"ratio {norms[0] / norms[-1]:.1e}")
+    print(
+        f"{label:38s} layer 1: {norms[0]:.2e}   layer {DEPTH}: {norms[-1]:.2e}   "
+        f"ratio {norms[0] / norms[-1]:.1e}"
+    )
 
 # %% [markdown]
 # {numref}`fig-debugging-layer-norms` plots all sixteen norms. The sigmoid chain loses about a factor
@@ -635,7 +726,9 @@ assert tanh_norms[0] / tanh_norms[-1] > 1e2  # exploding
 assert relu_norms.max() / relu_norms.min() < 10  # preserved
 sigmoid_factor = (sigmoid_norms[-1] / sigmoid_norms[0]) ** (1 / (DEPTH - 1))
 print(f"sigmoid: average shrink factor per layer {sigmoid_factor:.2f}")
-print(f"ReLU/He: largest / smallest layer norm = {relu_norms.max() / relu_norms.min():.1f}")
+print(
+    f"ReLU/He: largest / smallest layer norm = {relu_norms.max() / relu_norms.min():.1f}"
+)
 assert 3 < sigmoid_factor < 5.5
 
 # %% mystnb={"figure": {"caption": "Norm of the gradient with respect to each hidden layer's kernel in three 16-layer networks, at initialization and on the same batch. Depth multiplies one factor per layer, so on a log scale the sigmoid chain falls and the tanh chain with large weights rises roughly along straight lines; ReLU with He initialization stays level.", "name": "fig-debugging-layer-norms"}}
@@ -680,9 +773,15 @@ exploding_grads = tape.gradient(exploding_loss, exploding_chain.trainable_variab
 CLIP = 1.0
 
 by_value_hand = [np.clip(g.numpy(), -CLIP, CLIP) for g in exploding_grads]
-by_norm_hand = [g.numpy() * CLIP / max(np.linalg.norm(g.numpy()), CLIP) for g in exploding_grads]
-global_norm_hand = np.sqrt(sum(np.sum(g.numpy().astype(np.float64) ** 2) for g in exploding_grads))
-by_global_hand = [g.numpy() * CLIP / max(global_norm_hand, CLIP) for g in exploding_grads]
+by_norm_hand = [
+    g.numpy() * CLIP / max(np.linalg.norm(g.numpy()), CLIP) for g in exploding_grads
+]
+global_norm_hand = np.sqrt(
+    sum(np.sum(g.numpy().astype(np.float64) ** 2) for g in exploding_grads)
+)
+by_global_hand = [
+    g.numpy() * CLIP / max(global_norm_hand, CLIP) for g in exploding_grads
+]
 
 by_value_tf = [tf.clip_by_value(g, -CLIP, CLIP) for g in exploding_grads]
 by_norm_tf = [tf.clip_by_norm(g, CLIP) for g in exploding_grads]
@@ -690,14 +789,24 @@ by_global_tf, global_norm_tf = tf.clip_by_global_norm(exploding_grads, CLIP)
 
 
 def max_relative_difference(hand, library):
-    return max(np.abs(h - t.numpy()).max() / np.abs(h).max() for h, t in zip(hand, library, strict=True))
+    return max(
+        np.abs(h - t.numpy()).max() / np.abs(h).max()
+        for h, t in zip(hand, library, strict=True)
+    )
 
 
-print(f"loss {float(exploding_loss):.1f}, global gradient norm: hand {global_norm_hand:.6g}, "
-      f"tf {float(global_norm_tf):.6g}")
-for name, hand, library in [("by value", by_value_hand, by_value_tf), ("by norm", by_norm_hand, by_norm_tf),
-                            ("by global norm", by_global_hand, by_global_tf)]:
-    print(f"{name:15s} max relative difference hand vs tf: {max_relative_difference(hand, library):.1e}")
+print(
+    f"loss {float(exploding_loss):.1f}, global gradient norm: hand {global_norm_hand:.6g}, "
+    f"tf {float(global_norm_tf):.6g}"
+)
+for name, hand, library in [
+    ("by value", by_value_hand, by_value_tf),
+    ("by norm", by_norm_hand, by_norm_tf),
+    ("by global norm", by_global_hand, by_global_tf),
+]:
+    print(
+        f"{name:15s} max relative difference hand vs tf: {max_relative_difference(hand, library):.1e}"
+    )
 
 # %% [markdown]
 # The three rules agree with TensorFlow to float32 rounding (the hand versions compute norms in float64
@@ -724,6 +833,7 @@ assert abs(global_after - CLIP) < 1e-6
 # exactly 1: clipping by value cuts the large entries, and clipping by norm shrinks the variables with
 # large gradients more than the others.
 
+
 # %%
 def flatten(grads):
     return np.concatenate([np.ravel(g) for g in grads]).astype(np.float64)
@@ -734,8 +844,14 @@ def cosine(a, b):
 
 
 original = flatten(exploding_grads)
-cosines = {name: cosine(original, flatten(grads)) for name, grads in
-           [("by value", by_value_hand), ("by norm", by_norm_hand), ("by global norm", by_global_hand)]}
+cosines = {
+    name: cosine(original, flatten(grads))
+    for name, grads in [
+        ("by value", by_value_hand),
+        ("by norm", by_norm_hand),
+        ("by global norm", by_global_hand),
+    ]
+}
 for name, value in cosines.items():
     print(f"cosine(original, clipped {name}) = {value:.6f}")
 assert abs(cosines["by global norm"] - 1) < 1e-6
@@ -755,18 +871,26 @@ LEARNING_RATE = 0.01
 
 
 def one_keras_step(**clip):
-    model = make_chain("relu", EXPLODING_GAIN)  # same seed: same initial weights as exploding_chain
+    model = make_chain(
+        "relu", EXPLODING_GAIN
+    )  # same seed: same initial weights as exploding_chain
     before = [v.numpy() for v in model.trainable_variables]
     keras.optimizers.SGD(LEARNING_RATE, **clip).apply_gradients(
-        zip(exploding_grads, model.trainable_variables, strict=True))
+        zip(exploding_grads, model.trainable_variables, strict=True)
+    )
     return before, [v.numpy() for v in model.trainable_variables]
 
 
-for option, hand_clipped in [("clipvalue", by_value_hand), ("clipnorm", by_norm_hand),
-                             ("global_clipnorm", by_global_hand)]:
+for option, hand_clipped in [
+    ("clipvalue", by_value_hand),
+    ("clipnorm", by_norm_hand),
+    ("global_clipnorm", by_global_hand),
+]:
     before, after = one_keras_step(**{option: CLIP})
-    worst = max(np.abs(a - (b - LEARNING_RATE * g)).max()
-                for a, b, g in zip(after, before, hand_clipped, strict=True))
+    worst = max(
+        np.abs(a - (b - LEARNING_RATE * g)).max()
+        for a, b, g in zip(after, before, hand_clipped, strict=True)
+    )
     print(f"{option:16s} max |Keras step - hand step| = {worst:.1e}")
     assert worst < 1e-7
 
@@ -812,7 +936,9 @@ cliff_paths = {
     "global_clipnorm=2": cliff_path(global_clipnorm=CLIFF_CLIP),
 }
 for name, points in cliff_paths.items():
-    print(f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: {points[-1]}")
+    print(
+        f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: {points[-1]}"
+    )
 
 
 # %% [markdown]
@@ -820,6 +946,7 @@ for name, points in cliff_paths.items():
 # `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
 # gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
 # within 0.01 of the minimum.
+
 
 # %%
 def first_step_cosine(points):
@@ -833,7 +960,9 @@ def first_step_cosine(points):
 exploded = cliff_paths["no clipping"]
 print(f"no clipping: |y| at step 3 = {abs(exploded[3, 1]):.1f}")
 for name in ["clipvalue=2", "global_clipnorm=2"]:
-    print(f"{name:18s} cosine(first step, -gradient) = {first_step_cosine(cliff_paths[name]):.6f}")
+    print(
+        f"{name:18s} cosine(first step, -gradient) = {first_step_cosine(cliff_paths[name]):.6f}"
+    )
 assert abs(exploded[3, 1]) > 100 and not np.isfinite(exploded[-1]).all()
 assert np.array_equal(cliff_paths["clipvalue=2"], cliff_paths["clipnorm=2"])
 assert first_step_cosine(cliff_paths["global_clipnorm=2"]) > 1 - 1e-6
@@ -850,9 +979,18 @@ for name in ["clipvalue=2", "clipnorm=2", "global_clipnorm=2"]:
 # %%
 ANIMATED_STEPS = 12  # the interesting part; afterwards the clipped paths just settle
 visible = {name: points[: ANIMATED_STEPS + 1] for name, points in cliff_paths.items()}
-visible["no clipping"] = visible["no clipping"][np.abs(visible["no clipping"]).max(axis=1) < 50]
-cliff_panel = Panel(cliff_numpy, xlim=(-5, 5), ylim=(-5, 5), paths=visible, levels=15, log_levels=True,
-                    title="SGD, learning rate 0.3, on $x^2/2 + y^2/2 + y^4/10$")
+visible["no clipping"] = visible["no clipping"][
+    np.abs(visible["no clipping"]).max(axis=1) < 50
+]
+cliff_panel = Panel(
+    cliff_numpy,
+    xlim=(-5, 5),
+    ylim=(-5, 5),
+    paths=visible,
+    levels=15,
+    log_levels=True,
+    title="SGD, learning rate 0.3, on $x^2/2 + y^2/2 + y^4/10$",
+)
 to_html(animate_paths([cliff_panel], interval=250, figsize=(4.8, 4.4)))
 
 # %% [markdown]
@@ -893,8 +1031,10 @@ runs = {
 }
 for name, (losses, _) in runs.items():
     first_bad = np.flatnonzero(~np.isfinite(losses))
-    print(f"{name:30s} loss {losses[0]:8.3g} -> {losses[-1]:8.3g}   "
-          f"first non-finite step: {first_bad[0] if first_bad.size else '-'}")
+    print(
+        f"{name:30s} loss {losses[0]:8.3g} -> {losses[-1]:8.3g}   "
+        f"first non-finite step: {first_bad[0] if first_bad.size else '-'}"
+    )
 
 # %% [markdown]
 # {numref}`fig-debugging-clip-training` shows the curves. The unclipped exploding run leaves the plot at once and
@@ -907,25 +1047,37 @@ for name, (losses, _) in runs.items():
 initial_exploding_loss = runs["exploding, no clipping"][0][0]
 first_non_finite = np.flatnonzero(~np.isfinite(runs["exploding, no clipping"][0]))[0]
 assert first_non_finite <= 5
-for name in ["exploding, clipvalue=1", "exploding, clipnorm=1", "exploding, global_clipnorm=1"]:
+for name in [
+    "exploding, clipvalue=1",
+    "exploding, clipnorm=1",
+    "exploding, global_clipnorm=1",
+]:
     losses = runs[name][0]
     assert np.isfinite(losses).all()
     assert losses[-1] < initial_exploding_loss / 10
     assert losses[-10:].mean() > runs["He init, no clipping"][0][-10:].mean()
-print(f"initial loss of the exploding chain {initial_exploding_loss:.1f}; "
-      f"He chain after {TRAIN_STEPS} steps {runs['He init, no clipping'][0][-1]:.4f}")
+print(
+    f"initial loss of the exploding chain {initial_exploding_loss:.1f}; "
+    f"He chain after {TRAIN_STEPS} steps {runs['He init, no clipping'][0][-1]:.4f}"
+)
 
 # %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network, full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss shoots off the top of the plot and becomes non-finite; clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) does far better than any of them.", "name": "fig-debugging-clip-training"}}
 fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8))
 for name, (losses, grad_norms) in runs.items():
     style = "k--" if name.startswith("He") else "-"
     ax_loss.semilogy(np.where(np.isfinite(losses), losses, np.nan), style, label=name)
-    ax_norm.semilogy(np.where(np.isfinite(grad_norms), grad_norms, np.nan), style, label=name)
+    ax_norm.semilogy(
+        np.where(np.isfinite(grad_norms), grad_norms, np.nan), style, label=name
+    )
 blow_up = runs["exploding, no clipping"][0]
 last_finite = np.flatnonzero(np.isfinite(blow_up))[-1]
-ax_loss.annotate(f"loss {blow_up[last_finite]:.0e} at step {last_finite},\nthen inf/NaN",
-                 xy=(last_finite, 1e4), xytext=(12, 2e3), fontsize="small",
-                 arrowprops={"arrowstyle": "->", "color": "C0"})
+ax_loss.annotate(
+    f"loss {blow_up[last_finite]:.0e} at step {last_finite},\nthen inf/NaN",
+    xy=(last_finite, 1e4),
+    xytext=(12, 2e3),
+    fontsize="small",
+    arrowprops={"arrowstyle": "->", "color": "C0"},
+)
 ax_loss.set_ylim(3e-2, 1e4)
 ax_loss.set(xlabel="step", ylabel="training loss (MSE)")
 ax_norm.set(xlabel="step", ylabel="global gradient norm $G$")
@@ -975,8 +1127,10 @@ with source_graph.as_default():
     merged = tf.compat.v1.summary.merge_all()
     init = tf.compat.v1.global_variables_initializer()
 
-with tf.compat.v1.Session(graph=source_graph) as sess, \
-        gdbook.expect_error(tf.errors.InvalidArgumentError) as as_written:
+with (
+    tf.compat.v1.Session(graph=source_graph) as sess,
+    gdbook.expect_error(tf.errors.InvalidArgumentError) as as_written,
+):
     sess.run(init)
     sess.run(merged, feed_dict={x_in: x_line[0], y_in: y_line[0]})
 
@@ -984,7 +1138,11 @@ with tf.compat.v1.Session(graph=source_graph) as sess, \
 # The message says exactly that: a scalar tag with a one-element value.
 
 # %%
-print([line for line in as_written.message.splitlines() if "not the same shape" in line][0])
+print(
+    [line for line in as_written.message.splitlines() if "not the same shape" in line][
+        0
+    ]
+)
 assert "tags and values are not the same shape: [] != [1]" in as_written.message
 
 # %% [markdown]
@@ -1020,14 +1178,18 @@ with tf.compat.v1.Session(graph=tf1_graph) as sess:
     sess.run(init)
     for step in range(LINE_STEPS):
         feed = {x_in: x_line[step], y_in: y_line[step]}
-        summary, loss_value, norm_value, _ = sess.run([merged, loss_op, grad_norm, train_op], feed)
+        summary, loss_value, norm_value, _ = sess.run(
+            [merged, loss_op, grad_norm, train_op], feed
+        )
         writer.add_summary(summary, step)
         tf1_printed.append((loss_value, norm_value))
     writer.close()
     tf1_w = sess.run(w)
 tf1_printed = np.array(tf1_printed)
 for step in [0, 1, 2, 18, 19]:
-    print(f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm {tf1_printed[step, 1]:12.6g}")
+    print(
+        f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm {tf1_printed[step, 1]:12.6g}"
+    )
 
 
 # %% [markdown]
@@ -1041,6 +1203,7 @@ for step in [0, 1, 2, 18, 19]:
 # them. A TF1 scalar arrives as `simple_value`, a TF1 histogram as a `HistogramProto` (`histo`: min, max,
 # count, sum and bucket limits), and a TF2 summary as a `tensor`. One small reader handles all three
 # and groups records by run (subfolder) and tag.
+
 
 # %%
 def read_event_files(logdir):
@@ -1059,7 +1222,9 @@ def read_event_files(logdir):
                     data = tf.make_ndarray(value.tensor)
                 else:
                     continue
-                records.setdefault(run, {}).setdefault(value.tag, []).append((event.step, data))
+                records.setdefault(run, {}).setdefault(value.tag, []).append(
+                    (event.step, data)
+                )
     return records
 
 
@@ -1067,10 +1232,14 @@ tf1_logged = read_event_files(LOGDIR)["tf1"]
 print("tags:", sorted(tf1_logged))
 tf1_norms = np.array([v for _, v in tf1_logged["grad_norm"]], dtype=np.float32)
 first_histogram = tf1_logged["grads"][0][1]
-print(f"step 0 histogram: count {first_histogram.num:.0f}, min {first_histogram.min:.6g}, "
-      f"max {first_histogram.max:.6g}")
+print(
+    f"step 0 histogram: count {first_histogram.num:.0f}, min {first_histogram.min:.6g}, "
+    f"max {first_histogram.max:.6g}"
+)
 assert [s for s, _ in tf1_logged["grad_norm"]] == list(range(LINE_STEPS))
-assert np.array_equal(tf1_norms, tf1_printed[:, 1])  # bit for bit what sess.run returned
+assert np.array_equal(
+    tf1_norms, tf1_printed[:, 1]
+)  # bit for bit what sess.run returned
 assert all(h.num == 2 for _, h in tf1_logged["grads"])
 
 
@@ -1088,17 +1257,24 @@ assert all(h.num == 2 for _, h in tf1_logged["grads"])
 # wrappers had written them. Both helpers are made of TensorFlow ops only, so they also work inside a
 # `tf.function`.
 
+
 # %%
 def plugin_metadata(plugin_name):
     return tf.compat.v1.SummaryMetadata(
-        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name))
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name)
+    )
 
 
-SCALAR_METADATA, HISTOGRAM_METADATA = plugin_metadata("scalars"), plugin_metadata("histograms")
+SCALAR_METADATA, HISTOGRAM_METADATA = (
+    plugin_metadata("scalars"),
+    plugin_metadata("histograms"),
+)
 
 
 def log_scalar(tag, value, step):
-    tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=SCALAR_METADATA)
+    tf.summary.write(
+        tag, tf.cast(value, tf.float32), step=step, metadata=SCALAR_METADATA
+    )
 
 
 def log_histogram(tag, values, step, buckets=30):
@@ -1121,7 +1297,9 @@ tf2_printed = []
 with tf.summary.create_file_writer(str(LOGDIR / "tf2")).as_default():
     for step in range(LINE_STEPS):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.pow(y_line[step] - (x_line[step] * w2 + b2), 2)) / (2 * 32)
+            loss = tf.reduce_sum(tf.pow(y_line[step] - (x_line[step] * w2 + b2), 2)) / (
+                2 * 32
+            )
         grads = tape.gradient(loss, [w2, b2])
         grad_norm = tf.linalg.global_norm(grads)
         log_scalar("loss", loss, step)
@@ -1144,7 +1322,9 @@ tf1_losses = np.array([v for _, v in tf1_logged["loss"]], dtype=np.float32)
 tf2_losses = np.array([v for _, v in tf2_logged["loss"]])
 relative_gap = np.max(np.abs(tf2_norms - tf1_norms) / tf1_norms)
 loss_gap = np.max(np.abs(tf2_losses - tf1_losses) / tf1_losses)
-print(f"max relative difference of logged gradient norms, TF2 vs TF1: {relative_gap:.1e}")
+print(
+    f"max relative difference of logged gradient norms, TF2 vs TF1: {relative_gap:.1e}"
+)
 print(f"max relative difference of logged losses, TF2 vs TF1:         {loss_gap:.1e}")
 assert loss_gap < 1e-6
 assert np.array_equal(tf2_losses, tf2_printed[:, 0])
@@ -1165,13 +1345,18 @@ assert all(table[:, 2].sum() == 2 for _, table in tf2_logged["grads"])
 # as a tensor so that the function is traced once. We log the raw gradients, before the optimizer clips
 # them: what the network produced, not what the optimizer used.
 
+
 # %%
 def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
     """Like train_chain, and logs gradient statistics at every step; returns the losses."""
     model = make_chain("relu", gain)
     optimizer = keras.optimizers.SGD(LEARNING_RATE, **clip)
     kernels = [layer.kernel for layer in model.layers[:DEPTH]]
-    kernel_index = [i for i, v in enumerate(model.trainable_variables) if any(v is k for k in kernels)]
+    kernel_index = [
+        i
+        for i, v in enumerate(model.trainable_variables)
+        if any(v is k for k in kernels)
+    ]
     writer = tf.summary.create_file_writer(str(logdir))
 
     @tf.function
@@ -1183,9 +1368,15 @@ def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
             log_scalar("loss", loss, step_number)
             log_scalar("grad_norm/global", tf.linalg.global_norm(grads), step_number)
             for layer_number, index in enumerate(kernel_index, start=1):
-                log_scalar(f"grad_norm/layer{layer_number:02d}", tf.norm(grads[index]), step_number)
+                log_scalar(
+                    f"grad_norm/layer{layer_number:02d}",
+                    tf.norm(grads[index]),
+                    step_number,
+                )
             log_histogram("grads/layer01", grads[kernel_index[0]], step_number)
-            log_histogram(f"grads/layer{DEPTH:02d}", grads[kernel_index[-1]], step_number)
+            log_histogram(
+                f"grads/layer{DEPTH:02d}", grads[kernel_index[-1]], step_number
+            )
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
@@ -1194,7 +1385,9 @@ def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
     return losses
 
 
-logged_run_losses = train_and_log(LOGDIR / "chain_global_clipnorm", EXPLODING_GAIN, global_clipnorm=CLIP)
+logged_run_losses = train_and_log(
+    LOGDIR / "chain_global_clipnorm", EXPLODING_GAIN, global_clipnorm=CLIP
+)
 chain_log = read_event_files(LOGDIR)["chain_global_clipnorm"]
 print(len(chain_log), "tags, e.g.", sorted(chain_log)[:4])
 
@@ -1206,11 +1399,17 @@ print(len(chain_log), "tags, e.g.", sorted(chain_log)[:4])
 # %%
 logged_losses = np.array([v for _, v in chain_log["loss"]])
 earlier_losses = runs["exploding, global_clipnorm=1"][0]
-print(f"max |logged - returned| loss: {np.abs(logged_losses - logged_run_losses).max():.1e}")
-print(f"max |logged - earlier run| loss: {np.abs(logged_losses - earlier_losses).max():.1e}")
+print(
+    f"max |logged - returned| loss: {np.abs(logged_losses - logged_run_losses).max():.1e}"
+)
+print(
+    f"max |logged - earlier run| loss: {np.abs(logged_losses - earlier_losses).max():.1e}"
+)
 assert len(logged_losses) == TRAIN_STEPS
 assert np.array_equal(logged_losses, logged_run_losses.astype(np.float32))
-assert np.abs(logged_losses - earlier_losses).max() <= 1e-6 * np.abs(earlier_losses).max()
+assert (
+    np.abs(logged_losses - earlier_losses).max() <= 1e-6 * np.abs(earlier_losses).max()
+)
 
 # %% [markdown]
 # TensorBoard's *Distributions* dashboard does not draw histograms; it draws percentile bands over the
@@ -1233,9 +1432,13 @@ def histogram_percentiles(table, percentiles=BAND_PERCENTILES):
 last_layer_tables = [table for _, table in chain_log[f"grads/layer{DEPTH:02d}"]]
 bands = np.array([histogram_percentiles(table) for table in last_layer_tables])
 first = last_layer_tables[0]
-print(f"step 0: {first[:, 2].sum():.0f} entries, min {first[0, 0]:.4g}, median {bands[0, 4]:.4g}, "
-      f"max {first[-1, 1]:.4g}")
-assert all(table[:, 2].sum() == WIDTH * WIDTH for table in last_layer_tables)  # a 32 x 32 kernel
+print(
+    f"step 0: {first[:, 2].sum():.0f} entries, min {first[0, 0]:.4g}, median {bands[0, 4]:.4g}, "
+    f"max {first[-1, 1]:.4g}"
+)
+assert all(
+    table[:, 2].sum() == WIDTH * WIDTH for table in last_layer_tables
+)  # a 32 x 32 kernel
 assert np.all(bands[:, 0] == [t[0, 0] for t in last_layer_tables])
 assert np.all(bands[:, -1] == [t[-1, 1] for t in last_layer_tables])
 assert np.all(np.diff(bands, axis=1) >= 0)
@@ -1251,15 +1454,28 @@ fig, (ax_norms, ax_bands) = plt.subplots(1, 2, figsize=(10, 3.8))
 colors = plt.cm.viridis(np.linspace(0, 0.9, DEPTH))
 for layer_number in range(1, DEPTH + 1):
     series = chain_log[f"grad_norm/layer{layer_number:02d}"]
-    ax_norms.semilogy([s for s, _ in series], [v for _, v in series], color=colors[layer_number - 1], lw=1)
+    ax_norms.semilogy(
+        [s for s, _ in series],
+        [v for _, v in series],
+        color=colors[layer_number - 1],
+        lw=1,
+    )
 global_series = chain_log["grad_norm/global"]
-ax_norms.semilogy([s for s, _ in global_series], [v for _, v in global_series], "k", lw=1.5, label="global")
+ax_norms.semilogy(
+    [s for s, _ in global_series],
+    [v for _, v in global_series],
+    "k",
+    lw=1.5,
+    label="global",
+)
 ax_norms.set(xlabel="step", ylabel="gradient norm")
 ax_norms.legend()
 
 band_steps = [s for s, _ in chain_log[f"grads/layer{DEPTH:02d}"]]
 for inner, alpha in zip(range(4), [0.15, 0.25, 0.35, 0.5], strict=True):
-    ax_bands.fill_between(band_steps, bands[:, inner], bands[:, -1 - inner], color="C0", alpha=alpha, lw=0)
+    ax_bands.fill_between(
+        band_steps, bands[:, inner], bands[:, -1 - inner], color="C0", alpha=alpha, lw=0
+    )
 ax_bands.plot(band_steps, bands[:, 4], color="C0", lw=1.2)
 ax_bands.set_yscale("symlog", linthresh=1.0)
 ax_bands.set(xlabel="step", ylabel=f"gradient entries, layer {DEPTH} kernel")
