@@ -100,6 +100,7 @@ assert "cannot be modified after being initialized" in too_late.message
 # %%
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -497,7 +498,7 @@ for name, gaps in keras_gaps.items():
 # | TF1 towers | mean over the shard | `add_n` on `/cpu:0`, divided by the number of towers | one optimizer op, on the shared variables |
 # | custom loop, `MirroredStrategy` | `compute_average_loss(..., global_batch_size=B)` | `replica_context.all_reduce(SUM, ...)` | every replica, on its own copy |
 # | Keras `fit`, `MirroredStrategy` | shard mean $\times 1/N$, done by Keras | inside `optimizer.apply_gradients` (SUM) | every replica, on its own copy |
-# | `MultiWorkerMirroredStrategy` (next section) | `compute_average_loss(..., global_batch_size=B)` | collective ring all-reduce over the network | every worker, on its own copy |
+# | `MultiWorkerMirroredStrategy` (next section) | `compute_average_loss(..., global_batch_size=B)` | collective all-reduce over the network (gRPC) | every worker, on its own copy |
 #
 # ## Two workers: `MultiWorkerMirroredStrategy`
 #
@@ -569,15 +570,15 @@ def free_port():
 
 cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
 tf_configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}}) for k in range(2)]
-print(tf_configs[1])
+print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to run
 
 
 # %% [markdown]
-# Now start both and wait for them, with a deadline. Whatever happens (a worker crashes, the deadline
-# passes, the cell is interrupted) the `finally` clause kills any worker still running, so no process outlives
-# the cell.
+# The launcher starts both workers and waits for them, with a deadline measured on the clock. Whatever
+# happens (a worker crashes, the deadline passes, the cell is interrupted) the `finally` clause kills any
+# worker still running, so no process outlives the call.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 def run_workers(deadline_seconds=300):
     workers, results = [], []
     deadline = time.monotonic() + deadline_seconds
@@ -599,13 +600,15 @@ def run_workers(deadline_seconds=300):
     return results
 
 
-started = time.monotonic()
+# %% [markdown]
+# Now run them.
+
+# %%
 for line in run_workers():
     print(line)
-print(f"(both workers done in {time.monotonic() - started:.0f} s, most of it spent importing TensorFlow)")
 
 # %% [markdown]
-# Both workers ran the 30 steps together. Their final weights should be identical to each other (the
+# Both workers ran the 30 steps together (most of their time goes into importing TensorFlow and connecting). Their final weights should be identical to each other (the
 # all-reduce hands both the same sum) and equal to the one-device reference to float32 rounding.
 
 # %%
@@ -627,7 +630,8 @@ assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 for path in workdir.iterdir():
     path.unlink()
 workdir.rmdir()
-print("removed", workdir.name, "- exists:", workdir.exists())
+print("temporary directory still there:", workdir.exists())
+assert not workdir.exists()
 
 # %% [markdown]
 # ## Large batches
@@ -705,7 +709,6 @@ def learning_rates(rule, replicas, steps):
 rules = ["same rate", "linear scaling", "linear scaling + warm-up"]
 replica_counts = [1, 4, 16]
 curves, final_weights = {}, {}
-started = time.monotonic()
 for replicas in replica_counts:
     global_batch = PER_REPLICA_BATCH * replicas
     steps = EPOCHS * 12000 // global_batch
@@ -715,7 +718,7 @@ for replicas in replica_counts:
         W, b, curve = train_run(ids, rates, tf.constant(MEASURE_EVERY // global_batch))
         curves[rule, replicas], final_weights[rule, replicas] = curve.numpy(), (W, b)
 images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1]))
-print(f"{len(curves)} runs in {time.monotonic() - started:.1f} s; {len(images_seen)} measurements each")
+print(f"{len(curves)} runs, {len(images_seen)} measurements each")
 print(f"{'rule':>26} " + " ".join(f"{f'N={n}: final':>11} {'peak':>6}" for n in replica_counts))
 for rule in rules:
     print(f"{rule:>26} " + " ".join(f"{curves[rule, n][-1]:11.4f} {curves[rule, n].max():6.3f}" for n in replica_counts))
@@ -751,8 +754,8 @@ assert final["same rate", 1] < final["same rate", 4] < final["same rate", 16]
 assert final["same rate", 16] > 2 * final["same rate", 1]
 # 2. Linear scaling recovers the small-batch curve for N = 4 ...
 assert abs(final["linear scaling", 4] - final["linear scaling", 1]) < 0.01 * final["linear scaling", 1]
-# 3. ... but at N = 16 the first steps overshoot: the loss rises above its starting value.
-assert peak_after_start["linear scaling", 16] > np.log(10)
+# 3. ... but at N = 16 the first steps overshoot: the loss rises to more than twice its starting value.
+assert peak_after_start["linear scaling", 16] > 2 * np.log(10)
 # 4. Warm-up cuts the overshoot to a small fraction.
 overshoot = {rule: peak_after_start[rule, 16] - np.log(10) for rule in rules[1:]}
 print(f"N = 16 overshoot above ln 10: linear {overshoot['linear scaling']:.3f}, "
@@ -787,7 +790,7 @@ second_moment = x_augmented.T @ x_augmented / len(x_augmented)
 curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
 largest_stable_rate = 2 / curvature_at_start
 print(f"largest curvature at zero weights: {curvature_at_start:.4f}; stable learning rates below {largest_stable_rate:.4f}")
-assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
+assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16 and abs(largest_stable_rate - 0.5) < 0.01
 
 
 # %% [markdown]
@@ -910,7 +913,7 @@ assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(default_scali
 #
 # ```{exercise}
 # :label: ex-devices-compensate
-# Someone has the per-replica-mean bug on $N$ replicas and, noticing that training is unstable, halves the
+# Someone has the per-replica-mean bug on $N$ replicas and, noticing that training is unstable, lowers the
 # learning rate until it works. Is the resulting program correct? What would it do when moved to a machine
 # with a different number of devices?
 # ```
@@ -967,7 +970,7 @@ assert peak_after_start['linear scaling + warm-up', 16] < short_curve[1:].max() 
 # :class: dropdown
 # Each worker's loss becomes the mean over its 48 images and `strategy.reduce(SUM, ...)` adds the two, so the
 # first reported loss is $2 \ln 10 \approx 4.605$ instead of $\ln 10$. The all-reduced gradient is twice the
-# batch gradient {eq}`eq-devices-bug`, so the first update is exactly twice the one-device update, as the
+# batch gradient {eq}`eq-devices-bug`, so the first update is twice the one-device update (to float32 rounding), as the
 # `MirroredStrategy` run with the bug showed on one machine: the number of machines plays the same role as
 # the number of devices.
 # ````
