@@ -118,6 +118,27 @@ for requirement in requirements:
     print(f"{requirement.name:<18} {pinned:<14} {installed:<14}{mark}")
 
 # %% [markdown]
+# ## External links
+#
+# The book links to few places outside itself; this cell collects every web address in the book's
+# sources (chapters, landing page, bibliography), so that they are listed in one place and can be
+# checked by hand.
+
+# %%
+import re
+
+URL = re.compile(r"https?://[^\s)>\]\"'`},]+")
+sources = [gdbook.repo_root() / "intro.md", gdbook.repo_root() / "references.bib"]
+sources += sorted((gdbook.repo_root() / "chapters").glob("*.md"))
+links: dict[str, list[str]] = {}
+for source in sources:
+    for url in URL.findall(source.read_text()):
+        links.setdefault(url.rstrip("."), []).append(source.name)
+for url, where in sorted(links.items()):
+    print(f"{url:<45} {', '.join(sorted(set(where)))}")
+assert links, "no external links found: the pattern is broken"
+
+# %% [markdown]
 # ## Building it yourself
 #
 # ```bash
