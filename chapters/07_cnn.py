@@ -439,20 +439,20 @@ assert all(0 < step_flops / seconds < 3 * matmul_flops for seconds in seconds_pe
 
 
 # %% [markdown]
-# How to read these rows. Eager execution pays Python's overhead for every op of every step, but this
-# network runs only a few dozen ops per step, each a large computation over 100 images, so the overhead is
-# a small share; `tf.function` matters far more for small models like the previous chapter's, where the
-# overhead dominates. XLA can fuse the small element-wise ops (bias, ReLU, the update) into their
-# neighbours, but the time of this network is spent in a few big convolutions that TensorFlow's CPU kernels
-# (oneDNN) already execute well, so there is little left to gain. And no mode gets near the large-matmul
-# rate: convolutions with one or 32 input channels, pooling and memory traffic keep the arithmetic units
-# waiting. These are wall-clock times on a machine that may be shared with other work, so they vary from
-# run to run; the only thing asserted is that none exceeds what the hardware can physically do (three
-# times the matmul rate, a generous margin).
+# How to read these rows. Eager execution dispatches every op of every step from Python, one at a time,
+# with no graph to optimise; `tf.function` runs the traced graph, in which TensorFlow can prune, fuse and
+# schedule ops, and pays Python's overhead once per step. XLA compiles the whole step into fused machine
+# code, which helps most when a step consists of many small element-wise ops; the time of this network is
+# spent in a few big convolutions that TensorFlow's own CPU kernels (oneDNN) already execute well, so XLA
+# has little to gain and can even lose. And no mode gets near the large-matmul rate: convolutions with one
+# or 32 input channels, pooling and memory traffic keep the arithmetic units waiting. These are wall-clock
+# times on a machine that may be shared with other work, so they vary from run to run; the only thing
+# asserted is that none exceeds what the hardware can physically do (three times the matmul rate, a
+# generous margin).
 #
 # ## A better recipe
 #
-# Three changes make the network train far faster in wall time and reach a higher accuracy:
+# Three changes give a higher accuracy at a third of the compute per image:
 #
 # - a smaller network: $3 \times 3$ convolutions with 32 and 64 channels and a dense layer of 128 units,
 #   about a third of the FLOPs of the source's network;
@@ -559,8 +559,8 @@ plt.show()
 # ## What the network learned
 #
 # The first layer's 32 filters of $5 \times 5$ weights are small images themselves
-# ({numref}`fig-cnn-filters`): most are oriented edge and stroke detectors, light on one side and dark on
-# the other.
+# ({numref}`fig-cnn-filters`, red for positive and blue for negative weights): many look like oriented
+# edge or stroke detectors, positive on one side and negative on the other.
 
 # %% mystnb={"figure": {"caption": "The 32 first-layer filters, better recipe.", "name": "fig-cnn-filters"}}
 filters = better.layers[0].kernel.numpy()[:, :, 0, :].transpose(2, 0, 1)
@@ -597,7 +597,7 @@ assert counts.sum() - counts.trace() <= 80
 
 # %% [markdown]
 # The mistakes that remain ({numref}`fig-cnn-mistakes`, the most confident first, titled "true →
-# predicted (probability)") are mostly digits a human would hesitate over too.
+# predicted (probability)") are worth a look: many of them are digits a human would hesitate over too.
 
 # %% mystnb={"figure": {"caption": "The most confident mistakes.", "name": "fig-cnn-mistakes"}}
 better_probabilities = tf.nn.softmax(better_test_logits).numpy()
