@@ -539,8 +539,10 @@ assert recipe_seconds < 900  # a generous bound: wall time depends on the machin
 
 # %% [markdown]
 # Note that Keras reports in `logs["loss"]` the *running mean* of the loss over the epoch so far, not the
-# loss of the last batch; the curve in {numref}`fig-cnn-curves` therefore looks smoother than the source
-# run's per-batch losses, which we recorded ourselves.
+# loss of the last batch, and our whole run is one Keras "epoch" (two passes over the data, as one stream of
+# batches); the recipe's curve in {numref}`fig-cnn-curves` is therefore the mean loss of all batches so far,
+# much smoother than the source run's per-batch losses (thin) and their running mean over 20 steps (thick),
+# which we recorded ourselves.
 
 # %% mystnb={"figure": {"caption": "Training curves of both recipes.", "name": "fig-cnn-curves"}}
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -559,8 +561,10 @@ plt.show()
 # ## What the network learned
 #
 # The first layer's 32 filters of $5 \times 5$ weights are small images themselves
-# ({numref}`fig-cnn-filters`, red for positive and blue for negative weights): many look like oriented
-# edge or stroke detectors, positive on one side and negative on the other.
+# ({numref}`fig-cnn-filters`, red for positive and blue for negative weights). After only two passes over
+# the data, and with batch normalization rescaling their outputs, they are noisy: a few show an oriented
+# split into a positive and a negative side (edge and stroke detectors), most show no structure a reader can
+# name at $5 \times 5$ resolution. What they do is easier to see in their outputs, below.
 
 # %% mystnb={"figure": {"caption": "The 32 first-layer filters, better recipe.", "name": "fig-cnn-filters"}}
 filters = better.layers[0].kernel.numpy()[:, :, 0, :].transpose(2, 0, 1)
