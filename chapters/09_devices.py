@@ -767,8 +767,8 @@ assert overshoot["linear scaling + warm-up"] < 0.05 * overshoot["linear scaling"
 # linear rule, $N = 4$ retraces the curve of $N = 1$ almost exactly: at these learning rates the gradient
 # changes little over four small steps, and {eq}`eq-devices-linear-scaling` holds. At $N = 16$ the learning
 # rate $1.6$ makes the first steps overshoot, and the loss climbs to more than twice its starting value before
-# it comes down. The warm-up avoids that blow-up at the start. But look at the right panel once more: as soon
-# as the warm-up reaches $1.6$, at the end of the first epoch, the loss jumps up again, and in both $N = 16$
+# it comes down. The warm-up avoids that blow-up at the start. But look at the right panel once more: as the
+# warm-up approaches $1.6$, towards the end of the first epoch, the loss jumps up again, and in both $N = 16$
 # runs it keeps spiking for the rest of training. Something limits the step for the whole run, not only at
 # the start.
 #
