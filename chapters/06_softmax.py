@@ -50,7 +50,7 @@ import tensorflow as tf
 # %% [markdown]
 # The rest of the imports: Keras, matplotlib, and the book's MNIST helpers (batching, accuracy, plots).
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import time
 
 import keras
@@ -98,7 +98,10 @@ print("digit:      ", " ".join(f"{d:5d}" for d in range(10)))
 print("train count:", " ".join(f"{c:5d}" for c in train_counts))
 print("test count: ", " ".join(f"{c:5d}" for c in test_counts))
 majority_share = test_counts.max() / test_counts.sum()
-print(f"always answering the most frequent test digit ({test_counts.argmax()}): {majority_share:.4f}")
+print(
+    f"always answering the most frequent test digit ({test_counts.argmax()}): "
+    f"{majority_share:.4f}"
+)
 assert train_counts.sum() == 60000 and test_counts.sum() == 10000
 assert 0.10 < majority_share < 0.12
 
@@ -125,7 +128,9 @@ assert 0.75 < zero_share < 0.85 and 0.10 < ink_share < 0.20
 
 # %% mystnb={"figure": {"caption": "Eight training images of each digit.", "name": "fig-softmax-digits"}}
 rows = examples_per_class(y_train, per_class=8)
-fig = plot_image_grid(x_train[rows.T.reshape(-1)].reshape(-1, 28, 28), ncols=10, size=0.62)
+fig = plot_image_grid(
+    x_train[rows.T.reshape(-1)].reshape(-1, 28, 28), ncols=10, size=0.62
+)
 plt.show()
 
 # %% [markdown]
@@ -162,7 +167,9 @@ plt.show()
 # %%
 W_zero, b_zero = tf.zeros([784, 10]), tf.zeros([10])
 logits_at_start = x_train[:100] @ W_zero + b_zero
-loss_at_start = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y_train[:100], logits_at_start))
+loss_at_start = tf.reduce_mean(
+    tf.nn.softmax_cross_entropy_with_logits(y_train[:100], logits_at_start)
+)
 print(f"loss at W = 0: {float(loss_at_start):.6f}   log(10) = {np.log(10):.6f}")
 assert abs(float(loss_at_start) - np.log(10)) < 1e-6
 
@@ -176,6 +183,7 @@ assert abs(float(loss_at_start) - np.log(10)) < 1e-6
 # (about $1.4 \times 10^{-45}$), the softmax rounds it to exactly 0, and $\log 0 = -\infty$. Two small
 # examples with three classes and logits $(0, -50, -120)$ show the two ways it fails.
 
+
 # %%
 def textbook_loss(labels, logits):
     """The source's loss: log of the softmax, multiplied by the one-hot labels."""
@@ -183,7 +191,9 @@ def textbook_loss(labels, logits):
 
 
 trap_logits = tf.constant([[0.0, -50.0, -120.0], [0.0, -50.0, -120.0]])
-trap_labels = tf.constant([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # wrong and confident; right and confident
+trap_labels = tf.constant(
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+)  # wrong and confident; right and confident
 print("softmax:      ", tf.nn.softmax(trap_logits).numpy()[0])
 print("textbook loss:", textbook_loss(trap_labels, trap_logits).numpy())
 
@@ -214,15 +224,21 @@ assert np.isnan(trap_gradient.numpy()).any()
 # %%
 with tf.GradientTape() as tape:
     tape.watch(trap_logits)
-    stable_loss = tf.nn.softmax_cross_entropy_with_logits(labels=trap_labels, logits=trap_logits)
+    stable_loss = tf.nn.softmax_cross_entropy_with_logits(
+        labels=trap_labels, logits=trap_logits
+    )
 stable_gradient = tape.gradient(stable_loss, trap_logits)
-keras_from_logits = keras.losses.CategoricalCrossentropy(from_logits=True, reduction=None)
+keras_from_logits = keras.losses.CategoricalCrossentropy(
+    from_logits=True, reduction=None
+)
 keras_loss = keras_from_logits(trap_labels, trap_logits).numpy()
 print("stable loss:", stable_loss.numpy(), "  Keras from_logits=True:", keras_loss)
 print("stable gradient:\n", stable_gradient.numpy())
 assert abs(stable_loss[0] - 120.0) < 1e-4 and stable_loss[1] < 1e-20
 np.testing.assert_allclose(keras_loss, stable_loss.numpy(), atol=1e-4)
-np.testing.assert_allclose(stable_gradient.numpy(), tf.nn.softmax(trap_logits) - trap_labels, atol=1e-7)
+np.testing.assert_allclose(
+    stable_gradient.numpy(), tf.nn.softmax(trap_logits) - trap_labels, atol=1e-7
+)
 
 # %% [markdown]
 # Keras' default, `from_logits=False`, takes probabilities, and it hides the problem differently: it clips
@@ -234,7 +250,9 @@ np.testing.assert_allclose(stable_gradient.numpy(), tf.nn.softmax(trap_logits) -
 probabilities = tf.nn.softmax(trap_logits)
 with tf.GradientTape() as tape:
     tape.watch(probabilities)
-    clipped_loss = keras.losses.CategoricalCrossentropy(reduction=None)(trap_labels, probabilities)
+    clipped_loss = keras.losses.CategoricalCrossentropy(reduction=None)(
+        trap_labels, probabilities
+    )
 clipped_gradient = tape.gradient(clipped_loss, probabilities)
 print("Keras from_logits=False:", clipped_loss.numpy(), "  -log(1e-7) =", -np.log(1e-7))
 print("its gradient for the wrong image:", clipped_gradient.numpy()[0])
@@ -274,7 +292,8 @@ assert batches.shape == (STEPS, BATCH_SIZE)
 # the per-step loss is fetched for the plots, and the test accuracy is recorded before training and after
 # every 100 steps (the source printed it after steps 1, 101, ..., 901).
 
-# %%
+
+# %% tags=["nbval-ignore-output"]
 def train_tf1(learning_rate):
     """TF1: the source's softmax regression in a graph, trained in a session."""
     graph = tf.Graph()
@@ -287,7 +306,9 @@ def train_tf1(learning_rate):
         cross_entropy = tf.reduce_mean(-tf.reduce_sum(y * tf.math.log(y_pred), axis=1))
         correct = tf.equal(tf.argmax(y_pred, 1), tf.argmax(y, 1))
         accuracy_op = tf.reduce_mean(tf.cast(correct, tf.float32))
-        train_op = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(cross_entropy)
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(
+            cross_entropy
+        )
         init = tf.compat.v1.global_variables_initializer()
     losses, test_accuracy = [], []
     with tf.compat.v1.Session(graph=graph) as sess:
@@ -295,13 +316,19 @@ def train_tf1(learning_rate):
         test_accuracy.append(sess.run(accuracy_op, {x: x_test, y: y_test}))
         for step, rows in enumerate(batches, start=1):
             batch_x, batch_y = x_train[rows], y_train[rows]
-            _, batch_loss = sess.run([train_op, cross_entropy], {x: batch_x, y: batch_y})
+            _, batch_loss = sess.run(
+                [train_op, cross_entropy], {x: batch_x, y: batch_y}
+            )
             losses.append(batch_loss)
             if step % EVAL_EVERY == 0:
                 test_accuracy.append(sess.run(accuracy_op, {x: x_test, y: y_test}))
                 print(f"TF1 step {step:4d}  test accuracy {test_accuracy[-1]:.4f}")
         weights = sess.run([W, b])
-    return {"loss": np.array(losses), "test_accuracy": np.array(test_accuracy), "weights": weights}
+    return {
+        "loss": np.array(losses),
+        "test_accuracy": np.array(test_accuracy),
+        "weights": weights,
+    }
 
 
 started = time.perf_counter()
@@ -315,7 +342,10 @@ print(f"{time.perf_counter() - started:.1f} s")
 
 # %%
 share_of_zeros = test_counts[0] / 10000
-print(f"accuracy before training {tf1_run['test_accuracy'][0]:.4f} = share of zeros {share_of_zeros:.4f}")
+print(
+    f"accuracy before training {tf1_run['test_accuracy'][0]:.4f} = share of zeros "
+    f"{share_of_zeros:.4f}"
+)
 print(f"accuracy after {STEPS} steps {tf1_run['test_accuracy'][-1]:.4f}")
 assert tf1_run["test_accuracy"][0] == np.float32(share_of_zeros)
 assert 0.905 <= tf1_run["test_accuracy"][-1] < 0.93
@@ -329,9 +359,12 @@ assert 0.905 <= tf1_run["test_accuracy"][-1] < 0.93
 # $W \leftarrow W - \alpha \nabla_W L$ and the same for $b$. `tf.function` traces the step into a graph
 # once, so the loop runs at graph speed.
 
-# %%
+
+# %% tags=["nbval-ignore-output"]
 def train_tape(learning_rate, snapshot_steps=()):
-    """TF2: the same model and batches, the stable loss, and gradient descent written by hand."""
+    """TF2: the same model and batches, the stable loss, and gradient descent written
+    by hand.
+    """
     W = tf.Variable(tf.zeros([784, 10]))
     b = tf.Variable(tf.zeros([10]))
 
@@ -339,7 +372,9 @@ def train_tape(learning_rate, snapshot_steps=()):
     def train_step(batch_x, batch_y):
         with tf.GradientTape() as tape:
             logits = batch_x @ W + b
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=batch_y, logits=logits))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(labels=batch_y, logits=logits)
+            )
         grad_W, grad_b = tape.gradient(loss, [W, b])
         W.assign_sub(learning_rate * grad_W)
         b.assign_sub(learning_rate * grad_b)
@@ -366,7 +401,10 @@ def train_tape(learning_rate, snapshot_steps=()):
 started = time.perf_counter()
 SNAPSHOT_STEPS = (5, 10, 20, 50, 100, 200, 400, 600, 800, 1000)
 tape_run = train_tape(learning_rate=0.1, snapshot_steps=SNAPSHOT_STEPS)
-print(f"{time.perf_counter() - started:.1f} s, final test accuracy {tape_run['test_accuracy'][-1]:.4f}")
+print(
+    f"{time.perf_counter() - started:.1f} s, final test accuracy "
+    f"{tape_run['test_accuracy'][-1]:.4f}"
+)
 
 
 # %% [markdown]
@@ -382,7 +420,8 @@ print(f"{time.perf_counter() - started:.1f} s, final test accuracy {tape_run['te
 # of the callback, which changes nothing in the arithmetic and removes most of the per-step Python
 # overhead.
 
-# %%
+
+# %% tags=["nbval-ignore-output"]
 class TestAccuracyEvery(keras.callbacks.Callback):
     """Record the test accuracy before training and after every `every` batches."""
 
@@ -398,7 +437,9 @@ class TestAccuracyEvery(keras.callbacks.Callback):
             self.history.append(accuracy(self.model(x_test).numpy(), y_test))
 
 
-keras_model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+keras_model = keras.Sequential(
+    [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+)
 keras_model.compile(
     optimizer=keras.optimizers.SGD(learning_rate=0.1),
     loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -406,10 +447,17 @@ keras_model.compile(
 )
 keras_accuracy = TestAccuracyEvery(EVAL_EVERY)
 started = time.perf_counter()
-keras_model.fit(train_batches, epochs=1, verbose=0, callbacks=[keras_accuracy], shuffle=False)
-print(f"{time.perf_counter() - started:.1f} s, final test accuracy {keras_accuracy.history[-1]:.4f}")
+keras_model.fit(
+    train_batches, epochs=1, verbose=0, callbacks=[keras_accuracy], shuffle=False
+)
+print(
+    f"{time.perf_counter() - started:.1f} s, final test accuracy "
+    f"{keras_accuracy.history[-1]:.4f}"
+)
 sgd_config = keras_model.optimizer.get_config()
-print("SGD config:", {k: sgd_config[k] for k in ("learning_rate", "momentum", "nesterov")})
+print(
+    "SGD config:", {k: sgd_config[k] for k in ("learning_rate", "momentum", "nesterov")}
+)
 
 # %% [markdown]
 # ### The three agree
@@ -437,7 +485,9 @@ assert largest_weight > 0.1
 # The test accuracies every 100 steps agree as well, to the last of the 10,000 test images:
 
 # %%
-accuracy_table = np.stack([tf1_run["test_accuracy"], tape_run["test_accuracy"], keras_accuracy.history])
+accuracy_table = np.stack(
+    [tf1_run["test_accuracy"], tape_run["test_accuracy"], keras_accuracy.history]
+)
 print("step   TF1     tape    Keras")
 for step, row in zip(eval_steps, accuracy_table.T, strict=True):
     print(f"{step:4d}  " + "  ".join(f"{a:.4f}" for a in row))
@@ -462,7 +512,9 @@ assert largest_gap < 50 and np.isfinite(tf1_run["loss"]).all()
 
 # %%
 fast_run = train_tape(learning_rate=0.5)
-for step, slow, fast in zip(eval_steps, tape_run["test_accuracy"], fast_run["test_accuracy"], strict=True):
+for step, slow, fast in zip(
+    eval_steps, tape_run["test_accuracy"], fast_run["test_accuracy"], strict=True
+):
     if step % 200 == 0:
         print(f"step {step:4d}   lr 0.1: {slow:.4f}   lr 0.5: {fast:.4f}")
 assert fast_run["test_accuracy"][-1] >= 0.905
@@ -475,6 +527,7 @@ assert fast_run["test_accuracy"][-1] >= 0.905
 # larger rate the loss falls faster at first, but the batch losses are noisier, and after 1000 steps the
 # two test accuracies differ by less than a percentage point.
 
+
 # %% mystnb={"figure": {"caption": "Batch loss and test accuracy.", "name": "fig-softmax-curves"}}
 def running_mean(values, window=50):
     return np.convolve(values, np.ones(window) / window, mode="valid")
@@ -485,7 +538,9 @@ for run, label, color in [(tape_run, "lr 0.1", "C0"), (fast_run, "lr 0.5", "C1")
     steps = np.arange(1, STEPS + 1)
     ax_loss.plot(steps, run["loss"], color=color, alpha=0.25, lw=0.7)
     ax_loss.plot(steps[49:], running_mean(run["loss"]), color=color, label=label)
-    ax_acc.plot(eval_steps[1:], run["test_accuracy"][1:], "o-", color=color, ms=3, label=label)
+    ax_acc.plot(
+        eval_steps[1:], run["test_accuracy"][1:], "o-", color=color, ms=3, label=label
+    )
 ax_loss.set(xlabel="step", ylabel="batch loss", ylim=(0, 1.2))
 ax_acc.set(xlabel="step", ylabel="test accuracy", xlim=(0, STEPS + 30))
 ax_loss.legend()
@@ -508,11 +563,19 @@ assert gap < 0.01
 # %% mystnb={"figure": {"caption": "The ten columns of W as images.", "name": "fig-softmax-templates"}}
 W_trained, b_trained = tape_run["weights"]
 templates = W_trained.T.reshape(10, 28, 28)
-fig = plot_image_grid(templates, titles=[str(d) for d in range(10)], cmap="RdBu_r", symmetric=True, size=1.0)
+fig = plot_image_grid(
+    templates,
+    titles=[str(d) for d in range(10)],
+    cmap="RdBu_r",
+    symmetric=True,
+    size=1.0,
+)
 plt.show()
 never_inked = (x_train == 0).all(axis=0)
-print(f"{never_inked.sum()} pixels are 0 in every training image; their weights: "
-      f"max |W| = {np.abs(W_trained[never_inked]).max()}")
+print(
+    f"{never_inked.sum()} pixels are 0 in every training image; their weights: "
+    f"max |W| = {np.abs(W_trained[never_inked]).max()}"
+)
 assert never_inked.sum() > 50 and np.all(W_trained[never_inked] == 0)
 
 # %% [markdown]
@@ -529,7 +592,9 @@ limit = np.abs(snapshots[-1]).max()
 fig, axes = plt.subplots(1, 10, figsize=(9, 1.35))
 images = []
 for digit, ax in enumerate(axes):
-    images.append(ax.imshow(snapshots[0, digit], cmap="RdBu_r", vmin=-limit, vmax=limit))
+    images.append(
+        ax.imshow(snapshots[0, digit], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    )
     ax.set_title(str(digit), fontsize="small")
     ax.set_axis_off()
 frame_steps = (0, *SNAPSHOT_STEPS)
@@ -560,8 +625,10 @@ per_class = counts.diagonal() / counts.sum(axis=1)
 off = counts - np.diag(counts.diagonal())
 worst_pair = np.unravel_index(off.argmax(), off.shape)
 print("accuracy per digit:", " ".join(f"{d}:{a:.3f}" for d, a in enumerate(per_class)))
-print(f"hardest digit {per_class.argmin()}, easiest {per_class.argmax()}; "
-      f"most frequent mistake {worst_pair[0]} read as {worst_pair[1]} ({off.max()} times)")
+print(
+    f"hardest digit {per_class.argmin()}, easiest {per_class.argmax()}; "
+    f"most frequent mistake {worst_pair[0]} read as {worst_pair[1]} ({off.max()} times)"
+)
 assert counts.trace() / counts.sum() == accuracy(test_logits, y_test)
 
 # %% [markdown]
@@ -575,7 +642,10 @@ assert counts.trace() / counts.sum() == accuracy(test_logits, y_test)
 worst = most_confident_mistakes(test_probabilities, y_test, k=16)
 fig = plot_mistakes(x_test, y_test, test_probabilities, worst, ncols=8)
 plt.show()
-print(f"confidence of these mistakes: {test_probabilities[worst].max(axis=1).min():.3f} and above")
+print(
+    f"confidence of these mistakes: {test_probabilities[worst].max(axis=1).min():.3f} "
+    "and above"
+)
 assert len(worst) == 16
 
 # %% [markdown]
@@ -611,13 +681,19 @@ curvature_y = tf.constant(y_train[:10000])
 
 def full_batch_loss(W, b):
     logits = curvature_x @ W + b
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits))
+    return tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits)
+    )
 
 
 @tf.function
 def hessian_vector_product(W, b, v_W, v_b):
-    """(H v) at (W, b): the directional derivative of the gradient along v (forward over backward)."""
-    with tf.autodiff.ForwardAccumulator(primals=(W, b), tangents=(v_W, v_b)) as accumulator:
+    """(H v) at (W, b): the directional derivative of the gradient along v (forward
+    over backward).
+    """
+    with tf.autodiff.ForwardAccumulator(
+        primals=(W, b), tangents=(v_W, v_b)
+    ) as accumulator:
         with tf.GradientTape() as tape:
             tape.watch([W, b])
             loss = full_batch_loss(W, b)
@@ -661,7 +737,9 @@ assert abs(estimates[-1] - estimates[-2]) < 1e-5 * lambda_max
 # converges at once: any start vector has a large component in a nine-dimensional top eigenspace.
 
 # %%
-x_with_one = np.hstack([x_train[:10000], np.ones((10000, 1), np.float32)]).astype(np.float64)
+x_with_one = np.hstack([x_train[:10000], np.ones((10000, 1), np.float32)]).astype(
+    np.float64
+)
 second_moment = x_with_one.T @ x_with_one / len(x_with_one)
 lambda_closed_form = 0.1 * np.linalg.eigvalsh(second_moment)[-1]
 print(f"closed form {lambda_closed_form:.6f}   power iteration {lambda_max:.6f}")
@@ -674,6 +752,7 @@ assert 0.45 < 2 / lambda_max < 0.55
 # tutorial's 0.5 sits right at the edge. To test the prediction, we run 30 steps of full-batch gradient
 # descent on the same 10,000 images with learning rates from half to three times $2/\lambda_{\max}$ and
 # record the loss.
+
 
 # %%
 @tf.function
@@ -694,12 +773,18 @@ def full_batch_descent(learning_rate, steps=30):
 
 
 factors = [0.5, 0.9, 1.1, 1.5, 2.0, 3.0]
-descent_losses = {factor: full_batch_descent(factor * 2 / lambda_max) for factor in factors}
+descent_losses = {
+    factor: full_batch_descent(factor * 2 / lambda_max) for factor in factors
+}
 for factor, losses in descent_losses.items():
     rises = int(np.sum(np.diff(losses) > 0))
-    print(f"lr = {factor:3.1f} x 2/lambda = {factor * 2 / lambda_max:.3f}: loss {losses[0]:.3f} -> "
-          f"{losses[-1]:.3f}, steps where the loss rose: {rises:2d}, largest loss after the start "
-          f"{losses[1:].max():.3f}")
+    print(
+        f"lr = {factor:3.1f} x 2/lambda = {factor * 2 / lambda_max:.3f}: loss "
+        f"{losses[0]:.3f} -> "
+        f"{losses[-1]:.3f}, steps where the loss rose: {rises:2d}, largest loss after "
+        "the start "
+        f"{losses[1:].max():.3f}"
+    )
 
 # %% [markdown]
 # {numref}`fig-softmax-stability` shows the result, with the loss at $W = 0$, $\log 10$, as a dashed
@@ -714,7 +799,13 @@ for factor, losses in descent_losses.items():
 # %% mystnb={"figure": {"caption": "Full-batch GD at six learning rates.", "name": "fig-softmax-stability"}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for factor, losses in descent_losses.items():
-    ax.plot(np.arange(len(losses)), losses, "o-", ms=2.5, label=rf"{factor} $\times\, 2/\lambda_{{\max}}$")
+    ax.plot(
+        np.arange(len(losses)),
+        losses,
+        "o-",
+        ms=2.5,
+        label=rf"{factor} $\times\, 2/\lambda_{{\max}}$",
+    )
 ax.axhline(np.log(10), color="0.5", ls="--", lw=1)
 ax.set(xlabel="step", ylabel="full-batch loss", yscale="log")
 ax.legend(ncol=2, loc="upper right")
@@ -727,7 +818,10 @@ assert descent_losses[3.0][1:].max() > np.log(10)
 
 # %%
 lambda_trained = top_eigenvalue(tf.constant(W_trained), tf.constant(b_trained))[-1]
-print(f"lambda_max at W = 0: {lambda_max:.3f}   after 1000 steps at lr 0.1: {lambda_trained:.3f}")
+print(
+    f"lambda_max at W = 0: {lambda_max:.3f}   after 1000 steps at lr 0.1: "
+    f"{lambda_trained:.3f}"
+)
 print(f"2 / lambda_max after training: {2 / lambda_trained:.3f}")
 assert lambda_trained < 0.5 * lambda_max
 
@@ -737,7 +831,7 @@ assert lambda_trained < 0.5 * lambda_max
 # most uncertain. Deep networks add a twist, studied by {cite:t}`cohen2021`: there, training tends to
 # *raise* the curvature until $\lambda_{\max}$ hovers around $2/\alpha$, the "edge of stability".
 
-# %%
+# %% tags=["nbval-ignore-output"]
 chapter_seconds = time.perf_counter() - chapter_start
 print(f"this chapter's computations took {chapter_seconds:.0f} s")
 assert chapter_seconds < 600

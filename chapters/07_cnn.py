@@ -48,7 +48,7 @@ import tensorflow as tf
 # labels as integers. Integer labels go with the *sparse* cross-entropy, which is the cross-entropy of
 # the previous chapter with the one-hot vector left implicit.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import tempfile
 import time
 
@@ -97,9 +97,12 @@ assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1
 # initialises every weight from a normal distribution with standard deviation 0.1 truncated at two standard
 # deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). In Keras:
 
+
 # %%
 def source_network(dropout_rate=0.5):
-    """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10 logits."""
+    """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10
+    logits.
+    """
     init = {
         "kernel_initializer": keras.initializers.TruncatedNormal(stddev=0.1),
         "bias_initializer": keras.initializers.Constant(0.1),
@@ -108,9 +111,13 @@ def source_network(dropout_rate=0.5):
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            layers.Conv2D(32, 5, padding="same", activation="relu", name="conv1", **init),
+            layers.Conv2D(
+                32, 5, padding="same", activation="relu", name="conv1", **init
+            ),
             layers.MaxPool2D(2, name="pool1"),
-            layers.Conv2D(64, 5, padding="same", activation="relu", name="conv2", **init),
+            layers.Conv2D(
+                64, 5, padding="same", activation="relu", name="conv2", **init
+            ),
             layers.MaxPool2D(2, name="pool2"),
             layers.Flatten(name="flatten"),
             layers.Dense(1024, activation="relu", name="dense1", **init),
@@ -143,9 +150,12 @@ initial_weights = model.get_weights()
 #
 # The next cell computes both columns from the model's own shapes and checks the table.
 
+
 # %%
 def layer_flops(layer):
-    """Forward FLOPs per image of a conv or dense layer (2 per multiply-add), from its shapes."""
+    """Forward FLOPs per image of a conv or dense layer (2 per multiply-add), from its
+    shapes.
+    """
     if isinstance(layer, keras.layers.Conv2D):
         kh, kw, c_in, c_out = layer.kernel.shape
         _, height, width, _ = layer.output.shape
@@ -156,11 +166,19 @@ def layer_flops(layer):
     return 0
 
 
-table = {layer.name: (layer.count_params(), layer_flops(layer)) for layer in model.layers}
+table = {
+    layer.name: (layer.count_params(), layer_flops(layer)) for layer in model.layers
+}
 for name, (params, flops) in table.items():
-    print(f"{name:8s} {str(model.get_layer(name).output.shape):20s} {params:>10,d} {flops:>12,d}")
+    print(
+        f"{name:8s} {str(model.get_layer(name).output.shape):20s} {params:>10,d} "
+        f"{flops:>12,d}"
+    )
 FLOPS_PER_IMAGE = sum(flops for _, flops in table.values())
-print(f"total {model.count_params():,d} parameters, {FLOPS_PER_IMAGE:,d} forward FLOPs per image")
+print(
+    f"total {model.count_params():,d} parameters, {FLOPS_PER_IMAGE:,d} forward FLOPs "
+    "per image"
+)
 assert table["conv1"] == (832, 1_254_400) and table["conv2"] == (51_264, 20_070_400)
 assert table["dense1"] == (3_212_288, 6_422_528) and table["logits"] == (10_250, 20_480)
 assert model.count_params() == 3_274_634 and FLOPS_PER_IMAGE == 27_767_808
@@ -172,7 +190,10 @@ assert model.count_params() == 3_274_634 and FLOPS_PER_IMAGE == 27_767_808
 # %%
 share_params = table["dense1"][0] / model.count_params()
 share_flops = table["conv2"][1] / FLOPS_PER_IMAGE
-print(f"dense1 holds {share_params:.1%} of the parameters, conv2 does {share_flops:.1%} of the FLOPs")
+print(
+    f"dense1 holds {share_params:.1%} of the parameters, conv2 does {share_flops:.1%} "
+    "of the FLOPs"
+)
 assert share_params > 0.98 and 0.72 <= share_flops < 0.73
 
 # %% [markdown]
@@ -185,20 +206,31 @@ assert share_params > 0.98 and 0.72 <= share_flops < 0.73
 # %%
 graph = tf.Graph()
 with graph.as_default():
-    tf.compat.v1.set_random_seed(0)  # a new graph has no seed; op determinism insists on one for dropout
+    tf.compat.v1.set_random_seed(
+        0
+    )  # a new graph has no seed; op determinism insists on one for dropout
     x = tf.compat.v1.placeholder(tf.float32, [None, 784])
     keep_prob = tf.compat.v1.placeholder(tf.float32)
     W1, b1, W2, b2, W3, b3, W4, b4 = [tf.constant(w) for w in initial_weights]
     image = tf.reshape(x, [-1, 28, 28, 1])
-    h1 = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(image, W1, 1, "SAME") + b1), 2, 2, "SAME")
-    h2 = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h1, W2, 1, "SAME") + b2), 2, 2, "SAME")
+    h1 = tf.nn.max_pool2d(
+        tf.nn.relu(tf.nn.conv2d(image, W1, 1, "SAME") + b1), 2, 2, "SAME"
+    )
+    h2 = tf.nn.max_pool2d(
+        tf.nn.relu(tf.nn.conv2d(h1, W2, 1, "SAME") + b2), 2, 2, "SAME"
+    )
     h3 = tf.nn.relu(tf.reshape(h2, [-1, 7 * 7 * 64]) @ W3 + b3)
     tf1_logits = tf.nn.dropout(h3, rate=1 - keep_prob) @ W4 + b4
 with tf.compat.v1.Session(graph=graph) as sess:
-    logits_tf1 = sess.run(tf1_logits, {x: x_test[:100].reshape(100, 784), keep_prob: 1.0})
+    logits_tf1 = sess.run(
+        tf1_logits, {x: x_test[:100].reshape(100, 784), keep_prob: 1.0}
+    )
 logits_keras = model(x_test[:100], training=False).numpy()
 difference = np.abs(logits_tf1 - logits_keras).max()
-print(f"largest |logit| {np.abs(logits_keras).max():.2f}, TF1 graph vs Keras: max difference {difference:.1e}")
+print(
+    f"largest |logit| {np.abs(logits_keras).max():.2f}, TF1 graph vs Keras: max "
+    f"difference {difference:.1e}"
+)
 assert difference < 1e-4
 
 # %% [markdown]
@@ -232,10 +264,14 @@ def momentum_update(learning_rate, momentum):
 
 
 def make_train_step(model, update, jit_compile=False):
-    """A compiled training step: loss with dropout on, tape gradient, hand-written update."""
-    slots = update.make_slots(model.trainable_variables) if hasattr(update, "make_slots") else [
-        tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables
-    ]
+    """A compiled training step: loss with dropout on, tape gradient, hand-written
+    update.
+    """
+    slots = (
+        update.make_slots(model.trainable_variables)
+        if hasattr(update, "make_slots")
+        else [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
+    )
 
     def train_step(batch_x, batch_y):
         with tf.GradientTape() as tape:
@@ -243,7 +279,11 @@ def make_train_step(model, update, jit_compile=False):
             loss = loss_fn(batch_y, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         update(grads, model.trainable_variables, slots)
-        hits = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=1, output_type=tf.int32) == batch_y, tf.int32))
+        hits = tf.reduce_sum(
+            tf.cast(
+                tf.argmax(logits, axis=1, output_type=tf.int32) == batch_y, tf.int32
+            )
+        )
         return loss, hits
 
     return tf.function(train_step, jit_compile=jit_compile), train_step
@@ -255,10 +295,12 @@ def make_train_step(model, update, jit_compile=False):
 # logits anyway) and the wall time. The test accuracy is computed once, at the end, over all 10,000 test
 # images; one pass over the test set costs as much compute as 33 training steps.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 SOURCE_STEPS = 1000
 source_batches = batch_indices(len(x_train), 100, SOURCE_STEPS, seed=1)
-source_step, _ = make_train_step(model, momentum_update(learning_rate=0.001, momentum=0.9))
+source_step, _ = make_train_step(
+    model, momentum_update(learning_rate=0.001, momentum=0.9)
+)
 
 source_loss, source_batch_accuracy = [], []
 started = time.perf_counter()
@@ -269,7 +311,10 @@ for batch_x, batch_y in batch_dataset(source_batches, x_train, y_train):
 source_seconds = time.perf_counter() - started
 source_test_logits = predict_in_batches(lambda b: model(b, training=False), x_test)
 source_test_accuracy = accuracy(source_test_logits, y_test)
-print(f"{SOURCE_STEPS} steps in {source_seconds:.0f} s ({SOURCE_STEPS * 100 / source_seconds:.0f} images/s)")
+print(
+    f"{SOURCE_STEPS} steps in {source_seconds:.0f} s "
+    f"({SOURCE_STEPS * 100 / source_seconds:.0f} images/s)"
+)
 print(f"loss: first batch {source_loss[0]:.3f} (log 10 = {np.log(10):.3f}),", end=" ")
 print(f"mean of the last 100 batches {np.mean(source_loss[-100:]):.3f}")
 print(f"test accuracy after {SOURCE_STEPS} steps: {source_test_accuracy:.4f}")
@@ -303,20 +348,33 @@ assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
 # bias-corrected $\sqrt{\hat s}$. The difference is immaterial for training, but essential for
 # bit-identical results.
 
+
 # %%
 class AdamUpdate:
     """Hand-written Adam in Keras' form (eq-cnn-adam)."""
 
     def __init__(self, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = (
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+        )
         self.step = tf.Variable(0.0)
 
     def make_slots(self, variables):
-        return [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
+        return [
+            (tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v)))
+            for v in variables
+        ]
 
     def __call__(self, grads, variables, slots):
         self.step.assign_add(1.0)
-        alpha = self.learning_rate * tf.sqrt(1 - self.beta_2**self.step) / (1 - self.beta_1**self.step)
+        alpha = (
+            self.learning_rate
+            * tf.sqrt(1 - self.beta_2**self.step)
+            / (1 - self.beta_1**self.step)
+        )
         for g, var, (m, s) in zip(grads, variables, slots, strict=True):
             m.assign_add((g - m) * (1 - self.beta_1))
             s.assign_add((tf.square(g) - s) * (1 - self.beta_2))
@@ -333,25 +391,44 @@ check_batches = batch_indices(len(x_train), 100, CHECK_STEPS, seed=2)
 
 
 def hand_versus_keras(update, keras_optimizer):
-    by_hand, by_keras = source_network(dropout_rate=0.0), source_network(dropout_rate=0.0)
+    by_hand, by_keras = (
+        source_network(dropout_rate=0.0),
+        source_network(dropout_rate=0.0),
+    )
     by_hand.set_weights(initial_weights)
     by_keras.set_weights(initial_weights)
     step, _ = make_train_step(by_hand, update)
     for batch_x, batch_y in batch_dataset(check_batches, x_train, y_train):
         step(batch_x, batch_y)
     by_keras.compile(optimizer=keras_optimizer, loss=loss_fn, jit_compile=False)
-    by_keras.fit(batch_dataset(check_batches, x_train, y_train), epochs=1, verbose=0, shuffle=False)
-    moved = max(np.abs(a - b).max() for a, b in zip(by_hand.get_weights(), initial_weights, strict=True))
-    differences = [np.abs(a - b).max() for a, b in zip(by_hand.get_weights(), by_keras.get_weights(), strict=True)]
+    by_keras.fit(
+        batch_dataset(check_batches, x_train, y_train),
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+    )
+    moved = max(
+        np.abs(a - b).max()
+        for a, b in zip(by_hand.get_weights(), initial_weights, strict=True)
+    )
+    differences = [
+        np.abs(a - b).max()
+        for a, b in zip(by_hand.get_weights(), by_keras.get_weights(), strict=True)
+    ]
     return moved, max(differences)
 
 
 comparisons = {
-    "Momentum": hand_versus_keras(momentum_update(0.001, 0.9), keras.optimizers.SGD(0.001, momentum=0.9)),
+    "Momentum": hand_versus_keras(
+        momentum_update(0.001, 0.9), keras.optimizers.SGD(0.001, momentum=0.9)
+    ),
     "Adam": hand_versus_keras(AdamUpdate(0.001), keras.optimizers.Adam(0.001)),
 }
 for name, (moved, difference) in comparisons.items():
-    print(f"{name:8s}: weights moved up to {moved:.2e}; hand-written vs Keras: max |difference| = {difference}")
+    print(
+        f"{name:8s}: weights moved up to {moved:.2e}; hand-written vs Keras: max "
+        f"|difference| = {difference}"
+    )
     assert moved > 1e-4 and difference == 0.0
 
 
@@ -370,7 +447,8 @@ for name, (moved, difference) in comparisons.items():
 # `tf.function`, and compiled by XLA with `jit_compile=True`. Each is warmed up by one call (tracing and
 # compiling happen then) and timed over a few steps.
 
-# %%
+
+# %% tags=["nbval-ignore-output"]
 def time_steps(step, batches=5):
     x_batch, y_batch = tf.constant(x_train[:100]), tf.constant(y_train[:100])
     step(x_batch, y_batch)  # warm-up: tracing and compiling happen here
@@ -383,7 +461,10 @@ def time_steps(step, batches=5):
 
 speed_model = source_network()
 compiled_step, eager_step = make_train_step(speed_model, momentum_update(0.001, 0.9))
-seconds_per_step = {"eager": time_steps(eager_step), "tf.function": time_steps(compiled_step)}
+seconds_per_step = {
+    "eager": time_steps(eager_step),
+    "tf.function": time_steps(compiled_step),
+}
 
 # %% [markdown]
 # XLA, though, refuses this network while op determinism is on: XLA has no deterministic implementation of
@@ -391,7 +472,9 @@ seconds_per_step = {"eager": time_steps(eager_step), "tf.function": time_steps(c
 # CPU too).
 
 # %% tags=["raises-exception"]
-xla_step, _ = make_train_step(speed_model, momentum_update(0.001, 0.9), jit_compile=True)
+xla_step, _ = make_train_step(
+    speed_model, momentum_update(0.001, 0.9), jit_compile=True
+)
 with gdbook.expect_error(tf.errors.UnimplementedError) as xla_error:
     xla_step(tf.constant(x_train[:100]), tf.constant(y_train[:100]))
 
@@ -408,7 +491,9 @@ from tensorflow.python.framework import config as tf_config
 
 tf_config.disable_op_determinism()
 try:
-    xla_step, _ = make_train_step(speed_model, momentum_update(0.001, 0.9), jit_compile=True)
+    xla_step, _ = make_train_step(
+        speed_model, momentum_update(0.001, 0.9), jit_compile=True
+    )
     seconds_per_step["XLA"] = time_steps(xla_step)
 finally:
     tf.config.experimental.enable_op_determinism()
@@ -421,7 +506,7 @@ assert tf_config.is_op_determinism_enabled()
 # activations and the weights, each about as expensive as the forward pass), so a step on 100 images costs
 # about $3 \times 100 \times 27.8$ MFLOPs $\approx 8.3$ GFLOPs.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 a = tf.random.normal([2048, 2048])
 (a @ a).numpy()
 started = time.perf_counter()
@@ -433,9 +518,13 @@ step_flops = 3 * 100 * FLOPS_PER_IMAGE
 print(f"matmul: {matmul_flops / 1e9:.1f} GFLOP/s")
 for mode, seconds in seconds_per_step.items():
     rate = step_flops / seconds
-    print(f"{mode:12s} {1000 * seconds:7.1f} ms/step {100 / seconds:7.0f} images/s "
-          f"{rate / 1e9:6.1f} GFLOP/s = {rate / matmul_flops:5.1%} of the matmul")
-assert all(0 < step_flops / seconds < 3 * matmul_flops for seconds in seconds_per_step.values())
+    print(
+        f"{mode:12s} {1000 * seconds:7.1f} ms/step {100 / seconds:7.0f} images/s "
+        f"{rate / 1e9:6.1f} GFLOP/s = {rate / matmul_flops:5.1%} of the matmul"
+    )
+assert all(
+    0 < step_flops / seconds < 3 * matmul_flops for seconds in seconds_per_step.values()
+)
 
 
 # %% [markdown]
@@ -461,6 +550,7 @@ assert all(0 < step_flops / seconds < 3 * matmul_flops for seconds in seconds_pe
 # - Adam {cite:p}`kingma2015` with a short linear warm-up to a peak learning rate of 0.003 and a cosine
 #   decay to 0 over the remaining steps {cite:p}`loshchilov2017`, and 2 passes over the data in batches of
 #   128.
+
 
 # %%
 def better_network():
@@ -490,8 +580,10 @@ def better_network():
 
 better = better_network()
 better_flops = sum(layer_flops(layer) for layer in better.layers)
-print(f"{better.count_params():,d} parameters, {better_flops:,d} forward FLOPs per image "
-      f"({better_flops / FLOPS_PER_IMAGE:.0%} of the source's network)")
+print(
+    f"{better.count_params():,d} parameters, {better_flops:,d} forward FLOPs per image "
+    f"({better_flops / FLOPS_PER_IMAGE:.0%} of the source's network)"
+)
 assert better_flops < 0.4 * FLOPS_PER_IMAGE
 
 # %% [markdown]
@@ -503,18 +595,30 @@ steps_per_epoch = len(x_train) // BATCH
 total_steps = EPOCHS * steps_per_epoch
 warmup_steps = total_steps // 10
 schedule = keras.optimizers.schedules.CosineDecay(
-    initial_learning_rate=0.0003, decay_steps=total_steps - warmup_steps, alpha=0.0,
-    warmup_target=0.003, warmup_steps=warmup_steps,
+    initial_learning_rate=0.0003,
+    decay_steps=total_steps - warmup_steps,
+    alpha=0.0,
+    warmup_target=0.003,
+    warmup_steps=warmup_steps,
 )
-print("learning rate at steps 0, warm-up end, middle, end:",
-      [round(float(schedule(s)), 5) for s in (0, warmup_steps, total_steps // 2, total_steps)])
-assert abs(float(schedule(warmup_steps)) - 0.003) < 1e-9 and float(schedule(total_steps)) < 1e-9
+print(
+    "learning rate at steps 0, warm-up end, middle, end:",
+    [
+        round(float(schedule(s)), 5)
+        for s in (0, warmup_steps, total_steps // 2, total_steps)
+    ],
+)
+assert (
+    abs(float(schedule(warmup_steps)) - 0.003) < 1e-9
+    and float(schedule(total_steps)) < 1e-9
+)
 
 
 # %% [markdown]
 # Training with Keras `fit`, timed; a callback records the loss of every batch for the curves.
 
-# %%
+
+# %% tags=["nbval-ignore-output"]
 class BatchLosses(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.losses = []
@@ -525,17 +629,32 @@ class BatchLosses(keras.callbacks.Callback):
 
 recipe_batches = batch_indices(len(x_train), BATCH, total_steps, seed=3)
 recipe_losses = BatchLosses()
-better.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss_fn, jit_compile=False)
+better.compile(
+    optimizer=keras.optimizers.Adam(schedule), loss=loss_fn, jit_compile=False
+)
 started = time.perf_counter()
-better.fit(batch_dataset(recipe_batches, x_train, y_train), epochs=1, verbose=0,
-           shuffle=False, callbacks=[recipe_losses])
+better.fit(
+    batch_dataset(recipe_batches, x_train, y_train),
+    epochs=1,
+    verbose=0,
+    shuffle=False,
+    callbacks=[recipe_losses],
+)
 recipe_seconds = time.perf_counter() - started
 better_test_logits = predict_in_batches(lambda b: better(b, training=False), x_test)
 better_test_accuracy = accuracy(better_test_logits, y_test)
-print(f"{total_steps} steps in {recipe_seconds:.0f} s ({total_steps * BATCH / recipe_seconds:.0f} images/s)")
-print(f"test accuracy {better_test_accuracy:.4f} (source's recipe: {source_test_accuracy:.4f})")
+print(
+    f"{total_steps} steps in {recipe_seconds:.0f} s "
+    f"({total_steps * BATCH / recipe_seconds:.0f} images/s)"
+)
+print(
+    f"test accuracy {better_test_accuracy:.4f} (source's recipe: "
+    f"{source_test_accuracy:.4f})"
+)
 assert better_test_accuracy >= 0.992 and better_test_accuracy > source_test_accuracy
-assert recipe_seconds < 900  # a generous bound: wall time depends on the machine and its load
+assert (
+    recipe_seconds < 900
+)  # a generous bound: wall time depends on the machine and its load
 
 # %% [markdown]
 # Note that Keras reports in `logs["loss"]` the *running mean* of the loss over the epoch so far, not the
@@ -550,9 +669,18 @@ images_seen_source = 100 * np.arange(1, SOURCE_STEPS + 1)
 window = 20
 smoothed = np.convolve(source_loss, np.ones(window) / window, mode="valid")
 ax.plot(images_seen_source, source_loss, color="C0", alpha=0.25, lw=0.7)
-ax.plot(images_seen_source[window - 1 :], smoothed, color="C0", label="source: Momentum 0.001, batch loss")
-ax.plot(BATCH * np.arange(1, total_steps + 1), recipe_losses.losses, color="C1",
-        label="better recipe: running mean of the epoch")
+ax.plot(
+    images_seen_source[window - 1 :],
+    smoothed,
+    color="C0",
+    label="source: Momentum 0.001, batch loss",
+)
+ax.plot(
+    BATCH * np.arange(1, total_steps + 1),
+    recipe_losses.losses,
+    color="C1",
+    label="better recipe: running mean of the epoch",
+)
 ax.set(xlabel="training images seen", ylabel="cross-entropy", yscale="log")
 ax.legend()
 plt.show()
@@ -582,8 +710,14 @@ assert filters.shape == (32, 5, 5)
 first_block = keras.Sequential(better.layers[:3])
 digit = x_test[:1]
 feature_maps = first_block(digit, training=False).numpy()[0].transpose(2, 0, 1)
-fig = plot_image_grid(np.concatenate([digit[0, :, :, 0][None], feature_maps]), ncols=11, cmap="magma",
-                      titles=["input"] + [str(c) for c in range(32)], size=0.8, title_size=7)
+fig = plot_image_grid(
+    np.concatenate([digit[0, :, :, 0][None], feature_maps]),
+    ncols=11,
+    cmap="magma",
+    titles=["input"] + [str(c) for c in range(32)],
+    size=0.8,
+    title_size=7,
+)
 plt.show()
 assert feature_maps.shape == (32, 28, 28) and feature_maps.min() >= 0
 
@@ -620,17 +754,25 @@ assert len(worst) == 16
 
 # %%
 with tempfile.TemporaryDirectory() as folder:
-    saved_path = tf.train.Checkpoint(model=better, optimizer=better.optimizer).save(f"{folder}/better")
+    saved_path = tf.train.Checkpoint(model=better, optimizer=better.optimizer).save(
+        f"{folder}/better"
+    )
     restored = better_network()
     before = np.abs(restored.get_weights()[0] - better.get_weights()[0]).max()
     status = tf.train.Checkpoint(model=restored).restore(saved_path)
     status.expect_partial()  # the optimizer's slots are in the file but not wanted here
     restored_logits = predict_in_batches(lambda b: restored(b, training=False), x_test)
-print(f"saved to {saved_path.split('/')[-1]}; first kernels differed by {before:.3f} before restoring")
-print("predictions identical after restoring:", np.array_equal(restored_logits, better_test_logits))
+print(
+    f"saved to {saved_path.split('/')[-1]}; first kernels differed by {before:.3f} "
+    "before restoring"
+)
+print(
+    "predictions identical after restoring:",
+    np.array_equal(restored_logits, better_test_logits),
+)
 assert before > 0 and np.array_equal(restored_logits, better_test_logits)
 
-# %%
+# %% tags=["nbval-ignore-output"]
 chapter_seconds = time.perf_counter() - chapter_start
 print(f"this chapter's computations took {chapter_seconds:.0f} s")
 assert chapter_seconds < 1800
