@@ -423,7 +423,8 @@ tf1_rates = np.array(tf1_rates)
 
 for step in range(11):
     print(
-        f"step {step:2d}  sum of squares {tf1_sses[step]}  prediction {tf1_predictions[step]}"
+        f"step {step:2d}  sum of squares {tf1_sses[step]}  prediction "
+        f"{tf1_predictions[step]}"
     )
 
 # %% [markdown]
@@ -465,7 +466,8 @@ prediction_error = np.max(
     np.abs(tf1_predictions[:11] / source_predictions[:, None] - 1)
 )
 print(
-    f"largest relative difference: sums of squares {sse_error:.1e}, predictions {prediction_error:.1e}"
+    f"largest relative difference: sums of squares {sse_error:.1e}, predictions "
+    f"{prediction_error:.1e}"
 )
 assert sse_error < 1e-6 and prediction_error < 1e-6
 assert np.array_equal(
@@ -512,13 +514,16 @@ rate_error = np.max(np.abs(tf1_rates / rates_by_formula - 1))
 sse_formula_error = np.max(np.abs(tf1_sses[:11] / sse_by_formula - 1))
 factor_error_32 = np.max(np.abs(factor_float32 - factor_by_formula[:10]))
 print(
-    f"rate vs 0.05*0.9^(t/100), {system_steps + 1} steps: max relative difference {rate_error:.1e}"
+    f"rate vs 0.05*0.9^(t/100), {system_steps + 1} steps: max relative difference "
+    f"{rate_error:.1e}"
 )
 print(
-    f"sums of squares vs 20p^2 and 2p^2, 11 steps: max relative difference {sse_formula_error:.1e}"
+    "sums of squares vs 20p^2 and 2p^2, 11 steps: max relative difference "
+    f"{sse_formula_error:.1e}"
 )
 print(
-    f"p[t+1]/p[t] vs 1 - 11*rate, 10 updates   : max absolute difference {factor_error_32:.1e}"
+    "p[t+1]/p[t] vs 1 - 11*rate, 10 updates   : max absolute difference "
+    f"{factor_error_32:.1e}"
 )
 assert rate_error < 1e-6 and sse_formula_error < 1e-6 and factor_error_32 < 1e-5
 
@@ -535,7 +540,8 @@ import keras
 
 
 def make_system_step(dtype):
-    """TF2: the linear system's variables and one hand-applied, tf.gradients-based step."""
+    """TF2: the linear system's variables and one hand-applied, tf.gradients-based
+    step."""
     x_row = tf.constant([[2.0, 1.0]], dtype)
     target = tf.constant([0.0], dtype)
     w = tf.Variable(tf.constant([[1.0], [2.0]], dtype))
@@ -574,7 +580,8 @@ tf1_tf2_diff = max(
     np.max(np.abs(tf2_predictions - tf1_predictions)),
 )
 print(
-    f"TF2 vs TF1, float32, all {system_steps + 1} steps: max absolute difference {tf1_tf2_diff:.1e}"
+    f"TF2 vs TF1, float32, all {system_steps + 1} steps: max absolute difference "
+    f"{tf1_tf2_diff:.1e}"
 )
 assert tf1_tf2_diff == 0.0
 
@@ -588,10 +595,12 @@ _, float64_predictions = run_system(tf.float64)
 p64 = float64_predictions[:, 0]
 eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
 print(
-    f"float32: p at steps 30, 45, 60 = {p32[30]:.3g}, {p32[45]:.3g}, {p32[60]:.3g}  (eps = {eps32:.3g})"
+    f"float32: p at steps 30, 45, 60 = {p32[30]:.3g}, {p32[45]:.3g}, {p32[60]:.3g}  "
+    f"(eps = {eps32:.3g})"
 )
 print(
-    f"float64: p at steps 30, 45, 60 = {p64[30]:.3g}, {p64[45]:.3g}, {p64[60]:.3g}  (eps = {eps64:.3g})"
+    f"float64: p at steps 30, 45, 60 = {p64[30]:.3g}, {p64[45]:.3g}, {p64[60]:.3g}  "
+    f"(eps = {eps64:.3g})"
 )
 assert p32[30] == p32[60] and eps32 / 8 <= p32[60] <= 4 * eps32
 assert p64[55] == p64[60] and eps64 / 8 <= p64[60] <= 4 * eps64
@@ -609,10 +618,12 @@ checked = 25
 factor_float64 = p64[1 : checked + 1] / p64[:checked]
 factor_error_64 = np.max(np.abs(factor_float64 - factor_by_formula[:checked]))
 print(
-    f"float64, {checked} updates: p[t+1]/p[t] vs 1 - 11*rate, max abs. difference {factor_error_64:.1e}"
+    f"float64, {checked} updates: p[t+1]/p[t] vs 1 - 11*rate, max abs. difference "
+    f"{factor_error_64:.1e}"
 )
 print(
-    f"factor at step 0: {factor_float64[0]:.6f}, at step {checked - 1}: {factor_float64[-1]:.6f}"
+    f"factor at step 0: {factor_float64[0]:.6f}, at step {checked - 1}: "
+    f"{factor_float64[-1]:.6f}"
 )
 assert factor_error_64 < 1e-8
 assert (
@@ -718,7 +729,8 @@ tf1_log = np.array(tf1_log, dtype=np.float64)
 for step in [0, 1, 2, 3, 29, 30, 31]:
     loss_i, gw, gb, w_i, b_i = tf1_log[step]
     print(
-        f"step {step:2d}  x {x_data[step]:6.2f}  loss {loss_i:10.4g}  dL/dw {gw:10.4g}  dL/db {gb:9.3g}"
+        f"step {step:2d}  x {x_data[step]:6.2f}  loss {loss_i:10.4g}  dL/dw "
+        f"{gw:10.4g}  dL/db {gb:9.3g}"
     )
 print(f"after one pass: w = {w_final_tf1:.5f}, b = {b_final_tf1:.5f}")
 
@@ -737,7 +749,8 @@ grad_error = max(
 )
 print(
     f"tf.gradients vs formula: max absolute difference {grad_error:.1e} "
-    f"(largest gradient {largest_gradient:.1f}, ratio {grad_error / largest_gradient:.1e})"
+    f"(largest gradient {largest_gradient:.1f}, ratio "
+    f"{grad_error / largest_gradient:.1e})"
 )
 assert grad_error < 1e-6 * largest_gradient
 
@@ -769,13 +782,16 @@ residual_error = np.max(np.abs(residual_after - factor * residual))
 median_abs_x = np.median(np.abs(x_data))
 print(f"median |x| = {median_abs_x:.1f}")
 print(
-    f"samples that overshoot (factor < 0): {np.sum(factor < 0)}, that grow (factor < -1): {np.sum(factor < -1)}"
+    f"samples that overshoot (factor < 0): {np.sum(factor < 0)}, "
+    f"that grow (factor < -1): {np.sum(factor < -1)}"
 )
 print(
-    f"r' vs factor * r: max absolute difference {residual_error:.1e} (largest |r| {np.abs(residual).max():.1f})"
+    f"r' vs factor * r: max absolute difference {residual_error:.1e} (largest |r| "
+    f"{np.abs(residual).max():.1f})"
 )
 print(
-    f"w: 2 -> {tf1_log[5, 3]:.4f} after 5 samples -> {w_final_tf1:.4f} after {n_samples}"
+    f"w: 2 -> {tf1_log[5, 3]:.4f} after 5 samples -> {w_final_tf1:.4f} after "
+    f"{n_samples}"
 )
 print(f"b: 1 -> {b_final_tf1:.4f} (moved {b_final_tf1 - 1:.4f})")
 assert residual_error < 1e-4 and 30 < median_abs_x < 50
@@ -814,7 +830,8 @@ regression_diff = max(
     abs(b_reg2.numpy() - b_final_tf1),
 )
 print(
-    f"TF2 vs TF1 (losses, gradients, final w and b): max absolute difference {regression_diff:.1e}"
+    "TF2 vs TF1 (losses, gradients, final w and b): max absolute difference "
+    f"{regression_diff:.1e}"
 )
 assert regression_diff == 0.0
 
@@ -880,7 +897,8 @@ b_path = np.append(tf1_log[:, 4], b_final_tf1)
 animated_updates = 16
 share_of_motion = (w_path[animated_updates] - 2) / (w_final_tf1 - 2)
 print(
-    f"share of w's net change done after {animated_updates} samples: {share_of_motion:.3f}"
+    f"share of w's net change done after {animated_updates} samples: "
+    f"{share_of_motion:.3f}"
 )
 assert abs(share_of_motion - 1) < 0.05
 fig, ax_line = plt.subplots(figsize=(5.5, 3.4))
@@ -1087,10 +1105,12 @@ print(
     f"(a) scaled, rate 0.01, 1 pass: w moved {w_slow - 2:.4f}, b moved {b_slow - 1:.4f}"
 )
 print(
-    f"    unscaled (the TF1 run)  : w moved {w_final_tf1 - 2:.4f}, b moved {b_final_tf1 - 1:.4f}"
+    f"    unscaled (the TF1 run)  : w moved {w_final_tf1 - 2:.4f}, b moved "
+    f"{b_final_tf1 - 1:.4f}"
 )
 print(
-    f"(b) stable while rate < {stable_limit:.2f}; rate 10, 3 passes: w = {w_fast:.4f}, b = {b_fast:.4f}"
+    f"(b) stable while rate < {stable_limit:.2f}; rate 10, 3 passes: w = {w_fast:.4f}, "
+    f"b = {b_fast:.4f}"
 )
 assert 20 < (b_slow - 1) / (b_final_tf1 - 1) < 50 and abs(w_slow - 2) < 0.05
 assert 12.5 < stable_limit < 14.0 and abs(w_fast - 3) < 0.02 and abs(b_fast - 2) < 0.2

@@ -80,7 +80,8 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
-    """TF1: w and the loss before each of `steps` hand-written gradient descent updates."""
+    """TF1: w and the loss before each of `steps` hand-written gradient descent
+    updates."""
     graph = tf.Graph()
     with graph.as_default():
         x = tf1.placeholder(tf.float32, name="x")
@@ -162,7 +163,8 @@ def check_range(name, value, low, high=None, low_open=False):
 
 
 class Optimizer:
-    """What every hand-written optimizer shares. Subclasses define `state_names` and `_update`."""
+    """What every hand-written optimizer shares. Subclasses define `state_names` and
+    `_update`."""
 
     def __init__(self, learning_rate, weight_decay=None):
         if not callable(learning_rate):
@@ -187,7 +189,8 @@ class Optimizer:
         return self._state[variable.ref()][name]
 
     def build(self, variables):
-        """Create the state of each variable not seen before (zeros unless the rule says otherwise)."""
+        """Create the state of each variable not seen before (zeros unless the rule says
+        otherwise)."""
         for var in variables:
             if var.ref() not in self._state:
                 self._state[var.ref()] = {
@@ -268,7 +271,8 @@ class GradientDescent(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Heavy ball (eq-optimizers-momentum) or Nesterov (eq-optimizers-nesterov); twin of SGD(momentum)."""
+    """Heavy ball (eq-optimizers-momentum) or Nesterov (eq-optimizers-nesterov); twin of
+    SGD(momentum)."""
 
     def __init__(
         self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None
@@ -428,7 +432,8 @@ class RMSprop(Optimizer):
 
 # %%
 class Adam(Optimizer):
-    """Equation (eq-optimizers-adam), with AMSGrad on request; twin of keras.optimizers.Adam."""
+    """Equation (eq-optimizers-adam), with AMSGrad on request; twin of
+    keras.optimizers.Adam."""
 
     def __init__(
         self,
@@ -463,7 +468,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (eq-optimizers-adamw); twin of keras.optimizers.AdamW."""
+    """Adam with decoupled weight decay (eq-optimizers-adamw); twin of
+    keras.optimizers.AdamW."""
 
     def __init__(
         self,
@@ -493,7 +499,8 @@ SOURCE_MOMENTUM_W = [2.0, 2.02, 2.0556, 2.102968, 2.158803, 2.220295]
 
 
 def toy_trace(optimizer, steps):
-    """w before each of `steps` updates of `optimizer` on the loss (w*1 - 3)^2, from w = 2 (TF2)."""
+    """w before each of `steps` updates of `optimizer` on the loss (w*1 - 3)^2,
+    from w = 2 (TF2)."""
     w = tf.Variable(2.0)
     ws = []
     for _ in range(steps):
@@ -560,7 +567,8 @@ for name, trace in momentum_traces.items():
 
 # %%
 def depends_on(op, other):
-    """True if `other` must run before `op` in a TF1 graph (data or control dependency)."""
+    """True if `other` must run before `op` in a TF1 graph (data or control
+    dependency)."""
     seen, stack = set(), [op]
     while stack:
         node = stack.pop()
@@ -576,7 +584,8 @@ def depends_on(op, other):
 
 def tf1_manual_momentum(order, steps=6, learning_rate=0.01, mu=0.8):
     """TF1 by hand: v <- mu*v + lr*g and w <- w - v, with the read of v in the w update
-    'unordered' (a tf.group), pinned 'stale' (before v's update) or 'fresh' (after it)."""
+    'unordered' (a tf.group), pinned 'stale' (before v's update) or 'fresh' (after
+    it)."""
     graph = tf.Graph()
     with graph.as_default():
         x = tf1.placeholder(tf.float32)
@@ -644,7 +653,8 @@ SOURCE_LIBRARY_ADAGRAD_W = [2.0, 2.5926378, 2.816606, 2.9160419]
 
 
 def source_hand_adagrad(steps, initial_accumulator=0.0, learning_rate=0.6, delta=1e-8):
-    """The source's rule, written TF2-style: s += g^2, then w -= lr * g / (sqrt(s) + delta)."""
+    """The source's rule, written TF2-style: s += g^2, then w -= lr * g / (sqrt(s) +
+    delta)."""
     w, accumulator = tf.Variable(2.0), tf.Variable(initial_accumulator)
     ws = []
     for _ in range(steps):
@@ -706,10 +716,12 @@ keras_20 = toy_trace(keras_optimizers.Adagrad(learning_rate=0.6), 20)
 gap_fixed_tf1 = np.abs(fixed_hand_20 - tf1_adagrad_20).max()
 gap_ours_keras = np.abs(ours_20 - keras_20).max()
 print(
-    f"fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = {gap_fixed_tf1:.1e}"
+    "fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = "
+    f"{gap_fixed_tf1:.1e}"
 )
 print(
-    f"our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = {gap_ours_keras:.1e}"
+    "our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = "
+    f"{gap_ours_keras:.1e}"
 )
 assert gap_fixed_tf1 <= 2.5e-7  # at most one float32 rounding step near w = 3
 assert gap_ours_keras == 0.0
@@ -744,7 +756,8 @@ def problem_loss(W, b, X=PROBLEM_X, Y=PROBLEM_Y):
 def run_problem(optimizer, steps=100, compiled=True):
     """All parameters (W then b, flattened) after each of `steps` updates (TF2).
 
-    compiled=True traces the training step once with tf.function; False runs it eagerly."""
+    compiled=True traces the training step once with tf.function; False runs it
+    eagerly."""
     W, b = tf.Variable(PROBLEM_W0), tf.Variable(PROBLEM_B0)
 
     def train_step():
@@ -828,7 +841,8 @@ for name, (ours, theirs) in keras_pairs.items():
         ours_histories[name][-1] - np.concatenate([PROBLEM_W0.ravel(), PROBLEM_B0])
     ).max()
     print(
-        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} (parameters moved up to {moved:.2f})"
+        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} "
+        f"(parameters moved up to {moved:.2f})"
     )
 assert max(keras_gaps.values()) == 0.0
 
@@ -848,7 +862,8 @@ eager_history = run_problem(
 )
 compiled_gap = np.abs(eager_history - ours_histories["Adam(amsgrad)"]).max()
 print(
-    f"hand-written Adam(amsgrad), eager vs tf.function over 100 steps: max |difference| = {compiled_gap:.1e}"
+    "hand-written Adam(amsgrad), eager vs tf.function over 100 steps: "
+    f"max |difference| = {compiled_gap:.1e}"
 )
 assert compiled_gap <= 1e-6
 
@@ -1048,9 +1063,11 @@ def rosenbrock(x, y):
 
 
 def race_on(f, optimizers, start, steps):
-    """{name: (points visited, f at those points)} for each optimizer, all started at `start`.
+    """{name: (points visited, f at those points)} for each optimizer, all started at
+    `start`.
 
-    One tf.function steps every optimizer once, so the race is traced once, not once per optimizer."""
+    One tf.function steps every optimizer once, so the race is traced once, not once per
+    optimizer."""
     points = {name: tf.Variable(start, dtype=tf.float32) for name in optimizers}
 
     @tf.function
@@ -1232,7 +1249,8 @@ kappa = largest / smallest
 
 
 def spectral_rate(learning_rate, momentum):
-    """Predicted rate: the largest spectral radius of the 2x2 recurrence over the eigenvalues."""
+    """Predicted rate: the largest spectral radius of the 2x2 recurrence over the
+    eigenvalues."""
     radii = [
         np.abs(
             np.linalg.eigvals(
@@ -1245,7 +1263,8 @@ def spectral_rate(learning_rate, momentum):
 
 
 def error_norms(optimizer, steps):
-    """||theta_t|| for t = 0..steps: the distance to the minimum at 0 (the gradient is A theta)."""
+    """||theta_t|| for t = 0..steps: the distance to the minimum at 0
+    (the gradient is A theta)."""
     theta = tf.Variable(THETA0)
     step = tf.function(
         lambda: optimizer.apply_gradients([(tf.linalg.matvec(HESSIAN, theta), theta)])
@@ -1294,13 +1313,15 @@ for name, (optimizer, predicted, closed_form) in theory_settings.items():
         assert abs(predicted - closed_form) < 1e-6
     assert abs(measured - predicted) < 0.005
 print(
-    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, mu* = {mu_momentum:.5f}"
+    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, "
+    f"mu* = {mu_momentum:.5f}"
 )
 steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(
     theory_settings["GD, best step"][1]
 )
 print(
-    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the same reduction"
+    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the "
+    "same reduction"
 )
 assert 9.5 < steps_ratio < 10.5
 
@@ -1343,13 +1364,15 @@ REG_Y = (3 * REG_X + 2 + 0.1 * data_rng.normal(size=64)).astype(np.float32)
 
 
 def regression_loss(w, b, x=REG_X, y=REG_Y):
-    """Half the mean squared error; w and b may be arrays (one value per row or grid point)."""
+    """Half the mean squared error; w and b may be arrays (one value per row or grid
+    point)."""
     w, b = np.asarray(w)[..., None], np.asarray(b)[..., None]
     return 0.5 * np.mean((w * x + b - y) ** 2, axis=-1)
 
 
 def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
-    """Full-data loss and (w, b) after every update; batches drawn by shuffling each epoch."""
+    """Full-data loss and (w, b) after every update; batches drawn by shuffling each
+    epoch."""
     order_rng = np.random.default_rng(seed)
     w, b = tf.Variable(0.0), tf.Variable(0.0)
     optimizer = GradientDescent(learning_rate)
@@ -1374,7 +1397,8 @@ def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
 feeding = {f"batch {size}": fit_regression(size) for size in (1, 8, 64)}
 for name, (path, losses) in feeding.items():
     print(
-        f"{name:9s} {len(path) - 1:4d} updates, final w = {path[-1, 0]:.3f}, b = {path[-1, 1]:.3f}, "
+        f"{name:9s} {len(path) - 1:4d} updates, final w = {path[-1, 0]:.3f}, b = "
+        f"{path[-1, 1]:.3f}, "
         f"full-data loss {losses[-1]:.4f}"
     )
 full_losses = feeding["batch 64"][1]
@@ -1438,7 +1462,8 @@ def compiled_update(optimizer):
 
 
 def fastest_steps(ours, theirs, repeats=20):
-    """Fastest of `repeats` timed steps of each, interleaved so that both see the same machine load."""
+    """Fastest of `repeats` timed steps of each, interleaved so that both see the same
+    machine load."""
     (ours_step, ours_weights), (keras_step, keras_weights) = (
         compiled_update(ours),
         compiled_update(theirs),
@@ -1469,10 +1494,12 @@ for name, (ours, theirs) in speed_pairs.items():
     ours_time, keras_time = fastest_steps(ours, theirs)
     speed_ratios[name] = ours_time / keras_time
     print(
-        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, ratio {speed_ratios[name]:.2f}"
+        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, "
+        f"ratio {speed_ratios[name]:.2f}"
     )
 print(
-    f"geometric mean of the ratios: {np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
+    "geometric mean of the ratios: "
+    f"{np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
 )
 assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is shared
 

@@ -114,7 +114,8 @@ tf1_pred = np.array([row[1][0, 0] for row in tf1_rows])  # both entries are equa
 tf1_rate = np.array([row[2] for row in tf1_rows])
 for step, (sse, pred, rate) in enumerate(zip(tf1_sse, tf1_pred, tf1_rate, strict=True)):
     print(
-        f"step {step:2d}  grad SSE [{sse[0]:.8g}, {sse[1]:.8g}]  prediction {pred:.8g}  rate {rate:.8g}"
+        f"step {step:2d}  grad SSE [{sse[0]:.8g}, {sse[1]:.8g}]  prediction "
+        f"{pred:.8g}  rate {rate:.8g}"
     )
 
 # %% [markdown]
@@ -154,7 +155,8 @@ source_pred = np.array(
 sse_error = np.max(np.abs(tf1_sse - source_sse) / source_sse)
 pred_error = np.max(np.abs(tf1_pred - source_pred) / source_pred)
 print(
-    f"largest relative difference: gradient SSE {sse_error:.2e}, prediction {pred_error:.2e}"
+    f"largest relative difference: gradient SSE {sse_error:.2e}, prediction "
+    f"{pred_error:.2e}"
 )
 assert sse_error < 1e-6 and pred_error < 1e-6
 
@@ -202,10 +204,12 @@ assert (
 # %%
 per_step_rate_factor = 0.9 ** (1 / 100)
 print(
-    f"alpha(t+1)/alpha(t) = {per_step_rate_factor:.7f} (TF1: {tf1_rate[1] / tf1_rate[0]:.7f})"
+    f"alpha(t+1)/alpha(t) = {per_step_rate_factor:.7f} (TF1: "
+    f"{tf1_rate[1] / tf1_rate[0]:.7f})"
 )
 print(
-    f"after 1000 steps alpha = {0.05 * 0.9**10:.6f}, shrink factor {1 - 11 * 0.05 * 0.9**10:.4f}"
+    f"after 1000 steps alpha = {0.05 * 0.9**10:.6f}, shrink factor "
+    f"{1 - 11 * 0.05 * 0.9**10:.4f}"
 )
 assert np.allclose(tf1_rate[1:] / tf1_rate[:-1], per_step_rate_factor, rtol=1e-6)
 
@@ -441,7 +445,8 @@ for name, (_, _, keras_schedule) in variants.items():
 
 # %%
 print(
-    f"{'schedule':24s} {'hand vs Keras':>14s} {'hand vs TF1':>12s} {'TF1 vs Keras':>13s}"
+    f"{'schedule':24s} {'hand vs Keras':>14s} {'hand vs TF1':>12s} "
+    f"{'TF1 vs Keras':>13s}"
 )
 for name in variants:
     hand_keras = np.max(np.abs(by_hand[name] - by_keras[name])) / 0.1
@@ -533,13 +538,16 @@ def source_problem_tf1(pass_global_step, steps=11):
 with_step, counter_with, rate_with = source_problem_tf1(pass_global_step=True)
 without_step, counter_without, rate_without = source_problem_tf1(pass_global_step=False)
 print(
-    f"with global_step:    counter {counter_with:2d}, rate {rate_with:.7f}, p_10 = {with_step[-1]:.8f}"
+    f"with global_step:    counter {counter_with:2d}, rate {rate_with:.7f}, p_10 = "
+    f"{with_step[-1]:.8f}"
 )
 print(
-    f"without global_step: counter {counter_without:2d}, rate {rate_without:.7f}, p_10 = {without_step[-1]:.8f}"
+    f"without global_step: counter {counter_without:2d}, rate {rate_without:.7f}, "
+    f"p_10 = {without_step[-1]:.8f}"
 )
 print(
-    f"minimize with global_step vs hand-applied update: max difference {np.max(np.abs(with_step - tf1_pred)):.1e}"
+    "minimize with global_step vs hand-applied update: max difference "
+    f"{np.max(np.abs(with_step - tf1_pred)):.1e}"
 )
 assert np.max(np.abs(with_step - tf1_pred)) < 1e-7 and counter_with == 11
 assert counter_without == 0 and rate_without == np.float32(0.05)
@@ -615,7 +623,8 @@ assert np.allclose(
 keras_pred = 2 * keras_path[:11, 0] + keras_path[:11, 1] + keras_path[:11, 2]
 print("TF2 predictions, steps 0..4:", keras_pred[:5])
 print(
-    f"max relative difference from the TF1 run: {np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}"
+    "max relative difference from the TF1 run: "
+    f"{np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}"
 )
 assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
 
@@ -643,7 +652,8 @@ theta_star = np.linalg.lstsq(design, line_y.astype(np.float64), rcond=None)[0]
 
 
 def line_loss(w, b):
-    """Half mean squared error on the 200 points; w and b may be arrays (a grid or a path)."""
+    """Half mean squared error on the 200 points; w and b may be arrays (a grid or a
+    path)."""
     residual = np.multiply.outer(w, line_x) + np.expand_dims(b, -1) - line_y
     return 0.5 * np.mean(residual**2, axis=-1)
 
@@ -653,7 +663,8 @@ sgd_order = np.concatenate(
     [data_rng.permutation(200) for _ in range(5)]
 )  # 5 epochs, one example a step
 print(
-    f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = {best_loss:.4f}"
+    f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = "
+    f"{best_loss:.4f}"
 )
 
 
@@ -702,7 +713,8 @@ excess = {
 final_excess = {name: float(np.mean(curve[-100:])) for name, curve in excess.items()}
 for name, value in final_excess.items():
     print(
-        f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: {excess[name][100]:.2e}"
+        f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: "
+        f"{excess[name][100]:.2e}"
     )
 big, small = final_excess["constant 0.1"], final_excess["constant 0.01"]
 for name in ["exponential 0.1 → 0.001", "cosine, warm-up to 0.1"]:
@@ -786,7 +798,8 @@ assert "has no attribute 'contrib'" in contrib_missing.message
 
 # %%
 def tf1_l2_regularizer(scale):
-    """What tf.contrib.layers.l2_regularizer(scale) returned: a function of the weights."""
+    """What tf.contrib.layers.l2_regularizer(scale) returned: a function of the
+    weights."""
     return lambda weights: scale * tf.nn.l2_loss(weights)
 
 
@@ -800,7 +813,8 @@ for name, penalty in penalties.items():
     with tf.GradientTape() as tape:
         value = penalty(weights)
     print(
-        f"{name:24s} = {float(value):.4f}   gradient {tape.gradient(value, weights).numpy()}"
+        f"{name:24s} = {float(value):.4f}   gradient "
+        f"{tape.gradient(value, weights).numpy()}"
     )
 assert float(tf.nn.l2_loss(weights)) == 7.0
 assert abs(float(tf.keras.regularizers.L2(0.01)(weights)) - 0.14) < 1e-7
@@ -960,7 +974,8 @@ assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
 
 # %%
 def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps=1e-7):
-    """One Adam step of eq. (adamw), as Keras computes it; t counts from 1. Returns w, m, v."""
+    """One Adam step of eq. (adamw), as Keras computes it; t counts from 1.
+    Returns w, m, v."""
     w = w - rate * decay * w  # decoupled weight decay (AdamW); 0 for Adam
     m = m + (grad - m) * (1 - beta_1)
     v = v + (grad**2 - v) * (1 - beta_2)
@@ -1036,7 +1051,8 @@ for mode in ["L2", "AdamW"]:
     adam_results[mode] = hand_adam_run(mode), keras_adam_run(mode)
     hand, keras_w = adam_results[mode]
     print(
-        f"{mode:6s} hand {hand}   Keras {keras_w}   max difference {np.max(np.abs(hand - keras_w)):.1e}"
+        f"{mode:6s} hand {hand}   Keras {keras_w}   max difference "
+        f"{np.max(np.abs(hand - keras_w)):.1e}"
     )
 print("minimum of the penalized loss:", quad_minimum)
 
@@ -1122,7 +1138,8 @@ def accuracy(params, images, labels):
 
 
 def train_mlp(optimizer, l2=0.0):
-    """Returns an (EPOCHS, 6) array: train, validation, test loss and accuracy after each epoch."""
+    """Returns an (EPOCHS, 6) array: train, validation, test loss and accuracy after
+    each epoch."""
     params = [tf.Variable(value) for value in initial_weights]
     sets = [(fit_x, fit_y), (val_x, val_y), (test_x, test_y)]
 
@@ -1186,7 +1203,8 @@ def early_stopping_epoch(val_losses, patience=5):
 plain = histories["no regularization"]
 best_epoch, stop_epoch = early_stopping_epoch(plain[:, VAL_LOSS])
 print(
-    f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch {best_epoch + 1}"
+    f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch "
+    f"{best_epoch + 1}"
 )
 assert stop_epoch < EPOCHS - 1
 
@@ -1201,11 +1219,13 @@ print(
 )
 for name, row in rows.items():
     print(
-        f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} {row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}"
+        f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} "
+        f"{row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}"
     )
 lowest_test_loss = plain[:, TEST_LOSS].min()
 print(
-    f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch {plain[:, TEST_LOSS].argmin() + 1}),"
+    f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch "
+    f"{plain[:, TEST_LOSS].argmin() + 1}),"
     f" final {plain[-1, TEST_LOSS]:.4f}"
 )
 

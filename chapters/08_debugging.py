@@ -98,7 +98,8 @@ steps = np.logspace(-12, -1, 45)
 
 
 def central_difference_errors(dtype):
-    """Median relative error of the central difference over x_points, at every step size."""
+    """Median relative error of the central difference over x_points, at every step
+    size."""
     x = tf.constant(x_points, dtype)
     errors = []
     for h in steps:
@@ -216,7 +217,8 @@ def relative_error(analytic, numeric, floor=1e-12):
 
 
 def gradient_check(loss_fn, variables, h=1e-6):
-    """The largest relative error r (defined above) for each variable, keyed by layer/name."""
+    """The largest relative error r (defined above) for each variable, keyed by
+    layer/name."""
     with tf.GradientTape() as tape:
         loss = loss_fn()
     analytic = tape.gradient(loss, variables)
@@ -341,7 +343,8 @@ points = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0], tf.float64)
 for name, fn in [("correct", softplus_correct), ("buggy", softplus_buggy)]:
     theoretical, numerical = tf.test.compute_gradient(fn, [points])
     print(
-        f"{name:8s} max |theoretical - numerical| = {np.abs(theoretical[0] - numerical[0]).max():.1e}"
+        f"{name:8s} max |theoretical - numerical| = "
+        f"{np.abs(theoretical[0] - numerical[0]).max():.1e}"
     )
 theoretical_buggy, numerical_buggy = tf.test.compute_gradient(softplus_buggy, [points])
 theoretical_ok, numerical_ok = tf.test.compute_gradient(softplus_correct, [points])
@@ -692,7 +695,8 @@ def mse(model):
 
 
 def kernel_gradient_norms(model):
-    """Norm of the loss gradient w.r.t. each hidden layer's kernel, first layer first."""
+    """Norm of the loss gradient w.r.t. each hidden layer's kernel, first layer
+    first."""
     with tf.GradientTape() as tape:
         loss = mse(model)
     kernels = [layer.kernel for layer in model.layers[:DEPTH]]
@@ -727,7 +731,8 @@ assert relu_norms.max() / relu_norms.min() < 10  # preserved
 sigmoid_factor = (sigmoid_norms[-1] / sigmoid_norms[0]) ** (1 / (DEPTH - 1))
 print(f"sigmoid: average shrink factor per layer {sigmoid_factor:.2f}")
 print(
-    f"ReLU/He: largest / smallest layer norm = {relu_norms.max() / relu_norms.min():.1f}"
+    "ReLU/He: largest / smallest layer norm = "
+    f"{relu_norms.max() / relu_norms.min():.1f}"
 )
 assert 3 < sigmoid_factor < 5.5
 
@@ -796,7 +801,8 @@ def max_relative_difference(hand, library):
 
 
 print(
-    f"loss {float(exploding_loss):.1f}, global gradient norm: hand {global_norm_hand:.6g}, "
+    f"loss {float(exploding_loss):.1f}, global gradient norm: hand "
+    f"{global_norm_hand:.6g}, "
     f"tf {float(global_norm_tf):.6g}"
 )
 for name, hand, library in [
@@ -805,7 +811,8 @@ for name, hand, library in [
     ("by global norm", by_global_hand, by_global_tf),
 ]:
     print(
-        f"{name:15s} max relative difference hand vs tf: {max_relative_difference(hand, library):.1e}"
+        f"{name:15s} max relative difference hand vs tf: "
+        f"{max_relative_difference(hand, library):.1e}"
     )
 
 # %% [markdown]
@@ -937,7 +944,8 @@ cliff_paths = {
 }
 for name, points in cliff_paths.items():
     print(
-        f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: {points[-1]}"
+        f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: "
+        f"{points[-1]}"
     )
 
 
@@ -961,7 +969,8 @@ exploded = cliff_paths["no clipping"]
 print(f"no clipping: |y| at step 3 = {abs(exploded[3, 1]):.1f}")
 for name in ["clipvalue=2", "global_clipnorm=2"]:
     print(
-        f"{name:18s} cosine(first step, -gradient) = {first_step_cosine(cliff_paths[name]):.6f}"
+        f"{name:18s} cosine(first step, -gradient) = "
+        f"{first_step_cosine(cliff_paths[name]):.6f}"
     )
 assert abs(exploded[3, 1]) > 100 and not np.isfinite(exploded[-1]).all()
 assert np.array_equal(cliff_paths["clipvalue=2"], cliff_paths["clipnorm=2"])
@@ -1006,7 +1015,8 @@ TRAIN_STEPS = 100
 
 
 def train_chain(gain, **clip):
-    """Full-batch SGD; returns the losses and the (unclipped) global gradient norms per step."""
+    """Full-batch SGD; returns the losses and the (unclipped) global gradient norms per
+    step."""
     model = make_chain("relu", gain)
     optimizer = keras.optimizers.SGD(LEARNING_RATE, **clip)
 
@@ -1188,7 +1198,8 @@ with tf.compat.v1.Session(graph=tf1_graph) as sess:
 tf1_printed = np.array(tf1_printed)
 for step in [0, 1, 2, 18, 19]:
     print(
-        f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm {tf1_printed[step, 1]:12.6g}"
+        f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm "
+        f"{tf1_printed[step, 1]:12.6g}"
     )
 
 
@@ -1233,7 +1244,8 @@ print("tags:", sorted(tf1_logged))
 tf1_norms = np.array([v for _, v in tf1_logged["grad_norm"]], dtype=np.float32)
 first_histogram = tf1_logged["grads"][0][1]
 print(
-    f"step 0 histogram: count {first_histogram.num:.0f}, min {first_histogram.min:.6g}, "
+    f"step 0 histogram: count {first_histogram.num:.0f}, min "
+    f"{first_histogram.min:.6g}, "
     f"max {first_histogram.max:.6g}"
 )
 assert [s for s, _ in tf1_logged["grad_norm"]] == list(range(LINE_STEPS))
@@ -1348,7 +1360,8 @@ assert all(table[:, 2].sum() == 2 for _, table in tf2_logged["grads"])
 
 # %%
 def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
-    """Like train_chain, and logs gradient statistics at every step; returns the losses."""
+    """Like train_chain, and logs gradient statistics at every step; returns the
+    losses."""
     model = make_chain("relu", gain)
     optimizer = keras.optimizers.SGD(LEARNING_RATE, **clip)
     kernels = [layer.kernel for layer in model.layers[:DEPTH]]
@@ -1400,10 +1413,12 @@ print(len(chain_log), "tags, e.g.", sorted(chain_log)[:4])
 logged_losses = np.array([v for _, v in chain_log["loss"]])
 earlier_losses = runs["exploding, global_clipnorm=1"][0]
 print(
-    f"max |logged - returned| loss: {np.abs(logged_losses - logged_run_losses).max():.1e}"
+    "max |logged - returned| loss: "
+    f"{np.abs(logged_losses - logged_run_losses).max():.1e}"
 )
 print(
-    f"max |logged - earlier run| loss: {np.abs(logged_losses - earlier_losses).max():.1e}"
+    "max |logged - earlier run| loss: "
+    f"{np.abs(logged_losses - earlier_losses).max():.1e}"
 )
 assert len(logged_losses) == TRAIN_STEPS
 assert np.array_equal(logged_losses, logged_run_losses.astype(np.float32))
@@ -1422,7 +1437,8 @@ BAND_PERCENTILES = np.array([0, 6.68, 15.87, 30.85, 50, 69.15, 84.13, 93.32, 100
 
 
 def histogram_percentiles(table, percentiles=BAND_PERCENTILES):
-    """Percentiles of the data behind a [buckets, 3] table, assuming uniform spread within a bucket."""
+    """Percentiles of the data behind a [buckets, 3] table, assuming uniform spread
+    within a bucket."""
     left, right, counts = table.T
     cumulative = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
     edges = np.concatenate([left[:1], right])
@@ -1433,7 +1449,8 @@ last_layer_tables = [table for _, table in chain_log[f"grads/layer{DEPTH:02d}"]]
 bands = np.array([histogram_percentiles(table) for table in last_layer_tables])
 first = last_layer_tables[0]
 print(
-    f"step 0: {first[:, 2].sum():.0f} entries, min {first[0, 0]:.4g}, median {bands[0, 4]:.4g}, "
+    f"step 0: {first[:, 2].sum():.0f} entries, min {first[0, 0]:.4g}, median "
+    f"{bands[0, 4]:.4g}, "
     f"max {first[-1, 1]:.4g}"
 )
 assert all(
