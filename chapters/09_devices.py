@@ -185,14 +185,25 @@ x_batch, y_batch = x_train[batch].astype(np.float64), y_train[batch]
 replicas = 4
 shards = np.split(np.arange(96), replicas)
 
-batch_gradient_W, _ = softmax_regression_gradient(W_random, b_random, x_batch, y_batch, divide_by=96)
-global_scaled_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0] for s in shards)
-shard_mean_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0] for s in shards)
+batch_gradient_W, _ = softmax_regression_gradient(
+    W_random, b_random, x_batch, y_batch, divide_by=96
+)
+global_scaled_W = sum(
+    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0]
+    for s in shards
+)
+shard_mean_W = sum(
+    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0]
+    for s in shards
+)
 
 gap_correct = np.abs(global_scaled_W - batch_gradient_W).max()
 gap_bug = np.abs(shard_mean_W - replicas * batch_gradient_W).max()
 print(f"max |sum of shard gradients / B    - batch gradient|     = {gap_correct:.1e}")
-print(f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = {gap_bug:.1e}")
+print(
+    f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = "
+    f"{gap_bug:.1e}"
+)
 assert gap_correct < 1e-15 and gap_bug < 1e-14
 
 # %% [markdown]
@@ -214,11 +225,15 @@ print("batches:", batches.shape, "first images of batch 0:", batches[0, :5])
 
 
 def per_example_loss(W, b, x, y):
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=y, logits=tf.matmul(x, W) + b
+    )
 
 
 def train_one_device():
-    """The reference: one device, mean loss over the batch; returns the weights after every step."""
+    """The reference: one device, mean loss over the batch; returns the weights after
+    every step.
+    """
     W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
 
     @tf.function
@@ -238,8 +253,12 @@ def train_one_device():
 
 
 reference, reference_losses = train_one_device()
-print(f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}")
-assert abs(reference_losses[0] - np.log(10)) < 1e-6  # zero weights: uniform probabilities
+print(
+    f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}"
+)
+assert (
+    abs(reference_losses[0] - np.log(10)) < 1e-6
+)  # zero weights: uniform probabilities
 assert reference_losses[-1] < 0.5 * reference_losses[0]
 
 # %% [markdown]
@@ -264,14 +283,22 @@ with graph.as_default():  # TF1: build a graph, then run it in a session
     W_tf1 = tf1.get_variable("W", [784, 10], initializer=tf1.zeros_initializer())
     b_tf1 = tf1.get_variable("b", [10], initializer=tf1.zeros_initializer())
     tower_gradients = []
-    for k, (x_shard, y_shard) in enumerate(zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)):
+    for k, (x_shard, y_shard) in enumerate(
+        zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)
+    ):
         with tf.device(f"/cpu:{k}"):
-            tower_loss = tf.reduce_mean(per_example_loss(W_tf1, b_tf1, x_shard, y_shard))
+            tower_loss = tf.reduce_mean(
+                per_example_loss(W_tf1, b_tf1, x_shard, y_shard)
+            )
             tower_gradients.append(tf1.gradients(tower_loss, [W_tf1, b_tf1]))
     with tf.device("/cpu:0"):
-        averaged = [tf.add_n(list(grads)) / towers for grads in zip(*tower_gradients, strict=True)]
+        averaged = [
+            tf.add_n(list(grads)) / towers
+            for grads in zip(*tower_gradients, strict=True)
+        ]
         train_op = tf1.train.GradientDescentOptimizer(LEARNING_RATE).apply_gradients(
-            zip(averaged, [W_tf1, b_tf1], strict=True))
+            zip(averaged, [W_tf1, b_tf1], strict=True)
+        )
     init_op = tf1.global_variables_initializer()
 
 print("tower devices:", [grads[0].device for grads in tower_gradients])
@@ -282,7 +309,10 @@ with tf1.Session(graph=graph) as session:
         session.run(train_op, {x_ph: x_train[batch], y_ph: y_train[batch]})
         tf1_history.append(session.run(W_tf1).copy())
 
-tf1_gap = max(np.abs(W - ref_W).max() for W, (ref_W, _) in zip(tf1_history, reference, strict=True))
+tf1_gap = max(
+    np.abs(W - ref_W).max()
+    for W, (ref_W, _) in zip(tf1_history, reference, strict=True)
+)
 print(f"TF1 towers vs one device, max |W difference| over {STEPS} steps: {tf1_gap:.1e}")
 assert tf1_gap < 1e-6
 
@@ -308,18 +338,24 @@ assert tf1_gap < 1e-6
 # must be restarted). We compare 1, 2 and 4 replicas in one process, so we pick the simple reduction that
 # copies the values to one device and adds them there, `ReductionToOneDevice`.
 
+
 # %%
 def mirrored_strategy(replicas):
     return tf.distribute.MirroredStrategy(
-        [f"/cpu:{k}" for k in range(replicas)], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        [f"/cpu:{k}" for k in range(replicas)],
+        cross_device_ops=tf.distribute.ReductionToOneDevice(),
     )
 
 
 def shard_of(array, batch, replicas):
-    """A function that gives each replica its slice of the global batch: replica k gets shard k."""
+    """A function that gives each replica its slice of the global batch: replica k gets
+    shard k.
+    """
+
     def for_replica(context):
         k, size = context.replica_id_in_sync_group, len(batch) // replicas
-        return array[batch[k * size:(k + 1) * size]]
+        return array[batch[k * size : (k + 1) * size]]
+
     return for_replica
 
 
@@ -331,6 +367,7 @@ def shard_of(array, batch, replicas):
 # the mirrored variables. The step returns the loss summed over replicas with `strategy.reduce`, which is the
 # global batch loss when the loss is scaled correctly.
 
+
 # %%
 def train_mirrored(replicas, scale_by_global_batch=True):
     strategy = mirrored_strategy(replicas)
@@ -341,11 +378,17 @@ def train_mirrored(replicas, scale_by_global_batch=True):
         with tf.GradientTape() as tape:
             losses = per_example_loss(W, b, x, y)
             if scale_by_global_batch:
-                loss = tf.nn.compute_average_loss(losses, global_batch_size=GLOBAL_BATCH)
+                loss = tf.nn.compute_average_loss(
+                    losses, global_batch_size=GLOBAL_BATCH
+                )
             else:
-                loss = tf.reduce_mean(losses)  # the bug: mean over this replica's shard only
+                loss = tf.reduce_mean(
+                    losses
+                )  # the bug: mean over this replica's shard only
         gradients = tape.gradient(loss, [W, b])
-        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, gradients
+        )
         W.assign_sub(LEARNING_RATE * grad_W)
         b.assign_sub(LEARNING_RATE * grad_b)
         return loss
@@ -357,8 +400,12 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 
     history, losses = [], []
     for batch in batches:
-        x = strategy.experimental_distribute_values_from_function(shard_of(x_train, batch, replicas))
-        y = strategy.experimental_distribute_values_from_function(shard_of(y_train, batch, replicas))
+        x = strategy.experimental_distribute_values_from_function(
+            shard_of(x_train, batch, replicas)
+        )
+        y = strategy.experimental_distribute_values_from_function(
+            shard_of(y_train, batch, replicas)
+        )
         losses.append(float(step(x, y)))
         history.append((W.numpy().copy(), b.numpy().copy()))
     copies = [v.numpy() for v in strategy.experimental_local_results(W)]
@@ -369,11 +416,16 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 # Now the check that matters: 2 and 4 replicas against one device, the weights compared after every one of
 # the 30 steps, and the copies of $W$ on the replicas compared with each other.
 
+
 # %%
 def step_gaps(history):
     """Largest |difference| from the one-device reference in W and b, after each step."""
-    return np.array([max(np.abs(W - ref_W).max(), np.abs(b - ref_b).max())
-                     for (W, b), (ref_W, ref_b) in zip(history, reference, strict=True)])
+    return np.array(
+        [
+            max(np.abs(W - ref_W).max(), np.abs(b - ref_b).max())
+            for (W, b), (ref_W, ref_b) in zip(history, reference, strict=True)
+        ]
+    )
 
 
 mirrored_gaps, mirrored_losses = {}, {}
@@ -382,8 +434,12 @@ for replicas in (2, 4):
     mirrored_gaps[replicas], mirrored_losses[replicas] = step_gaps(history), losses
     copies_equal = all(np.array_equal(copy, copies[0]) for copy in copies)
     loss_gap = np.abs(losses - reference_losses).max()
-    print(f"{replicas} replicas: max |weight difference| over {STEPS} steps {mirrored_gaps[replicas].max():.1e}, "
-          f"max |loss difference| {loss_gap:.1e}, copies on the replicas identical: {copies_equal}")
+    print(
+        f"{replicas} replicas: max |weight difference| over {STEPS} steps "
+        f"{mirrored_gaps[replicas].max():.1e}, "
+        f"max |loss difference| {loss_gap:.1e}, copies on the replicas identical: "
+        f"{copies_equal}"
+    )
     assert mirrored_gaps[replicas].max() < 1e-6 and loss_gap < 1e-6 and copies_equal
 
 # %% [markdown]
@@ -401,8 +457,14 @@ buggy_history, buggy_losses, _ = train_mirrored(2, scale_by_global_batch=False)
 buggy_gaps = step_gaps(buggy_history)
 first_W, first_ref_W = buggy_history[0][0], reference[0][0]
 doubling_gap = np.abs(first_W - 2 * first_ref_W).max()
-print(f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x reference| = {doubling_gap:.1e}")
-print(f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is {reference_losses[0]:.6f})")
+print(
+    f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x "
+    f"reference| = {doubling_gap:.1e}"
+)
+print(
+    f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is "
+    f"{reference_losses[0]:.6f})"
+)
 print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
 assert doubling_gap < 1e-6 * np.abs(first_W).max() + 1e-8
 assert abs(buggy_losses[0] - 2 * reference_losses[0]) < 1e-5
@@ -418,10 +480,25 @@ assert buggy_gaps[-1] > 1e4 * mirrored_gaps[2].max()
 fig, ax = plt.subplots(figsize=(6.6, 3.6))
 steps_axis = np.arange(1, STEPS + 1)
 for replicas, gaps in mirrored_gaps.items():
-    ax.semilogy(steps_axis, np.maximum(gaps, 1e-10), "o-", ms=3, label=f"{replicas} replicas, loss / global batch")
-ax.semilogy(steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)")
+    ax.semilogy(
+        steps_axis,
+        np.maximum(gaps, 1e-10),
+        "o-",
+        ms=3,
+        label=f"{replicas} replicas, loss / global batch",
+    )
+ax.semilogy(
+    steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)"
+)
 ax.axhline(np.finfo(np.float32).eps, color="0.5", ls="--", lw=1)
-ax.text(STEPS, np.finfo(np.float32).eps * 1.6, "float32 epsilon", ha="right", va="bottom", color="0.4")
+ax.text(
+    STEPS,
+    np.finfo(np.float32).eps * 1.6,
+    "float32 epsilon",
+    ha="right",
+    va="bottom",
+    color="0.4",
+)
 ax.set_xlabel("step")
 ax.set_ylabel("max |weights - one-device weights|")
 ax.legend(loc="center right")
@@ -437,11 +514,22 @@ plt.show()
 strategy = mirrored_strategy(2)
 ten_losses = tf.ones([10])
 default_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses))
-explicit_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96))
-print("default:", [float(v) for v in strategy.experimental_local_results(default_scaled)],
-      " global_batch_size=96:", [float(v) for v in strategy.experimental_local_results(explicit_scaled)])
-assert all(float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled))
-assert all(abs(float(v) - 10 / 96) < 1e-7 for v in strategy.experimental_local_results(explicit_scaled))
+explicit_scaled = strategy.run(
+    lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96)
+)
+print(
+    "default:",
+    [float(v) for v in strategy.experimental_local_results(default_scaled)],
+    " global_batch_size=96:",
+    [float(v) for v in strategy.experimental_local_results(explicit_scaled)],
+)
+assert all(
+    float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled)
+)
+assert all(
+    abs(float(v) - 10 / 96) < 1e-7
+    for v in strategy.experimental_local_results(explicit_scaled)
+)
 
 # %% [markdown]
 # Each of the two replicas holds 10 losses of 1, and by default divides their sum by $10 \times 2$.
@@ -468,19 +556,38 @@ class RecordWeights(keras.callbacks.Callback):
 
 def fit_keras(strategy):
     with strategy.scope():
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
-        model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = keras.Sequential(
+            [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(LEARNING_RATE),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     recorder = RecordWeights()
-    model.fit(x_ordered, y_ordered, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
-              callbacks=[recorder])
+    model.fit(
+        x_ordered,
+        y_ordered,
+        batch_size=GLOBAL_BATCH,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[recorder],
+    )
     return recorder.history
 
 
-keras_gaps = {name: step_gaps(fit_keras(strategy)) for name, strategy in
-              [("default (one device)", tf.distribute.get_strategy()), ("2 replicas", mirrored_strategy(2))]}
+keras_gaps = {
+    name: step_gaps(fit_keras(strategy))
+    for name, strategy in [
+        ("default (one device)", tf.distribute.get_strategy()),
+        ("2 replicas", mirrored_strategy(2)),
+    ]
+}
 for name, gaps in keras_gaps.items():
-    print(f"Keras fit, {name}: max |weight difference| from the custom loop over {STEPS} steps {gaps.max():.1e}")
+    print(
+        f"Keras fit, {name}: max |weight difference| from the custom loop over "
+        f"{STEPS} steps {gaps.max():.1e}"
+    )
     assert len(gaps) == STEPS and gaps.max() < 1e-6
 
 # %% [markdown]
@@ -514,7 +621,7 @@ for name, gaps in keras_gaps.items():
 # which we capture and show only if a worker fails.
 
 # %%
-WORKER_PROGRAM = '''
+WORKER_PROGRAM = """
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
@@ -533,33 +640,43 @@ with strategy.scope():
 
 def replica_step(x, y):
     with tf.GradientTape() as tape:
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
+        logits = tf.matmul(x, W) + b
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch)
     gradients = tape.gradient(loss, [W, b])
-    grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    context = tf.distribute.get_replica_context()
+    grad_W, grad_b = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
     W.assign_sub(learning_rate * grad_W)
     b.assign_sub(learning_rate * grad_b)
     return loss
 
 @tf.function
 def step(x, y):
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=(x, y)), axis=None)
+    per_replica = strategy.run(replica_step, args=(x, y))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
 losses = [float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard]))
           for x, y in zip(x_batches, y_batches)]
 np.savez(output, W=W.numpy(), b=b.numpy(), losses=np.array(losses))
-print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, final loss {losses[-1]:.6f}")
-'''
+print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, "
+      f"final loss {losses[-1]:.6f}")
+"""
 
 workdir = Path(tempfile.mkdtemp(prefix="gdbook-workers-"))
 (workdir / "worker.py").write_text(WORKER_PROGRAM)
-np.savez(workdir / "batches.npz", x=x_train[batches], y=y_train[batches], learning_rate=LEARNING_RATE)
+np.savez(
+    workdir / "batches.npz",
+    x=x_train[batches],
+    y=y_train[batches],
+    learning_rate=LEARNING_RATE,
+)
 print(sorted(p.name for p in workdir.iterdir()))
 
 
 # %% [markdown]
 # Each worker needs a port. We ask the operating system for free ones (binding to port 0 picks one), then
 # write each worker's `TF_CONFIG`: the same cluster, a different task index.
+
 
 # %%
 def free_port():
@@ -569,7 +686,10 @@ def free_port():
 
 
 cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
-tf_configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}}) for k in range(2)]
+tf_configs = [
+    json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
+    for k in range(2)
+]
 print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to run
 
 
@@ -578,19 +698,35 @@ print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to
 # happens (a worker crashes, the deadline passes, the cell is interrupted) the `finally` clause kills any
 # worker still running, so no process outlives the call.
 
+
 # %% tags=["nbval-ignore-output"]
 def run_workers(deadline_seconds=300):
     workers, results = [], []
     deadline = time.monotonic() + deadline_seconds
     try:
         for k, tf_config in enumerate(tf_configs):
-            workers.append(subprocess.Popen(
-                [sys.executable, str(workdir / "worker.py"), str(workdir / "batches.npz"), str(workdir / f"out{k}.npz")],
-                env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(workdir / "worker.py"),
+                        str(workdir / "batches.npz"),
+                        str(workdir / f"out{k}.npz"),
+                    ],
+                    env={**os.environ, "TF_CONFIG": tf_config},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         for worker in workers:
-            stdout, stderr = worker.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            stdout, stderr = worker.communicate(
+                timeout=max(1.0, deadline - time.monotonic())
+            )
             if worker.returncode != 0:
-                raise RuntimeError(f"worker exited with {worker.returncode}:\n{stderr[-3000:]}")
+                raise RuntimeError(
+                    f"worker exited with {worker.returncode}:\n{stderr[-3000:]}"
+                )
             results.append(stdout.strip())
     finally:
         for worker in workers:
@@ -614,11 +750,18 @@ for line in run_workers():
 # %%
 outputs = [np.load(workdir / f"out{k}.npz") for k in range(2)]
 final_W, final_b = reference[-1]
-workers_identical = np.array_equal(outputs[0]["W"], outputs[1]["W"]) and np.array_equal(outputs[0]["b"], outputs[1]["b"])
-worker_gap = max(max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max()) for out in outputs)
+workers_identical = np.array_equal(outputs[0]["W"], outputs[1]["W"]) and np.array_equal(
+    outputs[0]["b"], outputs[1]["b"]
+)
+worker_gap = max(
+    max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max())
+    for out in outputs
+)
 worker_loss_gap = np.abs(outputs[0]["losses"] - reference_losses).max()
 print(f"the two workers' weights identical: {workers_identical}")
-print(f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}")
+print(
+    f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}"
+)
 print(f"max |worker loss - one-device loss| over the steps: {worker_loss_gap:.1e}")
 assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 
@@ -664,8 +807,14 @@ assert not workdir.exists()
 # seen, so that all curves share one horizontal axis. To be fast, a whole run is one `tf.function`.
 
 # %%
-x_large, y_large = tf.constant(mnist.x_train[:12000]), tf.constant(mnist.y_train[:12000].astype(np.int64))
-x_held_out, y_held_out = tf.constant(mnist.x_test[:2000]), tf.constant(mnist.y_test[:2000].astype(np.int64))
+x_large, y_large = (
+    tf.constant(mnist.x_train[:12000]),
+    tf.constant(mnist.y_train[:12000].astype(np.int64)),
+)
+x_held_out, y_held_out = (
+    tf.constant(mnist.x_test[:2000]),
+    tf.constant(mnist.y_test[:2000].astype(np.int64)),
+)
 PER_REPLICA_BATCH, BASE_RATE, EPOCHS, MEASURE_EVERY = 50, 0.1, 3, 800
 
 
@@ -675,8 +824,10 @@ def mean_loss(W, b, x, y):
 
 @tf.function(reduce_retracing=True)
 def train_run(batch_ids, rates, measure_every_steps):
-    """Gradient descent from zero weights; returns the final W, b and the held-out loss at the start
-    and after every measure_every_steps steps."""
+    """Gradient descent from zero weights.
+
+    Returns the final W, b and the held-out loss at the start and after every
+    measure_every_steps steps."""
     W, b = tf.zeros([784, 10]), tf.zeros([10])
     measured = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
     measured = measured.write(0, mean_loss(W, b, x_held_out, y_held_out))
@@ -688,7 +839,9 @@ def train_run(batch_ids, rates, measure_every_steps):
         grad_W, grad_b = tape.gradient(loss, [W, b])
         W, b = W - rates[s] * grad_W, b - rates[s] * grad_b
         if (s + 1) % measure_every_steps == 0:
-            measured = measured.write(measured.size(), mean_loss(W, b, x_held_out, y_held_out))
+            measured = measured.write(
+                measured.size(), mean_loss(W, b, x_held_out, y_held_out)
+            )
     return W, b, measured.stack()
 
 
@@ -698,8 +851,13 @@ def learning_rates(rule, replicas, steps):
         return np.full(steps, BASE_RATE)
     if rule == "linear scaling":
         return np.full(steps, BASE_RATE * replicas)
-    # "linear scaling + warm-up": from BASE_RATE * replicas / steps_per_epoch up to BASE_RATE * replicas
-    return BASE_RATE * replicas * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
+    # "linear scaling + warm-up": from BASE_RATE * replicas / steps_per_epoch
+    # up to BASE_RATE * replicas
+    return (
+        BASE_RATE
+        * replicas
+        * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
+    )
 
 
 # %% [markdown]
@@ -719,9 +877,18 @@ for replicas in replica_counts:
         curves[rule, replicas], final_weights[rule, replicas] = curve.numpy(), (W, b)
 images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1]))
 print(f"{len(curves)} runs, {len(images_seen)} measurements each")
-print(f"{'rule':>26} " + " ".join(f"{f'N={n}: final':>11} {'peak':>6}" for n in replica_counts))
+print(
+    f"{'rule':>26} "
+    + " ".join(f"{f'N={n}: final':>11} {'peak':>6}" for n in replica_counts)
+)
 for rule in rules:
-    print(f"{rule:>26} " + " ".join(f"{curves[rule, n][-1]:11.4f} {curves[rule, n].max():6.3f}" for n in replica_counts))
+    print(
+        f"{rule:>26} "
+        + " ".join(
+            f"{curves[rule, n][-1]:11.4f} {curves[rule, n].max():6.3f}"
+            for n in replica_counts
+        )
+    )
 
 # %% [markdown]
 # {numref}`fig-devices-large-batch` plots them.
@@ -730,7 +897,11 @@ for rule in rules:
 fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), sharey=True)
 for ax, rule in zip(axes, rules, strict=True):
     for replicas in replica_counts:
-        ax.plot(images_seen, curves[rule, replicas], label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})")
+        ax.plot(
+            images_seen,
+            curves[rule, replicas],
+            label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})",
+        )
     ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
     ax.set_title(rule)
     ax.set_xlabel("training images seen")
@@ -745,21 +916,36 @@ plt.show()
 # %%
 final = {key: curve[-1] for key, curve in curves.items()}
 peak_after_start = {key: curve[1:].max() for key, curve in curves.items()}
-print("same rate, final loss for N = 1, 4, 16:", [round(float(final["same rate", n]), 4) for n in replica_counts])
-print(f"linear scaling, N = 4 vs N = 1: final {final['linear scaling', 4]:.4f} vs {final['linear scaling', 1]:.4f}")
-print(f"N = 16, largest loss after the first measurement: linear {peak_after_start['linear scaling', 16]:.3f}, "
-      f"with warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f} (start: ln 10 = {np.log(10):.3f})")
+print(
+    "same rate, final loss for N = 1, 4, 16:",
+    [round(float(final["same rate", n]), 4) for n in replica_counts],
+)
+print(
+    f"linear scaling, N = 4 vs N = 1: final {final['linear scaling', 4]:.4f} vs "
+    f"{final['linear scaling', 1]:.4f}"
+)
+print(
+    "N = 16, largest loss after the first measurement: linear "
+    f"{peak_after_start['linear scaling', 16]:.3f}, "
+    f"with warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f} (start: ln "
+    f"10 = {np.log(10):.3f})"
+)
 # 1. Same learning rate: bigger batches, fewer steps, slower progress per image seen.
 assert final["same rate", 1] < final["same rate", 4] < final["same rate", 16]
 assert final["same rate", 16] > 2 * final["same rate", 1]
 # 2. Linear scaling recovers the small-batch curve for N = 4 ...
-assert abs(final["linear scaling", 4] - final["linear scaling", 1]) < 0.01 * final["linear scaling", 1]
+assert (
+    abs(final["linear scaling", 4] - final["linear scaling", 1])
+    < 0.01 * final["linear scaling", 1]
+)
 # 3. ... but at N = 16 the first steps overshoot: the loss rises to more than twice its starting value.
 assert peak_after_start["linear scaling", 16] > 2 * np.log(10)
 # 4. Warm-up cuts the overshoot to a small fraction.
 overshoot = {rule: peak_after_start[rule, 16] - np.log(10) for rule in rules[1:]}
-print(f"N = 16 overshoot above ln 10: linear {overshoot['linear scaling']:.3f}, "
-      f"with warm-up {overshoot['linear scaling + warm-up']:.3f}")
+print(
+    f"N = 16 overshoot above ln 10: linear {overshoot['linear scaling']:.3f}, "
+    f"with warm-up {overshoot['linear scaling + warm-up']:.3f}"
+)
 assert overshoot["linear scaling + warm-up"] < 0.05 * overshoot["linear scaling"]
 
 # %% [markdown]
@@ -785,12 +971,20 @@ assert overshoot["linear scaling + warm-up"] < 0.05 * overshoot["linear scaling"
 # $$ (eq-devices-curvature)
 
 # %%
-x_augmented = np.hstack([mnist.x_train[:12000], np.ones((12000, 1), np.float32)]).astype(np.float64)
+x_augmented = np.hstack(
+    [mnist.x_train[:12000], np.ones((12000, 1), np.float32)]
+).astype(np.float64)
 second_moment = x_augmented.T @ x_augmented / len(x_augmented)
 curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
 largest_stable_rate = 2 / curvature_at_start
-print(f"largest curvature at zero weights: {curvature_at_start:.4f}; stable learning rates below {largest_stable_rate:.4f}")
-assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16 and abs(largest_stable_rate - 0.5) < 0.01
+print(
+    f"largest curvature at zero weights: {curvature_at_start:.4f}; stable learning "
+    f"rates below {largest_stable_rate:.4f}"
+)
+assert (
+    BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
+    and abs(largest_stable_rate - 0.5) < 0.01
+)
 
 
 # %% [markdown]
@@ -801,6 +995,7 @@ assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16 and abs(largest_stab
 # TensorFlow computes a Hessian-vector product as the forward-mode derivative (`ForwardAccumulator`) of the
 # reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. First we check it against
 # {eq}`eq-devices-curvature` at zero, then measure at the end of the large-batch runs.
+
 
 # %%
 @tf.function
@@ -814,20 +1009,29 @@ def hessian_vector_product(W, b, v_W, v_b):
 
 
 def sharpness(W, b, iterations=50):
-    """The largest Hessian eigenvalue of the training loss at (W, b), by power iteration."""
+    """The largest Hessian eigenvalue of the training loss at (W, b), by power
+    iteration.
+    """
     rng = np.random.default_rng(0)
-    v_W, v_b = (tf.constant(rng.normal(size=shape), tf.float32) for shape in (W.shape, b.shape))
+    v_W, v_b = (
+        tf.constant(rng.normal(size=shape), tf.float32) for shape in (W.shape, b.shape)
+    )
     for _ in range(iterations):
         norm = tf.sqrt(tf.reduce_sum(v_W**2) + tf.reduce_sum(v_b**2))
         v_W, v_b = v_W / norm, v_b / norm
         hv_W, hv_b = hessian_vector_product(W, b, v_W, v_b)
-        estimate = float(tf.reduce_sum(hv_W * v_W) + tf.reduce_sum(hv_b * v_b))  # Rayleigh quotient
+        estimate = float(
+            tf.reduce_sum(hv_W * v_W) + tf.reduce_sum(hv_b * v_b)
+        )  # Rayleigh quotient
         v_W, v_b = hv_W, hv_b
     return estimate
 
 
 at_zero = sharpness(tf.zeros([784, 10]), tf.zeros([10]))
-print(f"power iteration at zero weights: {at_zero:.4f} (closed form {curvature_at_start:.4f})")
+print(
+    f"power iteration at zero weights: {at_zero:.4f} (closed form "
+    f"{curvature_at_start:.4f})"
+)
 assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
 
 # %% [markdown]
@@ -836,11 +1040,17 @@ assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
 
 # %%
 edge = {}
-for rule, replicas in [("linear scaling", 4), ("linear scaling", 16), ("linear scaling + warm-up", 16)]:
+for rule, replicas in [
+    ("linear scaling", 4),
+    ("linear scaling", 16),
+    ("linear scaling + warm-up", 16),
+]:
     curvature = sharpness(*final_weights[rule, replicas])
     edge[rule, replicas] = BASE_RATE * replicas * curvature
-    print(f"{rule:>25}, N = {replicas:2}: final sharpness {curvature:.3f}, "
-          f"learning rate x sharpness = {edge[rule, replicas]:.2f}")
+    print(
+        f"{rule:>25}, N = {replicas:2}: final sharpness {curvature:.3f}, "
+        f"learning rate x sharpness = {edge[rule, replicas]:.2f}"
+    )
 assert edge["linear scaling", 4] < 1.0
 assert all(1.5 < edge[rule, 16] < 2.5 for rule in rules[1:])
 
@@ -899,13 +1109,34 @@ assert all(1.5 < edge[rule, 16] < 2.5 for rule in rules[1:])
 uneven = np.split(np.arange(100), [34, 67])
 x_100, y_100 = x_train[:100].astype(np.float64), y_train[:100]
 exact = softmax_regression_gradient(W_random, b_random, x_100, y_100, 100)[0]
-global_scaling = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 100)[0] for s in uneven)
-towers_average = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], len(s))[0] for s in uneven) / 3
-default_scaling = sum(softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 3 * len(s))[0] for s in uneven)
-for name, gradient in [("(a) global", global_scaling), ("(b) towers", towers_average), ("(c) default", default_scaling)]:
-    print(f"{name}: max |difference from the exact gradient| = {np.abs(gradient - exact).max():.1e}")
+global_scaling = sum(
+    softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 100)[0]
+    for s in uneven
+)
+towers_average = (
+    sum(
+        softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], len(s))[0]
+        for s in uneven
+    )
+    / 3
+)
+default_scaling = sum(
+    softmax_regression_gradient(W_random, b_random, x_100[s], y_100[s], 3 * len(s))[0]
+    for s in uneven
+)
+for name, gradient in [
+    ("(a) global", global_scaling),
+    ("(b) towers", towers_average),
+    ("(c) default", default_scaling),
+]:
+    print(
+        f"{name}: max |difference from the exact gradient| = "
+        f"{np.abs(gradient - exact).max():.1e}"
+    )
 assert np.abs(global_scaling - exact).max() < 1e-15
-assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(default_scaling, towers_average, rtol=0, atol=1e-15)
+assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(
+    default_scaling, towers_average, rtol=0, atol=1e-15
+)
 
 # %% [markdown]
 # ```{solution-end}
@@ -947,11 +1178,19 @@ assert np.abs(towers_average - exact).max() > 1e-6 and np.allclose(default_scali
 steps_16 = EPOCHS * 12000 // 800
 ids_16 = tf.constant(batch_indices(12000, 800, steps_16, seed=1))
 short_warmup = BASE_RATE * 16 * np.minimum(1.0, np.arange(1, steps_16 + 1) / 3)
-short_curve = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1))[2].numpy()
-print(f"peak loss after the start: 3-step warm-up {short_curve[1:].max():.3f}, "
-      f"no warm-up {peak_after_start['linear scaling', 16]:.3f}, "
-      f"one-epoch warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f}")
-assert peak_after_start['linear scaling + warm-up', 16] < short_curve[1:].max() < peak_after_start['linear scaling', 16]
+short_curve = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1))[
+    2
+].numpy()
+print(
+    f"peak loss after the start: 3-step warm-up {short_curve[1:].max():.3f}, "
+    f"no warm-up {peak_after_start['linear scaling', 16]:.3f}, "
+    f"one-epoch warm-up {peak_after_start['linear scaling + warm-up', 16]:.3f}"
+)
+assert (
+    peak_after_start["linear scaling + warm-up", 16]
+    < short_curve[1:].max()
+    < peak_after_start["linear scaling", 16]
+)
 
 # %% [markdown]
 # With $B = 800$ the figure's runs were also measured after every step (every 800 images), so the peaks compare like with like.
