@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -103,7 +104,6 @@ print("TensorFlow", tf.__version__)
 # We write $f$ once with NumPy operations, so the same function serves NumPy arrays (for plotting) and
 # TensorFlow tensors (for differentiation).
 
-
 # %%
 def bowl(x, y):
     return x**2 + 3 * y**2 + x * y - 2 * x
@@ -186,7 +186,6 @@ assert np.allclose(bowl_gradient_by_hand(*minimum), 0.0)
 # \nabla g(x, y) = \bigl(2xy + y\cos(xy),\; x^2 + x\cos(xy)\bigr).
 # $$ (eq-gradient-g)
 
-
 # %%
 def g(x, y, sin=np.sin):
     return x**2 * y + sin(x * y)
@@ -210,7 +209,6 @@ def central_difference(f, point, h):
 # %% [markdown]
 # The tape needs TensorFlow operations (`tf.sin` instead of `np.sin`); everything computed inside the
 # `with` block is recorded, and `tape.gradient` walks the record backwards.
-
 
 # %%
 def g_gradient_by_tape(point):
@@ -342,7 +340,6 @@ assert ratios[0] < 0  # a step of 0.6 is too long here: f goes up
 # `tf.enable_eager_execution()`; in TensorFlow 2 it is the default and that function is gone, so the TF2
 # program needs nothing but the tape. Note *what* is printed: the loss is computed before the update, so
 # each line pairs the new $w$ with the loss at the old one.
-
 
 # %%
 def descend_toy_loss(learning_rate, w0=5.0, epochs=40, verbose=False):
@@ -486,7 +483,6 @@ plt.show()
 # flipping sign: the path zig-zags across the valley while crawling along it. The round bowl, $\kappa = 1$,
 # with the same step size goes straight to the centre.
 
-
 # %%
 def descend_2d(kappa, learning_rate, start, steps):
     """Gradient descent on f_kappa with GradientTape; returns the points visited."""
@@ -573,7 +569,6 @@ to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 # ```
 #
 # $\nabla h = (e^x \cos y + y^2,\; -e^x \sin y + 2xy)$. The check, in float64:
-
 
 # %%
 def h_fn(x, y, exp=np.exp, cos=np.cos):
@@ -687,7 +682,6 @@ assert (
 #
 # Float32's machine epsilon is about $1.2 \cdot 10^{-7}$, so the balance point $\varepsilon^{1/3}$ moves up
 # to about $5 \cdot 10^{-3}$, and the best error is only of the order of $\varepsilon^{2/3}$:
-
 
 # %%
 def central_difference_float32(f, point, h):

@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -92,7 +93,6 @@ assert np.array_equal(tf1_slopes, by_hand)
 # graph, and inside that trace `tf.gradients` is legal. The Python `print` runs only while tracing, which
 # is why it shows a symbolic tensor rather than a number, and why it appears once for five calls: later
 # calls with the same input signature reuse the traced graph.
-
 
 # %%
 @tf.function
@@ -317,7 +317,6 @@ assert tape_total == [3.0, 1.0]
 # does not take part", which is usually a bug worth hearing about, such as a layer that was never used
 # or a path through an integer tensor (a cast to `int32` carries no gradient). With `unconnected_gradients=tf.UnconnectedGradients.ZERO` you get zeros
 # of the right shape instead.
-
 
 # %%
 @tf.function
@@ -1008,7 +1007,6 @@ assert row_values[2][1] == -1.0 and row_values[3][1] == 1.0 and not row_values[0
 # at $\alpha = 1/11$ (one step to the exact solution) and below $-1$ when $\alpha > 2/11 \approx 0.18$, where
 # the prediction flips sign and grows.
 
-
 # %%
 def one_system_step(rate):
     w_ex, b_ex = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
@@ -1083,7 +1081,6 @@ assert w_sequence == [2.0, 4.0, 2.0, 4.0, 2.0, 4.0]
 # stable while $\eta < 64 / (\max x'^2 + 1)$, about 13 here. A rate of 10 fits both parameters within
 # three passes. Rescaling the inputs lets one learning rate suit all parameters
 # {cite:p}`lecun2012efficient`; it does not pick that rate for you.
-
 
 # %%
 def scaled_sgd(rate, passes):

@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -77,7 +78,6 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
-
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -112,7 +112,6 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
 
-
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
     """TF2: the same updates, eagerly; returns w before each step."""
@@ -146,7 +145,6 @@ assert np.array_equal(
 # seen. The base class below does that and nothing else; each optimizer adds only its update rule.
 # Like Keras, it evaluates the learning rate at the step count *before* the update (0 on the first step)
 # and applies weight decay, when asked, before the update.
-
 
 # %%
 def check_range(name, value, low, high=None, low_open=False):
@@ -258,7 +256,6 @@ class Optimizer:
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
 
-
 # %%
 class GradientDescent(Optimizer):
     """Equation (eq-optimizers-gd); twin of keras.optimizers.SGD()."""
@@ -303,7 +300,6 @@ class Momentum(Optimizer):
 # $$
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
-
 
 # %%
 class Adagrad(Optimizer):
@@ -352,7 +348,6 @@ class Adagrad(Optimizer):
 # $$ (eq-optimizers-rmsprop)
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
-
 
 # %%
 class RMSprop(Optimizer):
@@ -428,7 +423,6 @@ class RMSprop(Optimizer):
 #
 # instead of adding $\lambda\theta$ to the gradient (L2 regularization), where Adam's division by
 # $\sqrt{v}$ would weaken the decay of exactly those weights whose gradients are large.
-
 
 # %%
 class Adam(Optimizer):
@@ -563,7 +557,6 @@ for name, trace in momentum_traces.items():
 # only says "run both", and the read of $v$ inside $w - v$ may happen before or after $v$ is assigned.
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
-
 
 # %%
 def depends_on(op, other):
@@ -874,7 +867,6 @@ assert compiled_gap <= 1e-6
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
-
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -901,7 +893,6 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
-
 
 # %%
 class TF1StyleRMSprop(RMSprop):

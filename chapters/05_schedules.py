@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -296,7 +297,6 @@ assert np.allclose(
 #
 # Each formula is a few lines of plain Python, a function of the step alone:
 
-
 # %%
 def exponential_decay(step, lr0, decay_steps, rate, staircase=False):
     p = math.floor(step / decay_steps) if staircase else step / decay_steps
@@ -340,7 +340,6 @@ def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha
 # One set of settings per schedule, all starting from (or peaking at) 0.1 and chosen so that the curves
 # can be told apart over 1000 steps. Each entry holds the hand-written function with its arguments, the
 # TF1 function (or `None`) and the Keras object:
-
 
 # %%
 def tf1_schedule(function, *args, **kwargs):
@@ -512,7 +511,6 @@ assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
 # "decaying" rate is a constant. The next cell runs the source problem three ways in TF1: the
 # hand-applied update from above, `minimize` with `global_step`, and `minimize` without it.
 
-
 # %%
 def source_problem_tf1(pass_global_step, steps=11):
     graph = tf.Graph()
@@ -672,7 +670,6 @@ print(
 # The SGD loop runs inside one `tf.function`, so that 1000 steps cost one call. The rates come in as a
 # vector, precomputed from each schedule; this is the same hand-written gradient descent as before.
 
-
 # %%
 @tf.function
 def sgd_line_path(rates, xs, ys):
@@ -794,7 +791,6 @@ assert "has no attribute 'contrib'" in contrib_missing.message
 # Its definition was `scale * tf.nn.l2_loss(weights)`, so we write it as a one-line function and
 # compare the three on $w = (1, -2, 3)$, where $\sum w_i^2 = 14$. The gradients differ the same way:
 # $w$ for `l2_loss`, $2\ell w$ for `L2`, $s w$ for `l2_regularizer`.
-
 
 # %%
 def tf1_l2_regularizer(scale):
@@ -970,7 +966,6 @@ assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
 # coordinate, whatever the size of $g_1$: an L2 penalty small enough not to flip a sign has *no effect
 # at all* on it, while AdamW's first step also shrinks $w$ by $\alpha\lambda w$. The hand-written update
 # {eq}`eq-schedules-adamw`, for one step from $w = (1, 1)$:
-
 
 # %%
 def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps=1e-7):
@@ -1186,7 +1181,6 @@ TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
 # curve. With patience 5 it stops after five epochs without a new best validation loss and goes back to
 # the weights of the best epoch; `tf.keras.callbacks.EarlyStopping(patience=5,
 # restore_best_weights=True)` does the same inside `model.fit`. Applied to the unregularized run:
-
 
 # %%
 def early_stopping_epoch(val_losses, patience=5):

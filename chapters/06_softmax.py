@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -183,7 +184,6 @@ assert abs(float(loss_at_start) - np.log(10)) < 1e-6
 # (about $1.4 \times 10^{-45}$), the softmax rounds it to exactly 0, and $\log 0 = -\infty$. Two small
 # examples with three classes and logits $(0, -50, -120)$ show the two ways it fails.
 
-
 # %%
 def textbook_loss(labels, logits):
     """The source's loss: log of the softmax, multiplied by the one-hot labels."""
@@ -292,7 +292,6 @@ assert batches.shape == (STEPS, BATCH_SIZE)
 # the per-step loss is fetched for the plots, and the test accuracy is recorded before training and after
 # every 100 steps (the source printed it after steps 1, 101, ..., 901).
 
-
 # %% tags=["nbval-ignore-output"]
 def train_tf1(learning_rate):
     """TF1: the source's softmax regression in a graph, trained in a session."""
@@ -359,7 +358,6 @@ assert 0.905 <= tf1_run["test_accuracy"][-1] < 0.93
 # $W \leftarrow W - \alpha \nabla_W L$ and the same for $b$. `tf.function` traces the step into a graph
 # once, so the loop runs at graph speed.
 
-
 # %% tags=["nbval-ignore-output"]
 def train_tape(learning_rate, snapshot_steps=()):
     """TF2: the same model and batches, the stable loss, and gradient descent written
@@ -419,7 +417,6 @@ print(
 # 100 steps; `steps_per_execution=100` lets Keras run 100 steps inside one compiled loop between two calls
 # of the callback, which changes nothing in the arithmetic and removes most of the per-step Python
 # overhead.
-
 
 # %% tags=["nbval-ignore-output"]
 class TestAccuracyEvery(keras.callbacks.Callback):
@@ -526,7 +523,6 @@ assert fast_run["test_accuracy"][-1] >= 0.905
 # 100 on; before training it is 0.098 for both). With the
 # larger rate the loss falls faster at first, but the batch losses are noisier, and after 1000 steps the
 # two test accuracies differ by less than a percentage point.
-
 
 # %% mystnb={"figure": {"caption": "Batch loss and test accuracy.", "name": "fig-softmax-curves"}}
 def running_mean(values, window=50):
@@ -752,7 +748,6 @@ assert 0.45 < 2 / lambda_max < 0.55
 # tutorial's 0.5 sits right at the edge. To test the prediction, we run 30 steps of full-batch gradient
 # descent on the same 10,000 images with learning rates from half to three times $2/\lambda_{\max}$ and
 # record the loss.
-
 
 # %%
 @tf.function

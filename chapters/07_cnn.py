@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -97,7 +98,6 @@ assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1
 # initialises every weight from a normal distribution with standard deviation 0.1 truncated at two standard
 # deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). In Keras:
 
-
 # %%
 def source_network(dropout_rate=0.5):
     """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10
@@ -149,7 +149,6 @@ initial_weights = model.get_weights()
 # | **total** | | **3,274,634** | **27,767,808** |
 #
 # The next cell computes both columns from the model's own shapes and checks the table.
-
 
 # %%
 def layer_flops(layer):
@@ -348,7 +347,6 @@ assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
 # bias-corrected $\sqrt{\hat s}$. The difference is immaterial for training, but essential for
 # bit-identical results.
 
-
 # %%
 class AdamUpdate:
     """Hand-written Adam in Keras' form (eq-cnn-adam)."""
@@ -446,7 +444,6 @@ for name, (moved, difference) in comparisons.items():
 # on the source's network: eagerly (the Python function as it is, op by op), traced once into a graph by
 # `tf.function`, and compiled by XLA with `jit_compile=True`. Each is warmed up by one call (tracing and
 # compiling happen then) and timed over a few steps.
-
 
 # %% tags=["nbval-ignore-output"]
 def time_steps(step, batches=5):
@@ -551,7 +548,6 @@ assert all(
 #   decay to 0 over the remaining steps {cite:p}`loshchilov2017`, and 2 passes over the data in batches of
 #   128.
 
-
 # %%
 def better_network():
     layers = keras.layers
@@ -616,7 +612,6 @@ assert (
 
 # %% [markdown]
 # Training with Keras `fit`, timed; a callback records the loss of every batch for the curves.
-
 
 # %% tags=["nbval-ignore-output"]
 class BatchLosses(keras.callbacks.Callback):

@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -84,7 +85,6 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # (float32) both are far worse. Let us measure it on $f(x) = e^x \sin x$ near $x = 1$, whose derivative
 # $f'(x) = e^x(\sin x + \cos x)$ we know exactly. Rounding errors are erratic from one point to the next,
 # so we report the median relative error over 101 points in $[0.95, 1.05]$.
-
 
 # %%
 def f_test(x):
@@ -186,7 +186,6 @@ plt.show()
 # Here is the check, written once for any loss function and any list of variables. It perturbs one entry
 # at a time with `assign`, evaluates the loss twice, and restores the entry.
 
-
 # %%
 def numerical_gradient(loss_fn, variables, h=1e-6):
     """Central differences of loss_fn() for every entry of every variable."""
@@ -281,7 +280,6 @@ assert max(report_library.values()) < 1e-7
 # gradient through `tf.custom_gradient`. Its derivative is the sigmoid $\sigma(x)$. The buggy version
 # returns $\sigma(x)\,(1 - \sigma(x))$ instead: the derivative of the sigmoid, an easy slip when one has
 # just differentiated one function too many. The forward pass is the same in both.
-
 
 # %%
 @tf.custom_gradient
@@ -392,7 +390,6 @@ assert (
 # the small one underflows to exactly 0 in float32 (below about $10^{-45}$). Two things then go wrong.
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
 # the product $0 \cdot \log 0 = 0 \cdot (-\infty)$ is NaN, even though the prediction is perfect.
-
 
 # %%
 def naive_cross_entropy(labels_one_hot, logits):
@@ -564,7 +561,6 @@ with gdbook.expect_error(tf.errors.InvalidArgumentError) as checked:
 print(checked.message)
 assert "log-probabilities of the naive cross-entropy" in checked.message
 assert "Inf values" in checked.message
-
 
 # %% [markdown]
 # Sprinkling `check_numerics` by hand means guessing where to look. `tf.debugging.enable_check_numerics()`
@@ -840,7 +836,6 @@ assert abs(global_after - CLIP) < 1e-6
 # exactly 1: clipping by value cuts the large entries, and clipping by norm shrinks the variables with
 # large gradients more than the others.
 
-
 # %%
 def flatten(grads):
     return np.concatenate([np.ravel(g) for g in grads]).astype(np.float64)
@@ -954,7 +949,6 @@ for name, points in cliff_paths.items():
 # `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
 # gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
 # within 0.01 of the minimum.
-
 
 # %%
 def first_step_cosine(points):
@@ -1215,7 +1209,6 @@ for step in [0, 1, 2, 18, 19]:
 # count, sum and bucket limits), and a TF2 summary as a `tensor`. One small reader handles all three
 # and groups records by run (subfolder) and tag.
 
-
 # %%
 def read_event_files(logdir):
     """{run: {tag: [(step, value), ...]}} for every event file under logdir."""
@@ -1268,7 +1261,6 @@ assert all(h.num == 2 for _, h in tf1_logged["grads"])
 # so these cells run with or without TensorBoard installed and TensorBoard shows the records as if the
 # wrappers had written them. Both helpers are made of TensorFlow ops only, so they also work inside a
 # `tf.function`.
-
 
 # %%
 def plugin_metadata(plugin_name):
@@ -1356,7 +1348,6 @@ assert all(table[:, 2].sum() == 2 for _, table in tf2_logged["grads"])
 # compiled step (one Python call per step instead of twenty eager writes), with the step number passed
 # as a tensor so that the function is traced once. We log the raw gradients, before the optimizer clips
 # them: what the network produced, not what the optimizer used.
-
 
 # %%
 def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):

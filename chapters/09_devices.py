@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -338,7 +339,6 @@ assert tf1_gap < 1e-6
 # must be restarted). We compare 1, 2 and 4 replicas in one process, so we pick the simple reduction that
 # copies the values to one device and adds them there, `ReductionToOneDevice`.
 
-
 # %%
 def mirrored_strategy(replicas):
     return tf.distribute.MirroredStrategy(
@@ -366,7 +366,6 @@ def shard_of(array, batch, replicas):
 # gradients are summed over replicas with `all_reduce`, and each replica applies the update to its copy of
 # the mirrored variables. The step returns the loss summed over replicas with `strategy.reduce`, which is the
 # global batch loss when the loss is scaled correctly.
-
 
 # %%
 def train_mirrored(replicas, scale_by_global_batch=True):
@@ -415,7 +414,6 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 # %% [markdown]
 # Now the check that matters: 2 and 4 replicas against one device, the weights compared after every one of
 # the 30 steps, and the copies of $W$ on the replicas compared with each other.
-
 
 # %%
 def step_gaps(history):
@@ -677,7 +675,6 @@ print(sorted(p.name for p in workdir.iterdir()))
 # Each worker needs a port. We ask the operating system for free ones (binding to port 0 picks one), then
 # write each worker's `TF_CONFIG`: the same cluster, a different task index.
 
-
 # %%
 def free_port():
     with socket.socket() as probe:
@@ -697,7 +694,6 @@ print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to
 # The launcher starts both workers and waits for them, with a deadline measured on the clock. Whatever
 # happens (a worker crashes, the deadline passes, the cell is interrupted) the `finally` clause kills any
 # worker still running, so no process outlives the call.
-
 
 # %% tags=["nbval-ignore-output"]
 def run_workers(deadline_seconds=300):
@@ -995,7 +991,6 @@ assert (
 # TensorFlow computes a Hessian-vector product as the forward-mode derivative (`ForwardAccumulator`) of the
 # reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. First we check it against
 # {eq}`eq-devices-curvature` at zero, then measure at the end of the large-batch runs.
-
 
 # %%
 @tf.function

@@ -3,6 +3,7 @@
 #   jupytext:
 #     cell_metadata_filter: tags,mystnb,-all
 #     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -12,6 +13,8 @@
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   mystnb:
+#     execution_mode: force
 # ---
 
 # %% [markdown]
@@ -66,16 +69,35 @@
 # ```{nb-exec-table}
 # ```
 #
+# ### Whole-book build times
+#
+# CI (`.ci/run`) times a cold build (every chapter executed, from an empty cache) and a warm rebuild
+# (nothing changed, so nothing is executed), writes both to `_build/build-times.json`, and rebuilds this
+# page, which is executed on every build rather than taken from the cache, to show them:
+
+# %%
+import json
+
+import gdbook
+
+gdbook.setup()
+
+times_file = gdbook.repo_root() / "_build" / "build-times.json"
+if times_file.exists():
+    build_times = json.loads(times_file.read_text())
+    print(f"cold build (every chapter executed): {build_times['cold_seconds']:6.0f} s")
+    print(f"warm rebuild (nothing changed):      {build_times['warm_seconds']:6.0f} s")
+    assert build_times["warm_seconds"] < 30, "the execution cache should make rebuilds fast"
+else:
+    print("not measured for this build: `bash .ci/run` measures and records them")
+
+# %% [markdown]
 # ## Versions
 #
 # The packages this build ran with, next to the versions `requirements.txt` pins. If you run the book with
 # other versions, the numbers may differ in the last digits, and an assert may tell you so.
 
 # %%
-import gdbook
-
-gdbook.setup()
-
 import platform
 import sys
 from importlib import metadata
