@@ -1,0 +1,588 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,mystnb,-all
+#     default_lexer: ipython3
+#     notebook_metadata_filter: mystnb
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (app-tf1-to-tf2)=
+# # From TF1 to TF2
+#
+# The source documents this book reproduces were written for TensorFlow 1. Most of their programs stop at
+# the first line on TensorFlow 2: `tf.Session`, `tf.placeholder` and `tf.log` no longer exist under those
+# names, `tf.contrib` and the MNIST tutorial reader were deleted, and the optimizers moved to Keras. Three
+# changes explain nearly every row of the table below:
+#
+# 1. **Eager execution is the default.** An operation runs when Python reaches it, so there is no graph to
+#    build first, no session to run it in, no placeholder to feed and no initializer to call. A graph is
+#    still available, on request, by decorating a function with `tf.function`.
+# 2. **The namespace was tidied.** Hundreds of top-level names moved into submodules (`tf.log` became
+#    `tf.math.log`), arguments were renamed (`reduction_indices` became `axis`), and `tf.train`'s optimizers
+#    and schedules gave way to `keras.optimizers`.
+# 3. **The TF1 API was frozen, not thrown away.** Almost all of it lives on, unchanged, under
+#    `tf.compat.v1`. Only what sat outside the core library, `tf.contrib` and the tutorials, is gone.
+#
+# Throughout the book, the sources' programs are run "TF1" style through `tf.compat.v1` inside an explicit
+# `with tf.Graph().as_default():` block, next to the TF2 way. This appendix collects every TF1 API that the
+# sources use, with its `tf.compat.v1` spelling, its TF2 replacement and the section of the book where both
+# are shown, and then checks the whole table against the installed TensorFlow.
+
+# %%
+import gdbook
+
+gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+
+import numpy as np
+import tensorflow as tf
+
+# %% [markdown]
+# The other imports: Keras, `inspect` and `importlib` to look names and arguments up, and `IPython.display`
+# to render the table.
+
+# %%
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import io
+import math
+import re
+from typing import NamedTuple
+
+import keras
+from IPython.display import Markdown
+
+print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
+
+
+# %% [markdown]
+# (app-tf1-table)=
+# ## The table
+#
+# Each row below is one entry of a Python list, and the table is generated from that list (open the cell to
+# see it), so the table and the checks in the next section cannot drift apart. In the first column, ✓ marks
+# a name that still exists under the same spelling in the installed TensorFlow 2 and ✗ one that does not;
+# both marks are computed, not typed. A name that still exists does not always mean the same thing: the
+# notes say where it changed.
+
+# %% mystnb={"markdown_format": "myst"} tags=["hide-input"]
+class Row(NamedTuple):
+    """One TF1 API of the source documents. Several spellings are separated by ' | ';
+    `name(keyword=)` means the function must accept that keyword argument."""
+
+    tf1: str  # as the source documents write it
+    compat: str  # the tf.compat.v1 spelling that still runs; "" if gone
+    tf2: str  # the TF2 way ("" if nothing is needed)
+    note: str  # what changed, in a few words
+    where: str  # the section of the book where both are shown
+
+
+ROWS = [
+    Row("tf.Graph", "tf.compat.v1.Graph", "tf.function",
+        "`tf.function` traces Python into a graph; `tf.Graph` itself remains",
+        "[2 · Graph mode](02_tf_gradients.md#graph-mode-then-and-now)"),
+    Row("tf.Session", "tf.compat.v1.Session", "tf.function",
+        "call the function, or just run eagerly; no session",
+        "[2 · Graph mode](02_tf_gradients.md#graph-mode-then-and-now)"),
+    Row("tf.placeholder", "tf.compat.v1.placeholder",
+        "tf.function(input_signature=) | tf.TensorSpec",
+        "inputs are function arguments; `feed_dict` is gone",
+        "[2 · Graph mode](02_tf_gradients.md#graph-mode-then-and-now)"),
+    Row("tf.global_variables_initializer", "tf.compat.v1.global_variables_initializer", "",
+        "nothing: a `tf.Variable` holds its value from creation",
+        "[2 · Graph mode](02_tf_gradients.md#graph-mode-then-and-now)"),
+    Row("tf.local_variables_initializer", "tf.compat.v1.local_variables_initializer", "",
+        "nothing: TF2 has no collection of local variables",
+        "[4 · Momentum](04_optimizers.md#momentum-three-ways-on-the-sources-trace)"),
+    Row("tf.enable_eager_execution", "tf.compat.v1.enable_eager_execution", "",
+        "nothing: eager is the default",
+        "{ref}`3 · What the tape records <tape-records>`"),
+    Row("tf.get_variable", "tf.compat.v1.get_variable",
+        "tf.Variable | keras.layers.Layer.add_weight",
+        "no variable scopes or name-based sharing: keep a Python reference",
+        "[2 · Lists of ys and xs](02_tf_gradients.md#lists-of-ys-and-xs)"),
+    Row("tf.trainable_variables", "tf.compat.v1.trainable_variables",
+        "tf.Module.trainable_variables | keras.Model.trainable_variables",
+        "no global collection: ask the model or module",
+        "[2 · A tiny linear system](02_tf_gradients.md#a-tiny-linear-system-solved-by-hand-in-graph-mode)"),
+    Row("tf.assign", "tf.compat.v1.assign", "tf.Variable.assign",
+        "a method of the variable, run at once",
+        "[4 · Two assignments](04_optimizers.md#why-the-source-runs-the-two-assignments-separately)"),
+    Row("tf.assign_add", "tf.compat.v1.assign_add", "tf.Variable.assign_add",
+        "a method of the variable, run at once",
+        "[4 · Adagrad](04_optimizers.md#the-adagrad-mystery-solved)"),
+    Row("tf.group", "tf.compat.v1.group", "tf.group",
+        "rarely needed: eager code and `tf.function` run stateful ops in program order",
+        "[4 · Two assignments](04_optimizers.md#why-the-source-runs-the-two-assignments-separately)"),
+    Row("tf.gradients", "tf.compat.v1.gradients", "tf.GradientTape.gradient",
+        "`tf.gradients` still exists but raises outside a `tf.function`",
+        "[2 · Graph mode](02_tf_gradients.md#graph-mode-then-and-now), "
+        "{ref}`3 <tape-records>`"),
+    Row("tf.gradients(grad_ys=)", "tf.compat.v1.gradients(grad_ys=)",
+        "tf.GradientTape.gradient(output_gradients=)",
+        "renamed argument",
+        "[2 · grad_ys](02_tf_gradients.md#grad_ys-weighting-the-outputs)"),
+    Row("tf.gradients(stop_gradients=)", "tf.compat.v1.gradients(stop_gradients=)",
+        "tf.stop_gradient",
+        "no tape argument: stop the flow in the forward pass",
+        "[2 · stop_gradients](02_tf_gradients.md#stop_gradients-versus-tfstop_gradient-partial-and-total-derivatives)"),
+    Row("tf.train.GradientDescentOptimizer", "tf.compat.v1.train.GradientDescentOptimizer",
+        "keras.optimizers.SGD",
+        "`minimize` needs a callable loss and `var_list`; or `apply_gradients`",
+        "[6 · TF1 graph](06_softmax.md#a-tf1-a-graph-placeholders-and-a-session), {ref}`below <app-tf1-worked>`"),
+    Row("tf.train.MomentumOptimizer", "tf.compat.v1.train.MomentumOptimizer",
+        "keras.optimizers.SGD(momentum=)",
+        "momentum has no default in TF1; same trajectory at a constant rate",
+        "[4 · Momentum](04_optimizers.md#momentum-three-ways-on-the-sources-trace)"),
+    Row("tf.train.AdagradOptimizer", "tf.compat.v1.train.AdagradOptimizer",
+        "keras.optimizers.Adagrad(initial_accumulator_value=, epsilon=)",
+        "accumulator starts at 0.1 in both; Keras adds `epsilon` inside the root",
+        "[4 · Adagrad](04_optimizers.md#the-adagrad-mystery-solved)"),
+    Row("tf.train.AdamOptimizer", "tf.compat.v1.train.AdamOptimizer",
+        "keras.optimizers.Adam(beta_1=, beta_2=)",
+        "`beta1` became `beta_1`; a different default `epsilon`",
+        "[4 · Conventions](04_optimizers.md#every-convention-that-differs)"),
+    Row("tf.train.Optimizer.minimize(global_step=)",
+        "tf.compat.v1.train.Optimizer.minimize(global_step=)",
+        "keras.optimizers.Optimizer.iterations",
+        "the optimizer counts its own steps",
+        "[5 · A decaying rate](05_schedules.md#a-decaying-rate-in-the-source-document-tf1)"),
+    Row("tf.train.exponential_decay", "tf.compat.v1.train.exponential_decay",
+        "keras.optimizers.schedules.ExponentialDecay",
+        "a schedule object, called with the step",
+        "[5 · Seven schedules](05_schedules.md#seven-schedules-three-ways-each)"),
+    Row("tf.train.natural_exp_decay", "tf.compat.v1.train.natural_exp_decay",
+        "keras.optimizers.schedules.ExponentialDecay",
+        "with decay rate $e^{-k}$ (no class of its own)",
+        "[5 · Seven schedules](05_schedules.md#seven-schedules-three-ways-each)"),
+    Row("tf.train.inverse_time_decay", "tf.compat.v1.train.inverse_time_decay",
+        "keras.optimizers.schedules.InverseTimeDecay",
+        "a schedule object, called with the step",
+        "[5 · Seven schedules](05_schedules.md#seven-schedules-three-ways-each)"),
+    Row("tf.nn.l2_loss", "tf.compat.v1.nn.l2_loss", "tf.nn.l2_loss | keras.regularizers.L2",
+        "unchanged; $\\tfrac12\\sum w^2$, so `L2(beta / 2)` is `beta * l2_loss`",
+        "[5 · L2](05_schedules.md#l2-regularization-three-conventions)"),
+    Row("tf.contrib.layers.l2_regularizer", "", "keras.regularizers.L2",
+        "`tf.contrib` was removed; `L2(scale / 2)` gives the same penalty",
+        "[5 · L2](05_schedules.md#l2-regularization-three-conventions)"),
+    Row("tensorflow.examples.tutorials.mnist.input_data.read_data_sets", "",
+        "keras.datasets.mnist.load_data | tf.data.Dataset.batch",
+        "the tutorial reader and its `next_batch` were removed; this book ships its own copy",
+        "[6 · The data](06_softmax.md#the-data)"),
+    Row("tf.log", "tf.compat.v1.log", "tf.math.log",
+        "moved; `log(softmax)` is unstable, use the logits",
+        "[6 · A numerical trap](06_softmax.md#a-numerical-trap-in-the-textbook-loss)"),
+    Row("tf.reduce_sum(reduction_indices=)", "tf.compat.v1.reduce_sum(reduction_indices=)",
+        "tf.reduce_sum(axis=)",
+        "renamed argument; the old name raises `TypeError`",
+        "[8 · Log of 0](08_debugging.md#log-of-0), {ref}`below <app-tf1-worked>`"),
+    Row("tf.summary.scalar | tf.summary.histogram", "tf.compat.v1.summary.scalar | "
+        "tf.compat.v1.summary.histogram",
+        "tf.summary.scalar(step=) | tf.summary.histogram(step=) | tf.summary.write",
+        "same names, new meaning: they write at once to the default writer",
+        "[8 · Logging gradients](08_debugging.md#logging-gradients)"),
+    Row("tf.summary.merge_all | tf.summary.FileWriter",
+        "tf.compat.v1.summary.merge_all | tf.compat.v1.summary.FileWriter",
+        "tf.summary.create_file_writer",
+        "no summary ops to merge: make a writer the default",
+        "[8 · Logging gradients](08_debugging.md#logging-gradients)"),
+    Row("tf.truncated_normal", "tf.compat.v1.truncated_normal", "tf.random.truncated_normal",
+        "moved", "Chapter 7, *The source's network*"),
+    Row("tf.nn.dropout(keep_prob=)", "tf.compat.v1.nn.dropout(keep_prob=)",
+        "tf.nn.dropout(rate=) | keras.layers.Dropout",
+        "`rate` is the share dropped: `1 - keep_prob`",
+        "Chapter 7, *The source's network*"),
+    Row("tf.train.NewCheckpointReader", "tf.compat.v1.train.NewCheckpointReader",
+        "tf.train.load_checkpoint",
+        "only named in a list of related posts", "not used in the book"),
+]  # fmt: skip
+
+
+def spellings(cell):
+    """The API spellings in one cell of the table."""
+    return [s.strip() for s in cell.split("|") if s.strip()]
+
+
+def resolve(spelling):
+    """The object a spelling names, e.g. 'tf.reduce_sum(axis=)'; raises if it does not exist.
+
+    The dotted name is walked attribute by attribute from `tf`, `keras` or `tensorflow`
+    (importing submodules that are not attributes yet); each `keyword=` in parentheses must
+    be a named parameter of the callable (a catch-all **kwargs does not count)."""
+    match = re.fullmatch(r"([\w.]+)(?:\((.*)\))?", spelling)
+    path, keywords = match[1], re.findall(r"(\w+)=", match[2] or "")
+    root, *parts = path.split(".")
+    obj = {"tf": tf, "keras": keras, "tensorflow": tf}[root]
+    module_name = "tensorflow" if root != "keras" else "keras"
+    for part in parts:
+        module_name += "." + part
+        if not hasattr(obj, part) and inspect.ismodule(obj):
+            obj = importlib.import_module(module_name)  # raises ModuleNotFoundError
+        else:
+            obj = getattr(obj, part)  # raises AttributeError
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    parameters = inspect.signature(target).parameters if keywords else {}
+    for keyword in keywords:
+        if keyword not in parameters:
+            raise TypeError(f"{path} has no argument {keyword!r}")
+    return obj
+
+
+def exists(spelling):
+    try:
+        resolve(spelling)
+    except (AttributeError, ModuleNotFoundError, TypeError):
+        return False
+    return True
+
+
+def code(cell, marks=False):
+    """Markdown for one cell: each spelling in backticks, with ✓/✗ if asked."""
+    return "<br>".join(
+        f"`{s}`" + (" ✓" if exists(s) else " ✗") * marks for s in spellings(cell)
+    )
+
+
+def table_markdown(rows):
+    lines = [
+        "| TF1, as in the sources | `tf.compat.v1` (still runs) | TF2 | what changed | shown in |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        compat = code(row.compat) or "**gone**"
+        tf2 = code(row.tf2) or "(nothing)"
+        lines.append(
+            f"| {code(row.tf1, marks=True)} | {compat} | {tf2} | {row.note} | {row.where} |"
+        )
+    return "\n".join(lines)
+
+
+table = table_markdown(ROWS)
+Markdown(table)
+
+# %% [markdown]
+# Two columns deserve a word. *`tf.compat.v1` (still runs)*: the TF1 function, with its TF1 behaviour,
+# for use inside a graph; in eager code many of them raise or do something different (a placeholder
+# cannot be created eagerly, for example). *TF2*: the idiomatic replacement, which may compute the same
+# thing with different defaults; the linked sections measure those differences.
+#
+# Besides these, the sources use many operations that crossed over unchanged. The list below is checked too,
+# so that "unchanged" is a measured claim rather than a hope:
+
+# %%
+UNCHANGED = """tf.constant tf.Variable tf.zeros tf.matmul tf.add tf.multiply tf.square tf.pow tf.sqrt
+tf.reshape tf.reduce_mean tf.reduce_sum(axis=) tf.argmax tf.equal tf.cast tf.float32 tf.nn.softmax
+tf.nn.relu tf.nn.conv2d tf.nn.max_pool(ksize=) tf.stop_gradient tf.name_scope tf.GradientTape
+tf.random.normal tf.data.Dataset.from_tensor_slices""".split()
+missing_unchanged = [name for name in UNCHANGED if not exists(name)]
+print(f"{len(UNCHANGED)} operations used as written; missing in TF {tf.__version__}:",
+      missing_unchanged or "none")
+assert not missing_unchanged
+
+# %% [markdown]
+# (app-tf1-checks)=
+# ## Checking the table
+#
+# `resolve` (in the table's cell) walks a dotted name one attribute at a time, importing a submodule
+# when the attribute is not there yet, and checks that every `keyword=` is a named parameter of the
+# function. With it, three claims of the table become asserts. First, every spelling in the
+# `tf.compat.v1` column exists:
+
+# %%
+compat_spellings = [s for row in ROWS for s in spellings(row.compat)]
+compat_missing = [s for s in compat_spellings if not exists(s)]
+print(f"{len(compat_spellings)} tf.compat.v1 spellings checked, missing: {compat_missing or 'none'}")
+assert compat_spellings and all(s.startswith("tf.compat.v1.") for s in compat_spellings)
+assert not compat_missing
+
+# %% [markdown]
+# Second, every TF2 replacement exists, with the arguments the table names:
+
+# %%
+tf2_spellings = [s for row in ROWS for s in spellings(row.tf2)]
+tf2_missing = [s for s in tf2_spellings if not exists(s)]
+print(f"{len(tf2_spellings)} TF2 spellings checked, missing: {tf2_missing or 'none'}")
+assert not tf2_missing
+
+# %% [markdown]
+# Third, the rows marked **gone** really are gone: their TF1 spelling fails in TF2, and `tf.compat.v1` has
+# no copy of the module they came from either.
+
+# %%
+gone = [row.tf1 for row in ROWS if not row.compat]
+for spelling in gone:
+    try:
+        resolve(spelling)
+    except (AttributeError, ModuleNotFoundError) as err:
+        print(f"{spelling}: {type(err).__name__}: {err}")
+    else:
+        raise AssertionError(f"{spelling} still exists")
+assert not hasattr(tf.compat.v1, "contrib") and not hasattr(tf.compat.v1, "examples")
+assert len(gone) == 2
+
+# %% [markdown]
+# The TF1 import line of both MNIST programs in the sources is the first thing a reader of the old posts
+# runs into. It fails before any TensorFlow code runs:
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(ModuleNotFoundError) as tutorial_reader:
+    from tensorflow.examples.tutorials.mnist import input_data  # noqa: F401
+
+# %% [markdown]
+# The package `tensorflow.examples` is no longer installed with TensorFlow at all:
+
+# %%
+print(tutorial_reader.message)
+assert "No module named 'tensorflow.examples" in tutorial_reader.message
+assert importlib.util.find_spec("tensorflow.examples") is None
+
+# %% [markdown]
+# The renamed arguments fail differently. `tf.reduce_sum` still exists, so the source's loss gets as far as
+# the call and then stops on the keyword:
+
+# %% tags=["raises-exception"]
+probabilities = tf.constant([[0.25, 0.75], [0.5, 0.5]])
+with gdbook.expect_error(TypeError) as old_keyword:
+    tf.reduce_sum(probabilities, reduction_indices=[1])
+
+# %% [markdown]
+# The message names the keyword, and the `tf.compat.v1` function still takes it, with the same result
+# as `axis=1`:
+
+# %%
+print(old_keyword.message)
+assert "reduction_indices" in old_keyword.message
+by_old_keyword = tf.compat.v1.reduce_sum(probabilities, reduction_indices=[1])
+by_axis = tf.reduce_sum(probabilities, axis=1)
+print("reduction_indices=[1]:", by_old_keyword.numpy(), " axis=1:", by_axis.numpy())
+assert np.array_equal(by_old_keyword.numpy(), by_axis.numpy())
+
+
+# %% [markdown]
+# ### Defaults that moved with the optimizers
+#
+# The table says that Keras' Adagrad adds an `epsilon` and that Adam's default `epsilon` changed. Both
+# claims can be read off the constructors' signatures, which we compare for the four optimizers of the
+# sources (TF1 argument names on the first line, Keras names on the second; "required" means the argument
+# has no default):
+
+# %%
+def defaults(cls):
+    return {
+        name: ("required" if p.default is inspect.Parameter.empty else p.default)
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "kwargs", "name", "use_locking")
+    }
+
+
+OPTIMIZER_PAIRS = {
+    "GradientDescent / SGD": (tf.compat.v1.train.GradientDescentOptimizer, keras.optimizers.SGD),
+    "Momentum / SGD": (tf.compat.v1.train.MomentumOptimizer, keras.optimizers.SGD),
+    "Adagrad / Adagrad": (tf.compat.v1.train.AdagradOptimizer, keras.optimizers.Adagrad),
+    "Adam / Adam": (tf.compat.v1.train.AdamOptimizer, keras.optimizers.Adam),
+}
+SHARED = ["learning_rate", "momentum", "initial_accumulator_value", "beta1", "beta_1",
+          "beta2", "beta_2", "epsilon"]  # fmt: skip
+for pair, (tf1_class, keras_class) in OPTIMIZER_PAIRS.items():
+    tf1_defaults, keras_defaults = defaults(tf1_class), defaults(keras_class)
+    shown_tf1 = {k: v for k, v in tf1_defaults.items() if k in SHARED}
+    shown_keras = {k: v for k, v in keras_defaults.items() if k in SHARED}
+    print(f"{pair:22s} TF1 {shown_tf1}\n{'':22s} Keras {shown_keras}")
+
+# %% [markdown]
+# Three of the four TF1 optimizers demand a learning rate, while every Keras optimizer has a default (which
+# differs from class to class, so always pass it). Momentum's `momentum` was required and now defaults to
+# 0, which is plain gradient descent: forgetting it in a port silently switches momentum off. Adagrad's
+# accumulator starts at 0.1 on both sides; the source's hand-written Adagrad started it at 0, and
+# {ref}`the optimizer chapter <ch-optimizers>` shows that this alone explains the source's "close but not
+# equal" Adagrad. Keras also adds an `epsilon` of $10^{-7}$ inside the square root, which TF1 does not
+# have. Adam's `epsilon` went from $10^{-8}$ to $10^{-7}$.
+
+# %%
+tf1_adagrad, keras_adagrad = (defaults(c) for c in OPTIMIZER_PAIRS["Adagrad / Adagrad"])
+tf1_adam, keras_adam = (defaults(c) for c in OPTIMIZER_PAIRS["Adam / Adam"])
+tf1_momentum = defaults(tf.compat.v1.train.MomentumOptimizer)
+tf1_rate_required = [
+    pair for pair, (tf1_class, _) in OPTIMIZER_PAIRS.items()
+    if defaults(tf1_class)["learning_rate"] == "required"
+]  # fmt: skip
+print("TF1 optimizers that require a learning rate:", tf1_rate_required)
+assert len(tf1_rate_required) == 3
+assert all(defaults(keras_class)["learning_rate"] != "required" for _, keras_class in OPTIMIZER_PAIRS.values())
+assert tf1_momentum["momentum"] == "required"
+assert defaults(keras.optimizers.SGD)["momentum"] == 0.0
+assert tf1_adagrad["initial_accumulator_value"] == keras_adagrad["initial_accumulator_value"] == 0.1
+assert "epsilon" not in tf1_adagrad and keras_adagrad["epsilon"] == 1e-7
+assert tf1_adam["epsilon"] == 1e-8 and keras_adam["epsilon"] == 1e-7
+assert (tf1_adam["beta1"], tf1_adam["beta2"]) == (keras_adam["beta_1"], keras_adam["beta_2"])
+
+# %% [markdown]
+# (app-tf1-worked)=
+# ## A worked example: the source's softmax step, twice
+#
+# The first MNIST program of the sources, reduced to its core: softmax regression, the cross-entropy
+# written with `tf.log` and `reduction_indices`, and gradient descent with learning rate 0.1. We take a
+# batch of 100 training images and run five steps, once as the TF1 program (through `tf.compat.v1`, in a
+# graph, with a placeholder, an initializer and a session) and once rewritten for TF2.
+
+# %%
+mnist = gdbook.load_mnist("flat", one_hot_labels=True)
+batch_images, batch_labels = mnist.x_train[:100], mnist.y_train[:100]
+LEARNING_RATE, STEPS = 0.1, 5
+print("batch:", batch_images.shape, batch_labels.shape, batch_images.dtype)
+
+# %% [markdown]
+# **TF1.** Every line is the source's, with `tf.` replaced by `tf.compat.v1.` where the name moved. The
+# session runs the training op and fetches the loss *before* the update in the same call, which is what
+# TF1 guarantees here because the update depends on the loss's gradient.
+
+# %%
+tf1 = tf.compat.v1  # TF1
+graph = tf.Graph()
+with graph.as_default():
+    x = tf1.placeholder(tf.float32, [None, 784])
+    y = tf1.placeholder(tf.float32, [None, 10])
+    W = tf.Variable(tf.zeros([784, 10]))
+    b = tf.Variable(tf.zeros([10]))
+    y_pred = tf.nn.softmax(tf.matmul(x, W) + b)
+    cross_entropy = tf.reduce_mean(-tf1.reduce_sum(y * tf1.log(y_pred), reduction_indices=[1]))
+    train_step = tf1.train.GradientDescentOptimizer(LEARNING_RATE).minimize(cross_entropy)
+    init = tf1.global_variables_initializer()
+
+tf1_losses = []
+with tf1.Session(graph=graph) as sess:
+    sess.run(init)
+    for _ in range(STEPS):
+        _, loss_value = sess.run([train_step, cross_entropy], {x: batch_images, y: batch_labels})
+        tf1_losses.append(loss_value)
+    tf1_W, tf1_b = sess.run([W, b])
+print("TF1 losses:", np.array(tf1_losses))
+
+# %% [markdown]
+# **TF2.** The graph, the placeholders, the initializer and the session disappear. The model is a
+# function of its inputs, the variables are initialised when created, `tf.math.log` and `axis=1` replace
+# the old spellings, a `GradientTape` records the forward pass, and Keras' `SGD` applies the update.
+# `tf.function` traces the step into a graph once, as the TF1 program did.
+
+# %%
+W2 = tf.Variable(tf.zeros([784, 10]))
+b2 = tf.Variable(tf.zeros([10]))
+optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+
+
+@tf.function
+def train_step_tf2(images, labels):
+    with tf.GradientTape() as tape:
+        probabilities = tf.nn.softmax(tf.matmul(images, W2) + b2)
+        loss = tf.reduce_mean(-tf.reduce_sum(labels * tf.math.log(probabilities), axis=1))
+    optimizer.apply_gradients(zip(tape.gradient(loss, [W2, b2]), [W2, b2], strict=True))
+    return loss
+
+
+tf2_losses = [train_step_tf2(batch_images, batch_labels).numpy() for _ in range(STEPS)]
+print("TF2 losses:", np.array(tf2_losses))
+
+# %% [markdown]
+# Before the first step every logit is zero, the softmax is uniform over ten classes and the loss is
+# exactly $\log 10$. After that the two programs agree step for step, in the loss and in every weight:
+
+# %%
+loss_gap = np.max(np.abs(np.array(tf1_losses) - np.array(tf2_losses)))
+weight_gap = max(np.max(np.abs(tf1_W - W2.numpy())), np.max(np.abs(tf1_b - b2.numpy())))
+print(f"first loss {tf1_losses[0]:.7f}, log 10 = {math.log(10):.7f}")
+print(f"max |TF1 - TF2|: losses {loss_gap:.1e}, weights {weight_gap:.1e}")
+assert math.isclose(tf1_losses[0], math.log(10), rel_tol=1e-6)
+assert tf1_losses[-1] < tf1_losses[0]
+assert loss_gap == 0.0 and weight_gap == 0.0
+
+# %% [markdown]
+# The agreement is exact, not just close: both programs execute the same float32 kernels in the same order
+# (`tf.gradients` and the tape share the registered gradient of every operation, and both optimizers
+# subtract the learning rate times the gradient). The rewrite is mechanical:
+#
+# | TF1 (the source) | TF2 |
+# | --- | --- |
+# | `graph = tf.Graph()`, `with graph.as_default():` | `@tf.function` on the step |
+# | `x = tf.placeholder(...)`, `feed_dict={x: ...}` | an argument of the function |
+# | `tf.log(p)`, `reduce_sum(..., reduction_indices=[1])` | `tf.math.log(p)`, `reduce_sum(..., axis=1)` |
+# | `GradientDescentOptimizer(0.1).minimize(loss)` | `GradientTape` + `SGD(0.1).apply_gradients` |
+# | `sess.run(tf.global_variables_initializer())` | (nothing) |
+# | `sess.run([train_step, loss], feed_dict)` | `train_step_tf2(images, labels)` |
+#
+# The loss itself is the one thing *not* to carry over: the chapter on softmax regression shows how
+# `log(softmax(z))` returns `inf` or `NaN` once a probability underflows, and why
+# `tf.nn.softmax_cross_entropy_with_logits` is the TF2 (and the correct) way to write it.
+#
+# ## Letting a tool do the renaming
+#
+# TensorFlow installs a converter, `tf_upgrade_v2`, that rewrites TF1 source code. We feed it the source's
+# program, shortened, and read what it did:
+
+# %%
+from tensorflow.tools.compatibility import ast_edits, tf_upgrade_v2
+
+SOURCE_PROGRAM = """\
+import tensorflow as tf
+from tensorflow.examples.tutorials.mnist import input_data
+mnist = input_data.read_data_sets('MNIST_data', one_hot=True)
+x = tf.placeholder(tf.float32, [None, 784])
+cross_entropy = tf.reduce_mean(-tf.reduce_sum(y * tf.log(y_pred), reduction_indices=[1]))
+train_step = tf.train.GradientDescentOptimizer(0.1).minimize(cross_entropy)
+regularizer = tf.contrib.layers.l2_regularizer(0.01)
+h_drop = tf.nn.dropout(h, keep_prob)
+with tf.Session() as sess:
+    sess.run(tf.global_variables_initializer())
+"""
+upgrader = ast_edits.ASTCodeUpgrader(tf_upgrade_v2.TFAPIChangeSpec())
+converted = io.StringIO()
+with contextlib.redirect_stdout(io.StringIO()):  # it also prints its report line by line
+    _, report, errors = upgrader.process_opened_file(
+        "source.py", io.StringIO(SOURCE_PROGRAM), "converted.py", converted
+    )
+upgraded_program = converted.getvalue()
+print(upgraded_program)
+
+# %% [markdown]
+# It does the mechanical part of the table well: `tf.log` became `tf.math.log`, `reduction_indices`
+# became `axis`, `keep_prob` became `rate=1 - keep_prob`, the `tf.contrib` regularizer became a Keras one
+# with half the scale, and everything graph-shaped was moved to `tf.compat.v1`. What it leaves alone is as
+# instructive: the session and the placeholders are *kept* (it does not restructure a program into
+# functions), and the deleted tutorial reader passes through untouched, without an error, so the converted
+# program still dies on its second line.
+
+# %%
+assert not errors
+assert "tf.math.log(y_pred)" in upgraded_program and "axis=[1]" in upgraded_program
+assert "rate=1 - (keep_prob)" in upgraded_program
+assert "tf.keras.regularizers.l2(0.5 * (0.01))" in upgraded_program
+assert "tf.compat.v1.Session()" in upgraded_program
+assert "from tensorflow.examples.tutorials.mnist import input_data" in upgraded_program
+assert "input_data" not in report and "examples" not in report
+
+# %% [markdown]
+# ## Why not `disable_eager_execution`?
+#
+# `tf.compat.v1.disable_eager_execution()` switches the whole process back to TF1 behaviour, after which
+# the sources' programs (with `tf.compat.v1.` prefixes) run as printed. The book does not use it, because it
+# is global and one-way in practice: every later cell, including every TF2 cell, would then build graph
+# nodes instead of computing values, and `GradientTape` code would need a session. A
+# `with tf.Graph().as_default():` block gives the same TF1 semantics to exactly the lines inside it, so a
+# chapter can put a TF1 program and its TF2 rewrite side by side, as above. Outside the block, eager
+# execution is untouched:
+
+# %%
+with tf.Graph().as_default():
+    inside = tf.executing_eagerly()
+print("eager inside a graph block:", inside, "| outside:", tf.executing_eagerly())
+assert not inside and tf.executing_eagerly()
