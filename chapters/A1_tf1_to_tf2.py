@@ -74,7 +74,10 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # see it), so the table and the checks in the next section cannot drift apart. In the first column, ✓ marks
 # a name that still exists under the same spelling in the installed TensorFlow 2 and ✗ one that does not;
 # both marks are computed, not typed. A name that still exists does not always mean the same thing: the
-# notes say where it changed.
+# second column says where it changed. Below each TF1 name, "`tf.compat.v1` ✓" means that the TF1 function
+# still runs under the TF1 name with `tf.` replaced by `tf.compat.v1.` (`tf.log` becomes
+# `tf.compat.v1.log`, `tf.train.AdamOptimizer` becomes `tf.compat.v1.train.AdamOptimizer`), a rule the
+# next section checks row by row; **gone** means there is no such copy.
 
 # %% mystnb={"markdown_format": "myst"} tags=["hide-input"]
 class Row(NamedTuple):
@@ -176,9 +179,9 @@ ROWS = [
     Row("tf.contrib.layers.l2_regularizer", "", "keras.regularizers.L2",
         "`tf.contrib` was removed; `L2(scale / 2)` gives the same penalty",
         "[5 · L2](05_schedules.md#l2-regularization-three-conventions)"),
-    Row("tensorflow.examples.tutorials.mnist.input_data.read_data_sets", "",
+    Row("tensorflow.examples.tutorials.mnist", "",
         "keras.datasets.mnist.load_data | tf.data.Dataset.batch",
-        "the tutorial reader and its `next_batch` were removed; this book ships its own copy",
+        "its `input_data.read_data_sets` and `next_batch` were removed; this book ships its own copy",
         "[6 · The data](06_softmax.md#the-data)"),
     Row("tf.log", "tf.compat.v1.log", "tf.math.log",
         "moved; `log(softmax)` is unstable, use the logits",
@@ -247,24 +250,35 @@ def exists(spelling):
     return True
 
 
+def breakable(spelling, longest=30):
+    """`spelling` in backticks; a long one in two pieces that may wrap (before '(' or after the last dot)."""
+    if len(spelling) <= longest:
+        return f"`{spelling}`"
+    cut = spelling.find("(") if "(" in spelling else spelling.rfind(".") + 1
+    return f"`{spelling[:cut]}`<wbr>`{spelling[cut:]}`"
+
+
 def code(cell, marks=False):
     """Markdown for one cell: each spelling in backticks, with ✓/✗ if asked."""
     return "<br>".join(
-        f"`{s}`" + (" ✓" if exists(s) else " ✗") * marks for s in spellings(cell)
+        breakable(s) + (" ✓" if exists(s) else " ✗") * marks for s in spellings(cell)
     )
+
+
+def compat_of(tf1_spelling):
+    """The rule every row follows: the TF1 name with `tf.` replaced by `tf.compat.v1.`."""
+    return tf1_spelling.replace("tf.", "tf.compat.v1.", 1)
 
 
 def table_markdown(rows):
     lines = [
-        "| TF1, as in the sources | `tf.compat.v1` (still runs) | TF2 | what changed | shown in |",
-        "| --- | --- | --- | --- | --- |",
+        "| TF1, as in the sources | TF2: the replacement, what changed, where the book shows it |",
+        "| --- | --- |",
     ]
     for row in rows:
-        compat = code(row.compat) or "**gone**"
-        tf2 = code(row.tf2) or "(nothing)"
-        lines.append(
-            f"| {code(row.tf1, marks=True)} | {compat} | {tf2} | {row.note} | {row.where} |"
-        )
+        compat = "`tf.compat.v1` ✓" if row.compat else "`tf.compat.v1`: **gone**"
+        tf2 = code(row.tf2) + "<br>" if row.tf2 else ""
+        lines.append(f"| {code(row.tf1, marks=True)}<br>{compat} | {tf2}{row.note}; {row.where} |")
     return "\n".join(lines)
 
 
@@ -272,10 +286,10 @@ table = table_markdown(ROWS)
 Markdown(table)
 
 # %% [markdown]
-# Two columns deserve a word. *`tf.compat.v1` (still runs)*: the TF1 function, with its TF1 behaviour,
-# for use inside a graph; in eager code many of them raise or do something different (a placeholder
-# cannot be created eagerly, for example). *TF2*: the idiomatic replacement, which may compute the same
-# thing with different defaults; the linked sections measure those differences.
+# Two words of caution. A `tf.compat.v1` function keeps its TF1 behaviour and is meant for use inside a
+# graph; in eager code many of them raise or do something different (a placeholder cannot be created
+# eagerly, for example). And a TF2 replacement is the idiomatic way to do the same job, which does not
+# mean the same numbers: several have different defaults, which the linked sections measure.
 #
 # Besides these, the sources use many operations that crossed over unchanged. The list below is checked too,
 # so that "unchanged" is a measured claim rather than a hope:
@@ -296,15 +310,18 @@ assert not missing_unchanged
 #
 # `resolve` (in the table's cell) walks a dotted name one attribute at a time, importing a submodule
 # when the attribute is not there yet, and checks that every `keyword=` is a named parameter of the
-# function. With it, three claims of the table become asserts. First, every spelling in the
-# `tf.compat.v1` column exists:
+# function. With it, three claims of the table become asserts. First, every TF1 name with a ✓ in the
+# `tf.compat.v1.*` column exists under `tf.compat.v1`, with the arguments the sources pass:
 
 # %%
 compat_spellings = [s for row in ROWS for s in spellings(row.compat)]
 compat_missing = [s for s in compat_spellings if not exists(s)]
+print("\n".join(compat_spellings))
 print(f"{len(compat_spellings)} tf.compat.v1 spellings checked, missing: {compat_missing or 'none'}")
-assert compat_spellings and all(s.startswith("tf.compat.v1.") for s in compat_spellings)
 assert not compat_missing
+for row in ROWS:
+    if row.compat:  # the rule the table relies on
+        assert spellings(row.compat) == [compat_of(s) for s in spellings(row.tf1)], row
 
 # %% [markdown]
 # Second, every TF2 replacement exists, with the arguments the table names:
