@@ -76,11 +76,11 @@
 # page, which is executed on every build rather than taken from the cache, to show them:
 
 # %%
-import json
-
 import gdbook
 
 gdbook.setup()
+
+import json
 
 times_file = gdbook.repo_root() / "_build" / "build-times.json"
 if times_file.exists():
