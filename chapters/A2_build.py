@@ -53,14 +53,20 @@
 #
 # Tests
 # : `pytest` runs the unit tests of `gdbook`, checks the book's structure (pairs in step, the table of
-#   contents matching `chapters/`, every chapter with goals, a summary and exercises), and runs every
-#   chapter through [nbval](https://nbval.readthedocs.io) in lax mode, so that every `assert` in the book is
-#   a test.
+#   contents matching `chapters/`, every chapter with goals, a summary and exercises, timing cells marked),
+#   runs every chapter through [nbval](https://nbval.readthedocs.io) so that every `assert` in the book
+#   is a test, runs the chapters that show errors on purpose as plain scripts, and, when a build and a
+#   browser are at hand, checks the built site in headless Chromium (no JavaScript errors, every image and
+#   animation loads, every equation typeset, navigation and search work). After a build, nbval runs in
+#   strict mode: each cell must print exactly what it printed in the build, which checks that two
+#   executions of the book agree (wall-clock timings are the only outputs exempt).
 #
 # Continuous integration
 # : `.ci/run` starts from a clean clone: a fresh virtual environment, the pinned `requirements.txt`,
-#   `ruff`, `pytest`, then a strict build (`jupyter-book build . -n -W --keep-going`: any warning, broken
-#   reference or failing notebook fails it), and prints how long each chapter took to execute.
+#   `ruff`, a strict build (`jupyter-book build . -n -W --keep-going`: any warning, broken reference or
+#   failing notebook fails it), a warm rebuild that must take under 30 seconds, then `pytest` against
+#   that build, and it prints how long each chapter took to execute. The same steps publish the site
+#   (`.github/workflows/pages.yml`).
 #
 # ## Execution status
 #
