@@ -1525,8 +1525,8 @@ assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is s
 # :label: ex-optimizers-1
 # With a constant learning rate, Keras' and TF1's Momentum give the same iterates. Halve the learning
 # rate after 10 steps (use `keras.optimizers.schedules.PiecewiseConstantDecay`) and run our `Momentum`
-# (Keras' convention) and a TF1-convention version ($a \leftarrow \mu a + g$, $\theta \leftarrow \theta
-# - \alpha a$) on the toy problem. Which one reacts to the new rate at once, and why?
+# (Keras' convention) and a TF1-convention version ($a \leftarrow \mu a + g$,
+# $\theta \leftarrow \theta - \alpha a$) on the toy problem. Which one reacts to the new rate at once, and why?
 # ```
 #
 # ````{solution} ex-optimizers-1

@@ -808,8 +808,8 @@ assert chapter_seconds < 1800
 #
 # ```{exercise}
 # :label: ex-cnn-tf1-momentum
-# Replace `momentum_update` by TF1's accumulator form, $a \leftarrow \mu a + g$, $\theta \leftarrow \theta
-# - \alpha a$, and repeat the comparison with Keras' `SGD(0.001, momentum=0.9)`. Are the weights still
+# Replace `momentum_update` by TF1's accumulator form, $a \leftarrow \mu a + g$,
+# $\theta \leftarrow \theta - \alpha a$, and repeat the comparison with Keras' `SGD(0.001, momentum=0.9)`. Are the weights still
 # identical? How large is the difference after 5 steps?
 # ```
 #
