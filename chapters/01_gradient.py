@@ -195,9 +195,10 @@ def g_gradient_by_hand(x, y):
     return np.array([2 * x * y + y * np.cos(x * y), x**2 + x * np.cos(x * y)])
 
 
-def central_difference(f, point, h):
+def central_difference(f, point, h, dtype=np.float64):
     """The gradient of f at point by central differences, one coordinate at a time."""
-    point = np.asarray(point, dtype=np.float64)
+    point = np.asarray(point, dtype=dtype)
+    h = dtype(h)
     grad = np.zeros_like(point)
     for i in range(point.size):
         step = np.zeros_like(point)
@@ -665,7 +666,6 @@ assert (
     < slowest_factor(1.1 * best_rate)
 )
 
-
 # %% [markdown]
 # ```{solution-end}
 # ```
@@ -684,20 +684,9 @@ assert (
 # to about $5 \cdot 10^{-3}$, and the best error is only of the order of $\varepsilon^{2/3}$:
 
 # %%
-def central_difference_float32(f, point, h):
-    point = np.asarray(point, dtype=np.float32)
-    h = np.float32(h)
-    grad = np.zeros_like(point)
-    for i in range(point.size):
-        step = np.zeros_like(point)
-        step[i] = h
-        grad[i] = (f(*(point + step)) - f(*(point - step))) / (2 * h)
-    return grad
-
-
 errors32 = np.array(
     [
-        np.abs(central_difference_float32(g, point, h) - by_hand).max()
+        np.abs(central_difference(g, point, h, dtype=np.float32) - by_hand).max()
         for h in step_sizes
     ]
 )

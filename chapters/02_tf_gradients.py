@@ -427,39 +427,13 @@ for step in range(11):
     )
 
 # %% [markdown]
-# These are the source's printed values, which we check to a relative tolerance of $10^{-6}$.
+# These are the source's printed values (kept once, in `gdbook.sources`, for every chapter that
+# checks against them), which we check to a relative tolerance of $10^{-6}$.
 
 # %%
-source_sses = np.array(
-    [
-        [320.0, 32.0],
-        [64.799995, 6.4799995],
-        [13.155804, 1.3155804],
-        [2.6777744, 0.26777744],
-        [0.5464407, 0.05464407],
-        [0.11179476, 0.011179476],
-        [0.02293007, 0.002293007],
-        [0.0047151307, 0.00047151305],
-        [0.0009720302, 9.7203025e-05],
-        [0.00020089658, 2.0089657e-05],
-        [4.1624262e-05, 4.162426e-06],
-    ]
-)
-source_predictions = np.array(
-    [
-        4.0,
-        1.8,
-        0.81104267,
-        0.3659081,
-        0.16529378,
-        0.07476455,
-        0.03386006,
-        0.01535437,
-        0.00697148,
-        0.00316936,
-        0.00144264,
-    ]
-)
+from gdbook.sources import LINEAR_SYSTEM_GRADIENT_SUMS_OF_SQUARES as source_sses
+from gdbook.sources import LINEAR_SYSTEM_PREDICTIONS as source_predictions
+
 sse_error = np.max(np.abs(tf1_sses[:11] / source_sses - 1))
 prediction_error = np.max(
     np.abs(tf1_predictions[:11] / source_predictions[:, None] - 1)

@@ -120,39 +120,13 @@ for step, (sse, pred, rate) in enumerate(zip(tf1_sse, tf1_pred, tf1_rate, strict
     )
 
 # %% [markdown]
-# These are the source's printed numbers, digit for digit within float32 precision:
+# These are the source's printed numbers (the same values Chapter 2 checks, kept in `gdbook.sources`),
+# digit for digit within float32 precision:
 
 # %%
-source_sse = np.array(
-    [
-        [320.0, 32.0],
-        [64.799995, 6.4799995],
-        [13.155804, 1.3155804],
-        [2.6777744, 0.26777744],
-        [0.5464407, 0.05464407],
-        [0.11179476, 0.011179476],
-        [0.02293007, 0.002293007],
-        [0.0047151307, 0.00047151305],
-        [0.0009720302, 9.7203025e-05],
-        [0.00020089658, 2.0089657e-05],
-        [4.1624262e-05, 4.162426e-06],
-    ]
-)
-source_pred = np.array(
-    [
-        4.0,
-        1.8,
-        0.81104267,
-        0.3659081,
-        0.16529378,
-        0.07476455,
-        0.03386006,
-        0.01535437,
-        0.00697148,
-        0.00316936,
-        0.00144264,
-    ]
-)
+from gdbook.sources import LINEAR_SYSTEM_GRADIENT_SUMS_OF_SQUARES as source_sse
+from gdbook.sources import LINEAR_SYSTEM_PREDICTIONS as source_pred
+
 sse_error = np.max(np.abs(tf1_sse - source_sse) / source_sse)
 pred_error = np.max(np.abs(tf1_pred - source_pred) / source_pred)
 print(
