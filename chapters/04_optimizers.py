@@ -950,12 +950,12 @@ assert max(tf1_gaps.values()) < 1e-5
 # ## Every convention that differs
 #
 # The same name does not mean the same rule. Here is what we found in the papers, in the source of TF1's
-# `tensorflow/python/training` (and its kernels' documentation) and of Keras 3, and, as stated in its
-# documentation, in PyTorch's `torch.optim`:
+# `tensorflow/python/training` (and its kernels' documentation) and of Keras 3, and in the source of
+# PyTorch 2.13's `torch.optim`:
 #
 # | Convention | Paper | TF1 `tf.compat.v1.train` | Keras 3 | PyTorch |
 # | --- | --- | --- | --- | --- |
-# | Momentum: state and learning rate | heavy ball $\theta_{t+1} = \theta_t - \alpha g_t + \mu(\theta_t - \theta_{t-1})$ | $a \leftarrow \mu a + g$, $\theta \leftarrow \theta - \alpha a$ ($\alpha$ outside) | $m \leftarrow \mu m - \alpha g$, $\theta \leftarrow \theta + m$ ($\alpha$ and sign inside) | $b \leftarrow \mu b + (1-d) g$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside, dampening $d=0$) |
+# | Momentum: state and learning rate | heavy ball $\theta_{t+1} = \theta_t - \alpha g_t + \mu(\theta_t - \theta_{t-1})$ | $a \leftarrow \mu a + g$, $\theta \leftarrow \theta - \alpha a$ ($\alpha$ outside) | $m \leftarrow \mu m - \alpha g$, $\theta \leftarrow \theta + m$ ($\alpha$ and sign inside) | $b_1 = g_1$, then $b \leftarrow \mu b + (1-d) g$; $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside; dampening $d=0$ by default) |
 # | Nesterov | gradient at the look-ahead point $\theta + \mu m$ | $\theta \leftarrow \theta - \alpha g - \alpha\mu a_{t+1}$ | $\theta \leftarrow \theta + \mu m_{t+1} - \alpha g$ | $\theta \leftarrow \theta - \alpha(g + \mu b_{t+1})$ |
 # | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0 |
 # | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
@@ -963,15 +963,16 @@ assert max(tf1_gaps.values()) < 1e-5
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
 # | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
-# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$ | max of uncorrected $v$, then corrected |
-# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | only as an L2 term in the loss | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD/Adam: L2 added to $g$; AdamW: decoupled $\theta \leftarrow \theta - \alpha_t\lambda\theta$, default $0.01$ |
+# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ |
+# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | only as an L2 term in the loss | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with `decoupled_weight_decay=True`): decoupled $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
 #
 # With a constant learning rate the three Momentum forms produce the same iterates (Keras' $m$ is
-# $-\alpha$ times TF1's $a$). They part ways when $\alpha$ changes, because TF1 and PyTorch apply the
-# *new* rate to the whole accumulated velocity while Keras applies it only to the new gradient; an
-# exercise below measures that. In AdamW, the decay is multiplied by the learning rate in Keras and
-# PyTorch, so scheduling the rate also schedules the decay; in the paper, $\alpha$ and $\lambda$ are
-# decoupled and only a schedule multiplier $\eta_t$ scales both.
+# $-\alpha$ times TF1's $a$; PyTorch's $b$ with $d=0$ is TF1's $a$). They part ways when $\alpha$
+# changes, because TF1 and PyTorch apply the *new* rate to the whole accumulated velocity while Keras
+# applies it only to the new gradient; an exercise below measures that. In AdamW, the decay is
+# multiplied by the learning rate in Keras and PyTorch, so scheduling the rate also schedules the
+# decay; in the paper, $\alpha$ and $\lambda$ are decoupled and only a schedule multiplier $\eta_t$
+# scales both.
 #
 # ## Bad arguments fail loudly
 #
