@@ -415,7 +415,9 @@ class RMSprop(Optimizer):
 # $\hat\epsilon$ is a slightly different, step-dependent $\epsilon$. AMSGrad {cite:p}`reddi2018` divides
 # by the largest $v$ seen so far, $\tilde v_t = \max(\tilde v_{t-1}, v_t)$, so the effective step
 # never grows. AdamW {cite:p}`loshchilov2019` *decouples* weight decay from the gradient: before the
-# Adam step, every weight shrinks,
+# Adam step, every weight shrinks, in the form Keras and PyTorch use (the paper multiplies $\lambda\theta$
+# by a schedule multiplier $\eta_t$ rather than by the learning rate; see
+# {ref}`the table of conventions <ch-optimizers-conventions>`),
 #
 # $$
 # \theta \leftarrow \theta - \alpha_t\,\lambda\,\theta ,
@@ -947,6 +949,7 @@ assert max(tf1_gaps.values()) < 1e-5
 # root, Adam keeps $\beta^t$ as a running product instead of calling `pow`). Those are rounding
 # differences; the differences of *convention* are in the next section.
 #
+# (ch-optimizers-conventions)=
 # ## Every convention that differs
 #
 # The same name does not mean the same rule. Here is what we found in the papers, in the source of TF1's

@@ -65,8 +65,11 @@
 # : `.ci/run` starts from a clean clone: a fresh virtual environment, the pinned `requirements.txt`,
 #   `ruff`, a strict build (`jupyter-book build . -n -W --keep-going`: any warning, broken reference or
 #   failing notebook fails it), a warm rebuild that must take under 30 seconds, then `pytest` against
-#   that build, and it prints how long each chapter took to execute. The same steps publish the site
-#   (`.github/workflows/pages.yml`).
+#   that build, and it prints how long each chapter took to execute, next to its budget: a minute for a
+#   chapter that teaches mechanics and for the softmax regression, five minutes for the convolutional
+#   network, on two CPU cores. Shared machines run the same chapter up to twice as fast or as slow from
+#   one hour to the next, so a chapter over its budget is reported, and CI fails at twice the budget. The
+#   same steps publish the site (`.github/workflows/pages.yml`).
 #
 # ## Execution status
 #

@@ -47,7 +47,8 @@ def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
     - TensorFlow's Python and C++ logging down to errors, and its deprecation chatter off;
     - Python's, NumPy's and TensorFlow/Keras' global random seeds set to ``seed``;
     - TensorFlow op determinism on (same inputs, same bits, every run);
-    - the book's matplotlib style.
+    - the book's matplotlib style, and, inside a Jupyter kernel, the inline backend (an
+      ``MPLBACKEND=Agg`` left in the environment would otherwise make every figure vanish).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -73,5 +74,20 @@ def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
     if determinism:
         tf.config.experimental.enable_op_determinism()
 
+    _inline_backend_in_notebooks()
     matplotlib.rcParams.update(plot_style())
     return seed
+
+
+def _inline_backend_in_notebooks() -> None:
+    """Switch a Jupyter kernel to the inline backend if something chose another one."""
+    from gdbook.errors import in_notebook
+
+    if not in_notebook():
+        return
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend():
+        import IPython
+
+        IPython.get_ipython().run_line_magic("matplotlib", "inline")

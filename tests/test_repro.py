@@ -33,3 +33,33 @@ def test_determinism_and_style_are_on():
 
     assert config.is_op_determinism_enabled()
     assert matplotlib.rcParams["axes.spines.top"] is False
+
+
+def test_a_kernel_gets_the_inline_backend_back(monkeypatch):
+    """In a Jupyter kernel, setup() undoes an MPLBACKEND=Agg (which would hide every figure)."""
+    import IPython
+
+    calls = []
+
+    class ZMQInteractiveShell:  # the name is what gdbook.errors.in_notebook looks at
+        def run_line_magic(self, *args):
+            calls.append(args)
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "agg")
+    gdbook.setup()
+    assert calls == [("matplotlib", "inline")]
+
+    calls.clear()
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "module://matplotlib_inline.backend_inline")
+    gdbook.setup()
+    assert calls == []
+
+
+def test_a_script_keeps_its_backend(monkeypatch):
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    before = matplotlib.get_backend()
+    gdbook.setup()
+    assert matplotlib.get_backend() == before
