@@ -614,8 +614,10 @@ assert (
 
 # %% [markdown]
 # We train with the compiled step of the source run, so that both runs record the loss of every batch in
-# the same way. Its update is now Keras' `Adam`, which the comparison above showed to do exactly what
-# `fit` would do with it; a small wrapper gives it the interface of our hand-written updates.
+# the same way (`fit` would do the same arithmetic, but its logs report the running mean of the loss over
+# an epoch, not each batch's loss). The update is Keras' `Adam` itself, applied with `optimizer.apply`, the
+# call `fit` makes once it has the gradients; a small wrapper gives it the interface of our hand-written
+# updates.
 
 # %%
 class KerasUpdate:
