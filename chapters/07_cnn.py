@@ -98,6 +98,7 @@ assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1
 # initialises every weight from a normal distribution with standard deviation 0.1 truncated at two standard
 # deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). In Keras:
 
+
 # %%
 def source_network(dropout_rate=0.5):
     """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10
@@ -149,6 +150,7 @@ initial_weights = model.get_weights()
 # | **total** | | **3,274,634** | **27,767,808** |
 #
 # The next cell computes both columns from the model's own shapes and checks the table.
+
 
 # %%
 def layer_flops(layer):
@@ -347,6 +349,7 @@ assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
 # bias-corrected $\sqrt{\hat s}$. The difference is immaterial for training, but essential for
 # bit-identical results.
 
+
 # %%
 class AdamUpdate:
     """Hand-written Adam in Keras' form (eq-cnn-adam)."""
@@ -445,6 +448,7 @@ for name, (moved, difference) in comparisons.items():
 # on the source's network: eagerly (the Python function as it is, op by op), traced once into a graph by
 # `tf.function`, and compiled by XLA with `jit_compile=True`. Each is warmed up by one call (tracing and
 # compiling happen then) and timed over a few steps.
+
 
 # %% tags=["nbval-ignore-output"]
 def time_steps(step, batches=5):
@@ -552,6 +556,7 @@ assert seconds_per_step["tf.function"] < seconds_per_step["eager"]
 #   decay to 0 over the remaining steps {cite:p}`loshchilov2017`, and 2 passes over the data in batches of
 #   128.
 
+
 # %%
 def better_network():
     layers = keras.layers
@@ -578,9 +583,10 @@ def better_network():
 
 better = better_network()
 better_flops = sum(layer_flops(layer) for layer in better.layers)
+print(f"{better.count_params():,d} parameters")
 print(
-    f"{better.count_params():,d} parameters, {better_flops:,d} forward FLOPs per image "
-    f"({better_flops / FLOPS_PER_IMAGE:.0%} of the source's network)"
+    f"{better_flops:,d} forward FLOPs per image, "
+    f"{better_flops / FLOPS_PER_IMAGE:.0%} of the source's network"
 )
 assert better_flops < 0.4 * FLOPS_PER_IMAGE
 
@@ -618,6 +624,7 @@ assert (
 # an epoch, not each batch's loss). The update is Keras' `Adam` itself, applied with `optimizer.apply`, the
 # call `fit` makes once it has the gradients; a small wrapper gives it the interface of our hand-written
 # updates.
+
 
 # %%
 class KerasUpdate:
@@ -686,17 +693,14 @@ plt.show()
 
 # %%
 source_final_loss = np.mean(source_loss[-window:])
-recipe_smoothed = np.convolve(recipe_loss, np.ones(window) / window, mode="valid")
+recipe_smoothed = np.convolve(recipe_loss, np.ones(window) / window, "valid")
 below = np.flatnonzero(recipe_smoothed < source_final_loss)
 images_to_beat_source = BATCH * (below[0] + window)
-print(
-    f"source's final loss (mean of its last {window} batches): {source_final_loss:.3f}"
-)
-print(
-    f"the recipe's running mean is below it after {images_to_beat_source:,d} images; "
-    f"its warm-up ends after {BATCH * warmup_steps:,d}"
-)
-assert below.size > 0 and images_to_beat_source < BATCH * warmup_steps
+images_in_warmup = BATCH * warmup_steps
+print(f"source's final loss (last {window} batches): {source_final_loss:.3f}")
+print(f"the recipe is below it after {images_to_beat_source:,d} images")
+print(f"the recipe's warm-up ends after {images_in_warmup:,d} images")
+assert below.size > 0 and images_to_beat_source < images_in_warmup
 
 # %% [markdown]
 # ## What the network learned
