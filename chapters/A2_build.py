@@ -53,8 +53,8 @@
 #
 # Tests
 # : `pytest` runs the unit tests of `gdbook`, checks the book's structure (pairs in step, the table of
-#   contents matching `chapters/`, every chapter with goals, a summary and exercises, timing cells marked),
-#   runs every chapter through [nbval](https://nbval.readthedocs.io) so that every `assert` in the book
+#   contents matching `chapters/`, every chapter with goals, a summary and exercises, timing cells marked,
+#   nothing after an expected error in its cell), runs every chapter through [nbval](https://nbval.readthedocs.io) so that every `assert` in the book
 #   is a test, runs the chapters that show errors on purpose as plain scripts, and, when a build and a
 #   browser are at hand, checks the built site in headless Chromium (no JavaScript errors, every image and
 #   animation loads, every equation typeset, navigation and search work). After a build, nbval runs in

@@ -1,6 +1,7 @@
 """The book's structure: chapter pairs in step, the table of contents and chapters/ in agreement,
 and every chapter carrying the parts a reader expects (learning goals, summary, exercises)."""
 
+import ast
 from pathlib import Path
 
 import jupytext
@@ -89,6 +90,34 @@ def test_cells_that_raise_on_purpose_are_checked_afterwards(md):
             assert index + 1 < len(cells) and "assert" in cells[index + 1][1], (
                 f"{md.name}: the cell after a raises-exception cell must assert on the error"
             )
+
+
+def _is_expect_error_block(node: ast.stmt, source: str) -> bool:
+    """A ``with gdbook.expect_error(...)`` that re-raises in a notebook (no ``reraise=`` given)."""
+    if not isinstance(node, ast.With):
+        return False
+    for item in node.items:
+        call = item.context_expr
+        if isinstance(call, ast.Call) and "expect_error" in ast.get_source_segment(source, call.func):
+            return not any(keyword.arg == "reraise" for keyword in call.keywords)
+    return False
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_an_expected_error_ends_its_cell(md):
+    """In the book the error stops its cell, so code after the ``with expect_error`` block would
+    never run there (while a script, where the error is caught, would run it): nothing may follow it,
+    and the cell must be tagged raises-exception."""
+    for kind, source, tags in _cells(md):
+        if kind != "code" or "expect_error(" not in source:
+            continue
+        body = ast.parse(source).body
+        for position, node in enumerate(body):
+            if _is_expect_error_block(node, source):
+                assert position == len(body) - 1, (
+                    f"{md.name}: move the code after the expect_error block to the next cell:\n{source[:200]}"
+                )
+                assert "raises-exception" in tags, f"{md.name}: tag this cell raises-exception:\n{source[:200]}"
 
 
 TIMERS = ("perf_counter(", "time.time(", "process_time(", "monotonic(")
