@@ -956,6 +956,7 @@ assert max(tf1_gaps.values()) < 1e-5
 # `tensorflow/python/training` (and its kernels' documentation) and of Keras 3, and in the source of
 # PyTorch 2.13's `torch.optim`:
 #
+# ```{container} wide-table
 # | Convention | Paper | TF1 `tf.compat.v1.train` | Keras 3 | PyTorch |
 # | --- | --- | --- | --- | --- |
 # | Momentum: state and learning rate | heavy ball $\theta_{t+1} = \theta_t - \alpha g_t + \mu(\theta_t - \theta_{t-1})$ | $a \leftarrow \mu a + g$, $\theta \leftarrow \theta - \alpha a$ ($\alpha$ outside) | $m \leftarrow \mu m - \alpha g$, $\theta \leftarrow \theta + m$ ($\alpha$ and sign inside) | $b_1 = g_1$, then $b \leftarrow \mu b + (1-d) g$; $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside; dampening $d=0$ by default) |
@@ -967,7 +968,8 @@ assert max(tf1_gaps.values()) < 1e-5
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
 # | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
 # | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ |
-# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | only as an L2 term in the loss | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with `decoupled_weight_decay=True`): decoupled $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
+# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | only as an L2 term in the loss | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
+# ```
 #
 # With a constant learning rate the three Momentum forms produce the same iterates (Keras' $m$ is
 # $-\alpha$ times TF1's $a$; PyTorch's $b$ with $d=0$ is TF1's $a$). They part ways when $\alpha$
