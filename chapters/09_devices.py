@@ -598,12 +598,14 @@ for name, gaps in keras_gaps.items():
 # `ReduceOp.SUM` (`keras/src/backend/tensorflow/optimizer.py`), as our loop does. The table sums up who does
 # what in the four implementations of this chapter.
 #
+# ```{container} wide-table
 # | implementation | per-replica loss | all-reduce of gradients | who applies the update |
 # | --- | --- | --- | --- |
 # | TF1 towers | mean over the shard | `add_n` on `/cpu:0`, divided by the number of towers | one optimizer op, on the shared variables |
 # | custom loop, `MirroredStrategy` | `compute_average_loss(..., global_batch_size=B)` | `replica_context.all_reduce(SUM, ...)` | every replica, on its own copy |
 # | Keras `fit`, `MirroredStrategy` | shard mean $\times 1/N$, done by Keras | inside `optimizer.apply_gradients` (SUM) | every replica, on its own copy |
 # | `MultiWorkerMirroredStrategy` (next section) | `compute_average_loss(..., global_batch_size=B)` | collective all-reduce over the network (gRPC) | every worker, on its own copy |
+# ```
 #
 # ## Two workers: `MultiWorkerMirroredStrategy`
 #
