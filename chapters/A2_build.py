@@ -23,8 +23,9 @@
 #
 # This book is a set of [MyST Markdown notebooks](https://mystmd.org) built with
 # [Jupyter Book](https://jupyterbook.org) 1.x. Nothing in it is pasted in from an earlier run: every
-# output, figure and animation is produced by executing the chapters when the book is built, and every
-# number the text states is checked by an `assert` in a cell.
+# output, figure and animation is produced by executing the chapters when the book is built, every
+# number the text states comes from a cell's computation, and every claim a number decides is checked by
+# an `assert` in a cell.
 #
 # ## The pieces
 #
@@ -44,6 +45,24 @@
 # Determinism
 # : Every chapter starts with `gdbook.setup()`: fixed seeds for Python, NumPy and TensorFlow, and
 #   TensorFlow's op determinism switched on, so two builds print the same numbers.
+#
+# Numbers in the prose
+# : A number that depends on the run (an accuracy, a loss, a ratio measured in a cell) is never typed
+#   into the text. The cell that computes it hands it to the page with
+#   [myst-nb's `glue`](https://myst-nb.readthedocs.io/en/latest/render/glue.html)
+#   (`glue("ch6_test_acc", acc, display=False)` in the cell, `` {glue:text}`ch6_test_acc:.2%` `` in the
+#   sentence), or prints it just above the sentence. A claim a number can decide ("about 91%",
+#   "never rises above its start", "agree exactly") has an `assert` that holds it at the precision the
+#   sentence gives. After a build, `tests/test_prose_numbers.py` reads every executed chapter, takes the
+#   numbers of its prose (decimals, exponents, percentages, `a × 10^k`, integers of 1000 and more; not
+#   those inside roles, code or labels) and fails on any that no code or output of that chapter backs at
+#   the precision stated, naming the chapter, the cell and the sentence. A number that needs no
+#   computation (a data set's size, a result a cited paper reports) is listed in
+#   `tests/prose_numbers_allowlist.toml` with its reason; the list is kept short, and an entry that no
+#   longer matches anything fails the test too. What the test cannot catch is a wrong sentence with no
+#   number in it, or a number that happens to be backed by an unrelated one elsewhere in its chapter:
+#   those are caught by the asserts next to the claims and by reading the book with the outputs beside
+#   the prose.
 #
 # Execution and its cache
 # : `jupyter-book build .` executes each chapter in a fresh kernel and stores the result in
