@@ -36,8 +36,7 @@ def test_every_prose_number_is_backed(md):
     assert not findings, (
         f"{len(findings)} number(s) in the prose of {md.name} that no cell computes or prints; "
         "glue them from the cell that computes them, print and assert them, or allowlist a "
-        "definition with its reason in tests/prose_numbers_allowlist.toml:\n"
-        + "\n".join(f"  {f}" for f in findings)
+        "definition with its reason in tests/prose_numbers_allowlist.toml:\n" + "\n".join(f"  {f}" for f in findings)
     )
 
 
