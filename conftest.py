@@ -18,23 +18,33 @@ Two modes, chosen by the environment variable ``GDBOOK_NBVAL``:
     Always lax.
 ``strict``
     Always strict; a chapter without a matching build record fails (CI uses this after its build).
+
+In strict mode the chapter is run as a reader runs the notebook the site offers for download: the
+site's copy (``_build/html/_sources/chapters/NN_name.ipynb``) must exist and hold exactly the code
+that is executed, and the kernel starts in a fresh temporary folder outside the repository, so the
+chapter must find the helper package and the data from anywhere.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from unittest import mock
 
 import jupytext
 import nbformat
 import pytest
+from nbval.kernel import RunningKernel
 from nbval.plugin import IPyNbFile
 
 ROOT = Path(__file__).resolve().parent
 CHAPTERS = ROOT / "chapters"
 BUILD_CACHE = ROOT / "_build" / ".jupyter_cache"
+SITE_SOURCES = ROOT / "_build" / "html" / "_sources" / "chapters"
 SANITIZE_FILE = ROOT / "tests" / "nbval_sanitize.cfg"
 MODES = ("auto", "lax", "strict")
 
@@ -93,15 +103,40 @@ class MystNotebook(IPyNbFile):
                 f"GDBOOK_NBVAL=strict: no build of the current {self.path.name} in {BUILD_CACHE}; "
                 "run `jupyter-book build .` first"
             )
+        self.outside_repo = False
         if reference is not None:
             notebook = reference
             self.compare_outputs = True  # strict: each cell's output must match the build's
+            self.outside_repo = mode == "strict"
+            if self.outside_repo:
+                check_download_matches(self.path, notebook)
         with mock.patch.object(nbformat, "read", lambda *args, **kwargs: notebook):
             yield from super().collect()
 
     def setup(self):
-        super().setup()
+        if self.outside_repo:
+            folder = tempfile.mkdtemp(prefix=f"gdbook-{self.path.stem}-")
+            self.addfinalizer(functools.partial(shutil.rmtree, folder, ignore_errors=True))
+            kernel = functools.partial(RunningKernel, cwd=folder)
+            with mock.patch("nbval.plugin.RunningKernel", lambda name, cwd=None, **kw: kernel(name, **kw)):
+                super().setup()
+        else:
+            super().setup()
         self.sanitize_patterns.update(sanitize_patterns())
+
+
+def code_cells(notebook) -> list[str]:
+    return [cell.source.strip() for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def check_download_matches(md: Path, executed: nbformat.NotebookNode) -> None:
+    """The site's downloadable notebook of ``md`` exists and has the code that is run."""
+    download = SITE_SOURCES / f"{md.stem}.ipynb"
+    if not download.is_file():
+        raise pytest.UsageError(f"the site offers no notebook for {md.name}: {download} is missing")
+    offered = nbformat.read(download, as_version=4)
+    if code_cells(offered) != code_cells(executed):
+        raise pytest.UsageError(f"{download} is not the current {md.name}: rebuild the book")
 
 
 def pytest_collect_file(file_path: Path, parent):

@@ -51,10 +51,10 @@
 #   into the text. The cell that computes it hands it to the page with
 #   [myst-nb's `glue`](https://myst-nb.readthedocs.io/en/latest/render/glue.html)
 #   (`glue("ch6_test_acc", acc, display=False)` in the cell, `` {glue:text}`ch6_test_acc:.2%` `` in the
-#   sentence), or prints it just above the sentence. A claim a number can decide ("about 91%",
-#   "never rises above its start", "agree exactly") has an `assert` that holds it at the precision the
+#   sentence), or prints it just above the sentence. A claim a number can decide (`about 91%`,
+#   `never rises above its start`, `agree exactly`) has an `assert` that holds it at the precision the
 #   sentence gives. After a build, `tests/test_prose_numbers.py` reads every executed chapter, takes the
-#   numbers of its prose (decimals, exponents, percentages, `a × 10^k`, integers of 1000 and more; not
+#   numbers of its prose (decimals, exponents, percentages, `a × 10^k`, integers from a thousand up; not
 #   those inside roles, code or labels) and fails on any that no code or output of that chapter backs at
 #   the precision stated, naming the chapter, the cell and the sentence. A number that needs no
 #   computation (a data set's size, a result a cited paper reports) is listed in
@@ -122,7 +122,9 @@ else:
 # %% [markdown]
 # ## Versions
 #
-# The packages this build ran with, next to the versions `requirements.txt` pins. If you run the book with
+# The packages this build ran with, next to the versions `requirements.in` pins (the book's direct
+# dependencies), and how many of the whole locked tree in `requirements.txt` (generated from
+# `requirements.in`, see the README) are installed at their locked versions. If you run the book with
 # other versions, the numbers may differ in the last digits, and an assert may tell you so.
 
 # %%
@@ -141,7 +143,8 @@ def pinned_requirements(path: Path) -> list[Requirement]:
     """The requirements of `path` that apply to this platform (environment markers evaluated)."""
     wanted = []
     for line in path.read_text().splitlines():
-        line = line.split("#")[0].strip()
+        # A locked line ends in a continuation backslash; hashes are on the lines below it.
+        line = line.split("#")[0].strip().rstrip("\\").strip()
         if not line or line.startswith("-"):
             continue
         requirement = Requirement(line)
@@ -152,7 +155,7 @@ def pinned_requirements(path: Path) -> list[Requirement]:
     return wanted
 
 
-requirements = pinned_requirements(gdbook.repo_root() / "requirements.txt")
+requirements = pinned_requirements(gdbook.repo_root() / "requirements.in")
 print(f"{'package':<18} {'pinned':<14} {'installed':<14}")
 for requirement in requirements:
     pinned = ",".join(str(spec) for spec in requirement.specifier)
@@ -166,6 +169,28 @@ for requirement in requirements:
         else "  <- differs"
     )
     print(f"{requirement.name:<18} {pinned:<14} {installed:<14}{mark}")
+
+
+# %% [markdown]
+# The whole tree, as `requirements.txt` locks it:
+
+# %%
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+locked = pinned_requirements(gdbook.repo_root() / "requirements.txt")
+differs = [
+    (r.name, str(r.specifier), installed_version(r.name))
+    for r in locked
+    if not r.specifier.contains(installed_version(r.name) or "0", prereleases=True)
+]
+print(f"{len(locked)} packages locked for this platform, {len(differs)} installed otherwise")
+for name, locked_at, installed in differs:
+    print(f"  {name:<28} locked {locked_at:<14} installed {installed}")
 
 # %% [markdown]
 # ## External links
@@ -193,7 +218,7 @@ assert links, "no external links found: the pattern is broken"
 #
 # ```bash
 # python3 -m venv .venv && source .venv/bin/activate
-# pip install -r requirements.txt
+# pip install -r requirements.txt && pip install --no-deps -e .   # the locked tree, then gdbook
 # jupyter-book build .                       # the site, in _build/html
 # jupyter-book build . -n -W --keep-going    # the strict build CI runs
 # pytest                                     # every test, every chapter through nbval
