@@ -181,8 +181,10 @@ def test_navigation_reaches_every_chapter(browser, site_url):
 def test_search_finds_adagrad(browser, site_url):
     browser.get(f"{site_url}/search.html?q=Adagrad")
     WebDriverWait(browser, 60).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")
-        or "did not match" in d.find_element(By.ID, "search-results").text
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")
+            or "did not match" in d.find_element(By.ID, "search-results").text
+        )
     )
     results = browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")
     pages = sorted({r.find_element(By.TAG_NAME, "a").get_attribute("href").split("/")[-1] for r in results})
@@ -198,3 +200,23 @@ def test_screenshots(browser, site_url):
         browser.set_window_size(1300, min(height, 8000))
         assert browser.save_screenshot(str(ARTIFACTS / f"screenshot-{name}.png"))
     browser.set_window_size(1300, 1000)
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if page.startswith("chapters/")])
+def test_download_menu_offers_the_executed_notebook(browser, site_url, page):
+    """The download menu links the page's executed notebook (.ipynb, with outputs) next to its .md."""
+    import json
+    import urllib.request
+
+    open_page(browser, f"{site_url}/{page}")
+    links = [
+        a.get_attribute("href")
+        for a in browser.find_elements(By.CSS_SELECTOR, ".dropdown-download-buttons a")
+        if (a.get_attribute("href") or "").endswith(".ipynb")
+    ]
+    assert len(links) == 1, f"{page}: the download menu offers {len(links)} notebooks"
+    with urllib.request.urlopen(links[0], timeout=30) as response:
+        notebook = json.loads(response.read())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert code and "".join(code[0]["source"]).startswith("import gdbook"), f"{links[0]} is not the chapter"
+    assert any(cell.get("outputs") for cell in code), f"{links[0]} has no outputs"
