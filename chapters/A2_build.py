@@ -120,6 +120,66 @@ else:
     print("not measured for this build: `bash .ci/run` measures and records them")
 
 # %% [markdown]
+# ## When strict mode fails on your machine
+#
+# Strict mode compares two executions on the same machine: the outputs of your own build with those of
+# the test run that follows it. The numbers printed on the published site come from CI's machine, and
+# yours may differ from them in the last digits, because TensorFlow's CPU kernels depend on the
+# processor. On x86 TensorFlow uses oneDNN, which picks its kernels by instruction set (AVX2, AVX-512,
+# AMX) and accumulates sums in a different order than TensorFlow's own Eigen kernels; the environment
+# variable `TF_ENABLE_ONEDNN_OPTS=0` switches oneDNN off. The cell below computes the same convolution
+# and matrix product in a subprocess with oneDNN off and compares them with this build's values:
+
+# %%
+import os
+import subprocess
+import sys
+
+import numpy as np
+from myst_nb import glue
+
+PROBE = """
+import numpy as np, tensorflow as tf
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 28, 28, 1)).astype("float32")
+k = rng.standard_normal((5, 5, 1, 32)).astype("float32")
+a = rng.standard_normal((300, 500)).astype("float32")
+conv = tf.nn.conv2d(x, k, 1, "SAME").numpy().ravel()
+np.save("{out}", np.concatenate([conv, tf.matmul(a, a.T).numpy().ravel()]))
+"""
+
+
+def probe(onednn: str, out: str) -> np.ndarray:
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-c", PROBE.format(out=out)]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return np.load(out)
+
+
+# %% [markdown]
+# Both runs in fresh processes, one with oneDNN on (TensorFlow's default here) and one with it off:
+
+# %%
+import tempfile
+
+with tempfile.TemporaryDirectory() as folder:
+    with_onednn = probe("1", f"{folder}/on.npy")
+    without = probe("0", f"{folder}/off.npy")
+    again = probe("1", f"{folder}/again.npy")
+differ = np.mean(with_onednn != without)
+largest = np.max(np.abs(with_onednn - without)) / np.max(np.abs(without))
+print(f"values that differ: {differ:.1%}; largest difference {largest:.1e} of the largest value")
+assert np.array_equal(with_onednn, again), "the same settings must give the same bits"
+glue("a2_onednn_differ", differ, display=False)
+
+# %% [markdown]
+# On this build's machine {glue:text}`a2_onednn_differ:.0%` of the values differ in their last bits
+# between the two settings, while two runs with the same setting agree bit for bit. So if strict mode
+# fails for you: first make sure you compare against a build made on your machine (`_build/` copied from
+# elsewhere will not match), then run `GDBOOK_NBVAL=lax pytest`, which executes every cell and every
+# assert without comparing outputs. An assert that fails on your machine and not in CI is a real finding
+# (a tolerance that is too tight for your CPU): report it with your processor's model.
+#
 # ## Versions
 #
 # The packages this build ran with, next to the versions `requirements.in` pins (the book's direct
