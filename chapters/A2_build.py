@@ -189,7 +189,6 @@ glue("a2_onednn_differ", differ, display=False)
 
 # %%
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 
