@@ -433,7 +433,7 @@ assert f"{loss_at_old_w:f}" == "12.959999" and f"{np.float32(12.96):f}" == "12.9
 # %% [markdown]
 # ## How the learning rate decides
 #
-# The source invites the reader to try other learning rates. Before running anything, we can predict
+# {cite:t}`src002` invite the reader to try other learning rates. Before running anything, we can predict
 # the outcome exactly. Subtract $-1$ (the minimum) from both sides of the update:
 #
 # $$
