@@ -164,6 +164,122 @@ assert "not supported when eager execution is enabled" in eager_call.message
 assert "GradientTape" in eager_call.message
 
 # %% [markdown]
+# ## What `tf.gradients` adds to the graph
+#
+# Counting operations showed that `tf.gradients` builds; a smaller function shows *what* it builds.
+# Take
+#
+# $$
+# z = x y + \sin x, \qquad
+# \frac{\partial z}{\partial x} = y + \cos x, \qquad
+# \frac{\partial z}{\partial y} = x ,
+# $$ (eq-tf-gradients-small)
+#
+# in which $x$ is used twice. The cell builds $z$, remembers which operations the forward pass made,
+# asks `tf.gradients` for both derivatives, and runs *every* operation of the graph at $x = 2$, $y = 3$.
+
+# %%
+small_graph = tf.Graph()
+with small_graph.as_default():  # TF1
+    x_s = tf.compat.v1.placeholder(tf.float32, shape=[], name="x")
+    y_s = tf.compat.v1.placeholder(tf.float32, shape=[], name="y")
+    z_s = tf.add(x_s * y_s, tf.sin(x_s), name="z")
+    forward_ops = small_graph.get_operations()
+    dz_dx, dz_dy = tf.gradients(z_s, [x_s, y_s])
+added_ops = small_graph.get_operations()[len(forward_ops) :]
+
+with tf.compat.v1.Session(graph=small_graph) as session:
+    node_values = session.run(
+        {op.name: op.outputs[0] for op in small_graph.get_operations()},
+        feed_dict={x_s: 2.0, y_s: 3.0},
+    )
+
+
+def short(name):
+    return name.removeprefix("gradients/")
+
+
+for op in small_graph.get_operations():
+    inputs = ", ".join(short(t.op.name) for t in op.inputs) or "-"
+    tag = "added" if op in added_ops else "forward"
+    value = node_values[op.name]
+    shown = f"{value:.7g}" if np.ndim(value) == 0 else value
+    print(f"{tag:8}{short(op.name):17}{op.type:12}{inputs:27}{shown}")
+
+# %% [markdown]
+# The added operations are the backward pass, one local rule per forward operation, each multiplying
+# the gradient that arrives from above (the *upstream* gradient) by that operation's local derivative:
+#
+# - `gradients/grad_ys_0` (a `Fill`) is the seed, $\partial z / \partial z = 1$.
+# - The addition passes the upstream gradient to both of its inputs unchanged, so it adds no operation.
+# - The product's rule multiplies the upstream gradient by the *other* factor: `mul_grad/Mul` is
+#   $1 \cdot y$, the contribution of $xy$ to $\partial z/\partial x$, and `mul_grad/Mul_1` is $1 \cdot x$,
+#   all of $\partial z / \partial y$.
+# - The sine's rule computes $\cos x$ and multiplies it by the upstream gradient (`Sin_grad/Cos`,
+#   `Sin_grad/mul`). The dashed control edge in the figure makes `Cos` wait for the seed, so that it is
+#   not computed when no gradient flows.
+# - $x$ fans out to two operations, so its two contributions are *added*: `AddN` gives
+#   $y + \cos x$, as {eq}`eq-tf-gradients-small` says.
+#
+# The next cell checks the nodes against the formulas, and the result against the tape, which records
+# the same operations eagerly and applies the same rules. {numref}`fig-tf-gradients-graph` then draws
+# the whole graph.
+
+# %%
+x2, y2 = tf.constant(2.0), tf.constant(3.0)
+with tf.GradientTape() as tape:  # TF2
+    tape.watch([x2, y2])
+    z2 = x2 * y2 + tf.sin(x2)
+tape_dx, tape_dy = tape.gradient(z2, [x2, y2])
+print(
+    f"graph: dz/dx = {node_values[dz_dx.op.name]}, dz/dy = {node_values[dz_dy.op.name]}"
+)
+print(f"tape:  dz/dx = {tape_dx.numpy()}, dz/dy = {tape_dy.numpy()}")
+assert node_values["gradients/mul_grad/Mul"] == 3.0 == y2.numpy()
+assert node_values["gradients/mul_grad/Mul_1"] == 2.0 == node_values[dz_dy.op.name]
+assert np.isclose(node_values["gradients/Sin_grad/mul"], np.cos(2.0), rtol=1e-6)
+assert dz_dx.op.type == "AddN"
+assert np.isclose(node_values[dz_dx.op.name], 3 + np.cos(2.0), rtol=1e-6)
+assert node_values[dz_dx.op.name] == tape_dx.numpy() and tape_dy.numpy() == 2.0
+
+# %% mystnb={"figure": {"caption": "The graph of $z = xy + \\sin x$ after `tf.gradients(z, [x, y])`. Blue boxes are the forward pass (top, left to right), orange boxes the backward pass that `tf.gradients` added (bottom, right to left, from the seed; the two constants that give the seed its shape are left out). Each box shows the operation's name and its value at $x = 2$, $y = 3$. Solid arrows carry values, the dashed arrow is a control dependency. The two paths from $x$ meet again in `AddN`.", "name": "fig-tf-gradients-graph"}}
+import matplotlib.pyplot as plt
+
+# forward pass on top, left to right; backward pass below, right to left (the two
+# constants that only give the seed its shape are left out)
+position = {
+    **{
+        "y": (0, 0),
+        "x": (0, -1.3),
+        "mul": (1.2, 0),
+        "Sin": (1.2, -1.3),
+        "z": (2.4, -0.65),
+    },
+    **{"grad_ys_0": (3.6, -3.0), "mul_grad/Mul_1": (2.4, -2.0)},
+    **{"mul_grad/Mul": (2.4, -3.0), "Sin_grad/Cos": (2.4, -4.6)},
+    **{"Sin_grad/mul": (1.2, -4.2), "AddN": (0, -3.0)},
+}
+drawn = [op for op in small_graph.get_operations() if short(op.name) in position]
+fig, ax = plt.subplots(figsize=(9, 4.6))
+for op in drawn:
+    edges = [(t.op, "-") for t in op.inputs] + [(c, "--") for c in op.control_inputs]
+    for parent, style in [(p, style) for p, style in edges if p in drawn]:
+        arrow = dict(arrowstyle="->", color="0.45", ls=style, shrinkA=24, shrinkB=24)
+        start, end = position[short(parent.name)], position[short(op.name)]
+        ax.annotate("", xy=end, xytext=start, arrowprops=arrow)
+    label = f"{short(op.name)}\n{node_values[op.name]:.4g}"
+    color = "C1" if op in added_ops else "C0"
+    box = dict(boxstyle="round", facecolor=color, alpha=0.25, edgecolor=color)
+    ax.text(
+        *position[short(op.name)], label, ha="center", va="center", fontsize=8, bbox=box
+    )
+ax.text(0, -3.45, r"$\partial z/\partial x$", ha="center", va="top")
+ax.text(2.4, -1.55, r"$\partial z/\partial y$", ha="center", va="bottom")
+ax.set(xlim=(-0.5, 4.1), ylim=(-5.0, 0.5))
+ax.axis("off")
+plt.show()
+
+# %% [markdown]
 # ## Lists of `ys` and `xs`
 #
 # `tf.gradients(ys, xs)` accepts a list for either argument. It returns **one tensor per `x`**, shaped like
@@ -746,8 +862,6 @@ assert (
 # decays, until each format hits its rounding floor.
 
 # %% mystnb={"figure": {"caption": "Left: the prediction $p_t$ of the linear system (log scale) in float32 (the TF1 run) and in float64, against $4 \\cdot 0.45^t$, what a constant learning rate of 0.05 would give; each run stalls at about its machine epsilon. Right: the measured factor $p_{t+1}/p_t$ in float64 (dots) follows $1 - 11\\alpha_t$ (line) upward from 0.45 as the learning rate decays.", "name": "fig-tf-gradients-shrink"}}
-import matplotlib.pyplot as plt
-
 steps = np.arange(system_steps + 1)
 fig, (ax_p, ax_f) = plt.subplots(1, 2, figsize=(9, 3.5))
 ax_p.semilogy(steps, 4 * 0.45**steps, "--", color="0.4", label=r"$4 \cdot 0.45^t$")
