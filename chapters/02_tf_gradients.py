@@ -986,7 +986,61 @@ print(
 )
 assert grad_error < 1e-6 * largest_gradient
 
+
 # %% [markdown]
+# ### `minimize` is `compute_gradients` plus `apply_gradients`
+#
+# {cite:t}`src001`'s own program did not call `tf.gradients`: it called the optimizer's `minimize`. In
+# TF1, `minimize` is two calls in one. `compute_gradients` returns a list of (gradient, variable) pairs,
+# computed with `tf.compat.v1.gradients`, and `apply_gradients` turns the pairs into update operations;
+# splitting them is how TF1 programs clipped or logged gradients between the two. The next cell runs
+# the pass three ways, each in a fresh graph: with `minimize`, with the two calls written out, and with
+# `tf.gradients` fed to `apply_gradients` as above.
+
+
+# %%
+def one_tf1_pass(build_train_op):
+    """Per-sample SGD over the data in a fresh TF1 graph; returns the final w and b."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x_in = tf.compat.v1.placeholder(tf.float32, shape=[])
+        y_in = tf.compat.v1.placeholder(tf.float32, shape=[])
+        w_v, b_v = tf.Variable(2.0), tf.Variable(1.0)
+        loss_v = (y_in - (x_in * w_v + b_v)) ** 2 / (2 * 32)
+        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.01)
+        train = build_train_op(optimizer, loss_v, [w_v, b_v])
+        init = tf.compat.v1.global_variables_initializer()
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run(init)
+        for x_i, y_i in zip(x_data, y_data, strict=True):
+            session.run(train, {x_in: x_i, y_in: y_i})
+        return session.run([w_v, b_v])
+
+
+ways = {
+    "minimize": lambda opt, loss, vs: opt.minimize(loss, var_list=vs),
+    "compute + apply": lambda opt, loss, vs: opt.apply_gradients(
+        opt.compute_gradients(loss, var_list=vs)
+    ),
+    "tf.gradients + apply": lambda opt, loss, vs: opt.apply_gradients(
+        zip(tf.gradients(loss, vs), vs, strict=True)
+    ),
+}
+finals = {name: one_tf1_pass(build) for name, build in ways.items()}
+for name, (w_end, b_end) in finals.items():
+    print(f"{name:22} w = {w_end:.7f}, b = {b_end:.7f}")
+assert all(final == [w_final_tf1, b_final_tf1] for final in finals.values())
+
+# %% [markdown]
+# All three end bit for bit where the run above ended. `tf.compat.v1.gradients`, `compute_gradients`
+# and `minimize` take three arguments that TF2's `tf.gradients` takes only in part:
+#
+# | argument | what it controls | in TF2's `tf.gradients` |
+# | --- | --- | --- |
+# | `aggregation_method` | how the contributions to a tensor used several times are added: `ADD_N`, the default, sums them in one `AddN` once all are ready; the experimental tree method adds them in pairs, so memory is freed earlier | the same |
+# | `gate_gradients` | whether the gradients of one operation's inputs are all computed before any is used; `compute_gradients` and `minimize` default to `GATE_OP` (per operation) and offer `GATE_GRAPH` (every gradient before any update) and `GATE_NONE` | a boolean, off by default |
+# | `colocate_gradients_with_ops` | whether each gradient operation is placed on the device of the operation it differentiates | gone: always on |
+#
 # The run lands near $w = 3$ within a few samples but leaves $b$ almost where it started, near 1 instead
 # of 2. {eq}`eq-tf-gradients-sample-loss` says why: the gradient for $w$ is the gradient for $b$ times $x$,
 # and the median $|x|$ here, printed below, lies between 40 and 50, so $w$ moves about that much
