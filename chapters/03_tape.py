@@ -653,6 +653,10 @@ def f2d_hessian_analytic(u, v):
     )
 
 
+# %% [markdown]
+# The tapes then compute the Hessian at $(u, v) = (1, 2)$, and we compare it with the formula.
+
+# %%
 uv_point = tf.constant([1.0, 2.0], dtype=tf.float64)
 with tf.GradientTape() as outer_tape:
     outer_tape.watch(uv_point)
@@ -707,6 +711,10 @@ def hessian_vector_product(f, x, v):
     return outer_tape.gradient(grad_dot_v, x)
 
 
+# %% [markdown]
+# The product from two tapes matches the product with the explicit Hessian.
+
+# %%
 hvp = hessian_vector_product(quadratic_plus_cos, hvp_point, hvp_direction)
 hessian_analytic = symmetric_a.numpy() - np.diag(np.cos(hvp_point.numpy()))
 hvp_error = np.max(np.abs(hvp.numpy() - hessian_analytic @ hvp_direction.numpy()))
@@ -767,16 +775,10 @@ assert grad_only_stopped is None
 
 # %%
 def piecewise(x):
-    if x > 0:  # a Python if, decided by the value at run time
+    # a Python if, decided by the value at run time
+    if x > 0:
         return x**2
     return -3.0 * x
-
-
-def power_by_loop(x, times):
-    result = tf.ones_like(x)
-    for _ in range(times):
-        result = result * x
-    return result
 
 
 branch_grads = {}
@@ -786,22 +788,28 @@ for start in (2.0, -2.0):
         tape.watch(branch_point)
         branch_value = piecewise(branch_point)
     branch_grads[start] = tape.gradient(branch_value, branch_point).numpy()
+print("g'(2) =", branch_grads[2.0], " g'(-2) =", branch_grads[-2.0])
+assert branch_grads == {2.0: 4.0, -2.0: -3.0}
+
+
+# %% [markdown]
+# The loop unrolls on the tape: four multiplications are recorded, and their gradients chain to $4x^3$.
+
+
+# %%
+def power_by_loop(x, times):
+    result = tf.ones_like(x)
+    for _ in range(times):
+        result = result * x
+    return result
+
 
 loop_point = tf.constant(1.5)
 with tf.GradientTape() as tape:
     tape.watch(loop_point)
     fourth_power = power_by_loop(loop_point, 4)
 loop_grad = tape.gradient(fourth_power, loop_point).numpy()
-
-print(
-    "g'(2) =",
-    branch_grads[2.0],
-    " g'(-2) =",
-    branch_grads[-2.0],
-    " d(x^4)/dx at 1.5 =",
-    loop_grad,
-)
-assert branch_grads == {2.0: 4.0, -2.0: -3.0}
+print("d(x^4)/dx at 1.5 =", loop_grad)
 assert loop_grad == 4 * 1.5**3
 
 # %% [markdown]
@@ -1050,6 +1058,11 @@ def clip_gradient_norm(max_norm):
     return identity_with_clipped_gradient
 
 
+# %% [markdown]
+# On $\tfrac12\|\mathbf x\|^2$ at $(3, -4)$ the gradient is the point itself, of norm 5; clipped to norm 1 it is
+# $(0.6, -0.8)$, while the loss is unchanged.
+
+# %%
 clip_to_one = clip_gradient_norm(1.0)
 vector = tf.constant([3.0, -4.0])
 with tf.GradientTape(persistent=True) as tape:
@@ -1096,6 +1109,11 @@ def descend(transform, start, learning_rate=0.2, steps=40):
     return np.array(path)
 
 
+# %% [markdown]
+# Both walks start from $(-4.5, 1)$: plain descent, and descent with the gradient clipped to norm 1 inside
+# the backward pass.
+
+# %%
 start = [-4.5, 1.0]
 plain_path = descend(tf.identity, start)
 clipped_path = descend(clip_gradient_norm(1.0), start)
@@ -1190,6 +1208,10 @@ for tangent in identity_3:
     columns.append(accumulator.jvp(outputs))
 jacobian_forward = tf.stack(columns, axis=1)
 
+# %% [markdown]
+# Reverse mode builds the same matrix row by row, one backward pass per output, weighted by a unit vector.
+
+# %%
 rows = []  # reverse mode: one pass per output
 for cotangent in identity_2:
     with tf.GradientTape() as tape:
@@ -1226,7 +1248,8 @@ assert forward_vs_reverse < 1e-15 and forward_vs_exact < 1e-15
 # function is something only the tape replays. This holds eagerly and equally when the accumulator is opened
 # inside a `tf.function`, where `tf.custom_gradient` works by overriding the gradient of one `IdentityN`
 # operation and the accumulator still uses `IdentityN`'s own gradient. A function whose custom gradient
-# multiplies by 7 shows it.
+# multiplies by 7 shows it, with two helpers that return a forward-mode derivative: one opens the accumulator
+# eagerly, the other inside a `tf.function`.
 
 
 # %%
@@ -1254,6 +1277,10 @@ def forward_derivative_in_function(f, at):
     return traced(at).numpy()
 
 
+# %% [markdown]
+# The tape uses the custom gradient; the accumulator, eagerly and inside a `tf.function`, does not.
+
+# %%
 x_point = tf.constant(2.0)
 with tf.GradientTape() as tape:
     tape.watch(x_point)
