@@ -25,6 +25,9 @@
 # - why a tape answers only once, and how `persistent=True`, `watch` and `watched_variables()` change that;
 # - gradients of non-scalar targets, full Jacobians, per-example Jacobians, Hessians and Hessian-vector products;
 # - how to cut the recording (`stop_recording`, `tf.stop_gradient`) and how to replace a gradient (`tf.custom_gradient`);
+# - what a tape stores, from a reverse-mode tape of a few dozen lines checked against `tf.GradientTape`;
+# - the everyday patterns: Keras variables, a compiled training step, Python constants in traced code,
+#   nested structures, `tape.reset()`, and an operation with no gradient;
 # - forward mode (`tf.autodiff.ForwardAccumulator`), and one gradient computed five ways that all agree.
 # :::
 #
@@ -53,6 +56,7 @@ gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
 
 import dataclasses
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
@@ -117,7 +121,8 @@ print("TF1 dy/dw =", dy_dw_tf1)
 assert dy_dw_tf1 == 2.0
 
 # %% [markdown]
-# Called eagerly, outside any graph, either gradient function raises the same error and points to the tape.
+# Called eagerly, outside any graph, either gradient function raises the same error and points to the tape
+# (the cell prints the two messages).
 
 # %%
 refusals = []
@@ -125,8 +130,7 @@ for gradients_function in (tf.compat.v1.gradients, tf.gradients):
     with gdbook.expect_error(RuntimeError, reraise=False) as refusal:
         gradients_function(y_on_tape, w)
     refusals.append(refusal.message)
-print(refusals[0])
-assert gradients_function is not tf.compat.v1.gradients
+assert tf.gradients is not tf.compat.v1.gradients
 assert all("not supported when eager execution is enabled" in m for m in refusals)
 
 # %% [markdown]
@@ -422,7 +426,132 @@ grad_a, grad_b = tape.gradient(product, [layer_a, layer_b])
 print("watched:", only_watched, " gradients:", grad_a.numpy(), grad_b)
 assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is None
 
+
 # %% [markdown]
+# (tape-by-hand)=
+# ## A tape written by hand
+#
+# What does a tape store? A small one, written in plain Python and NumPy, makes it visible. Every
+# operation on a `Traced` value appends a record to its `MiniTape`: the output, and for each input the
+# *local derivative* of the output with respect to that input, computed while the forward values are at
+# hand. Constants that take part are wrapped too, but only what `watch` returned is a source you can ask for.
+
+
+# %%
+class Traced:
+    """A float64 value whose operations are written to a MiniTape."""
+
+    def __init__(self, value, tape):
+        self.value, self.tape = np.asarray(value, dtype=np.float64), tape
+
+    def _record(self, name, value, *inputs):
+        # inputs: pairs (input, local derivative of the output w.r.t. it)
+        output = Traced(value, self.tape)
+        self.tape.records.append((name, output, inputs))
+        return output
+
+    def __add__(self, other):
+        other = self.tape.lift(other)
+        return self._record("add", self.value + other.value, (self, 1.0), (other, 1.0))
+
+    def __mul__(self, other):
+        other = self.tape.lift(other)
+        mine, theirs = self.value, other.value
+        return self._record("mul", mine * theirs, (self, theirs), (other, mine))
+
+    __radd__, __rmul__ = __add__, __mul__
+
+
+# %% [markdown]
+# The backward pass walks the records from last to first. It keeps one *adjoint* per value, the derivative
+# of the target with respect to it, starting from 1 for the target; each record passes its output's adjoint
+# times the local derivative on to its inputs, and where a value feeds several operations the contributions
+# add up. A source the walk never reaches keeps no adjoint: `None`, as with TensorFlow.
+
+
+# %%
+class MiniTape:
+    def __init__(self):
+        self.records = []
+
+    def watch(self, value):
+        return Traced(value, self)
+
+    def lift(self, value):
+        return value if isinstance(value, Traced) else Traced(value, self)
+
+    def gradient(self, target, sources):
+        adjoint = {id(target): np.ones_like(target.value)}
+        for _, output, inputs in reversed(self.records):
+            if id(output) not in adjoint:
+                continue
+            for value, local in inputs:
+                upstream = adjoint[id(output)] * local
+                adjoint[id(value)] = adjoint.get(id(value), 0.0) + upstream
+        return [adjoint.get(id(source)) for source in sources]
+
+
+# %% [markdown]
+# Two elementary functions, sine and exponential, record their local derivatives the same way.
+
+
+# %%
+def mini_sin(value):
+    return value._record("sin", np.sin(value.value), (value, np.cos(value.value)))
+
+
+def mini_exp(value):
+    exp_value = np.exp(value.value)
+    return value._record("exp", exp_value, (value, exp_value))
+
+
+# %% [markdown]
+# For $y = x w + \sin x$ at $x = 2$, $w = 3$ the tape holds three records. The gradient with respect to $x$
+# collects two contributions, $w$ through the product and $\cos x$ through the sine, because $x$ fans out.
+
+# %%
+mini = MiniTape()
+x_mini, w_mini, unused_mini = mini.watch(2.0), mini.watch(3.0), mini.watch(5.0)
+y_mini = x_mini * w_mini + mini_sin(x_mini)
+for name, output, inputs in mini.records:
+    locals_ = ", ".join(f"{float(local):.4f}" for _, local in inputs)
+    print(f"{name:>4}: output {float(output.value):.4f}, local derivatives {locals_}")
+dx_mini, dw_mini, dunused_mini = mini.gradient(y_mini, [x_mini, w_mini, unused_mini])
+print("dy/dx =", dx_mini, " dy/dw =", dw_mini, " dy/d(unused) =", dunused_mini)
+assert [name for name, _, _ in mini.records] == ["mul", "sin", "add"]
+assert dx_mini == 3.0 + np.cos(2.0) and dw_mini == 2.0 and dunused_mini is None
+
+# %% [markdown]
+# On three functions of two vectors the hand-written tape and `tf.GradientTape` agree bit for bit: both
+# apply the same float64 operations in the same order.
+
+# %%
+test_functions = {
+    "x w + sin x": lambda x, w, sin, exp: x * w + sin(x),
+    "exp(x x) w": lambda x, w, sin, exp: exp(x * x) * w,
+    "x x x + 3 w": lambda x, w, sin, exp: x * x * x + 3.0 * w,
+}
+x_start, w_start = [0.5, -1.0], [2.0, 0.3]
+for label, f in test_functions.items():
+    mini = MiniTape()
+    x_mini, w_mini = mini.watch(x_start), mini.watch(w_start)
+    by_hand = mini.gradient(f(x_mini, w_mini, mini_sin, mini_exp), [x_mini, w_mini])
+    x_tf = tf.constant(x_start, dtype=tf.float64)
+    w_tf = tf.constant(w_start, dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch([x_tf, w_tf])
+        value = f(x_tf, w_tf, tf.sin, tf.exp)
+    by_tf = [g.numpy() for g in tape.gradient(value, [x_tf, w_tf])]
+    print(f"{label:>12}: d/dx {by_hand[0]}, d/dw {by_hand[1]}")
+    for mine, theirs in zip(by_hand, by_tf, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+# %% [markdown]
+# TensorFlow's tape differs in one respect: it does not compute local derivatives going forward. It records
+# each operation's type, inputs and outputs, and during `gradient` calls the gradient function registered
+# for that type ({ref}`tape-everyday` shows what happens when there is none). That is why it must keep the
+# tensors those functions need until `gradient` runs, and why a non-persistent tape frees them afterwards.
+#
 # (tape-nonscalar)=
 # ## Non-scalar targets and Jacobians
 #
@@ -1004,8 +1133,8 @@ glue("ch3_reciprocal_error", relative["tf.math.reciprocal"], display=False)
 assert relative["tf.math.reciprocal"] > 1000 * float32.eps / 2
 assert relative["tf.divide(1, t)"] <= float32.eps / 2
 assert relative["np.reciprocal"] <= float32.eps / 2
-rebuilt = kernels["tf.math.reciprocal"] * exps.numpy()
-np.testing.assert_array_equal(rebuilt[below_flush], naive_grad[below_flush])
+rebuilt = kernels["tf.math.reciprocal"][below_flush] * exps.numpy()[below_flush]
+np.testing.assert_array_equal(rebuilt, naive_grad[below_flush])
 
 # %% [markdown]
 # The stable version has none of these problems, and matches TensorFlow's own `tf.math.softplus`.
@@ -1320,6 +1449,221 @@ print(f"s'(0): tape {softplus_tape}, accumulator {softplus_forward},")
 print(f"accumulator on the compiled function {softplus_forward_compiled}")
 assert softplus_tape == softplus_forward_compiled == 0.5 and softplus_forward == 1.0
 
+# %% [markdown]
+# (tape-everyday)=
+# ## The tape in everyday code
+#
+# Real training code uses the tape in a handful of recurring patterns. The first is a Keras model: its
+# `trainable_variables` are the sources, and the gradient comes back as a list in the same order. For a
+# single dense layer and a mean squared error the gradient is known in closed form,
+# $\nabla_W = \tfrac{2}{N} X^\top r$ and $\nabla_b = \tfrac{2}{N}\sum_n r_n$ with the residuals $r$.
+
+# %%
+rng = np.random.default_rng(0)
+features = tf.constant(rng.standard_normal((64, 3)), dtype=tf.float32)
+targets = features @ tf.constant([[1.0], [-2.0], [0.5]]) + 0.3
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+
+with tf.GradientTape() as tape:
+    residuals = model(features) - targets
+    mse = tf.reduce_mean(residuals**2)
+model_grads = tape.gradient(mse, model.trainable_variables)
+
+r = residuals.numpy()
+closed_form = [2 / 64 * features.numpy().T @ r, 2 / 64 * r.sum(axis=0)]
+for variable, grad, exact in zip(
+    model.trainable_variables, model_grads, closed_form, strict=True
+):
+    print(f"{variable.path:>24} {str(grad.shape):>8}", np.ravel(grad.numpy()))
+    np.testing.assert_allclose(grad.numpy(), exact, rtol=1e-5, atol=1e-6)
+
+# %% [markdown]
+# The second pattern compiles the training step with `tf.function`. The tape works the same inside a traced
+# function: it records the graph's operations as they are traced. One step, eagerly and compiled, from the
+# same weights, gives the same loss and weights to within $10^{-6}$.
+
+# %%
+optimizer = keras.optimizers.SGD(learning_rate=0.1)
+step_traces = []
+
+
+def train_step(x, y):
+    # Python code in the body runs only while TensorFlow traces the function
+    step_traces.append(1)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x) - y) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+    return loss
+
+
+compiled_step = tf.function(train_step)
+
+# %% [markdown]
+# One step eagerly, then the weights put back, then one compiled step.
+
+# %%
+start_weights = [v.numpy() for v in model.trainable_variables]
+eager_loss = train_step(features, targets).numpy()
+eager_weights = [v.numpy() for v in model.trainable_variables]
+for variable, weights in zip(model.trainable_variables, start_weights, strict=True):
+    variable.assign(weights)
+compiled_loss = compiled_step(features, targets).numpy()
+weight_gap = max(
+    np.max(np.abs(v.numpy() - e))
+    for v, e in zip(model.trainable_variables, eager_weights, strict=True)
+)
+print(
+    f"loss eager {eager_loss}, compiled {compiled_loss}; weights differ by {weight_gap}"
+)
+assert abs(eager_loss - compiled_loss) <= 1e-6 and weight_gap <= 1e-6
+
+# %% [markdown]
+# Called again with tensors of the same shape and dtype, the compiled step is not traced again: the count of
+# traces stays at one while the loss falls.
+
+# %%
+step_losses = [float(compiled_step(features, targets)) for _ in range(50)]
+print(
+    f"traces of the compiled step: {len(step_traces) - 1}"
+    " (the eager call also counted one)"
+)
+print(f"loss at the start {compiled_loss:.3f}, after 50 steps {step_losses[-1]:.2e}")
+assert len(step_traces) == 2
+assert step_losses[-1] < 1e-3 * compiled_loss
+
+# %% [markdown]
+# **Python values in a traced function are constants.** A Python float passed to a `tf.function` is part of
+# the signature: each new value is a new trace, with the value baked into the graph as a constant. A tensor
+# argument is a placeholder, traced once per shape and dtype. A Python number read from an enclosing scope is
+# worse: it is captured at the first trace and later changes are silently ignored.
+
+# %%
+trace_count = []
+
+
+@tf.function
+def scaled(value, scale):
+    trace_count.append(1)
+    return value * scale
+
+
+for scale in (0.1, 0.2, 0.3, 0.4):
+    scaled(tf.constant(1.0), scale)
+traces_for_floats = len(trace_count)
+for scale in (0.1, 0.2, 0.3, 0.4):
+    scaled(tf.constant(1.0), tf.constant(scale))
+traces_for_tensors = len(trace_count) - traces_for_floats
+print(
+    "traces: four Python floats", traces_for_floats, " four tensors", traces_for_tensors
+)
+assert traces_for_floats == 4 and traces_for_tensors == 1
+
+# %% [markdown]
+# A learning rate held in a Python variable and read inside a compiled step is the everyday victim.
+
+# %%
+factor = 2.0
+
+
+@tf.function
+def times_factor(value):
+    return value * factor
+
+
+before = times_factor(tf.constant(1.0)).numpy()
+factor = 3.0
+after = times_factor(tf.constant(1.0)).numpy()
+print(f"with factor 2.0: {before}; after setting factor = 3.0: {after}")
+assert before == after == 2.0
+
+# %% [markdown]
+# Sources need not be a list. `tape.gradient` accepts any nested structure (dicts, tuples, lists of dicts)
+# and returns the gradients in the same structure, which keeps parameters addressable by name.
+
+# %%
+named = {"weight": tf.Variable(2.0), "bias": tf.Variable(1.0)}
+with tf.GradientTape() as tape:
+    line = named["weight"] * 3.0 + named["bias"]
+named_grads = tape.gradient(line, named)
+print({name: grad.numpy() for name, grad in named_grads.items()})
+assert named_grads.keys() == named.keys()
+assert named_grads["weight"].numpy() == 3.0 and named_grads["bias"].numpy() == 1.0
+
+# %% [markdown]
+# `tape.reset()` throws away everything recorded so far without closing the block; only what follows is
+# on the tape. A target computed before the reset is then unconnected.
+
+# %%
+weight = tf.Variable(2.0)
+with tf.GradientTape(persistent=True) as tape:
+    before_reset = 100.0 * weight
+    tape.reset()
+    after_reset = weight * weight
+grad_before_reset = tape.gradient(before_reset, weight)
+grad_after_reset = tape.gradient(after_reset, weight)
+del tape
+print("before the reset:", grad_before_reset, " after:", grad_after_reset.numpy())
+assert grad_before_reset is None and grad_after_reset.numpy() == 4.0
+
+# %% [markdown]
+# Finally, an operation with no registered gradient. The regularised incomplete gamma function
+# $P(a, x)$ (`tf.math.igamma`, the gamma distribution's CDF) has gradients in both arguments, but its
+# derivative in $a$ is computed by an operation, `IgammaGradA`, for which TensorFlow registers no gradient.
+# The mixed second derivative $\partial_a \partial_x P$ works; $\partial_x \partial_a P$, the same number
+# by the symmetry of second derivatives, raises a `LookupError`.
+
+# %%
+shape_a = tf.constant(2.5, dtype=tf.float64)
+point_x = tf.constant(1.5, dtype=tf.float64)
+
+
+def mixed_partial(first, second):
+    with tf.GradientTape() as outer:
+        outer.watch([shape_a, point_x])
+        with tf.GradientTape() as inner:
+            inner.watch([shape_a, point_x])
+            cdf = tf.math.igamma(shape_a, point_x)
+        first_derivative = inner.gradient(cdf, first)
+    return outer.gradient(first_derivative, second)
+
+
+d_a_of_d_x = mixed_partial(point_x, shape_a).numpy()
+print("d/da (dP/dx) =", d_a_of_d_x)
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(LookupError) as no_gradient:
+    mixed_partial(shape_a, point_x)
+
+# %% [markdown]
+# The message names the operation type that lacks a gradient.
+
+# %%
+print(no_gradient.message)
+assert "no entry for: IgammaGradA" in no_gradient.message
+
+
+# %% [markdown]
+# `tf.RegisterGradient` fills the gap for every tape and every `tf.gradients` call in the process. The
+# function receives the operation (its inputs and outputs) and the upstream gradient, and returns one
+# gradient per input. For $x$ it is $\partial_x \partial_a P = p(x)\,(\ln x - \psi(a))$, with $p$ the gamma
+# density; for $a$ we return `None` (not supported). Registering the same name twice is an error, so this
+# belongs in a module that is imported once.
+
+
+# %%
+@tf.RegisterGradient("IgammaGradA")
+def _igamma_grad_a_grad(op, upstream):
+    a, x = op.inputs
+    density = tf.exp((a - 1.0) * tf.math.log(x) - x - tf.math.lgamma(a))
+    return None, upstream * density * (tf.math.log(x) - tf.math.digamma(a))
+
+
+d_x_of_d_a = mixed_partial(shape_a, point_x).numpy()
+print(f"d/da (dP/dx) = {d_a_of_d_x:.15f}")
+print(f"d/dx (dP/da) = {d_x_of_d_a:.15f}")
+assert abs(d_x_of_d_a - d_a_of_d_x) < 1e-15
+
 
 # %% [markdown]
 # (tape-five-ways)=
@@ -1436,6 +1780,8 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # | gradient of a vector is one vector, not a matrix | `gradient` sums over the targets ({ref}`Jacobians <tape-nonscalar>`) | `jacobian` / `batch_jacobian` |
 # | NaN gradient, finite values | `tf.where` computes both branches ({ref}`where <tape-where-nan>`) | make the unused branch safe (double `where`) |
 # | NaN gradient at large inputs | overflow inside the chain rule ({ref}`custom gradient <tape-custom>`) | stable form and/or `tf.custom_gradient` |
+# | `LookupError: gradient registry has no entry for` | the operation has no registered gradient ({ref}`everyday <tape-everyday>`) | `tf.RegisterGradient`, or `tf.custom_gradient` around it |
+# | a compiled step retraces, or ignores a changed setting | Python numbers are constants of the trace ({ref}`everyday <tape-everyday>`) | pass tensors, or keep settings in variables |
 # | forward-mode result ignores a custom gradient | `ForwardAccumulator` differentiates the forward ops ({ref}`forward mode <tape-forward>`) | wrap the custom-gradient function in `tf.function` |
 #
 # ## Summary
@@ -1446,6 +1792,9 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # - `None` means "not connected on this tape": computed outside, rebound to a tensor, through NumPy, integer,
 #   non-trainable, or through `assign`. Each has a one-line fix.
 # - A tape answers once unless `persistent=True`; delete a persistent tape when done.
+# - A tape is a list of records walked backwards, adjoints added where a value fans out; the hand-written
+#   one agrees with `tf.GradientTape` bit for bit. TensorFlow's records keep the operation's type and
+#   tensors and call the registered gradient during `gradient`.
 # - The gradient of a non-scalar target is the gradient of its sum {eq}`eq-tape-sum`; `jacobian` and
 #   `batch_jacobian` give every entry or the per-example blocks.
 # - Nested tapes give second derivatives, Hessians (the Jacobian of the gradient) and Hessian-vector products
@@ -1453,7 +1802,11 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # - `stop_recording` and `tf.stop_gradient` keep values off the backward pass; Python control flow is recorded
 #   as it runs, but `tf.where` records both branches.
 # - `tf.custom_gradient` fixes numerically unstable gradients {eq}`eq-tape-softplus` and can clip inside the
-#   backward pass. Forward mode {eq}`eq-tape-jvp` is cheaper when inputs are few.
+#   backward pass. Forward mode {eq}`eq-tape-jvp` is cheaper when inputs are few; `ForwardAccumulator`
+#   ignores custom gradients unless the custom-gradient function is its own `tf.function`.
+# - In everyday code the sources are `model.trainable_variables` or any nested structure; a compiled step
+#   traces once per input signature, and Python numbers in it are constants fixed at tracing. An operation
+#   with no registered gradient raises `LookupError`; `tf.RegisterGradient` supplies one.
 # - The three automatic methods (tape, `tf.gradients`, forward mode) agree with the analytic gradient to
 #   within rounding; finite differences only to about {glue:text}`ch3_fd_gap:.0e`, limited by the step size.
 #
