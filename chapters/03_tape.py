@@ -1101,8 +1101,8 @@ from myst_nb import glue
 
 first_drift = x_values[below_flush & (naive_error > 1e-6)].min()
 naive_drift = naive_error[below_flush].max()
-glue("ch3_first_drift", first_drift, display=False)
-glue("ch3_naive_drift", naive_drift, display=False)
+glue("ch3_first_drift", float(first_drift), display=False)
+glue("ch3_naive_drift", float(naive_drift), display=False)
 print(
     f"first off by more than 1e-6 at x = {first_drift:.1f}; largest {naive_drift:.1e}"
 )
@@ -1129,7 +1129,7 @@ kernels = {
 relative = {k: np.max(np.abs(v[in_range] / exact - 1)) for k, v in kernels.items()}
 for kernel, error in relative.items():
     print(f"{kernel:>18}: largest relative error {error:.1e}")
-glue("ch3_reciprocal_error", relative["tf.math.reciprocal"], display=False)
+glue("ch3_reciprocal_error", float(relative["tf.math.reciprocal"]), display=False)
 assert relative["tf.math.reciprocal"] > 1000 * float32.eps / 2
 assert relative["tf.divide(1, t)"] <= float32.eps / 2
 assert relative["np.reciprocal"] <= float32.eps / 2
@@ -1753,7 +1753,7 @@ automatic = ("GradientTape", "tf.gradients in tf.function", "ForwardAccumulator"
 rounding_level = np.finfo(np.float64).eps * np.linalg.norm(reference)
 print(f"rounding level {rounding_level:.1e}")
 assert all(gaps[m] <= rounding_level for m in automatic)
-glue("ch3_fd_gap", gaps["finite differences"], display=False)
+glue("ch3_fd_gap", float(gaps["finite differences"]), display=False)
 assert gaps["finite differences"] > 1000 * rounding_level
 
 # %% [markdown]
