@@ -78,6 +78,7 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
+
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -111,6 +112,7 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # The weight bounces between 2 and 4 and the loss is stuck at 1.0, as in the source. A smaller step
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
+
 
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
@@ -208,6 +210,7 @@ def add_to_class(cls):
 # %% [markdown]
 # The class itself:
 
+
 # %%
 # @save gdbook.optimizers
 class Optimizer:
@@ -247,6 +250,7 @@ class Optimizer:
 # %% [markdown]
 # The remaining methods are attached one cell at a time. First the per-variable state:
 
+
 # %%
 # @save gdbook.optimizers
 @add_to_class(Optimizer)
@@ -285,6 +289,7 @@ def build(self, variables):
 
 # %% [markdown]
 # The rate is read, and every gradient applied, in one call:
+
 
 # %%
 # @save gdbook.optimizers
@@ -357,6 +362,7 @@ def apply_gradients(self, grads_and_vars):
 #
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
+
 
 # %%
 # @save gdbook.optimizers
@@ -433,6 +439,7 @@ assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
+
 # %%
 # @save gdbook.optimizers
 class Adagrad(Optimizer):
@@ -481,6 +488,7 @@ class Adagrad(Optimizer):
 # $$ (eq-optimizers-rmsprop)
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
+
 
 # %%
 # @save gdbook.optimizers
@@ -576,6 +584,7 @@ class RMSprop(Optimizer):
 #
 # so porting a TF1 or TF Addons `weight_decay` to Keras 3 means dividing it by the learning rate, and
 # in Keras and PyTorch a schedule of the rate also schedules the decay.
+
 
 # %%
 # @save gdbook.optimizers
@@ -762,6 +771,7 @@ for name, trace in momentum_traces.items():
 # only says "run both", and the read of $v$ inside $w - v$ may happen before or after $v$ is assigned.
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
+
 
 # %%
 def depends_on(op, other):
@@ -1072,6 +1082,7 @@ assert compiled_gap == 0.0
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
+
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -1098,6 +1109,7 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
+
 
 # %%
 class TF1StyleRMSprop(RMSprop):
@@ -1263,6 +1275,7 @@ for label, build in bad_arguments.items():
 # rate set after the training step has been compiled: one step of gradient descent with rate 0.1 on
 # $w = 1$ with loss $w^2/2$, then the rate set to 0 and a second step, which must leave $w = 0.9$:
 
+
 # %%
 def rate_change_after_compiling(optimizer):
     w = tf.Variable(1.0)
@@ -1298,6 +1311,7 @@ for optimizer in (Adam(0.1), keras_optimizers.Adam(0.1)):
 # for gradient descent that is the same sum (in another order), but Adagrad, RMSprop and Adam square
 # each slice separately, $g_a^2 + g_b^2$ instead of $(g_a + g_b)^2$, so their step is not the step for
 # the dense gradient:
+
 
 # %%
 def gathered_twice(optimizer, densify):
@@ -1386,6 +1400,7 @@ def race_on(f, optimizers, start, steps):
 # The settings are tuned by hand so that each rule shows its character, not so that any of them wins
 # (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
 # the contour plot):
+
 
 # %%
 def quadratic_optimizers():
@@ -1511,6 +1526,7 @@ race_animation
 # run the quadratic race three more ways: the valley aligned with the axes (same start $(-4, 0.5)$),
 # and the 30-degree valley with the start rotated along with it, so that in the valley's own
 # coordinates nothing has changed.
+
 
 # %%
 def quadratic_at(degrees):
@@ -1968,6 +1984,7 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so weights with
 # large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. On the agreement problem, with the settings of the Keras comparison:
+
 
 # %%
 def final_weights(optimizer, l2=0.0, steps=100):
