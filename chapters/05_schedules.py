@@ -51,13 +51,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
+from myst_nb import glue
+
 tf1 = tf.compat.v1  # the TF1 API of the source documents
 schedules = tf.keras.optimizers.schedules
 
 # %% [markdown]
 # ## A decaying rate in the source document (TF1)
 #
-# The first source document solves a tiny linear "system" by gradient descent in TF1 graph mode. The
+# The first source document {cite:p}`src000` solves a tiny linear "system" by gradient descent in TF1 graph mode. The
 # input is the row $x = (2, 1)$, the target is 0, the weights are $w = (1, 2)^\top$ and the bias $b$ has
 # **two** entries, so the prediction $p = xw + b$ is a $1 \times 2$ row with two equal entries. The loss
 # is the mean of the two squared errors, and the learning rate follows TF1's `exponential_decay` with
@@ -218,8 +220,8 @@ assert np.allclose(
 #
 # TF1 offered its schedules as functions of a `global_step` tensor (`tf.train.exponential_decay` and
 # friends, now under `tf.compat.v1.train`); TF2 offers them as objects that are called with the step
-# (`tf.keras.optimizers.schedules.ExponentialDecay` and friends). The second source document lists
-# three of them: `exponential_decay`, `natural_exp_decay` and `inverse_time_decay`. Writing $t$ for the
+# (`tf.keras.optimizers.schedules.ExponentialDecay` and friends). The source document on weight updates
+# {cite:p}`src003` lists three of them: `exponential_decay`, `natural_exp_decay` and `inverse_time_decay`. Writing $t$ for the
 # step, $\alpha_0$ for the initial rate and $T$ for the decay steps, the family is:
 #
 # $$
@@ -251,9 +253,13 @@ assert np.allclose(
 #
 # together with the exponential decay {eq}`eq-schedules-exp`. For the staircase variants of
 # {eq}`eq-schedules-exp`, {eq}`eq-schedules-natural-exp` and {eq}`eq-schedules-inverse-time`, $t/T$
-# becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`; the linear warm-up in
-# front of it {cite:p}`goyal2017` keeps the first steps small while Adam's or momentum's running
-# averages are still unreliable. Here is how the names map:
+# becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`. The linear warm-up in front of it was introduced by
+# {cite:t}`goyal2017` for large-batch SGD with momentum: with the learning rate scaled up in proportion
+# to the batch, the first steps, taken while the network is changing fastest, were unstable, and a few
+# epochs of ramp-up fixed that. A second, different argument is specific to Adam: its adaptive rate
+# rests on a variance estimate from only a few gradients during the first steps, and
+# {cite:t}`liu2020radam` show that warm-up works by keeping those steps small (their RAdam corrects
+# the variance instead). Here is how the names map:
 #
 # | schedule | formula | TF1 (`tf.compat.v1.train.`) | TF2 (`tf.keras.optimizers.schedules.`) |
 # | --- | --- | --- | --- |
@@ -270,6 +276,7 @@ assert np.allclose(
 # `tensorflow/python/keras/optimizer_v2/legacy_learning_rate_decay.py`).
 #
 # Each formula is a few lines of plain Python, a function of the step alone:
+
 
 # %%
 def exponential_decay(step, lr0, decay_steps, rate, staircase=False):
@@ -314,6 +321,7 @@ def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha
 # One set of settings per schedule, all starting from (or peaking at) 0.1 and chosen so that the curves
 # can be told apart over 1000 steps. Each entry holds the hand-written function with its arguments, the
 # TF1 function (or `None`) and the Keras object:
+
 
 # %%
 def tf1_schedule(function, *args, **kwargs):
@@ -437,9 +445,12 @@ for name in variants:
 # %% [markdown]
 # The hand-written functions agree with both libraries to float32 rounding (about $10^{-7}$ of the
 # initial rate) at all 1001 steps. TF1 and Keras compute the same formulas in float32, yet they are
-# not bit-for-bit equal either: the same arithmetic reaches different kernels (a TF1 graph is
-# rewritten by TensorFlow's graph optimizer before it runs, and a vector of steps goes through
-# vectorized kernels), and these round differently in the last bits. Where a bit-for-bit comparison
+# not bit-for-bit equal either. TF1's decay functions are today thin wrappers: `exponential_decay` and
+# its siblings build a Keras 2 schedule object (TensorFlow's bundled copy in
+# `tensorflow/python/keras/optimizer_v2/`) and call it with `global_step` in the graph (in eager mode
+# they return that callable instead of a tensor). So both sides evaluate the same expression; which
+# step of the graph or of the vectorized Keras call rounds differently in the last bit we have not
+# pinned down. Where a bit-for-bit comparison
 # matters, as in the next section, give both sides the *same* schedule object. {numref}`fig-schedules-all` draws them.
 
 # %% mystnb={"figure": {"caption": "The seven schedules of the table (the exponential one twice, continuous and staircase) over 1000 steps. The staircase and piecewise-constant schedules jump; cosine with warm-up climbs linearly for 100 steps and then follows a cosine from its peak.", "name": "fig-schedules-all"}}
@@ -484,6 +495,7 @@ assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
 # Forgetting to pass `global_step` to `minimize` raises no error: the variable stays at 0 and the
 # "decaying" rate is a constant. The next cell runs the source problem three ways in TF1: the
 # hand-applied update from above, `minimize` with `global_step`, and `minimize` without it.
+
 
 # %%
 def source_problem_tf1(pass_global_step, steps=11):
@@ -607,8 +619,10 @@ assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
 # With *noisy* gradients it does not: stochastic gradient descent with a constant rate $\alpha$ keeps
 # jumping around the minimum in a cloud whose size grows with $\alpha$. A small rate makes the cloud
 # small but takes long to get there; a large rate gets there fast and then stays noisy.
-# {cite:t}`robbins1951` showed that rates with $\sum_t \alpha_t = \infty$ and $\sum_t \alpha_t^2 <
-# \infty$ get the best of both; practical schedules approximate that.
+# {cite:t}`robbins1951` showed that rates with $\sum_t \alpha_t = \infty$ (enough total movement to
+# arrive from anywhere) and $\sum_t \alpha_t^2 < \infty$ (noise that dies out) converge. The
+# inverse-time schedule $\alpha_0/(1 + t/T)$, a $1/t$ rate, satisfies both; exponential decay does
+# not, because its rates have a finite sum however long it runs.
 #
 # The model is the straight line $\hat y = w x + b$ fitted to 200 noisy points of $y = 3x + 2$ by SGD
 # with one example per step, for 1000 steps. The training loss is half the mean squared error; its exact
@@ -631,9 +645,11 @@ def line_loss(w, b):
 
 
 best_loss = line_loss(theta_star[0], theta_star[1])
-sgd_order = np.concatenate(
-    [data_rng.permutation(200) for _ in range(5)]
-)  # 5 epochs, one example a step
+# five orders of the data (seeds 0 to 4), each 5 epochs of one example a step
+order_rngs = [np.random.default_rng(seed) for seed in range(5)]
+sgd_orders = [
+    np.concatenate([rng.permutation(200) for _ in range(5)]) for rng in order_rngs
+]
 print(
     f"least squares: w* = {theta_star[0]:.4f}, b* = {theta_star[1]:.4f}, L(theta*) = "
     f"{best_loss:.4f}"
@@ -643,6 +659,7 @@ print(
 # %% [markdown]
 # The SGD loop runs inside one `tf.function`, so that 1000 steps cost one call. The rates come in as a
 # vector, precomputed from each schedule; this is the same hand-written gradient descent as before.
+
 
 # %%
 @tf.function
@@ -661,61 +678,103 @@ def sgd_line_path(rates, xs, ys):
 sgd_steps = tf.range(1000, dtype=tf.int64)
 line_rates = {
     "constant 0.1": tf.fill([1000], 0.1),
+    "constant 0.03": tf.fill([1000], 0.03),
     "constant 0.01": tf.fill([1000], 0.01),
+    "constant 0.003": tf.fill([1000], 0.003),
     "exponential 0.1 → 0.001": schedules.ExponentialDecay(0.1, 1000, 0.01)(sgd_steps),
+    "1/t: 0.1/(1 + t/50)": schedules.InverseTimeDecay(0.1, 50, 1.0)(sgd_steps),
     "cosine, warm-up to 0.1": tf.vectorized_map(
         schedules.CosineDecay(0.0, 900, warmup_target=0.1, warmup_steps=100), sgd_steps
     ),
 }
-line_paths = {
-    name: sgd_line_path(rates, line_x[sgd_order], line_y[sgd_order]).numpy()
-    for name, rates in line_rates.items()
-}
-excess = {
-    name: line_loss(path[:, 0], path[:, 1]) - best_loss
-    for name, path in line_paths.items()
-}
+CONSTANTS = [name for name in line_rates if name.startswith("constant")]
+SCHEDULES = [name for name in line_rates if name not in CONSTANTS]
+line_paths, excess = {}, {}
+for name, rates in line_rates.items():
+    line_paths[name] = [
+        sgd_line_path(rates, line_x[order], line_y[order]).numpy()
+        for order in sgd_orders
+    ]
+    excess[name] = np.array(
+        [line_loss(path[:, 0], path[:, 1]) - best_loss for path in line_paths[name]]
+    )
 
 # %% [markdown]
 # We compare the runs by their excess loss averaged over the last 100 steps (an average, because a
-# single step of SGD is a lottery):
+# single step of SGD is a lottery), as mean ± standard deviation over the five orders of the data:
 
 # %%
-final_excess = {name: float(np.mean(curve[-100:])) for name, curve in excess.items()}
-for name, value in final_excess.items():
+final_excess = {name: curves[:, -100:].mean(axis=1) for name, curves in excess.items()}
+for name, values in final_excess.items():
     print(
-        f"{name:26s} excess loss over the last 100 steps: {value:.2e}   at step 100: "
-        f"{excess[name][100]:.2e}"
+        f"{name:24s} last 100 steps: {values.mean():.2e} ± {values.std():.1e}   "
+        f"step 100: {excess[name][:, 100].mean():.2e}   sum of rates "
+        f"{float(tf.reduce_sum(line_rates[name])):5.1f}"
     )
-big, small = final_excess["constant 0.1"], final_excess["constant 0.01"]
-for name in ["exponential 0.1 → 0.001", "cosine, warm-up to 0.1"]:
-    assert final_excess[name] < big / 10 and final_excess[name] < small
-assert (
-    excess["constant 0.01"][100] > 10 * excess["constant 0.1"][100]
-)  # small rate: slow start
+best_constant = min(CONSTANTS, key=lambda name: final_excess[name].mean())
+print("best constant rate:", best_constant)
 
 # %% [markdown]
-# Both schedules end more than ten times closer to the minimum than the constant rate 0.1 they start
-# with (or peak at), and closer than the constant 0.01, which in turn is far behind at step 100.
-# {numref}`fig-schedules-sgd-noise` shows the whole curves.
+# Over 1000 steps the best constant rate is 0.01: the larger ones stall in their noise, the smaller
+# one is still on its way. The exponential and the $1/t$ schedules beat it, and every other constant
+# rate, on every one of the five orders. Cosine with warm-up, which keeps a large rate for longer,
+# ends level with the best constant rate (ahead on some orders, behind on others, with means closer
+# than the spread over orders) and well ahead of the larger ones:
 
-# %% mystnb={"figure": {"caption": "Excess training loss of SGD on a noisy straight-line fit (log scale, smoothed over 25 steps). A large constant rate is fast and then stalls in its noise; a small one is precise but slow; the schedules start like the large rate and finish below the small one.", "name": "fig-schedules-sgd-noise"}}
-fig, ax = plt.subplots()
+# %%
+for name in ["exponential 0.1 → 0.001", "1/t: 0.1/(1 + t/50)"]:
+    for constant in CONSTANTS:
+        assert np.all(final_excess[name] < final_excess[constant]), (name, constant)
+cosine = final_excess["cosine, warm-up to 0.1"]
+best = final_excess[best_constant]
+assert best_constant == "constant 0.01"
+assert abs(cosine.mean() - best.mean()) < cosine.std() + best.std()
+assert np.any(cosine < best) and np.any(cosine > best)
+assert cosine.mean() < final_excess["constant 0.03"].mean() / 3
+assert (
+    excess["constant 0.01"][:, 100].mean() > 10 * excess["constant 0.1"][:, 100].mean()
+)
+exp_rates = line_rates["exponential 0.1 → 0.001"].numpy().astype(np.float64)
+exp_total = 0.1 / (1 - 0.01 ** (1 / 1000))
+glue("ch5_exp_total", exp_total, display=False)
+print(f"exponential: sum of all its rates, forever: {exp_total:.1f}")
+assert abs(exp_rates.sum() - exp_total) < 1.0
+
+# %% [markdown]
+# So Robbins and Monro's condition is not what decides a finite run: the exponential schedule, whose
+# rates sum to only {glue:text}`ch5_exp_total:.1f` even over infinitely many steps, ends ahead of
+# $1/t$ here, because after 1000 steps its rate is lower. What the condition protects against is a
+# start further away than that total can carry the parameters. What does decide the run is visible in
+# {numref}`fig-schedules-sgd-noise`: a schedule starts like a large rate and finishes like a small
+# one.
+
+# %% mystnb={"figure": {"caption": "Excess training loss of SGD on a noisy straight-line fit (log scale, smoothed over 25 steps; geometric mean over five orders of the data, band from the smallest to the largest). Constant rates dashed, schedules solid. A large constant rate is fast and then stalls in its noise; a small one is precise but slow; the schedules start like the large rate and finish like a small one.", "name": "fig-schedules-sgd-noise"}}
+fig, ax = plt.subplots(figsize=(7.5, 4.4))
 window = np.ones(25) / 25
-for name, curve in excess.items():
-    ax.plot(np.convolve(curve, window, mode="valid"), label=name)
+for name, curves in excess.items():
+    smooth = np.array([np.convolve(curve, window, mode="valid") for curve in curves])
+    style = "--" if name in CONSTANTS else "-"
+    (line,) = ax.plot(np.exp(np.log(smooth).mean(axis=0)), style, label=name)
+    ax.fill_between(
+        np.arange(smooth.shape[1]),
+        smooth.min(axis=0),
+        smooth.max(axis=0),
+        color=line.get_color(),
+        alpha=0.15,
+    )
 ax.set_yscale("log")
 ax.set_xlabel("step")
 ax.set_ylabel(r"$L(\theta_t) - L(\theta^*)$")
-ax.legend(fontsize="small")
+ax.legend(fontsize="x-small", ncol=2)
 plt.show()
 
 # %% [markdown]
 # {numref}`fig-schedules-sgd-paths` follows the parameters $(w, b)$ themselves over the second half of
-# the run, on the contours of the training loss near its minimum: the constant rate 0.1 keeps
-# wandering in a wide cloud, while the schedules settle as their rates shrink.
+# the run with the first order of the data, on the contours of the training loss near its minimum:
+# the constant rate 0.1 keeps wandering in a wide cloud, while the schedules settle as their rates
+# shrink.
 
-# %% mystnb={"figure": {"caption": "Steps 500 to 1000 of the SGD paths of the noisy line fit in the $(w, b)$ plane, on contours of the training loss around its minimum (a dot every 10 steps, squares mark step 500). With the constant rate 0.1 the path fills a cloud; with the decaying rates it contracts onto the minimum.", "name": "fig-schedules-sgd-paths"}}
+# %% mystnb={"figure": {"caption": "Steps 500 to 1000 of the SGD paths of the noisy line fit in the $(w, b)$ plane (first order of the data), on contours of the training loss around its minimum. With the constant rate 0.1 the path fills a cloud; with the decaying rates it contracts onto the minimum.", "name": "fig-schedules-sgd-paths"}}
 from gdbook.plotting import Panel, contour
 
 line_panel = Panel(
@@ -726,9 +785,9 @@ line_panel = Panel(
 )
 fig, ax = plt.subplots(figsize=(5.4, 5.2))
 contour(ax, line_panel)
-for name, path in line_paths.items():
-    if name != "constant 0.01":
-        ax.plot(path[500:, 0], path[500:, 1], ".", ms=3, alpha=0.7, label=name)
+for name in ["constant 0.1", "exponential 0.1 → 0.001", "cosine, warm-up to 0.1"]:
+    path = line_paths[name][0]
+    ax.plot(path[500:, 0], path[500:, 1], ".", ms=3, alpha=0.7, label=name)
 ax.plot(*theta_star, "k+", ms=14, mew=2, label=r"minimum $\theta^*$")
 ax.set_xlabel("$w$")
 ax.set_ylabel("$b$")
@@ -749,8 +808,8 @@ plt.show()
 # $$ (eq-schedules-l2-conventions)
 #
 # The first is TF1 and TF2 alike; the second is Keras (`tf.keras.regularizers.L2`, default
-# $\ell = 0.01$); the third is TF1's `tf.contrib.layers.l2_regularizer`, which the second source
-# document uses. `tf.contrib` was removed in TF2:
+# $\ell = 0.01$); the third is TF1's `tf.contrib.layers.l2_regularizer`, which the source on weight
+# updates {cite:p}`src003` uses. `tf.contrib` was removed in TF2:
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(AttributeError) as contrib_missing:
@@ -765,6 +824,7 @@ assert "has no attribute 'contrib'" in contrib_missing.message
 # Its definition was `scale * tf.nn.l2_loss(weights)`, so we write it as a one-line function and
 # compare the three on $w = (1, -2, 3)$, where $\sum w_i^2 = 14$. The gradients differ the same way:
 # $w$ for `l2_loss`, $2\ell w$ for `L2`, $s w$ for `l2_regularizer`.
+
 
 # %%
 def tf1_l2_regularizer(scale):
@@ -894,22 +954,42 @@ gd_runs = {
     ),
     "hand, fixed factor λ'=α0 λ": gd_path("fixed factor").numpy(),
 }
-reference = gd_runs["hand, L2 in loss"]
+reference = gd_runs.pop("hand, L2 in loss")
 gd_differences = {
     name: float(np.max(np.abs(run - reference))) for name, run in gd_runs.items()
 }
 for name, difference in gd_differences.items():
     print(f"{name:28s} max |w - w(hand, L2)| over 200 steps: {difference:.1e}")
-assert gd_differences["Keras SGD, L2(λ/2) in loss"] < 1e-6
-assert gd_differences["Keras SGD, weight_decay=λ"] < 1e-6
+assert gd_differences["Keras SGD, L2(λ/2) in loss"] == 0.0
+assert 0 < gd_differences["Keras SGD, weight_decay=λ"] < 1e-6
 assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
+
+# %% [markdown]
+# Keras `SGD` with the penalty in the loss is the hand-written run bit for bit: the same arithmetic
+# in the same order. With `weight_decay` it agrees to float32 rounding but not bit for bit, because
+# the decay is applied as a separate multiplication before the step instead of inside the gradient. The fixed-factor decay drifts away as soon as the
+# rate has decayed, because it keeps decaying the weights at the initial rate's strength.
+#
+# The equivalence is a property of plain gradient descent. With momentum, the penalty's gradient
+# $\lambda w$ enters the velocity and is carried on into later steps, while decoupled decay shrinks
+# the weights once and stays out of the velocity (the SGDW of {cite:t}`loshchilov2019`), so the two
+# are different algorithms:
+
+# %%
+momentum_l2 = keras_path(
+    tf.keras.optimizers.SGD(decaying, momentum=0.9), tf.keras.regularizers.L2(lam / 2)
+)
+momentum_decay = keras_path(
+    tf.keras.optimizers.SGD(decaying, momentum=0.9, weight_decay=lam)
+)
+momentum_gap = float(np.max(np.abs(momentum_l2 - momentum_decay)))
+print(
+    f"SGD(momentum=0.9): max |w(L2) - w(weight_decay)| over 200 steps: {momentum_gap:.1e}"
+)
+assert momentum_gap > 1e-3
 
 
 # %% [markdown]
-# The first three agree to float32 rounding (they perform the same arithmetic, grouped differently,
-# so not bit for bit). The fixed-factor decay drifts away as soon as the rate has decayed, because it
-# keeps decaying the weights at the initial rate's strength.
-#
 # ### Adam: the penalty gets normalized away
 #
 # Adam {cite:p}`kingma2015` divides each coordinate of the gradient by a running root mean square of
@@ -941,6 +1021,7 @@ assert gd_differences["hand, fixed factor λ'=α0 λ"] > 1e-2
 # at all* on it, while AdamW's first step also shrinks $w$ by $\alpha\lambda w$. The hand-written update
 # {eq}`eq-schedules-adamw`, for one step from $w = (1, 1)$:
 
+
 # %%
 def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps=1e-7):
     """One Adam step of eq. (adamw), as Keras computes it; t counts from 1.
@@ -952,15 +1033,17 @@ def adam_update(w, grad, m, v, t, rate, decay=0.0, beta_1=0.9, beta_2=0.999, eps
     return w - m * step_size / (np.sqrt(v) + eps), m, v
 
 
-stiffness = np.array(
-    [100.0, 1.0]
-)  # f(w) = 1/2 sum h_i (w_i - 1)^2: one stiff, one soft coordinate
+# for this one step: f(w) = 1/2 sum h_i (w_i - 2)^2, one stiff and one soft coordinate
+stiffness = np.array([100.0, 1.0])
 w_start, zeros = np.array([1.0, 1.0]), np.zeros(2)
-grad_f = stiffness * (w_start - 2.0)  # evaluated at w = 1 for a minimum at c = 2
+# the gradient of f at w = 1 (its minimum is at 2)
+grad_f = stiffness * (w_start - 2.0)
 first_plain = adam_update(w_start, grad_f, zeros, zeros, 1, 0.01)[0]
 first_l2 = adam_update(w_start, grad_f + 0.5 * w_start, zeros, zeros, 1, 0.01)[0]
 first_adamw = adam_update(w_start, grad_f, zeros, zeros, 1, 0.01, decay=0.5)[0]
 print("Adam:", first_plain, " Adam + L2:", first_l2, " AdamW:", first_adamw)
+print("Keras AdamW's default weight_decay:", tf.keras.optimizers.AdamW().weight_decay)
+assert tf.keras.optimizers.AdamW().weight_decay == 0.004
 assert np.max(np.abs(first_l2 - first_plain)) < 1e-6  # equal up to the epsilon
 assert np.allclose(first_plain - first_adamw, 0.01 * 0.5 * w_start)
 
@@ -1111,6 +1194,9 @@ def train_mlp(optimizer, l2=0.0):
     each epoch."""
     params = [tf.Variable(value) for value in initial_weights]
     sets = [(fit_x, fit_y), (val_x, val_y), (test_x, test_y)]
+    if getattr(optimizer, "weight_decay", None):
+        # like the L2 penalty, the decay spares the two bias vectors
+        optimizer.exclude_from_weight_decay(var_list=[params[1], params[3]])
 
     @tf.function
     def one_epoch(order):
@@ -1134,27 +1220,50 @@ def train_mlp(optimizer, l2=0.0):
 
 
 # %% [markdown]
-# Three runs: Adam with no regularization, Adam with an L2 penalty on the two weight matrices
-# (Keras convention, $\ell = 10^{-3}$), and AdamW with `weight_decay=1.0` (per step the weights shrink by
-# $\alpha \cdot 1.0 = 0.3\,\%$). Biases are not regularized in the L2 run; AdamW, as configured here,
-# decays every variable (Keras' `exclude_from_weight_decay` could spare the biases).
+# The optimizer is Adam with rate $3 \times 10^{-3}$ for every run; the rate, the width, the batch size
+# and the number of epochs were set once, by hand, before any regularization was tried, and are not
+# tuned. What *is* chosen here is the strength of each regularizer, and it is chosen on the validation
+# set: an L2 penalty on the two weight matrices (Keras convention, $\ell\sum w^2$) with
+# $\ell \in \{3 \times 10^{-4}, 10^{-3}, 3 \times 10^{-3}\}$, and AdamW's `weight_decay` in
+# $\{0.3, 1, 3\}$. In both, the biases are left alone (the penalty sums only the weight matrices;
+# `exclude_from_weight_decay` spares them from AdamW's decay), so the two arms regularize the same
+# parameters. Each candidate is trained for all 30 epochs, and the one with the lowest validation loss
+# at the end is kept.
 
 # %%
-histories = {
-    "no regularization": train_mlp(tf.keras.optimizers.Adam(3e-3)),
-    "L2 in the loss": train_mlp(tf.keras.optimizers.Adam(3e-3), l2=1e-3),
-    "AdamW (weight decay)": train_mlp(
-        tf.keras.optimizers.AdamW(3e-3, weight_decay=1.0)
-    ),
+plain = train_mlp(tf.keras.optimizers.Adam(3e-3))
+candidates = {
+    "L2 in the loss": {
+        l2: train_mlp(tf.keras.optimizers.Adam(3e-3), l2=l2)
+        for l2 in (3e-4, 1e-3, 3e-3)
+    },
+    "AdamW (weight decay)": {
+        decay: train_mlp(tf.keras.optimizers.AdamW(3e-3, weight_decay=decay))
+        for decay in (0.3, 1.0, 3.0)
+    },
 }
 TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
+histories, chosen = {"no regularization": plain}, {}
+for name, runs in candidates.items():
+    for strength, history in runs.items():
+        print(
+            f"{name:21s} {strength:7g}: final validation loss {history[-1, VAL_LOSS]:.4f}"
+        )
+    chosen[name] = min(runs, key=lambda strength: runs[strength][-1, VAL_LOSS])
+    histories[name] = runs[chosen[name]]
+print("chosen on the validation set:", chosen)
+glue("ch5_l2_chosen", chosen["L2 in the loss"], display=False)
+glue("ch5_wd_chosen", chosen["AdamW (weight decay)"], display=False)
 
 
 # %% [markdown]
-# *Early stopping* {cite:p}`prechelt1998` needs no extra run: it is a rule applied to the validation
-# curve. With patience 5 it stops after five epochs without a new best validation loss and goes back to
-# the weights of the best epoch; `tf.keras.callbacks.EarlyStopping(patience=5,
-# restore_best_weights=True)` does the same inside `model.fit`. Applied to the unregularized run:
+# The validation set picks $\ell =$ {glue:text}`ch5_l2_chosen` and `weight_decay` $=$
+# {glue:text}`ch5_wd_chosen`. *Early stopping* {cite:p}`prechelt1998` needs no extra run: it is a
+# rule applied to the validation curve. With patience 5 it stops after five epochs without a new best
+# validation loss and goes back to the weights of the best epoch;
+# `tf.keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)` does the same inside
+# `model.fit`. Applied to the unregularized run:
+
 
 # %%
 def early_stopping_epoch(val_losses, patience=5):
@@ -1168,7 +1277,6 @@ def early_stopping_epoch(val_losses, patience=5):
     return best, len(val_losses) - 1
 
 
-plain = histories["no regularization"]
 best_epoch, stop_epoch = early_stopping_epoch(plain[:, VAL_LOSS])
 print(
     f"early stopping: stops after epoch {stop_epoch + 1}, restores epoch "
@@ -1177,7 +1285,8 @@ print(
 assert stop_epoch < EPOCHS - 1
 
 # %% [markdown]
-# The table of results, with the early-stopping row read off the unregularized run at its best epoch:
+# Only now, with every choice made, do we look at the test set. The table of results, with the
+# early-stopping row read off the unregularized run at the epoch early stopping restores:
 
 # %%
 rows = {name: history[-1] for name, history in histories.items()}
@@ -1190,33 +1299,42 @@ for name, row in rows.items():
         f"{name:22s} {row[TRAIN_LOSS]:10.4f} {row[TRAIN_ACC]:9.3f} "
         f"{row[TEST_LOSS]:9.4f} {row[TEST_ACC]:8.3f}"
     )
-lowest_test_loss = plain[:, TEST_LOSS].min()
+lowest_epoch = int(plain[:, TEST_LOSS].argmin())
 print(
-    f"unregularized test loss: lowest {lowest_test_loss:.4f} (epoch "
-    f"{plain[:, TEST_LOSS].argmin() + 1}),"
-    f" final {plain[-1, TEST_LOSS]:.4f}"
+    f"unregularized test loss: lowest {plain[lowest_epoch, TEST_LOSS]:.4f} (epoch "
+    f"{lowest_epoch + 1} of {EPOCHS}), final {plain[-1, TEST_LOSS]:.4f}"
 )
+glue("ch5_lowest_epoch", lowest_epoch + 1, display=False)
+glue("ch5_best_val_epoch", best_epoch + 1, display=False)
 
 # %% [markdown]
 # The unregularized network learns the 500 training digits perfectly and its training loss keeps
-# falling towards zero, while its test loss, after reaching a minimum early, climbs again: it becomes
-# ever more confident, including on the test digits it gets wrong. That is overfitting.
-# All three remedies end with a lower test loss than the unregularized network's final one:
+# falling towards zero, while its test loss reaches its lowest value at epoch
+# {glue:text}`ch5_lowest_epoch` of 30 and then climbs again: the network becomes ever more
+# confident, including on the test digits it gets wrong. That is overfitting. (The validation loss,
+# which early stopping watches, is lowest at epoch {glue:text}`ch5_best_val_epoch`.) All three
+# remedies end with a lower test loss than the unregularized network's final one, and each fits the
+# training set less closely:
 
 # %%
 assert plain[-1, TRAIN_ACC] == 1.0 and plain[-1, TRAIN_LOSS] < 0.02
-assert plain[-1, TEST_LOSS] > 1.05 * lowest_test_loss  # the test loss rose again
+# 'near the middle of the run' in the caption below
+assert EPOCHS // 3 <= lowest_epoch + 1 <= 2 * EPOCHS // 3
+# the test loss rose again after its minimum
+assert plain[-1, TEST_LOSS] > 1.05 * plain[lowest_epoch, TEST_LOSS]
 for name in ["L2 in the loss", "AdamW (weight decay)", "early stopping"]:
     assert rows[name][TEST_LOSS] < plain[-1, TEST_LOSS], name
-    assert rows[name][TRAIN_LOSS] > plain[-1, TRAIN_LOSS], (
-        name
-    )  # they fit the training set less
+    assert rows[name][TRAIN_LOSS] > plain[-1, TRAIN_LOSS], name
+test_accuracies = [row[TEST_ACC] for row in rows.values()]
+print(f"test accuracies from {min(test_accuracies):.3f} to {max(test_accuracies):.3f}")
+assert max(test_accuracies) - min(test_accuracies) < 0.03
 
 # %% [markdown]
-# {numref}`fig-schedules-overfitting` shows the curves. Test *accuracy* barely moves in this experiment;
-# the loss, which measures how confident the wrong answers are, is where overfitting shows first.
+# {numref}`fig-schedules-overfitting` shows the curves. Test *accuracy* moves by less than three
+# points between the four rows of the table; the loss, which measures how confident the wrong answers
+# are, is where overfitting shows first.
 
-# %% mystnb={"figure": {"caption": "Training (dashed) and test (solid) cross-entropy of a 256-unit MLP on 500 MNIST digits. Without regularization the training loss goes to zero and the test loss rises after its early minimum; L2 and AdamW's weight decay keep it lower. The dot marks the epoch early stopping (patience 5 on a separate validation set) returns to.", "name": "fig-schedules-overfitting"}}
+# %% mystnb={"figure": {"caption": "Cross-entropy of a 256-unit MLP on 500 MNIST digits, on the training set (left, log scale) and on the test set (right), with the regularization strengths chosen on the validation set. Without regularization the training loss goes to zero and the test loss turns upward after its minimum near the middle of the run; L2 and AdamW's weight decay keep it lower. The dot marks the epoch that early stopping (patience 5 on the validation set) returns to.", "name": "fig-schedules-overfitting"}}
 fig, (ax_train, ax_test) = plt.subplots(1, 2, figsize=(9, 4.2))
 epochs = np.arange(1, EPOCHS + 1)
 for name, history in histories.items():
@@ -1232,7 +1350,6 @@ ax_test.plot(
 )
 ax_train.set_yscale("log")
 ax_train.set_title("training loss")
-ax_test.set_ylim(0.45, 0.65)
 ax_test.set_title("test loss")
 for ax in (ax_train, ax_test):
     ax.set_xlabel("epoch")
@@ -1254,14 +1371,18 @@ plt.show()
 # - TF1 counts steps in `global_step`, but only if you pass it to `minimize`: forgetting it switches
 #   the schedule off without an error. Keras counts in `optimizer.iterations`; a schedule object gives
 #   identical runs in a Keras optimizer and in a hand-written loop.
-# - With noisy gradients a decaying rate beats every constant rate: fast at first, precise at the end.
+# - With noisy gradients a decaying rate starts like a large constant rate and ends like a small one:
+#   on a noisy line fit, exponential and $1/t$ decay beat every constant rate tried on each of five
+#   orders of the data, and cosine with warm-up ties the best constant rate. Exponential decay breaks
+#   Robbins and Monro's $\sum_t \alpha_t = \infty$, which matters only when the start is far away.
 # - `tf.nn.l2_loss` is $\tfrac12\sum w^2$, Keras' `L2(ℓ)` is $\ell\sum w^2$, TF1's
 #   `l2_regularizer(s)` is $s \cdot$ `l2_loss`: a TF1 `beta * l2_loss(W)` is Keras `L2(beta / 2)`.
 # - For gradient descent, an L2 penalty $\tfrac{\lambda}{2}\lVert w\rVert^2$ and Keras'
 #   `weight_decay=λ` are the same algorithm. For Adam they are not: the penalty is normalized per
 #   coordinate, the decoupled decay of AdamW is not, and they end at different weights.
-# - On 500 MNIST digits a wide network overfits within a few epochs; L2, weight decay and early stopping
-#   each keep the test loss lower than training to the end without them.
+# - On 500 MNIST digits a wide network overfits: its test loss turns upward after epoch
+#   {glue:text}`ch5_lowest_epoch` of 30. L2, weight decay (strengths chosen on a validation set) and
+#   early stopping each end with a lower test loss than training to the end without them.
 #
 # ## Exercises
 #
@@ -1290,13 +1411,16 @@ plt.show()
 #
 # ````{solution} ex-schedules-translate
 # :class: dropdown
-# (a) $5\cdot10^{-4}\cdot\tfrac12\sum W^2 = 2.5\cdot10^{-4}\sum W^2$, so
+# (a) $5\times10^{-4}\cdot\tfrac12\sum W^2 = 2.5\times10^{-4}\sum W^2$, so
 # `kernel_regularizer=tf.keras.regularizers.L2(2.5e-4)`. (b) The penalty is
 # $\tfrac{\lambda}{2}\lVert W\rVert^2$ with $\lambda = 5\cdot10^{-4}$, and by
 # {eq}`eq-schedules-l2-step` Keras' `weight_decay` must equal $\lambda$: `weight_decay=5e-4` (Keras
 # multiplies it by the learning rate itself). Only `W` should be decayed, so the biases must be excluded
 # with `optimizer.exclude_from_weight_decay(...)`. For Adam, no: the penalty's gradient passes through
-# Adam's normalization and the decay of AdamW does not, as the quadratic example above shows.
+# Adam's normalization and the decay of AdamW does not, as the quadratic example above shows. The
+# same holds for a TF1 `MomentumOptimizer` with that loss: (a) still reproduces it, since the penalty
+# stays in the loss, but `SGD(0.1, momentum=..., weight_decay=5e-4)` does not, because with momentum an
+# L2 penalty and decoupled decay are different algorithms (SGDW), as the momentum run above measured.
 # ````
 #
 # ```{exercise}
@@ -1313,7 +1437,7 @@ plt.show()
 # $\alpha_t = 0.3 \cdot 0.9^{t/100}$ the factor's magnitude is above 1 while $\alpha_t > 2/11$, that is
 # for $t < 100 \ln(0.1818/0.3)/\ln 0.9 \approx 475.3$: the prediction shrinks only from step 476 on.
 # Before that, it is multiplied by numbers between $-2.3$ and $-1$ some 476 times; its magnitude
-# exceeds float32's largest value (about $3.4\cdot10^{38}$) after about 120 steps, and the run is lost
+# exceeds float32's largest value (about $3.4\times10^{38}$) after about 120 steps, and the run is lost
 # (`inf`, then `nan`) long before the schedule could rescue it. A schedule cannot repair a rate that
 # starts unstable; a warm-up can.
 # ````
@@ -1347,5 +1471,16 @@ with np.errstate(over="ignore", invalid="ignore"):
         if overflow_step is None and not np.isfinite(p):
             overflow_step = t
 assert overflow_step is not None and 110 <= overflow_step <= 125, overflow_step
+assert round(overflow_step, -1) == 120
 assert piecewise_constant(300, [300, 600], [0.1, 0.05, 0.02]) == 0.1
-print("solution numbers check out; float32 overflow at step", overflow_step)
+print(
+    f"first step below 0.05: {1000 * first_k}; at step {1000 * first_k - 1} the rate is "
+    f"{0.1 * 0.96**16:.3f}; k > {math.log(0.5) / math.log(0.96):.2f}"
+)
+print(
+    f"Keras L2 for 5e-4 * l2_loss: {5e-4 / 2:.1e}; 2/11 = {2 / 11:.4f}; "
+    f"1 - 11 * 0.3 = {1 - 11 * 0.3:.1f}; critical step {critical:.1f}"
+)
+print(
+    f"float32 max {np.finfo(np.float32).max:.1e}; float32 overflow at step {overflow_step}"
+)
