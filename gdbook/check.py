@@ -149,6 +149,17 @@ def _uniform(ratios, rel=0.01):
     return None
 
 
+def _common_factor(d_mine, d_ref, prev, rel=0.01):
+    """c if your update is c times the reference's for every entry, up to `rel` and the
+    float32 rounding of the values the updates are computed from; else None."""
+    if d_ref.size == 0 or not np.all(np.isfinite(d_mine)):
+        return None
+    c = float(np.median(d_mine / d_ref))
+    rounding = 2 * _EPS32 * (np.abs(prev) + np.abs(d_ref))
+    allowed = rel * np.abs(c * d_ref) + (1 + abs(c)) * rounding
+    return c if np.all(np.abs(d_mine - c * d_ref) <= allowed) else None
+
+
 def _updates(history, t):
     """Flattened float64 step t update, previous values, and a mask of entries whose
     update is resolved in float32 (at least 50 units in the last place)."""
@@ -201,7 +212,7 @@ def _diagnose(mine, ref, grads, rtol):
             "given?"
         )
     ratios = d_mine[resolved] / d_ref[resolved]
-    c_k = _uniform(ratios)
+    c_k = _common_factor(d_mine[resolved], d_ref[resolved], prev[resolved])
     if c_k is None:
         # A difference proportional to the variable itself: weight decay.
         has_value = resolved & (np.abs(prev) > 1e-3)
@@ -217,9 +228,13 @@ def _diagnose(mine, ref, grads, rtol):
     if c_k is not None:
         factors = []
         for t in range(k, len(ref)):
-            dr, _, res_t = _updates(ref, t)
+            dr, prev_t, res_t = _updates(ref, t)
             dm, _, _ = _updates(mine, t)
-            factors.append(_uniform(dm[res_t] / dr[res_t]) if res_t.any() else None)
+            factors.append(
+                _common_factor(dm[res_t], dr[res_t], prev_t[res_t])
+                if res_t.any()
+                else None
+            )
         last = factors[-1]
         if abs(c_k + 1) < 0.01 and all(
             f is not None and abs(f + 1) < 0.01 for f in factors
@@ -244,8 +259,8 @@ def _diagnose(mine, ref, grads, rtol):
             )
         return (
             f"{before}: at step {k} your update is {c_k:.4g} times the reference's for "
-            "every entry: the learning rate, its schedule, or a bias correction at that "
-            "step?"
+            "every entry: the learning rate, its schedule, a bias correction, or an "
+            "epsilon that dominates while the state is still near zero?"
         )
     # Epsilon: the relative difference grows as the gradient shrinks.
     g = np.abs(np.concatenate([np.ravel(x) for x in grads[k - 1]]).astype(float))
