@@ -53,7 +53,10 @@ from gdbook.data import (  # noqa: E402
 from gdbook.errors import CaughtError, expect_error, in_notebook  # noqa: E402
 from gdbook.repro import DEFAULT_SEED, setup  # noqa: E402
 
+from gdbook import check  # noqa: E402  (after TensorFlow's quiet import)
+
 __all__ = [
+    "check",
     "CaughtError",
     "expect_error",
     "in_notebook",

@@ -1,0 +1,667 @@
+"""Check your own code against a reference: optimizers, gradients, learning-rate schedules.
+
+Each function compares the code you wrote with a reference (usually TensorFlow's or Keras')
+and either returns ``None`` quietly or raises ``AssertionError`` with a message that says
+where the two first part and, when the difference has a recognisable shape, what kind of
+mistake produces it::
+
+    from gdbook import check
+
+    check.optimizer(lambda: MyAdam(0.01), lambda: keras.optimizers.Adam(0.01))
+    check.gradient(f, my_grad_f, x)
+    check.schedule(my_schedule, keras.optimizers.schedules.CosineDecay(0.1, 100))
+
+The diagnoses are hints ("bias correction?"), not verdicts: they name the most likely cause of
+a difference with that shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["optimizer", "gradient", "schedule"]
+
+_EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-07
+_EPS64 = float(np.finfo(np.float64).eps)  # 2.22e-16
+
+# --------------------------------------------------------------------------------------
+# optimizer()
+# --------------------------------------------------------------------------------------
+
+# The test problem: four float32 variables of different shapes, and a loss that is not a
+# quadratic (log-cosh of a tanh layer). The initial values are small, so that float32
+# resolves even small steps (the spacing of float32 numbers near 0.1 is 7.5e-9).
+_rng = np.random.default_rng(19)
+_X = _rng.normal(size=(8, 3)).astype(np.float32)
+_Y = (0.5 * _rng.normal(size=(8, 2))).astype(np.float32)
+_INITIAL = {
+    "scale": np.float32(0.8),
+    "bias": np.array([0.1, -0.2], np.float32),
+    "weights": (0.3 * _rng.normal(size=(3, 2))).astype(np.float32),
+    # Gradients of about 1e-2, 1e-4 and 1e-6: where epsilon matters.
+    "tiny": np.array([0.05, -0.07, 0.09], np.float32),
+}
+_TINY_SCALES = np.array([1e-2, 1e-4, 1e-6], np.float32)
+
+
+def _loss(v):
+    hidden = tf.tanh(tf.matmul(_X, v["weights"]) + v["bias"])
+    residual = v["scale"] * hidden - _Y
+    main = tf.reduce_mean(tf.math.log(tf.cosh(3.0 * residual)))
+    small = tf.reduce_sum(_TINY_SCALES * tf.math.log(tf.cosh(10.0 * v["tiny"])))
+    return main + small
+
+
+def _make(factory, who):
+    if not callable(factory):
+        raise TypeError(
+            f"{who} must be a function with no arguments that returns a new optimizer "
+            f"(e.g. `lambda: Adam(0.01)`), got {factory!r}"
+        )
+    opt = factory()
+    if not callable(getattr(opt, "apply_gradients", None)):
+        raise TypeError(
+            f"{who}() returned {type(opt).__name__}, which has no apply_gradients method"
+        )
+    return opt
+
+
+def _run(opt, steps, compiled, gradients=None):
+    """Train fresh variables with `opt`; return the values before and after each step.
+
+    With `gradients` (a list of per-step lists), those are applied instead of the
+    variables' own gradients (the replay used for the diagnosis). Also returns the
+    gradients that were applied."""
+    names = list(_INITIAL)
+    variables = {name: tf.Variable(_INITIAL[name], name=name) for name in names}
+    var_list = [variables[name] for name in names]
+    feed = [tf.Variable(tf.zeros_like(var)) for var in var_list]
+
+    def own_step():
+        with tf.GradientTape() as tape:
+            loss = _loss(variables)
+        grads = tape.gradient(loss, var_list)
+        opt.apply_gradients(list(zip(grads, var_list, strict=True)))
+        return grads
+
+    def fed_step():
+        grads = [tf.identity(g) for g in feed]
+        opt.apply_gradients(list(zip(grads, var_list, strict=True)))
+        return grads
+
+    step = fed_step if gradients is not None else own_step
+    if compiled:
+        step = tf.function(step)
+    history = [{name: variables[name].numpy().copy() for name in names}]
+    applied = []
+    for t in range(steps):
+        if gradients is not None:
+            for slot, grad in zip(feed, gradients[t], strict=True):
+                slot.assign(grad)
+        grads = step()
+        applied.append([g.numpy() for g in grads])
+        history.append({name: variables[name].numpy().copy() for name in names})
+    return history, applied
+
+
+def _allowed(ref, start, t, rtol):
+    """What float32 rounding may explain after t steps: a relative error of the distance
+    moved, plus a few units in the last place of the value per step."""
+    ref, start = np.asarray(ref, np.float64), np.asarray(start, np.float64)
+    ulp_scale = np.maximum(np.abs(ref), np.abs(start))
+    return rtol * np.abs(ref - start) + 2 * t * _EPS32 * ulp_scale + 1e-30
+
+
+def _first_mismatch(mine, ref, rtol):
+    """(step, name, index, other names) of the worst entry outside the tolerance at the
+    first step where any entry is, or None."""
+    start = ref[0]
+    for t in range(1, len(ref)):
+        worst, others = None, []
+        for name in _INITIAL:
+            a = np.asarray(mine[t][name], np.float64)
+            b = np.asarray(ref[t][name], np.float64)
+            allowed = _allowed(b, start[name], t, rtol)
+            excess = np.nan_to_num(np.abs(a - b) / allowed, nan=np.inf)
+            if excess.max() > 1:
+                others.append(name)
+                index = np.unravel_index(int(np.argmax(excess)), np.shape(a))
+                if worst is None or excess.max() > worst[0]:
+                    worst = (excess.max(), name, index)
+        if worst is not None:
+            name, index = worst[1], worst[2]
+            return t, name, index, [n for n in others if n != name]
+    return None
+
+
+def _fmt_index(index):
+    return "" if len(index) == 0 else "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _uniform(ratios, rel=0.01):
+    """The common value of `ratios` if they agree to `rel`, else None."""
+    if ratios.size == 0 or not np.all(np.isfinite(ratios)):
+        return None
+    c = float(np.median(ratios))
+    if np.all(np.abs(ratios - c) <= rel * max(abs(c), 1e-12)):
+        return c
+    return None
+
+
+def _common_factor(d_mine, d_ref, prev, rel=0.01):
+    """c if your update is c times the reference's for every entry, up to `rel` and the
+    float32 rounding of the values the updates are computed from; else None."""
+    if d_ref.size == 0 or not np.all(np.isfinite(d_mine)):
+        return None
+    c = float(np.median(d_mine / d_ref))
+    rounding = 2 * _EPS32 * (np.abs(prev) + np.abs(d_ref))
+    allowed = rel * np.abs(c * d_ref) + (1 + abs(c)) * rounding
+    return c if np.all(np.abs(d_mine - c * d_ref) <= allowed) else None
+
+
+def _updates(history, t):
+    """Flattened float64 step t update, previous values, and a mask of entries whose
+    update is resolved in float32 (at least 50 units in the last place)."""
+    prev = np.concatenate([np.ravel(history[t - 1][n]) for n in _INITIAL]).astype(float)
+    now = np.concatenate([np.ravel(history[t][n]) for n in _INITIAL]).astype(float)
+    delta = now - prev
+    resolved = np.abs(delta) > 50 * _EPS32 * np.maximum(np.abs(prev), 1e-30)
+    return delta, prev, resolved
+
+
+def _spearman(a, b):
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _diagnose(mine, ref, grads, rtol):
+    """A hint about the kind of mistake, from a replay in which both optimizers were fed
+    the same gradients (so that differences do not compound through the loss)."""
+    found = _first_mismatch(mine, ref, rtol)
+    if found is None:
+        return (
+            "Fed the same gradients, the two agree at every step: they part only when "
+            "each computes its own. Does your optimizer change the variables or the "
+            "gradients outside apply_gradients?"
+        )
+    k = found[0]
+    if k == 1:
+        before = "differs from step 1"
+    elif k == 2:
+        before = "agrees at step 1 only"
+    else:
+        before = f"agrees for steps 1 to {k - 1}, differs from step {k}"
+    values_k = np.concatenate([np.ravel(mine[k][n]) for n in _INITIAL])
+    if not np.all(np.isfinite(values_k)):
+        return (
+            f"{before}: your update gives NaN or Inf at step {k}. A division by zero? "
+            "A bias correction with the step counted from 0 divides by 1 - beta**0 = 0."
+        )
+    d_ref, prev, resolved = _updates(ref, k)
+    d_mine, _, _ = _updates(mine, k)
+    if not resolved.any():
+        resolved = d_ref != 0
+    if resolved.any() and np.all(d_mine[resolved] == 0):
+        return (
+            f"{before}: your optimizer did not change the variables at step {k}. Does "
+            "apply_gradients assign to them (assign_sub), and to the variables it was "
+            "given?"
+        )
+    ratios = d_mine[resolved] / d_ref[resolved]
+    c_k = _common_factor(d_mine[resolved], d_ref[resolved], prev[resolved])
+    if c_k is None:
+        # A difference proportional to the variable itself: weight decay.
+        has_value = resolved & (np.abs(prev) > 1e-3)
+        if has_value.sum() >= 3:
+            kappa = _uniform((d_mine - d_ref)[has_value] / prev[has_value])
+            if kappa is not None:
+                return (
+                    f"{before}: your update minus the reference's is {kappa:+.3g} times "
+                    "the variable itself, the same factor for every entry: a weight "
+                    "decay missing, added twice, or with another rate (Keras shrinks by "
+                    "learning_rate * weight_decay before the step)?"
+                )
+    if c_k is not None:
+        factors = []
+        for t in range(k, len(ref)):
+            dr, prev_t, res_t = _updates(ref, t)
+            dm, _, _ = _updates(mine, t)
+            factors.append(
+                _common_factor(dm[res_t], dr[res_t], prev_t[res_t])
+                if res_t.any()
+                else None
+            )
+        last = factors[-1]
+        if abs(c_k + 1) < 0.01 and all(
+            f is not None and abs(f + 1) < 0.01 for f in factors
+        ):
+            return f"{before}: your steps have the opposite sign: ascent instead of descent?"
+        if all(f is not None and abs(f - c_k) <= 0.01 * abs(c_k) for f in factors):
+            return (
+                f"{before}: a constant factor {c_k:.4g} from step {k} on, the same for "
+                "every entry: a learning-rate or decay mistake?"
+            )
+        if all(f is not None for f in factors):
+            trend = (
+                "and tends to 1: a bias correction off by one step, or missing?"
+                if abs(last - 1) < 0.5 * abs(c_k - 1)
+                else "and does not tend to 1: a learning-rate schedule or decay, a bias "
+                "correction, or a step counter that advances differently?"
+            )
+            return (
+                f"{before}: a factor that is the same for every entry but changes from "
+                f"step to step ({c_k:.4g} at step {k}, {last:.4g} at step "
+                f"{len(ref) - 1}) {trend}"
+            )
+        return (
+            f"{before}: at step {k} your update is {c_k:.4g} times the reference's for "
+            "every entry: the learning rate, its schedule, a bias correction, or an "
+            "epsilon that dominates while the state is still near zero?"
+        )
+    # Epsilon: the relative difference grows as the gradient shrinks.
+    g = np.abs(np.concatenate([np.ravel(x) for x in grads[k - 1]]).astype(float))
+    dev = np.abs(ratios - 1)
+    g_res = g[resolved]
+    if g_res.size >= 4:
+        small, large = int(np.argmin(g_res)), int(np.argmax(g_res))
+        if (
+            dev[small] > 1e-3
+            and dev[small] > 10 * dev[large]
+            and _spearman(np.log(g_res + 1e-300), dev) < -0.5
+        ):
+            return (
+                f"{before}: the difference is largest where the gradient is smallest "
+                f"(relative {dev[small]:.2g} for |g| = {g_res[small]:.1e}, "
+                f"{dev[large]:.2g} for |g| = {g_res[large]:.1e}): epsilon placement "
+                "(inside or outside the square root, added before or after the bias "
+                "correction) or its value?"
+            )
+    if k > 1:
+        return (
+            f"{before}: the state your optimizer carries between steps differs (a "
+            "velocity or moving average, its decay rate beta/rho/momentum, its initial "
+            "value, or the step counter)?"
+        )
+    return (
+        f"{before}, with no simple pattern: compare your update formula with the "
+        "reference's term by term."
+    )
+
+
+def optimizer(
+    make_mine,
+    make_reference,
+    steps: int = 20,
+    *,
+    compiled: bool = False,
+    rtol: float = 1e-4,
+) -> None:
+    """Check an optimizer against a reference, variable by variable, step by step.
+
+    Args:
+        make_mine: a function with no arguments that returns a *new* instance of your
+            optimizer, e.g. ``lambda: MyAdam(learning_rate=0.01)``. The object needs an
+            ``apply_gradients(grads_and_vars)`` method taking a list of
+            ``(gradient, variable)`` pairs, as Keras' optimizers do.
+        make_reference: the same for the reference, typically a Keras 3 optimizer with the
+            same hyper-parameters, e.g. ``lambda: keras.optimizers.Adam(0.01)``.
+        steps: how many updates to compare (default 20).
+        compiled: if True, train a second time with the training step traced by
+            ``tf.function``, as ``model.fit`` does; Python-side state in your optimizer
+            (a counter ``self.t += 1``, an ``if`` on a tensor) then shows up.
+        rtol: the relative tolerance (see below).
+
+    What is compared: both optimizers train their own fresh float32 ``tf.Variable``s on
+    the same small problem: ``scale`` (a scalar), ``bias`` (shape (2,)), ``weights``
+    (shape (3, 2)) of a tanh layer fitted with a log-cosh loss (not a quadratic), and
+    ``tiny`` (shape (3,)), whose gradients are about 1e-2, 1e-4 and 1e-6, where the
+    placement of epsilon matters. One ``apply_gradients`` call per step updates all four.
+    After every step, every entry of every variable is compared.
+
+    Tolerance: two implementations of the same rule that order their float32 operations
+    differently differ by rounding, which grows with the distance moved and with the
+    number of steps. An entry passes at step t if
+    ``|yours - reference| <= rtol * |reference - initial| + 2 * t * eps32 * max(|reference|, |initial|)``,
+    with ``eps32 = 1.19e-7``: a relative error ``rtol`` (1e-4) of the distance moved,
+    plus two units in the last place per step. Real mistakes (a wrong learning rate,
+    bias correction, epsilon or decay) differ by far more.
+
+    Raises:
+        AssertionError: at the first step (counting from 1) and variable where the two
+            part: the entry, both values, the difference and how far the reference has
+            moved, and a diagnosis where the difference has a recognisable shape. The
+            diagnosis comes from a replay that feeds both optimizers the reference's
+            gradients, so the comparison of the updates is not blurred by the two
+            trajectories drifting apart.
+        TypeError: if a factory is not callable, does not return an object with
+            ``apply_gradients``, or returns the same object twice (it must make a new one,
+            so that each run starts from fresh state).
+
+    Returns None when the two agree.
+    """
+    first = _make(make_mine, "make_mine")
+    if _make(make_mine, "make_mine") is first:
+        raise TypeError(
+            "make_mine() returned the same object twice: it must create a new optimizer "
+            "each time (write `lambda: MyOptimizer(...)`, not `lambda: my_optimizer`)"
+        )
+    modes = [False, True] if compiled else [False]
+    for mode in modes:
+        mine, _ = _run(_make(make_mine, "make_mine"), steps, mode)
+        ref, grads = _run(_make(make_reference, "make_reference"), steps, mode)
+        found = _first_mismatch(mine, ref, rtol)
+        if found is None:
+            continue
+        t, name, index, others = found
+        a = float(np.asarray(mine[t][name])[index])
+        b = float(np.asarray(ref[t][name])[index])
+        start = float(np.asarray(ref[0][name])[index])
+        moved = abs(b - start)
+        rel = abs(a - b) / max(abs(b), 1e-30)
+        rel_moved = abs(a - b) / moved if moved > 0 else float("inf")
+        shape = tuple(np.shape(ref[0][name]))
+        where = f"{name}{_fmt_index(index)}"
+        mode_text = "with the step traced by tf.function" if mode else "eagerly"
+        if mode:
+            hint = (
+                "Eagerly the two agree; traced by tf.function they do not: Python state "
+                "(a counter such as self.t += 1, a Python `if` on a tensor, a float() of "
+                "a variable) is frozen when the step is traced. Keep state in tf.Variables "
+                "and use tf ops."
+            )
+        else:
+            replay_mine, _ = _run(_make(make_mine, "make_mine"), steps, mode, grads)
+            replay_ref, _ = _run(
+                _make(make_reference, "make_reference"), steps, mode, grads
+            )
+            hint = "Diagnosis: " + _diagnose(replay_mine, replay_ref, grads, rtol)
+        raise AssertionError(
+            f"your optimizer and the reference part at step {t} (counting from 1, "
+            f"trained {mode_text}), variable {name!r} of shape {shape}, entry {where}:\n"
+            f"  yours:     {np.float32(a)}\n"
+            f"  reference: {np.float32(b)}\n"
+            f"  relative difference {rel:.2e}; the difference is {rel_moved:.2e} of the "
+            f"distance the reference moved since the start ({moved:.3e})\n"
+            f"  (tolerance: {rtol:g} of that distance plus 2 float32 ulps per step)\n"
+            + (
+                f"At this step {', '.join(map(repr, others))} differ too.\n"
+                if others
+                else ""
+            )
+            + (
+                "Step 1 agrees. "
+                if t == 2
+                else f"Steps 1 to {t - 1} agree. "
+                if t > 2
+                else ""
+            )
+            + hint
+        )
+
+
+# --------------------------------------------------------------------------------------
+# gradient()
+# --------------------------------------------------------------------------------------
+
+
+def _verdict(r):
+    if r > 1e-2:
+        return "above 1e-2: the gradient is almost certainly wrong"
+    if r > 1e-4:
+        return "between 1e-4 and 1e-2: suspicious, acceptable only near a kink"
+    if r > 1e-7:
+        return "between 1e-7 and 1e-4: fine for a non-smooth function, too large for a smooth one"
+    return "below 1e-7: right"
+
+
+def _scalar(f, x):
+    y = f(x)
+    y = tf.convert_to_tensor(y)
+    if y.shape.num_elements() != 1:
+        raise ValueError(f"f must return a scalar, got shape {y.shape}")
+    return tf.reshape(y, [])
+
+
+def gradient(f, grad_f, x, *, tol: float = 1e-7, h: float = 1e-5) -> None:
+    """Check a gradient you wrote against the tape and against central differences.
+
+    Args:
+        f: the function, from a float64 tensor of the shape of ``x`` to a scalar. Write it
+            with TensorFlow ops so the tape can differentiate it (if it cannot, only the
+            central differences are used).
+        grad_f: your gradient of ``f``: called with the same float64 tensor, it returns
+            an array-like of the same shape as ``x``.
+        x: the point, any shape (a scalar, a vector, a matrix); converted to float64.
+        tol: the largest relative error accepted (default 1e-7, the float64 threshold of
+            Chapter 8 below which a gradient of a smooth function is right). Near a kink
+            (ReLU, abs, max) pass a larger one, e.g. 1e-4.
+        h: the central-difference step, scaled by ``max(1, |x_i|)`` for each coordinate
+            (default 1e-5, near the best float64 step of Chapter 8).
+
+    What is compared, in float64, coordinate by coordinate: your gradient g with the
+    tape's, and with the central difference ``(f(x + h e_i) - f(x - h e_i)) / (2h)``, by
+    the relative error of Chapter 8,
+    ``r = |g - g_ref| / max(|g|, |g_ref|, floor)``.
+    The floor keeps coordinates whose gradient is (nearly) zero from dividing noise by
+    noise: it is the reference's own noise divided by ``tol``, so an absolute difference
+    at the noise level passes and anything larger fails. For central differences the
+    noise is estimated per coordinate as ``|D(h) - D(2h)|`` (truncation and rounding)
+    plus ``4 eps64 |f| / h`` (rounding of f); for the tape it is ``64 eps64`` times the
+    largest gradient coordinate or |f(x)|.
+
+    Raises:
+        AssertionError: if any coordinate has r above ``tol`` against either reference:
+            the worst coordinate, your value, the tape's and the central difference,
+            both relative errors with Chapter 8's verdict, and a pattern where one is
+            clear (a sign, a constant factor, a transposed matrix, a few coordinates).
+        ValueError: if f does not return a scalar or grad_f returns another shape.
+    """
+    x64 = np.array(x, dtype=np.float64)
+    x_t = tf.constant(x64)
+    mine = np.asarray(grad_f(tf.constant(x64)), dtype=np.float64)
+    if mine.shape != x64.shape:
+        raise ValueError(
+            f"grad_f returned shape {mine.shape}, but x has shape {x64.shape}: a "
+            "gradient has the shape of what it differentiates"
+        )
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y = _scalar(f, x_t)
+    fx = float(y)
+    taped = tape.gradient(y, x_t) if y.dtype.is_floating else None
+    tape_grad = None if taped is None else np.asarray(taped, np.float64)
+
+    flat = x64.reshape(-1)
+    steps = h * np.maximum(1.0, np.abs(flat))
+    central, noise = np.zeros_like(flat), np.zeros_like(flat)
+    for i in range(flat.size):
+        values = []
+        for s in (steps[i], 2 * steps[i]):
+            plus, minus = flat.copy(), flat.copy()
+            plus[i] += s
+            minus[i] -= s
+            f_plus = float(_scalar(f, tf.constant(plus.reshape(x64.shape))))
+            f_minus = float(_scalar(f, tf.constant(minus.reshape(x64.shape))))
+            values.append((f_plus - f_minus) / (2 * s))
+            if s == steps[i]:
+                f_scale = max(abs(f_plus), abs(f_minus), abs(fx))
+        central[i] = values[0]
+        noise[i] = abs(values[0] - values[1]) + 4 * _EPS64 * f_scale / steps[i]
+    central = central.reshape(x64.shape)
+    noise = noise.reshape(x64.shape)
+
+    def rel_err(ref, ref_noise):
+        floor = np.maximum(ref_noise / tol, 1e-300)
+        scale = np.maximum(np.maximum(np.abs(mine), np.abs(ref)), floor)
+        return np.abs(mine - ref) / scale
+
+    r_fd = rel_err(central, noise)
+    if tape_grad is not None:
+        tape_noise = 64 * _EPS64 * max(np.abs(tape_grad).max(initial=0.0), abs(fx))
+        r_tape = rel_err(tape_grad, tape_noise)
+    else:
+        r_tape = np.zeros_like(r_fd)
+    worst_r = np.maximum(r_fd, r_tape)
+    worst_r = np.where(np.isnan(worst_r), np.inf, worst_r)
+    if worst_r.max(initial=0.0) <= tol and np.all(np.isfinite(mine)):
+        return None
+
+    index = np.unravel_index(int(np.argmax(worst_r)), x64.shape)
+    where = _fmt_index(index) or "(the scalar)"
+    ref = tape_grad if tape_grad is not None else central
+    lines = [
+        f"your gradient is wrong at coordinate {where} of {mine.size} (x has shape "
+        f"{x64.shape}):",
+        f"  yours:               {float(mine[index])!r}",
+    ]
+    if tape_grad is not None:
+        lines.append(f"  tf.GradientTape:     {float(tape_grad[index])!r}")
+    else:
+        lines.append("  tf.GradientTape:     (cannot differentiate f; not compared)")
+    lines.append(
+        f"  central difference:  {float(central[index])!r} (step {steps.reshape(x64.shape)[index]:.1e})"
+    )
+    if tape_grad is not None:
+        lines.append(
+            f"  relative error against the tape: {r_tape[index]:.2e} ({_verdict(r_tape[index])})"
+        )
+    lines.append(
+        f"  relative error against central differences: {r_fd[index]:.2e} "
+        f"({_verdict(r_fd[index])})"
+    )
+    bad = worst_r > tol
+    hints = []
+    if tape_grad is not None:
+        r_between = np.abs(tape_grad - central) / np.maximum(
+            np.maximum(np.abs(tape_grad), np.abs(central)),
+            np.maximum(noise / tol, 1e-300),
+        )
+        if r_between.max() > tol:
+            hints.append(
+                "The tape and central differences disagree with each other here too: f "
+                "may have a kink near x (try another x or a larger tol), or compute in "
+                "float32 (central differences need float64)."
+            )
+    ok = np.abs(ref) > 0
+    if ok.sum() >= 2 and np.all(np.isfinite(mine)):
+        c = _uniform(mine[ok] / ref[ok], rel=1e-6)
+        if c is not None and abs(c + 1) < 1e-6:
+            hints.append("Every coordinate has the opposite sign: a minus sign?")
+        elif c is not None and abs(c - 1) > 1e-6:
+            hints.append(
+                f"Every coordinate is {c:.6g} times the reference: a constant factor "
+                "(a missing 1/2, a 2 from a square, a 1/n from a mean)?"
+            )
+    if mine.ndim == 2 and mine.shape[0] == mine.shape[1] and not hints:
+        if np.allclose(mine.T, ref, rtol=1e-7, atol=0) and not np.allclose(mine, ref):
+            hints.append("Your gradient is the transpose of the right one.")
+    if not hints and bad.sum() < bad.size:
+        wrong = [
+            _fmt_index(np.unravel_index(i, x64.shape)) or "()"
+            for i in np.flatnonzero(bad)
+        ]
+        shown = ", ".join(wrong[:6]) + (", ..." if len(wrong) > 6 else "")
+        hints.append(
+            f"{bad.sum()} of {bad.size} coordinates are wrong ({shown}); the others agree."
+        )
+    raise AssertionError("\n".join(lines + hints))
+
+
+# --------------------------------------------------------------------------------------
+# schedule()
+# --------------------------------------------------------------------------------------
+
+
+def schedule(mine, reference, steps: int = 100, *, rtol: float = 1e-5) -> None:
+    """Check a learning-rate schedule against a reference, e.g. its Keras twin.
+
+    Args:
+        mine: your schedule, a callable ``step -> learning rate``. It is called the way a
+            Keras optimizer calls a schedule: with the number of updates done so far, as an
+            int64 scalar tensor (0 for the first update).
+        reference: the reference schedule, e.g.
+            ``keras.optimizers.schedules.CosineDecay(0.1, decay_steps=100)``, called the
+            same way.
+        steps: the steps compared are 0, 1, ..., steps - 1.
+        rtol: the relative tolerance (see below).
+
+    What is compared: the two rates at every step, as float64 numbers. A step passes if
+    ``|yours - reference| <= rtol * |reference| + 1e-6 * max_s |reference(s)|``: Keras
+    computes in float32 (relative rounding about 1e-7 per operation, so 1e-5 leaves room
+    for a different order of operations), and the absolute term (a millionth of the
+    largest rate) keeps a rate that decays to nearly 0 from failing on rounding alone.
+
+    Raises:
+        AssertionError: naming the first step that differs, both rates and the relative
+            difference, and a pattern where one is clear: your schedule one step ahead of
+            or behind the reference (counting steps from 1, or the boundary test ``<`` for
+            ``<=``), or a constant factor (the initial rate).
+        ValueError: if a schedule does not return a scalar.
+    """
+
+    def values(fn, who):
+        out = []
+        for s in range(steps + 1):
+            v = tf.convert_to_tensor(fn(tf.constant(s, tf.int64)))
+            if v.shape.num_elements() != 1:
+                raise ValueError(
+                    f"{who} returned shape {v.shape} at step {s}, not a scalar"
+                )
+            out.append(float(tf.reshape(v, [])))
+        return np.array(out)
+
+    theirs_all = values(reference, "the reference")
+    mine_all = values(mine, "your schedule")
+    theirs, yours = theirs_all[:steps], mine_all[:steps]
+    atol = 1e-6 * np.abs(theirs_all).max(initial=0.0)
+
+    def close(a, b):
+        return np.abs(a - b) <= rtol * np.abs(b) + atol
+
+    ok = close(yours, theirs)
+    if ok.all():
+        return None
+    s = int(np.argmin(ok))
+    lines = [
+        f"your schedule and the reference part at step {s} (the step passed to the "
+        "schedule: the number of updates done so far, 0 for the first):",
+        f"  yours:     {float(yours[s])!r}",
+        f"  reference: {float(theirs[s])!r}",
+        f"  relative difference {abs(yours[s] - theirs[s]) / max(abs(theirs[s]), 1e-300):.2e} "
+        f"(tolerance {rtol:g} relative plus {atol:.1e})",
+    ]
+    if s > 0:
+        lines.append(f"Steps 0 to {s - 1} agree.")
+    if close(yours[: steps - 1], theirs_all[1:steps]).all():
+        lines.append(
+            "Your schedule is one step ahead everywhere: yours(step) = reference(step + 1). "
+            "Counting steps from 1 instead of 0, or a boundary test < where the reference "
+            "has <=?"
+        )
+    elif steps > 1 and close(yours[1:], theirs[:-1]).all():
+        lines.append(
+            "Your schedule is one step behind everywhere: yours(step) = reference(step - 1). "
+            "Subtracting 1 from the step, or a boundary test <= where the reference has <?"
+        )
+    else:
+        nonzero = np.abs(theirs) > atol
+        c = (
+            _uniform(yours[nonzero] / theirs[nonzero], rel=rtol * 10)
+            if nonzero.any()
+            else None
+        )
+        if c is not None:
+            lines.append(
+                f"Yours is {c:.6g} times the reference at every step: the initial rate?"
+            )
+        elif ok[s:].sum() > 0 and not ok[s : s + 1].any():
+            bad = np.flatnonzero(~ok)
+            lines.append(
+                f"{bad.size} of {steps} steps differ, the first {s}, the last {bad[-1]}: a "
+                "boundary (< or <=), a staircase (floor) or a warm-up?"
+            )
+    raise AssertionError("\n".join(lines))

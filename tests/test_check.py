@@ -1,0 +1,398 @@
+"""gdbook.check: right implementations pass, wrong ones are caught and named."""
+
+import gdbook  # noqa: F401  (quiet TensorFlow before it is imported)
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gdbook import check
+
+
+class HandOptimizer:
+    """A minimal hand-written optimizer: per-variable state in tf.Variables, a step
+    counter, an update rule `_update(var, grad, state, step)` (step counts from 1)."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.slots = {}
+
+    def state_names(self):
+        return ()
+
+    def apply_gradients(self, grads_and_vars):
+        rate = self.learning_rate
+        if callable(rate):
+            rate = rate(self.iterations)
+        for grad, var in grads_and_vars:
+            if var.ref() not in self.slots:
+                self.slots[var.ref()] = {
+                    name: tf.Variable(tf.zeros_like(var)) for name in self.state_names()
+                }
+            step = tf.cast(self.iterations + 1, var.dtype)
+            self._update(
+                var, grad, self.slots[var.ref()], step, tf.cast(rate, var.dtype)
+            )
+        self.iterations.assign_add(1)
+
+
+class SGD(HandOptimizer):
+    def _update(self, var, grad, state, step, rate):
+        var.assign_sub(grad * rate)
+
+
+class Momentum(HandOptimizer):
+    def __init__(self, learning_rate, momentum):
+        super().__init__(learning_rate)
+        self.momentum = momentum
+
+    def state_names(self):
+        return ("m",)
+
+    def _update(self, var, grad, state, step, rate):
+        m = state["m"]
+        m.assign(self.momentum * m - grad * rate)
+        var.assign_add(m)
+
+
+class Adam(HandOptimizer):
+    """The paper's moments with Keras' bias correction and epsilon placement, written
+    in a different order of operations from Keras (so rounding differs)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def state_names(self):
+        return ("m", "v")
+
+    def correction(self, step):
+        return tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+
+    def denominator(self, v):
+        return tf.sqrt(v) + self.epsilon
+
+    def _update(self, var, grad, state, step, rate):
+        m, v = state["m"], state["v"]
+        m.assign(self.beta_1 * m + (1 - self.beta_1) * grad)
+        v.assign(self.beta_2 * v + (1 - self.beta_2) * grad * grad)
+        var.assign_sub(rate * self.correction(step) * m / self.denominator(v))
+
+
+class AdamBiasOffByOne(Adam):
+    """Bias correction with t + 1 where it should be t."""
+
+    def correction(self, step):
+        return super().correction(step + 1)
+
+
+class AdamBiasFromZero(Adam):
+    """Bias correction with t counted from 0: 1 - beta**0 = 0 at the first step."""
+
+    def correction(self, step):
+        return super().correction(step - 1)
+
+
+class AdamEpsilonInside(Adam):
+    def denominator(self, v):
+        return tf.sqrt(v + self.epsilon)
+
+
+class AdamW(Adam):
+    def __init__(self, learning_rate, weight_decay, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.weight_decay = weight_decay
+
+    def _update(self, var, grad, state, step, rate):
+        var.assign_sub(var * self.weight_decay * rate)
+        super()._update(var, grad, state, step, rate)
+
+
+class PythonCounterAdam(Adam):
+    """Counts steps in a Python int: right eagerly, frozen under tf.function."""
+
+    def apply_gradients(self, grads_and_vars):
+        self.t = getattr(self, "t", 0) + 1
+        for grad, var in grads_and_vars:
+            if var.ref() not in self.slots:
+                self.slots[var.ref()] = {
+                    n: tf.Variable(tf.zeros_like(var)) for n in "mv"
+                }
+            rate = tf.constant(self.learning_rate, var.dtype)
+            self._update(var, grad, self.slots[var.ref()], float(self.t), rate)
+
+
+# Fewer steps than the default (20) keep the tests fast; every mistake shows by step 5.
+STEPS = 10
+
+
+def message(excinfo):
+    return str(excinfo.value)
+
+
+# ---------------------------------------------------------------- optimizer: right ones
+
+
+@pytest.mark.parametrize(
+    "make_mine, make_reference",
+    [
+        (lambda: SGD(0.1), lambda: keras.optimizers.SGD(0.1)),
+        (
+            lambda: Momentum(0.05, momentum=0.8),
+            lambda: keras.optimizers.SGD(0.05, momentum=0.8),
+        ),
+        (
+            lambda: Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
+            lambda: keras.optimizers.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
+        ),
+        (
+            lambda: AdamW(0.01, weight_decay=0.1),
+            lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),
+        ),
+    ],
+    ids=["sgd", "momentum", "adam-nondefault", "adamw"],
+)
+def test_right_optimizers_pass(make_mine, make_reference):
+    assert check.optimizer(make_mine, make_reference, steps=STEPS) is None
+
+
+def test_right_adam_passes_with_the_default_steps():
+    check.optimizer(lambda: Adam(0.001), lambda: keras.optimizers.Adam())
+
+
+def test_right_optimizer_passes_under_tf_function():
+    check.optimizer(
+        lambda: Adam(0.01),
+        lambda: keras.optimizers.Adam(0.01),
+        steps=STEPS,
+        compiled=True,
+    )
+
+
+def test_a_schedule_inside_both_optimizers():
+    def make(cls):
+        return lambda: cls(keras.optimizers.schedules.ExponentialDecay(0.1, 5, 0.5))
+
+    check.optimizer(make(SGD), make(keras.optimizers.SGD), steps=STEPS)
+
+
+# ---------------------------------------------------------------- optimizer: wrong ones
+
+
+def test_wrong_learning_rate_is_a_constant_factor_from_step_1():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: Adam(0.015), lambda: keras.optimizers.Adam(0.01), steps=STEPS
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "constant factor 1.5 from step 1 on" in text
+    assert "learning-rate or decay mistake" in text
+
+
+def test_missing_learning_rate_decay_names_the_step_where_the_rates_split():
+    decay = keras.optimizers.schedules.PiecewiseConstantDecay([3], [0.1, 0.0667])
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: SGD(0.1), lambda: keras.optimizers.SGD(decay), steps=STEPS
+        )
+    text = message(caught)
+    # iterations 0..3 use 0.1: the first four updates agree, the fifth differs.
+    assert "part at step 5 " in text
+    assert "Steps 1 to 4 agree" in text
+    assert "a constant factor 1.499 from step 5 on" in text
+
+
+def test_missing_weight_decay_is_named():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: Adam(0.01),
+            lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "weight decay" in text
+    # Keras shrinks by learning_rate * weight_decay = 0.001: we are missing -0.001 * var.
+    assert "+0.001 times the variable" in text
+
+
+def test_bias_correction_off_by_one_is_named():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: AdamBiasOffByOne(0.01),
+            lambda: keras.optimizers.Adam(0.01),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "tends to 1: a bias correction off by one step" in text
+
+
+def test_bias_correction_from_zero_gives_nan_and_is_named():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: AdamBiasFromZero(0.01),
+            lambda: keras.optimizers.Adam(0.01),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "yours:     nan" in text
+    assert "NaN or Inf at step 1" in text and "1 - beta**0 = 0" in text
+
+
+def test_epsilon_inside_the_root_is_named_and_located_in_the_small_gradients():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: AdamEpsilonInside(0.01),
+            lambda: keras.optimizers.Adam(0.01),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "variable 'tiny'" in text
+    assert "epsilon placement" in text
+
+
+def test_momentum_with_wrong_state_decay_agrees_at_step_1_only():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: Momentum(0.05, momentum=0.9),
+            lambda: keras.optimizers.SGD(0.05, momentum=0.8),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 2 " in text
+    assert "Step 1 agrees. Diagnosis: agrees at step 1 only" in text
+    assert "state your optimizer carries between steps" in text
+
+
+def test_python_state_frozen_by_tf_function_is_named():
+    make_mine = lambda: PythonCounterAdam(0.01)  # noqa: E731
+    check.optimizer(make_mine, lambda: keras.optimizers.Adam(0.01), steps=STEPS)
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            make_mine, lambda: keras.optimizers.Adam(0.01), steps=STEPS, compiled=True
+        )
+    text = message(caught)
+    assert "traced by tf.function" in text and "frozen" in text
+
+
+def test_a_factory_must_make_a_new_optimizer():
+    shared = SGD(0.1)
+    with pytest.raises(TypeError, match="same object twice"):
+        check.optimizer(lambda: shared, lambda: keras.optimizers.SGD(0.1))
+    with pytest.raises(TypeError, match="no apply_gradients"):
+        check.optimizer(lambda: object(), lambda: keras.optimizers.SGD(0.1))
+
+
+# ---------------------------------------------------------------- gradient
+
+
+def f_smooth(x):
+    return tf.reduce_sum(tf.exp(0.3 * x) * tf.sin(x)) + tf.reduce_sum(x[0] * x[1])
+
+
+def grad_smooth(x):
+    x = np.asarray(x)
+    g = np.exp(0.3 * x) * (0.3 * np.sin(x) + np.cos(x))
+    g[0] += x[1]
+    g[1] += x[0]
+    return g
+
+
+X0 = np.array([[0.5, -1.2, 2.0], [0.0, 0.7, -0.3]])
+
+
+def test_right_gradient_passes():
+    assert check.gradient(f_smooth, grad_smooth, X0) is None
+
+
+def test_right_gradient_of_a_scalar_passes():
+    check.gradient(lambda x: tf.sin(x) * x, lambda x: np.sin(x) + x * np.cos(x), 1.3)
+
+
+def test_wrong_coordinate_is_named():
+    def grad_wrong(x):
+        g = grad_smooth(x)
+        g[1, 2] *= 1.001
+        return g
+
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(f_smooth, grad_wrong, X0)
+    text = message(caught)
+    assert "wrong at coordinate [1, 2] of 6" in text
+    assert "1 of 6 coordinates are wrong ([1, 2])" in text
+    assert "suspicious" in text  # a relative error of about 1e-3
+
+
+def test_missing_factor_and_sign_are_named():
+    with pytest.raises(AssertionError, match="0.5 times the reference"):
+        check.gradient(lambda x: tf.reduce_sum(x**2), lambda x: np.asarray(x), X0)
+    with pytest.raises(AssertionError, match="opposite sign"):
+        check.gradient(lambda x: tf.reduce_sum(x**2), lambda x: -2 * np.asarray(x), X0)
+
+
+def test_wrong_shape_is_a_value_error():
+    with pytest.raises(ValueError, match="shape"):
+        check.gradient(f_smooth, lambda x: grad_smooth(x).T, X0)
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def my_cosine(initial, decay_steps, alpha=0.0, shift=0):
+    def rate(step):
+        t = tf.minimum(tf.cast(step, tf.float32) + shift, decay_steps) / decay_steps
+        return initial * ((1 - alpha) * 0.5 * (1 + tf.cos(np.pi * t)) + alpha)
+
+    return rate
+
+
+def test_right_schedule_passes():
+    reference = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50, alpha=0.1)
+    assert check.schedule(my_cosine(0.1, 50, alpha=0.1), reference, steps=80) is None
+
+
+def test_schedule_one_step_ahead_is_named():
+    reference = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50)
+    with pytest.raises(AssertionError) as caught:
+        check.schedule(my_cosine(0.1, 50, shift=1), reference, steps=40)
+    text = message(caught)
+    assert "part at step 0 " in text
+    assert "one step ahead" in text
+
+
+def test_schedule_boundary_off_by_one_names_the_step():
+    reference = keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01])
+    with pytest.raises(AssertionError) as caught:
+        check.schedule(lambda step: tf.where(step < 10, 0.1, 0.01), reference, steps=20)
+    text = message(caught)
+    assert "part at step 10 " in text
+    assert "Steps 0 to 9 agree" in text
+    assert (
+        "one step ahead" in text
+        and "boundary test < where the reference has <=" in text
+    )
+
+
+def test_schedule_missing_staircase_counts_the_steps_that_differ():
+    reference = keras.optimizers.schedules.ExponentialDecay(
+        0.1, 10, 0.5, staircase=True
+    )
+    smooth = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    with pytest.raises(AssertionError) as caught:
+        check.schedule(smooth, reference, steps=30)
+    text = message(caught)
+    assert "part at step 1 " in text
+    assert "27 of 30 steps differ, the first 1, the last 29" in text
+    assert "staircase" in text
+
+
+def test_schedule_wrong_initial_rate():
+    reference = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    with pytest.raises(AssertionError, match="2 times the reference"):
+        check.schedule(lambda s: 0.2 * 0.5 ** (tf.cast(s, tf.float32) / 10), reference)
