@@ -589,7 +589,8 @@ assert final["0.9 * 2/(curvature along gradient)"] > 1e3 * start_distance
 # iterates settle there or are thrown out. A guarantee that *every* step lowers the loss needs a
 # condition on the whole landscape: the gradient must be **$L$-Lipschitz**,
 # $\lVert \nabla f(\mathbf{a}) - \nabla f(\mathbf{b}) \rVert \le L \lVert \mathbf{a} - \mathbf{b} \rVert$
-# (for a twice-differentiable $f$: no curvature above $L$ anywhere). Such an $f$ is called $L$-smooth,
+# (for a twice-differentiable $f$: no curvature larger than $L$ in size anywhere; this $L$ is a constant, not the
+# loss of {eq}`eq-gradient-toy-loss`). Such an $f$ is called $L$-smooth,
 # and for it the **descent lemma** {cite:p}`nocedal2006` bounds the Taylor remainder of
 # {eq}`eq-gradient-taylor`:
 #

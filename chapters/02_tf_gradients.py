@@ -1235,7 +1235,8 @@ to_html(sgd_animation)
 # %% [markdown]
 # ## Summary
 #
-# - `tf.gradients(ys, xs)` adds gradient operations to a graph and returns symbolic tensors. It needs graph
+# - `tf.gradients(ys, xs)` is reverse-mode automatic differentiation at graph-construction time: it adds
+#   gradient operations to a graph and returns graph tensors. It needs graph
 #   mode: a `tf.compat.v1` graph run by a session (TF1), or the trace of a `tf.function` (TF2). Called
 #   eagerly it raises a `RuntimeError` that points to `tf.GradientTape`.
 # - It returns one tensor per `x`, the derivative of the sum of all elements of all `ys`
@@ -1249,6 +1250,10 @@ to_html(sgd_animation)
 #   for bit, the predictions as the source printed them. The prediction
 #   shrinks by $1 - 11\alpha_t$ per step ({eq}`eq-tf-gradients-shrink`), a factor that drifts upward
 #   because `exponential_decay` lowers the rate at every step. TF1 and TF2 agree bit for bit.
+# - A session runs only the ancestors of what it fetches. The reads that feed an update's gradient come
+#   before the update without any control dependency; a counter that nothing consumes needs one to
+#   wait for the updates; and a variable fetched in the same `session.run` as its update may show the
+#   value before or after it. TF1's `minimize` is `compute_gradients` followed by `apply_gradients`.
 # - In float32 the hand-applied descent stalls once the steps fall below the rounding gap of the
 #   parameters (the prediction stops near float32's machine epsilon); float64 goes on to near its own.
 # - Per-sample SGD on noisy data fits the slope within a few samples and the intercept hardly at all,
