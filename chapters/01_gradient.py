@@ -531,17 +531,17 @@ plt.show()
 
 
 # %%
-def bowl_hessian_by_tape(at):
+def hessian_by_tape(f, at):
     xy = tf.Variable(at, dtype=tf.float64)
     with tf.GradientTape() as outer:
         with tf.GradientTape() as inner:
-            value = bowl(xy[0], xy[1])
+            value = f(xy[0], xy[1])
         grad = inner.gradient(value, xy)
     return outer.jacobian(grad, xy).numpy()
 
 
 start_point = np.array([-1.0, 1.0])
-hessian = bowl_hessian_by_tape(start_point)
+hessian = hessian_by_tape(bowl, start_point)
 lambda_min, lambda_max = np.linalg.eigvalsh(hessian)
 along = bowl_gradient_by_hand(*start_point)
 along = along / np.linalg.norm(along)
@@ -589,7 +589,8 @@ assert final["0.9 * 2/(curvature along gradient)"] > 1e3 * start_distance
 # iterates settle there or are thrown out. A guarantee that *every* step lowers the loss needs a
 # condition on the whole landscape: the gradient must be **$L$-Lipschitz**,
 # $\lVert \nabla f(\mathbf{a}) - \nabla f(\mathbf{b}) \rVert \le L \lVert \mathbf{a} - \mathbf{b} \rVert$
-# (for a twice-differentiable $f$: no curvature above $L$ anywhere). Such an $f$ is called $L$-smooth,
+# (for a twice-differentiable $f$: no curvature larger than $L$ in size anywhere; this $L$ is a constant, not the
+# loss of {eq}`eq-gradient-toy-loss`). Such an $f$ is called $L$-smooth,
 # and for it the **descent lemma** {cite:p}`nocedal2006` bounds the Taylor remainder of
 # {eq}`eq-gradient-taylor`:
 #
@@ -722,6 +723,104 @@ to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 # coordinates cures only a valley that is aligned with the axes, as this one is; the eigenvectors of the
 # tilted bowl {eq}`eq-gradient-example` are not, and no per-coordinate scale makes it round.
 #
+# ## Beyond bowls: two valleys and a saddle
+#
+# A quadratic bowl has one stationary point, and every start leads to it. The loss of a neural network
+# has many, and where gradient descent ends depends on where it starts. A small function shows the
+# three kinds of stationary point, the points where the gradient vanishes:
+#
+# $$
+# f_2(x, y) = (x^2 - 1)^2 + 2y^2 + 0.3\,x ,
+# \qquad
+# \nabla f_2 = \bigl(4x^3 - 4x + 0.3,\; 4y\bigr).
+# $$ (eq-gradient-two-valleys)
+#
+# Its stationary points lie on the $x$-axis, at the three roots of $4x^3 - 4x + 0.3$. The Hessian there,
+# from the same nested tapes as before, tells them apart: both eigenvalues positive is a minimum, one of
+# each sign a **saddle point**, a minimum across the valley and a maximum along it.
+
+
+# %%
+def two_valleys(x, y):
+    return (x**2 - 1) ** 2 + 2 * y**2 + 0.3 * x
+
+
+stationary_x = np.sort(np.roots([4.0, 0.0, -4.0, 0.3]).real)
+kinds = {}
+for x_star in stationary_x:
+    curvatures = np.linalg.eigvalsh(hessian_by_tape(two_valleys, [x_star, 0.0]))
+    kinds[x_star] = "minimum" if curvatures.min() > 0 else "saddle"
+    print(
+        f"x = {x_star:+.4f}: f = {two_valleys(x_star, 0.0):+.4f}, "
+        f"Hessian eigenvalues {curvatures.round(3)} -> {kinds[x_star]}"
+    )
+left, saddle, right = stationary_x
+assert list(kinds.values()) == ["minimum", "saddle", "minimum"]
+assert two_valleys(left, 0.0) < two_valleys(right, 0.0)
+
+
+# %% [markdown]
+# The next cell runs gradient descent with the tape from seven starts, three of them on the line
+# $x = x_{\text{saddle}}$ through the saddle: exactly on it, and a thousandth to either side. All seven
+# runs go in one variable of seven rows; the gradient of the sum of the seven values gives each row the
+# gradient of its own run.
+
+
+# %%
+def descend_from(f, starts, rate=0.05, steps=60):
+    """Gradient descent on f(x, y) with GradientTape from several starts at once.
+
+    Row i of the sum's gradient is the gradient of f at row i: the runs do not
+    interact. Returns the points visited, shape (starts, steps + 1, 2)."""
+    xy = tf.Variable(starts, dtype=tf.float64)
+    path = [xy.numpy().copy()]
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(f(xy[:, 0], xy[:, 1]))
+        xy.assign_sub(rate * tape.gradient(total, xy))
+        path.append(xy.numpy().copy())
+    return np.stack(path, axis=1)
+
+
+starts = [(-1.8, -1.2), (-0.5, 1.5), (0.6, -1.5), (1.8, 1.2)]
+starts += [(saddle - 1e-3, 1.5), (saddle, 1.5), (saddle + 1e-3, 1.5)]
+valley_paths = descend_from(two_valleys, starts)
+# the stationary point on the x-axis nearest to where each path ended
+ends = [stationary_x[np.argmin(np.abs(stationary_x - p[-1, 0]))] for p in valley_paths]
+for start, end in zip(starts, ends, strict=True):
+    print(
+        f"from ({start[0]:+.4f}, {start[1]:+.1f}) to the {kinds[end]} at x = {end:+.4f}"
+    )
+assert ends == [left, left, right, right, left, saddle, right]
+distances = [
+    np.linalg.norm(p[-1] - (e, 0.0)) for p, e in zip(valley_paths, ends, strict=True)
+]
+print(f"largest distance from the end to its stationary point: {max(distances):.1e}")
+assert max(distances) < 1e-4
+
+# %% [markdown]
+# The start exactly on the line through the saddle stays on it, because the $x$-component of the
+# gradient is zero all along that line, and slides into the saddle: gradient descent stops wherever the
+# gradient vanishes, and cannot tell a saddle from a minimum. A thousandth to either side is enough to
+# fall into one valley or the other ({numref}`fig-gradient-two-valleys`). Starts that land exactly on such
+# a line are rare, but near a saddle the gradient is small and progress slow; which minimum a run
+# reaches, and how good it is, depends on the start.
+
+# %% mystnb={"figure": {"caption": "Gradient descent on the two-valley function {eq}`eq-gradient-two-valleys` from seven starts (squares), learning rate 0.05, 60 steps. Dots mark the two minima and the cross the saddle point between them. Three starts lie on the line through the saddle and a thousandth to either side of it; the middle one ends at the saddle, its neighbours in different valleys.", "name": "fig-gradient-two-valleys"}}
+fig, ax = plt.subplots(figsize=(7, 4.2))
+levels = np.concatenate([np.linspace(-0.3, 1.2, 7), np.linspace(1.5, 9, 8)])
+contour(ax, Panel(two_valleys, xlim=(-2, 2), ylim=(-1.7, 1.7), levels=levels))
+for start, path in zip(starts, valley_paths, strict=True):
+    (line,) = ax.plot(path[:, 0], path[:, 1], "-o", ms=2, lw=1)
+    ax.plot(*start, "s", color=line.get_color(), ms=5)
+ax.plot([left, right], [0, 0], "o", color="black", ms=7)
+ax.plot(saddle, 0, "x", color="black", ms=9, mew=2)
+ax.set_xlabel("$x$")
+ax.set_ylabel("$y$")
+plt.show()
+
+
+# %% [markdown]
 # ## Summary
 #
 # - The gradient {eq}`eq-gradient-vector` collects the partial derivatives; by
@@ -741,6 +840,8 @@ to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 #   rate ({eq}`eq-gradient-stable-step`) and the smallest sets the pace; an elongated valley makes plain
 #   gradient descent zig-zag. For an $L$-smooth loss every step shorter than $2/L$ descends
 #   ({eq}`eq-gradient-descent-lemma`).
+# - Away from bowls, gradient descent stops at whatever stationary point it reaches first: which
+#   minimum, or even a saddle, depends on the start ({numref}`fig-gradient-two-valleys`).
 #
 # ## Exercises
 #
