@@ -522,8 +522,8 @@ assert [name for name, _, _ in mini.records] == ["mul", "sin", "add"]
 assert dx_mini == 3.0 + np.cos(2.0) and dw_mini == 2.0 and dunused_mini is None
 
 # %% [markdown]
-# On three functions of two vectors the hand-written tape and `tf.GradientTape` agree bit for bit: both
-# apply the same float64 operations in the same order.
+# On three functions of two vectors the hand-written tape and `tf.GradientTape` agree bit for bit: the two
+# form the same float64 products and sums, only at different moments.
 
 # %%
 test_functions = {
@@ -1448,6 +1448,10 @@ softplus_forward_compiled = forward_derivative(tf.function(softplus_stable), zer
 print(f"s'(0): tape {softplus_tape}, accumulator {softplus_forward},")
 print(f"accumulator on the compiled function {softplus_forward_compiled}")
 assert softplus_tape == softplus_forward_compiled == 0.5 and softplus_forward == 1.0
+kink_max = forward_derivative(lambda t: tf.maximum(t, 0.0), zero)
+kink_abs = forward_derivative(tf.abs, zero)
+print(f"at 0: d max(x, 0)/dx = {kink_max}, d|x|/dx = {kink_abs}")
+assert kink_max == 1.0 and kink_abs == 0.0
 
 # %% [markdown]
 # (tape-everyday)=
