@@ -1739,8 +1739,8 @@ assert abs(d_x_of_d_a - d_a_of_d_x) < 1e-15
 # 3. **`GradientTape`**, reverse mode in eager execution;
 # 4. **`tf.gradients` inside a `tf.function`**: TensorFlow 2's `tf.gradients`, the reverse mode of
 #    {ref}`ch-tf-gradients`, which adds gradient operations to the traced graph. It is automatic
-#    differentiation, not symbolic differentiation: it never forms a formula for the derivative, it applies
-#    each operation's registered gradient to the graph's values;
+#    differentiation, not symbolic differentiation: it never simplifies a formula for the derivative, it
+#    adds, for each forward operation, the operations of that operation's registered gradient;
 # 5. **`ForwardAccumulator`**, forward mode, one JVP per coordinate direction.
 #
 # The first three are plain functions of a point.
