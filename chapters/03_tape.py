@@ -522,8 +522,8 @@ assert [name for name, _, _ in mini.records] == ["mul", "sin", "add"]
 assert dx_mini == 3.0 + np.cos(2.0) and dw_mini == 2.0 and dunused_mini is None
 
 # %% [markdown]
-# On three functions of two vectors the hand-written tape and `tf.GradientTape` agree bit for bit: both
-# apply the same float64 operations in the same order.
+# On three functions of two vectors the hand-written tape and `tf.GradientTape` agree bit for bit: the two
+# form the same float64 products and sums, only at different moments.
 
 # %%
 test_functions = {
@@ -1261,6 +1261,19 @@ print(
 assert clipped_steps.max() <= 0.2 * 1.0 + 1e-6 and plain_steps[0] > 0.5
 assert np.linalg.norm(plain_path[-1]) < 1e-3 < np.linalg.norm(clipped_path[-1]) < 2e-2
 
+# %% [markdown]
+# The clipped walk's step is exactly $0.2$ as long as the true gradient's norm is at least 1, and shorter
+# after that; the plain walk's $v$ changes sign at every one of the first 25 steps.
+
+# %%
+u_path, v_path = clipped_path[:-1, 0], clipped_path[:-1, 1]
+true_grad_norm = np.hypot(u_path, 8.0 * v_path)
+steep = true_grad_norm >= 1.0
+print(f"clipped steps of length 0.2: {steep.sum()}, then {np.sum(~steep)} shorter ones")
+np.testing.assert_allclose(clipped_steps[steep], 0.2, rtol=1e-6)
+assert np.all(clipped_steps[~steep] < 0.2) and steep[: steep.sum()].all()
+assert np.all(plain_path[1:26, 1] * plain_path[:25, 1] < 0)
+
 
 # %% mystnb={"figure": {"caption": "Forty steps of gradient descent ($\\alpha = 0.2$) on $\\tfrac12(u^2 + 8v^2)$ from $(-4.5, 1)$. Plain descent (blue) takes long steps and zig-zags across the narrow valley; with the gradient clipped to norm 1 in the backward pass (orange), every step is at most 0.2 long.", "name": "fig-tape-clipped-paths"}}
 def bowl_numpy(u, v):
@@ -1448,6 +1461,10 @@ softplus_forward_compiled = forward_derivative(tf.function(softplus_stable), zer
 print(f"s'(0): tape {softplus_tape}, accumulator {softplus_forward},")
 print(f"accumulator on the compiled function {softplus_forward_compiled}")
 assert softplus_tape == softplus_forward_compiled == 0.5 and softplus_forward == 1.0
+kink_max = forward_derivative(lambda t: tf.maximum(t, 0.0), zero)
+kink_abs = forward_derivative(tf.abs, zero)
+print(f"at 0: d max(x, 0)/dx = {kink_max}, d|x|/dx = {kink_abs}")
+assert kink_max == 1.0 and kink_abs == 0.0
 
 # %% [markdown]
 # (tape-everyday)=
@@ -1607,6 +1624,46 @@ print("before the reset:", grad_before_reset, " after:", grad_after_reset.numpy(
 assert grad_before_reset is None and grad_after_reset.numpy() == 4.0
 
 # %% [markdown]
+# Several tapes can record at once; each sees every operation and answers its own question once. This is
+# the usual shape of a GAN step, with one loss per player and each differentiated with respect to that
+# player's variables only. Here the score is $s = d\,g$, the generator's loss $-s$ and the discriminator's
+# loss $s^2$.
+
+# %%
+generator_weight, critic_weight = tf.Variable(1.5), tf.Variable(-0.5)
+with tf.GradientTape() as generator_tape, tf.GradientTape() as critic_tape:
+    score = critic_weight * generator_weight
+    generator_loss = -score
+    critic_loss = score**2
+generator_grad = generator_tape.gradient(generator_loss, generator_weight)
+critic_grad = critic_tape.gradient(critic_loss, critic_weight)
+print("d(-s)/dg =", generator_grad.numpy(), " d(s^2)/dd =", critic_grad.numpy())
+assert generator_grad.numpy() == 0.5
+assert critic_grad.numpy() == 2 * (-0.75) * 1.5
+
+# %% [markdown]
+# Nested tapes have an everyday use too: **input-gradient regularisation** ("double backpropagation"),
+# which penalises how fast a model's output changes with its input. The inner tape gives
+# $\partial f / \partial \mathbf x$ for every example, the penalty is its mean squared norm, and the outer
+# tape differentiates that with respect to the weights. For the dense layer above,
+# $f(\mathbf x) = W^\top \mathbf x + b$, every row of the input gradient is $W^\top$, so the penalty is
+# $\|W\|^2$, its gradient $2W$, and the bias does not enter it at all.
+
+# %%
+with tf.GradientTape() as outer_tape:
+    with tf.GradientTape() as inner_tape:
+        inner_tape.watch(features)
+        outputs = model(features)
+    input_grads = inner_tape.gradient(outputs, features)
+    penalty = tf.reduce_mean(tf.reduce_sum(input_grads**2, axis=1))
+kernel_grad, bias_grad = outer_tape.gradient(penalty, model.trainable_variables)
+kernel = model.trainable_variables[0].numpy()
+print("penalty gradient, kernel:", kernel_grad.numpy().ravel(), " bias:", bias_grad)
+np.testing.assert_allclose(penalty.numpy(), np.sum(kernel**2), rtol=1e-6)
+np.testing.assert_allclose(kernel_grad.numpy(), 2 * kernel, rtol=1e-6)
+assert bias_grad is None
+
+# %% [markdown]
 # Finally, an operation with no registered gradient. The regularised incomplete gamma function
 # $P(a, x)$ (`tf.math.igamma`, the gamma distribution's CDF) has gradients in both arguments, but its
 # derivative in $a$ is computed by an operation, `IgammaGradA`, for which TensorFlow registers no gradient.
@@ -1682,8 +1739,8 @@ assert abs(d_x_of_d_a - d_a_of_d_x) < 1e-15
 # 3. **`GradientTape`**, reverse mode in eager execution;
 # 4. **`tf.gradients` inside a `tf.function`**: TensorFlow 2's `tf.gradients`, the reverse mode of
 #    {ref}`ch-tf-gradients`, which adds gradient operations to the traced graph. It is automatic
-#    differentiation, not symbolic differentiation: it never forms a formula for the derivative, it applies
-#    each operation's registered gradient to the graph's values;
+#    differentiation, not symbolic differentiation: it never simplifies a formula for the derivative, it
+#    adds, for each forward operation, the operations of that operation's registered gradient;
 # 5. **`ForwardAccumulator`**, forward mode, one JVP per coordinate direction.
 #
 # The first three are plain functions of a point.
@@ -1805,7 +1862,8 @@ assert gaps["finite differences"] > 1000 * rounding_level
 #   backward pass. Forward mode {eq}`eq-tape-jvp` is cheaper when inputs are few; `ForwardAccumulator`
 #   ignores custom gradients unless the custom-gradient function is its own `tf.function`.
 # - In everyday code the sources are `model.trainable_variables` or any nested structure; a compiled step
-#   traces once per input signature, and Python numbers in it are constants fixed at tracing. An operation
+#   traces once per input signature, and Python numbers in it are constants fixed at tracing. Several tapes
+#   can record at once (one per loss), and nested tapes regularise input gradients. An operation
 #   with no registered gradient raises `LookupError`; `tf.RegisterGradient` supplies one.
 # - The three automatic methods (tape, `tf.gradients`, forward mode) agree with the analytic gradient to
 #   within rounding; finite differences only to about {glue:text}`ch3_fd_gap:.0e`, limited by the step size.
