@@ -589,6 +589,65 @@ print(
 assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
 
 # %% [markdown]
+# ### Schedules, callbacks and the TF1 functions in eager mode
+#
+# Keras offers a second way to change the rate, from the outside: the callbacks
+# `LearningRateScheduler` (a function of the epoch) and `ReduceLROnPlateau` (divide the rate when a
+# monitored loss stalls) *set* `optimizer.learning_rate` between epochs. That works only when the rate
+# is a number, held in a variable. An optimizer whose rate is a schedule object refuses to have it
+# set, so a schedule and such a callback cannot be combined:
+
+# %% tags=["raises-exception"]
+import types
+
+scheduled_sgd = tf.keras.optimizers.SGD(source_schedule)
+halve_each_epoch = tf.keras.callbacks.LearningRateScheduler(
+    lambda epoch, rate: rate / 2
+)
+# what model.fit does: hand the callback the model, whose optimizer it adjusts
+halve_each_epoch.set_model(types.SimpleNamespace(optimizer=scheduled_sgd))
+with gdbook.expect_error(TypeError) as not_settable:
+    halve_each_epoch.on_epoch_begin(0)
+
+# %%
+print(not_settable.message[:90], "...")
+assert "learning rate is not settable" in not_settable.message
+
+# %% [markdown]
+# The TF1 decay functions still work in TF2's eager mode, but there they do not return a tensor: they
+# return a function of no arguments that reads the step variable each time it is called, which is
+# exactly the kind of callable that a Keras optimizer (and those of {ref}`ch-optimizers`) calls with
+# no argument:
+
+# %%
+eager_step = tf.Variable(0, dtype=tf.int64)
+eager_rate = tf1.train.exponential_decay(0.05, eager_step, 100, 0.9)
+print("callable:", callable(eager_rate), "| rate at step 0:", float(eager_rate()))
+eager_step.assign(100)
+print("rate at step 100:", float(eager_rate()))
+assert callable(eager_rate) and np.isclose(float(eager_rate()), 0.045)
+assert float(tf.keras.optimizers.SGD(eager_rate).learning_rate) == float(eager_rate())
+
+# %% [markdown]
+# One more thing a schedule interacts with: momentum. With a constant gradient $g$, the velocity of
+# {eq}`eq-optimizers-momentum` settles at $m = -\alpha g/(1 - \mu)$, so the *effective* rate under
+# momentum is $\alpha/(1 - \mu)$, ten times the nominal rate for $\mu = 0.9$. A schedule that lowers
+# $\alpha$ lowers the effective rate in proportion, but only as fast as the velocity forgets its past,
+# in about $1/(1 - \mu)$ steps:
+
+# %%
+w = tf.Variable(0.0)
+momentum_sgd = tf.keras.optimizers.SGD(0.01, momentum=0.9)
+for _ in range(200):
+    before = w.numpy()
+    momentum_sgd.apply_gradients([(tf.constant(1.0), w)])
+settled_step = before - w.numpy()
+print(
+    f"step after 200 updates with g = 1: {settled_step:.5f}  (alpha / (1 - mu) = {0.01 / 0.1:.2f})"
+)
+assert abs(settled_step - 0.1) < 1e-4
+
+# %% [markdown]
 # ## What a schedule buys
 #
 # With exact gradients, as in the source problem, a constant rate small enough to be stable converges.
