@@ -140,38 +140,10 @@ assert sse_error < 1e-6 and pred_error < 1e-6
 # %% [markdown]
 # ### Why the shrink factor drifts
 #
-# The numbers have a simple law. With the target at 0, the loss is $L = \tfrac12 (p_1^2 + p_2^2)$ where
-# $p_j = xw + b_j$, so $\partial L/\partial w = (p_1 + p_2)\,x^\top = 2p\,x^\top$ and
-# $\partial L/\partial b_j = p_j = p$. The gradient sums of squares are therefore $4p^2\lVert x\rVert^2 =
-# 20p^2$ and $2p^2$ (320 and 32 for $p = 4$), and one update changes the prediction to
-#
-# $$
-# p_{t+1} = x\,(w_t - 2\alpha_t p_t x^\top) + b_t - \alpha_t p_t
-#         = \bigl(1 - \alpha_t(2\lVert x\rVert^2 + 1)\bigr)\,p_t = (1 - 11\,\alpha_t)\,p_t .
-# $$ (eq-schedules-shrink)
-#
-# With a constant $\alpha = 0.05$ the factor would be exactly $1 - 0.55 = 0.45$ every step. The ratios
-# of consecutive predictions are 0.45 only for the first step, and then creep upwards:
-
-# %%
-observed_factor = tf1_pred[1:] / tf1_pred[:-1]
-predicted_factor = 1 - 11 * tf1_rate[:-1]
-for step, (seen, law) in enumerate(zip(observed_factor, predicted_factor, strict=True)):
-    print(f"step {step:2d}: p(t+1)/p(t) = {seen:.7f}   1 - 11 alpha_t = {law:.7f}")
-factor_error = np.max(np.abs(observed_factor - predicted_factor))
-print(
-    f"largest difference from eq. (shrink): {factor_error:.1e}"
-)  # float32 rounding, see below
-assert factor_error < 1e-5
-assert (
-    abs(observed_factor[0] - 0.45) < 1e-6
-    and observed_factor[-1] > observed_factor[0] + 5e-3
-)
-
-# %% [markdown]
-# The observed ratios match the law to float32 rounding; the small differences grow over the steps
-# because the prediction $p = 2w_1 + w_2 + b$ becomes a small difference of weights of order 1, which
-# float32 resolves only to about $10^{-7}$ in absolute terms.
+# {ref}`ch-tf-gradients` derives the law behind these numbers: each update multiplies the prediction
+# by $1 - 11\alpha_t$ ({eq}`eq-tf-gradients-shrink`), so with a constant $\alpha = 0.05$ the factor
+# would be $0.45$ at every step, and checks it step by step against the source's run. What matters here is the
+# schedule's part in it.
 #
 # The factor drifts because `exponential_decay` without `staircase=True` decays *continuously*: the
 # exponent $t/T$ is a real number, so the rate shrinks a little at every step, by the constant factor
@@ -189,11 +161,15 @@ print(
     f"{1 - 11 * 0.05 * 0.9**10:.4f}"
 )
 assert np.allclose(tf1_rate[1:] / tf1_rate[:-1], per_step_rate_factor, rtol=1e-6)
+# the prediction shrinks a little less at each step
+shrink = tf1_pred[1:] / tf1_pred[:-1]
+print("p(t+1)/p(t), steps 0 and 9:", shrink[[0, -1]])
+assert np.all(np.diff(shrink) > 0)
 
 # %% [markdown]
 # With `staircase=True` the exponent is rounded down, $\lfloor t/T \rfloor$, so the rate stays at
 # exactly 0.05 for steps 0 to 99 and the factor stays at 0.45. The closed form
-# {eq}`eq-schedules-shrink` says so; here it is from a TF1 graph with the staircase switched on,
+# {eq}`eq-tf-gradients-shrink` says so; here it is from a TF1 graph with the staircase switched on,
 # now fed the step through a placeholder:
 
 # %%
@@ -611,6 +587,65 @@ print(
     f"{np.max(np.abs(keras_pred - tf1_pred) / tf1_pred):.1e}"
 )
 assert np.max(np.abs(keras_pred - tf1_pred) / tf1_pred) < 1e-5
+
+# %% [markdown]
+# ### Schedules, callbacks and the TF1 functions in eager mode
+#
+# Keras offers a second way to change the rate, from the outside: the callbacks
+# `LearningRateScheduler` (a function of the epoch) and `ReduceLROnPlateau` (divide the rate when a
+# monitored loss stalls) *set* `optimizer.learning_rate` between epochs. That works only when the rate
+# is a number, held in a variable. An optimizer whose rate is a schedule object refuses to have it
+# set, so a schedule and such a callback cannot be combined:
+
+# %% tags=["raises-exception"]
+import types
+
+scheduled_sgd = tf.keras.optimizers.SGD(source_schedule)
+halve_each_epoch = tf.keras.callbacks.LearningRateScheduler(
+    lambda epoch, rate: rate / 2
+)
+# what model.fit does: hand the callback the model, whose optimizer it adjusts
+halve_each_epoch.set_model(types.SimpleNamespace(optimizer=scheduled_sgd))
+with gdbook.expect_error(TypeError) as not_settable:
+    halve_each_epoch.on_epoch_begin(0)
+
+# %%
+print(not_settable.message[:90], "...")
+assert "learning rate is not settable" in not_settable.message
+
+# %% [markdown]
+# The TF1 decay functions still work in TF2's eager mode, but there they do not return a tensor: they
+# return a function of no arguments that reads the step variable each time it is called, which is
+# exactly the kind of callable that a Keras optimizer (and those of {ref}`ch-optimizers`) calls with
+# no argument:
+
+# %%
+eager_step = tf.Variable(0, dtype=tf.int64)
+eager_rate = tf1.train.exponential_decay(0.05, eager_step, 100, 0.9)
+print("callable:", callable(eager_rate), "| rate at step 0:", float(eager_rate()))
+eager_step.assign(100)
+print("rate at step 100:", float(eager_rate()))
+assert callable(eager_rate) and np.isclose(float(eager_rate()), 0.045)
+assert float(tf.keras.optimizers.SGD(eager_rate).learning_rate) == float(eager_rate())
+
+# %% [markdown]
+# One more thing a schedule interacts with: momentum. With a constant gradient $g$, the velocity of
+# {eq}`eq-optimizers-momentum` settles at $m = -\alpha g/(1 - \mu)$, so the *effective* rate under
+# momentum is $\alpha/(1 - \mu)$, ten times the nominal rate for $\mu = 0.9$. A schedule that lowers
+# $\alpha$ lowers the effective rate in proportion, but only as fast as the velocity forgets its past,
+# in about $1/(1 - \mu)$ steps:
+
+# %%
+w = tf.Variable(0.0)
+momentum_sgd = tf.keras.optimizers.SGD(0.01, momentum=0.9)
+for _ in range(200):
+    before = w.numpy()
+    momentum_sgd.apply_gradients([(tf.constant(1.0), w)])
+settled_step = before - w.numpy()
+print(
+    f"step after 200 updates with g = 1: {settled_step:.5f}  (alpha / (1 - mu) = {0.01 / 0.1:.2f})"
+)
+assert abs(settled_step - 0.1) < 1e-4
 
 # %% [markdown]
 # ## What a schedule buys
@@ -1367,7 +1402,7 @@ plt.show()
 #   with rate $e^{-k}$; piecewise boundaries belong to the earlier piece; polynomial and cosine decay
 #   clamp the step.
 # - The source's "0.45 per step" drifts because `exponential_decay` without `staircase` decays a
-#   little at every step; {eq}`eq-schedules-shrink` predicts each factor as $1 - 11\alpha_t$.
+#   little at every step; {eq}`eq-tf-gradients-shrink` predicts each factor as $1 - 11\alpha_t$.
 # - TF1 counts steps in `global_step`, but only if you pass it to `minimize`: forgetting it switches
 #   the schedule off without an error. Keras counts in `optimizer.iterations`; a schedule object gives
 #   identical runs in a Keras optimizer and in a hand-written loop.

@@ -60,7 +60,11 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        return self._learning_rate
+        """The rate the next update will use (as Keras: a schedule is evaluated)."""
+        rate = self._learning_rate
+        if isinstance(rate, Schedule):
+            return rate(self.iterations)
+        return rate() if callable(rate) else rate
 
     @learning_rate.setter
     def learning_rate(self, rate):
@@ -111,14 +115,6 @@ def build(self, variables):
 
 
 @add_to_class(Optimizer)
-def current_learning_rate(self):
-    rate = self.learning_rate
-    if isinstance(rate, Schedule):
-        return rate(self.iterations)
-    return rate() if callable(rate) else rate
-
-
-@add_to_class(Optimizer)
 def apply_gradients(self, grads_and_vars):
     pairs = [(dense(grad), var) for grad, var in grads_and_vars if grad is not None]
     if not pairs:
@@ -130,7 +126,7 @@ def apply_gradients(self, grads_and_vars):
                 f"but the variable has shape {var.shape}"
             )
     self.build([var for _, var in pairs])
-    rate = self.current_learning_rate()
+    rate = self.learning_rate
     if self.weight_decay is not None:
         # decoupled: shrink the weights, then take the step
         for _, var in pairs:

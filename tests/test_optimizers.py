@@ -73,6 +73,17 @@ def test_callables_as_keras_calls_them():
         assert w.numpy() == np.float32(0.75)
     with pytest.raises(TypeError):
         ours.GradientDescent(schedule).learning_rate = 0.1
+    with pytest.raises(TypeError):
+        keras_optimizers.SGD(schedule).learning_rate = 0.1
+
+
+def test_reading_the_rate_gives_the_next_rate():
+    schedule = keras_optimizers.schedules.ExponentialDecay(0.5, 1, 0.5)
+    for optimizer in (ours.GradientDescent(schedule), keras_optimizers.SGD(schedule)):
+        optimizer.apply_gradients([(tf.constant(1.0), tf.Variable(1.0))])
+        assert float(optimizer.learning_rate) == 0.25
+    for optimizer in (ours.GradientDescent(0.1), keras_optimizers.SGD(0.1)):
+        assert float(optimizer.learning_rate) == np.float32(0.1)
 
 
 @pytest.mark.parametrize("index", range(7))
