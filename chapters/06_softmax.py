@@ -317,7 +317,8 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 # That clipping is rarer than it looks, because Keras tries to recover the logits first (read
 # `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax, the
 # activation or the `Softmax` layer, carries its logits along as an attribute, eagerly too. And in a
-# graph, inside `tf.function` and therefore inside `fit`, the loss looks at the operation that produced
+# graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with `run_eagerly=True`),
+# the loss looks at the operation that produced
 # the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
 # The same computation called four ways:
 
@@ -597,7 +598,7 @@ assert all(np.array_equal(answers, test_answers[0]) for answers in test_answers)
 
 # %% [markdown]
 # The source shows no output. The number usually quoted for this program, about 92%, is the one
-# TensorFlow's old beginners' tutorial printed for the same model, trained with learning rate 0.5 rather
+# TensorFlow's old beginners' tutorial gave for the same model, trained with learning rate 0.5 rather
 # than the source's 0.1. The next section measures where the gap comes from.
 #
 # Finally the promised check of the trap: the largest gap between the top logit and any other logit over
