@@ -128,7 +128,7 @@ x_val, y_val = x_train[-VALIDATION_SIZE:], y_train[-VALIDATION_SIZE:]
 print(
     f"training {len(x_fit):,} images, validation {len(x_val):,}, test {len(x_test):,}"
 )
-assert len(x_fit) + len(x_val) == len(x_train)
+print("validation images per digit:", y_val.sum(axis=0).astype(int))
 
 # %% [markdown]
 # Most pixels are background. The statistics below say how sparse the images are: most pixels are exactly
@@ -371,6 +371,7 @@ epochs_of_source = STEPS * BATCH_SIZE / len(x_fit)
 glue("ch6_epochs", epochs_of_source, display=False)
 print("first batch starts with images", batches[0, :5])
 print(f"{STEPS} steps of {BATCH_SIZE} = {epochs_of_source:.2f} epochs")
+assert batches.max() < len(x_fit)
 
 
 # %% [markdown]
@@ -1013,7 +1014,7 @@ x_with_one = x_with_one.numpy()
 lambda_closed_form = 0.1 * moments[-1]
 print(f"closed form {lambda_closed_form:.6f}   power iteration {lambda_max:.6f}")
 assert abs(lambda_max - lambda_closed_form) < 1e-5 * lambda_closed_form
-assert round(2 / lambda_max, 2) == 0.51
+assert round(2 / lambda_max, 2) == 0.51 and round(2 / lambda_max / 0.1) == 5
 
 # %% [markdown]
 # Why does the power iteration converge in three or four steps? Not because the top eigenvalue is
@@ -1034,7 +1035,7 @@ print(f"|mean image|^2 = {mean_image @ mean_image:.2f} of s1 = {moments[-1]:.2f}
 print(f"cosine of top eigenvector and mean image: {alignment:.4f}")
 print("relative error per iteration:", " ".join(f"{e:.1e}" for e in errors[:5]))
 assert round(gap_ratio, 2) == 0.12 and alignment > 0.95
-assert np.all(errors[2:4] / errors[1:3] < 2 * gap_ratio**2)
+assert np.all(errors[2:4] / errors[1:3] < 2 * gap_ratio**2) and errors[3] < 1e-4
 
 
 # %% [markdown]
@@ -1098,6 +1099,8 @@ plt.show()
 curves = {factor: losses for factor, (losses, _) in descent.items()}
 for factor in (0.5, 0.9):
     assert np.all(np.diff(curves[factor]) < 0)
+for factor in (1.1, 1.5):
+    assert np.sum(np.diff(curves[factor]) > 0) <= 1
 for factor in (2.0, 3.0):
     assert np.sum(np.diff(curves[factor]) > 0) >= 3
 assert curves[2.0][1:].max() < np.log(10) < curves[3.0][1:].max()
