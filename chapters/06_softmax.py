@@ -128,7 +128,7 @@ x_val, y_val = x_train[-VALIDATION_SIZE:], y_train[-VALIDATION_SIZE:]
 print(
     f"training {len(x_fit):,} images, validation {len(x_val):,}, test {len(x_test):,}"
 )
-assert len(x_fit) + len(x_val) == len(x_train)
+print("validation images per digit:", y_val.sum(axis=0).astype(int))
 
 # %% [markdown]
 # Most pixels are background. The statistics below say how sparse the images are: most pixels are exactly
@@ -317,7 +317,8 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 # That clipping is rarer than it looks, because Keras tries to recover the logits first (read
 # `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax, the
 # activation or the `Softmax` layer, carries its logits along as an attribute, eagerly too. And in a
-# graph, inside `tf.function` and therefore inside `fit`, the loss looks at the operation that produced
+# graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with `run_eagerly=True`),
+# the loss looks at the operation that produced
 # the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
 # The same computation called four ways:
 
@@ -370,6 +371,7 @@ epochs_of_source = STEPS * BATCH_SIZE / len(x_fit)
 glue("ch6_epochs", epochs_of_source, display=False)
 print("first batch starts with images", batches[0, :5])
 print(f"{STEPS} steps of {BATCH_SIZE} = {epochs_of_source:.2f} epochs")
+assert batches.max() < len(x_fit)
 
 
 # %% [markdown]
@@ -507,8 +509,8 @@ print(
 # `"sum_over_batch_size"`, is the mean over the batch, as in {eq}`eq-softmax-xent`. `fit` receives our
 # `tf.data` batches, so it neither re-batches nor shuffles them. A callback records the validation
 # accuracy every 100 steps; `steps_per_execution=100` lets Keras run 100 steps inside one compiled loop between two calls
-# of the callback, which changes nothing in the arithmetic and removes most of the per-step Python
-# overhead.
+# of the callback, which changes nothing in the arithmetic and returns to Python once per 100 steps
+# instead of after every step.
 
 # %% tags=["nbval-ignore-output"]
 class ValAccuracyEvery(keras.callbacks.Callback):
@@ -597,7 +599,7 @@ assert all(np.array_equal(answers, test_answers[0]) for answers in test_answers)
 
 # %% [markdown]
 # The source shows no output. The number usually quoted for this program, about 92%, is the one
-# TensorFlow's old beginners' tutorial printed for the same model, trained with learning rate 0.5 rather
+# TensorFlow's old beginners' tutorial gave for the same model, trained with learning rate 0.5 rather
 # than the source's 0.1. The next section measures where the gap comes from.
 #
 # Finally the promised check of the trap: the largest gap between the top logit and any other logit over
@@ -629,16 +631,17 @@ run_signature = [
     tf.TensorSpec([None, 1, 10]),
     tf.TensorSpec([None, None, BATCH_SIZE], tf.int64),
     tf.TensorSpec([None]),
+    tf.TensorSpec([], tf.int32),
 ]
 
 
 @tf.function(input_signature=run_signature)
-def sgd_runs(W, b, rows, learning_rates):
+def sgd_runs(W, b, rows, learning_rates, every):
     """Plain SGD for several runs at once; returns the final weights, every batch
-    loss, and the validation accuracy every EVAL_EVERY steps."""
+    loss, and the validation accuracy every `every` steps."""
     alpha, steps = learning_rates[:, None, None], tf.shape(rows)[1]
     losses = tf.TensorArray(tf.float32, size=steps)
-    val_accuracy = tf.TensorArray(tf.float32, size=steps // EVAL_EVERY)
+    val_accuracy = tf.TensorArray(tf.float32, size=steps // every)
     for t in tf.range(steps):
         x, y = tf.gather(all_x, rows[:, t]), tf.gather(all_y, rows[:, t])
         logits = x @ W + b
@@ -647,17 +650,17 @@ def sgd_runs(W, b, rows, learning_rates):
         residual = (tf.nn.softmax(logits) - y) / BATCH_SIZE
         W -= alpha * tf.linalg.matmul(x, residual, transpose_a=True)
         b -= alpha * tf.reduce_sum(residual, axis=1, keepdims=True)
-        if (t + 1) % EVAL_EVERY == 0:
+        if (t + 1) % every == 0:
             guess = tf.argmax(tf.einsum("nd,rdk->rnk", val_x, W) + b, axis=2)
             right = tf.reduce_mean(tf.cast(guess == val_labels, tf.float32), axis=1)
-            val_accuracy = val_accuracy.write((t + 1) // EVAL_EVERY - 1, right)
+            val_accuracy = val_accuracy.write((t + 1) // every - 1, right)
     return W, b, tf.transpose(losses.stack()), tf.transpose(val_accuracy.stack())
 
 
 # %% [markdown]
 # Nine runs of 1000 steps, three seeds each: the source's recipe, the same with the old tutorial's
 # learning rate 0.5, and the source's recipe on the old reader's split (it trained on all but the first
-# 5,000). Then the source's three runs go on to ten epochs. Run 0 sees the batches of the three loops
+# 5,000). Then the source's three runs go on to ten epochs, with the validation accuracy every 500 steps. Run 0 sees the batches of the three loops
 # above, and it must end where they ended.
 
 # %% tags=["nbval-ignore-output"]
@@ -671,9 +674,11 @@ rows = np.stack([r[:STEPS] for r in ours] * 2 + old_split)
 rates = np.repeat(np.float32([0.1, 0.5, 0.1]), len(SEEDS))
 started = time.perf_counter()
 zeros = tf.zeros([len(rates), 784, 10]), tf.zeros([len(rates), 1, 10])
-W_short, b_short, short_losses, short_val = sgd_runs(*zeros, rows, rates)
-later_rows = np.stack([r[STEPS:] for r in ours])
-W_long, b_long, _, long_val = sgd_runs(W_short[:3], b_short[:3], later_rows, rates[:3])
+W_short, b_short, short_losses, short_val = sgd_runs(*zeros, rows, rates, EVAL_EVERY)
+later_rows, LONG_EVERY = np.stack([r[STEPS:] for r in ours]), 500
+W_long, b_long, _, long_val = sgd_runs(
+    W_short[:3], b_short[:3], later_rows, rates[:3], LONG_EVERY
+)
 print(f"{len(rates)} runs of {STEPS} steps, 3 more to {LONG_STEPS}: ", end="")
 print(f"{time.perf_counter() - started:.1f} s")
 batched_vs_tape = np.abs(W_short[0].numpy() - tape_run["weights"][0]).max()
@@ -746,6 +751,7 @@ assert all(
     val.mean() > test.mean() for val, test in results.values() if val is not None
 )
 assert round(source_test.mean(), 2) == 0.91
+assert round(0.92 - source_test.mean(), 2) == 0.01
 assert round(source_test.std(ddof=1), 3) == 0.001
 assert abs(old_test.mean() - source_test.mean()) < 0.5 * (0.92 - source_test.mean())
 assert long_val_final.mean() > source_val.mean() + 0.005
@@ -756,8 +762,7 @@ assert long_val_final.mean() > fast_val.mean() and long_test.mean() >= 0.92
 
 # %% [markdown]
 # {numref}`fig-softmax-curves` shows the runs: on the left the loss of every batch of seed 0 (thin) and
-# its running mean over 50 steps (thick), on the right the validation accuracy every 100 steps, the mean
-# over the seeds. With the larger rate the loss falls faster at first, and its batch losses are noisier;
+# its running mean over 50 steps (thick), on the right the validation accuracy, the mean over the seeds. With the larger rate the loss falls faster at first, and its batch losses are noisier;
 # with the smaller one the accuracy keeps climbing long after step 1000.
 
 # %% mystnb={"figure": {"caption": "Batch loss (seed 0) and validation accuracy (mean of three seeds).", "name": "fig-softmax-curves"}}
@@ -767,15 +772,16 @@ def running_mean(values, window=50):
 
 slow_curve = np.hstack([short_val[:3], long_val]).mean(axis=0)
 fast_curve = short_val[3:6].mean(axis=0)
+short_steps = EVAL_EVERY * np.arange(1, short_val.shape[1] + 1)
+long_steps = STEPS + LONG_EVERY * np.arange(1, long_val.shape[1] + 1)
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6))
 steps = np.arange(1, STEPS + 1)
 for run, label, color in [(0, "lr 0.1", "C0"), (3, "lr 0.5", "C1")]:
     ax_loss.plot(steps, short_losses[run], color=color, alpha=0.25, lw=0.7)
     ax_loss.plot(steps[49:], running_mean(short_losses[run]), color=color, label=label)
-for curve, label, color in [(slow_curve, "lr 0.1", "C0"), (fast_curve, "lr 0.5", "C1")]:
-    ax_acc.plot(
-        EVAL_EVERY * np.arange(1, len(curve) + 1), curve, color=color, label=label
-    )
+slow_steps = np.hstack([short_steps, long_steps])
+ax_acc.plot(slow_steps, slow_curve, "o-", ms=2.5, color="C0", label="lr 0.1")
+ax_acc.plot(short_steps, fast_curve, "o-", ms=2.5, color="C1", label="lr 0.5")
 ax_loss.set(xlabel="step", ylabel="batch loss", ylim=(0, 1.2))
 ax_acc.set(xlabel="step", ylabel="validation accuracy", ylim=(0.88, 0.95))
 ax_loss.legend()
@@ -1008,7 +1014,7 @@ x_with_one = x_with_one.numpy()
 lambda_closed_form = 0.1 * moments[-1]
 print(f"closed form {lambda_closed_form:.6f}   power iteration {lambda_max:.6f}")
 assert abs(lambda_max - lambda_closed_form) < 1e-5 * lambda_closed_form
-assert round(2 / lambda_max, 2) == 0.51
+assert round(2 / lambda_max, 2) == 0.51 and round(2 / lambda_max / 0.1) == 5
 
 # %% [markdown]
 # Why does the power iteration converge in three or four steps? Not because the top eigenvalue is
@@ -1029,7 +1035,7 @@ print(f"|mean image|^2 = {mean_image @ mean_image:.2f} of s1 = {moments[-1]:.2f}
 print(f"cosine of top eigenvector and mean image: {alignment:.4f}")
 print("relative error per iteration:", " ".join(f"{e:.1e}" for e in errors[:5]))
 assert round(gap_ratio, 2) == 0.12 and alignment > 0.95
-assert np.all(errors[2:4] / errors[1:3] < 2 * gap_ratio**2)
+assert np.all(errors[2:4] / errors[1:3] < 2 * gap_ratio**2) and errors[3] < 1e-4
 
 
 # %% [markdown]
@@ -1093,6 +1099,8 @@ plt.show()
 curves = {factor: losses for factor, (losses, _) in descent.items()}
 for factor in (0.5, 0.9):
     assert np.all(np.diff(curves[factor]) < 0)
+for factor in (1.1, 1.5):
+    assert np.sum(np.diff(curves[factor]) > 0) <= 1
 for factor in (2.0, 3.0):
     assert np.sum(np.diff(curves[factor]) > 0) >= 3
 assert curves[2.0][1:].max() < np.log(10) < curves[3.0][1:].max()
@@ -1101,8 +1109,8 @@ assert max(curves[2.0][-1], curves[3.0][-1]) < min(final_losses[:4])
 
 # %% [markdown]
 # Both observations have one cause: the curvature is not fixed. The loss is sharpest at $W = 0$, where
-# the model is most uncertain; every step that moves the predictions away from uniform lowers
-# $\lambda_{\max}$. At twice the limit, the first steps overshoot along the sharpest direction, and the
+# the model is most uncertain, and moving the predictions away from uniform lowers $\lambda_{\max}$
+# (measured below). At twice the limit, the first steps overshoot along the sharpest direction, and the
 # overshooting carries the weights to where the curvature is lower, until the rate is (just) stable there.
 # The next cell measures $\lambda_{\max}$ where that run ended:
 
@@ -1223,12 +1231,14 @@ print(f"lr {rate:.2f}: centred {centred_losses[0]:.3f} -> {centred_losses[-1]:.3
 print(f"raw inputs: rises on {raw_rises} of 29 steps, ends {raw_losses[-1]:.3f}")
 best_raw = min(curves[factor][-1] for factor in factors)
 print(f"best raw loss after 30 steps (any rate above): {best_raw:.3f}")
+assert rate > 5 * 2 / lambda_max
 assert np.all(np.diff(centred_losses) < 0) and raw_rises > 5
 assert centred_losses[-1] < best_raw
 
 # %% [markdown]
 # After 30 steps the centred model's loss is below anything the raw inputs reached at any of the six
-# rates. The same idea, applied to every layer, is behind input normalisation and batch normalization.
+# rates. The same idea is behind standardising a network's inputs and, applied to the inputs of every
+# layer, behind batch normalization {cite:p}`ioffe2015`.
 
 # %% tags=["nbval-ignore-output"]
 chapter_seconds = time.perf_counter() - chapter_start
@@ -1307,7 +1317,7 @@ by_tape = tape.gradient(loss, W_random).numpy()
 difference = np.abs(by_tape - by_formula).max()
 print(f"largest difference {difference:.1e}, largest entry {np.abs(by_tape).max():.2f}")
 glue("ch6_grad_check", float(difference), display=False)
-assert difference < 20 * float32.eps * np.abs(by_tape).max()
+assert difference < 10 * float32.eps * np.abs(by_tape).max()
 
 # %% [markdown]
 # ```{solution-end}
@@ -1381,7 +1391,10 @@ print(f"full batch {lambda_max:.3f}; batches: min {batch_lambdas.min():.3f}, ", 
 print(f"median {np.median(batch_lambdas):.3f}, max {batch_lambdas.max():.3f}")
 print(f"batches with 2 / lambda_max below 0.5: {np.mean(2 / batch_lambdas < 0.5):.0%}")
 glue("ch6_sharp_batches", float(np.mean(2 / batch_lambdas < 0.5)), display=False)
-assert batch_lambdas.min() < lambda_max < batch_lambdas.max()
+mean_image_part = 0.1 * (tf.reduce_sum(tf.reduce_mean(batch_x, 1) ** 2, 1) + 1).numpy()
+tracking = np.corrcoef(batch_lambdas, mean_image_part)[0, 1]
+print(f"correlation with 0.1 |batch mean image|^2: {tracking:.3f}")
+assert batch_lambdas.min() < lambda_max < batch_lambdas.max() and tracking > 0.9
 
 # %% [markdown]
 # With $2/\lambda_{\max}$ of the full loss at {glue:text}`ch6_limit:.2f`, learning rate 0.5 is above the
