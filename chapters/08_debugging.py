@@ -21,12 +21,13 @@
 #
 # :::{admonition} What you will learn
 # :class: tip
-# - how to check any gradient against central differences in float64, and how to read the relative error;
+# - how to check any gradient against central differences in float64, coordinate by coordinate or
+#   along random directions, and how to read the relative error;
 # - how a planted bug in a `tf.custom_gradient` shows up in the check, and in which parameters;
 # - where NaN and Inf come from (log of 0, `exp` overflow, division by a vanishing norm), how
 #   `tf.debugging` names the op that made them, and the stable rewrites;
-# - why gradients vanish or explode in a deep chain, and what clipping by value, by norm and by
-#   global norm does to them and to training;
+# - why gradients vanish or explode in a deep chain, what clipping by value, by norm and by global
+#   norm does to them and to training, and what to do when the norm itself overflows;
 # - how to log gradient norms and histograms (TF1 and TF2), read the event files back and plot them.
 # :::
 #
@@ -509,6 +510,125 @@ assert (
 # a network, whose gradients range over many orders of magnitude, the per-parameter relative error
 # {eq}`eq-debugging-relerr` of our `gradient_check` is the more telling number.
 #
+# ### One direction instead of every coordinate
+#
+# Checking every coordinate costs $2n$ loss evaluations: 86 for our MLP, but millions for the network
+# of {ref}`ch-cnn`. The *directional* check needs two. For a random direction $v$ with
+# $\lVert v\rVert = 1$, the directional derivative is $\langle \nabla L, v\rangle$, and its central
+# difference is $(L(\theta + hv) - L(\theta - hv))/2h$; a gradient that is wrong in a way a random $v$
+# sees (almost any bug) makes the two disagree. We build the architecture of {ref}`ch-cnn` in float64
+# (without dropout, which would make the loss random; with the source's initial weights, each layer with
+# its own seeded initializer, and biases of 0.1) and check three directions on eight test images.
+
+# %%
+mnist = gdbook.load_mnist("float")
+x_digits = mnist.x_test[:8, :, :, None].astype(np.float64)
+y_digits = mnist.y_test[:8].astype(np.int64)
+
+
+def cnn_layer_options(seed):
+    return {
+        "kernel_initializer": keras.initializers.TruncatedNormal(stddev=0.1, seed=seed),
+        "bias_initializer": keras.initializers.Constant(0.1),
+        "dtype": "float64",
+    }
+
+
+layers = keras.layers
+cnn = keras.Sequential(
+    [
+        keras.Input((28, 28, 1), dtype="float64"),
+        layers.Conv2D(32, 5, padding="same", activation="relu", **cnn_layer_options(1)),
+        layers.MaxPool2D(2, dtype="float64"),
+        layers.Conv2D(64, 5, padding="same", activation="relu", **cnn_layer_options(2)),
+        layers.MaxPool2D(2, dtype="float64"),
+        layers.Flatten(dtype="float64"),
+        layers.Dense(1024, activation="relu", **cnn_layer_options(3)),
+        layers.Dense(10, **cnn_layer_options(4)),
+    ]
+)
+
+
+def cnn_loss():
+    logits = cnn(x_digits)
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(y_digits, logits)
+    )
+
+
+print(f"{cnn.count_params():,} parameters")
+
+
+# %% [markdown]
+# The check moves all variables at once along $v$ and restores them afterwards. Its error is judged like
+# an entry of {eq}`eq-debugging-relerr`, with the same noise-based floor.
+
+
+# %%
+def directional_check(loss_fn, variables, rng, h=H_CHECK):
+    """Relative error of <grad L, v> against a central difference along a random
+    unit vector v."""
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    grads = tape.gradient(loss, variables)
+    v = [rng.normal(size=var.shape) for var in variables]
+    v_norm = np.sqrt(sum(np.sum(d**2) for d in v))
+    v = [d / v_norm for d in v]
+    start = [var.numpy() for var in variables]
+    values = []
+    for sign in [1, -1]:
+        for var, s, d in zip(variables, start, v, strict=True):
+            var.assign(s + sign * h * d)
+        values.append(float(loss_fn()))
+    for var, s in zip(variables, start, strict=True):
+        var.assign(s)
+    analytic = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads, v, strict=True))
+    numeric = (values[0] - values[1]) / (2 * h)
+    floor = EPS64 * abs(float(loss)) / h / R_OK
+    return relative_error(analytic, numeric, floor)
+
+
+direction_rng = np.random.default_rng(8)
+cnn_errors = [
+    directional_check(cnn_loss, cnn.trainable_variables, direction_rng)
+    for _ in range(3)
+]
+print("relative errors of three directions:", [f"{e:.1e}" for e in cnn_errors])
+assert all(verdict(e) == "right" for e in cnn_errors)
+
+# %% [markdown]
+# Three directions at the price of six forward and three backward passes: every one agrees. The
+# biases of 0.1 matter. With zero biases, every unit that sees only the black background of a digit has
+# a pre-activation of exactly 0, on the kink of its ReLU, and the perturbation pushes each of them to
+# one side or the other:
+
+# %%
+for var in cnn.trainable_variables:
+    if "bias" in var.path:
+        var.assign(tf.zeros_like(var))
+first_conv = cnn.layers[0]
+first_pre_activation = tf.nn.conv2d(x_digits, first_conv.kernel, 1, "SAME")
+on_kink = int(tf.reduce_sum(tf.cast(first_pre_activation == 0, tf.int32)))
+zero_bias_error = directional_check(cnn_loss, cnn.trainable_variables, direction_rng)
+print(
+    f"first layer: {on_kink} of {first_pre_activation.shape.num_elements()} on the kink"
+)
+print(f"zero biases: relative error {zero_bias_error:.1e}, {verdict(zero_bias_error)}")
+glue("debugging_on_kink", on_kink, display=False)
+assert on_kink > 1000
+assert verdict(zero_bias_error) in ("wrong", "suspicious")
+
+# %% [markdown]
+# In the first layer alone {glue:text}`debugging_on_kink:,` units sit exactly on the kink.
+#
+# The practical rules of gradient checking {cite:p}`karpathy2016cs231n` follow from what we measured:
+# check in float64 with a step near $\varepsilon^{1/3}$; use few examples (the cost grows with them,
+# and so does the chance of sitting on a kink); switch off dropout and other randomness, and check the
+# loss without regularization first, then the penalty on its own; run a few training steps before
+# checking, since an initialization can sit in an unrepresentative place (zero biases above); watch
+# for kinks (ReLU, max-pooling, `abs`) and read errors near them leniently; and when a network is large,
+# check random directions, or a random sample of coordinates per variable, rather than every entry.
+#
 # ## NaN and Inf
 #
 # A single non-finite number anywhere in the forward or backward pass spreads: $\infty - \infty$,
@@ -802,6 +922,80 @@ assert (
 # %% [markdown]
 # Do not rely on the rewrite: it applies only in graphs, only to this exact pattern, and not to the
 # gradient of an eager step. Write the stable form yourself.
+#
+# ### NaN in a training run: the usual cause and the usual tools
+#
+# In practice the commonest source of a NaN loss is none of the above but a learning rate that is too
+# large. Gradient descent on a quadratic diverges once the rate exceeds $2/\lambda_{\max}$, the
+# stability limit of {ref}`ch-softmax`; the loss then grows geometrically until it overflows. A linear
+# regression on inputs of size about 10 shows it: its mean-squared error has the Hessian
+# $2\,\mathbb E[(x, 1)(x, 1)^\top]$, and we train it with a rate above $2/\lambda_{\max}$.
+# `keras.callbacks.TerminateOnNaN` stops `fit` at the first batch whose loss is NaN or infinite,
+# instead of letting it run on for the remaining epochs.
+
+# %%
+nan_rng = np.random.default_rng(3)
+x_wide = nan_rng.uniform(-10, 10, size=(64, 1)).astype(np.float32)
+y_wide = 3 * x_wide + 2
+features = np.hstack([x_wide, np.ones_like(x_wide)]).astype(np.float64)
+stability_limit = (
+    2 / np.linalg.eigvalsh(2 * features.T @ features / len(features)).max()
+)
+TOO_LARGE_RATE, NAN_EPOCHS = 0.1, 200
+keras.utils.set_random_seed(0)
+regression = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+regression.compile(keras.optimizers.SGD(TOO_LARGE_RATE), loss="mse")
+nan_history = regression.fit(
+    x_wide,
+    y_wide,
+    batch_size=64,
+    epochs=NAN_EPOCHS,
+    verbose=0,
+    callbacks=[keras.callbacks.TerminateOnNaN()],
+).history["loss"]
+print(f"stability limit 2/lambda_max = {stability_limit:.4f}, rate {TOO_LARGE_RATE}")
+print(
+    f"stopped after {len(nan_history)} of {NAN_EPOCHS} epochs; last losses {nan_history[-3:]}"
+)
+assert TOO_LARGE_RATE > stability_limit
+assert len(nan_history) < NAN_EPOCHS and not np.isfinite(nan_history[-1])
+assert np.isfinite(nan_history[:-1]).all()
+
+# %% [markdown]
+# Two more tools are worth knowing. In **float16**, whose largest number is 65504, overflow comes much
+# sooner: a square of 300 is already $\infty$. Mixed-precision training therefore wraps the optimizer in
+# `keras.optimizers.LossScaleOptimizer`. It multiplies the loss by a large scale before the backward
+# pass (so that small float16 gradients do not underflow to zero), divides the gradients by it again,
+# and skips every step whose gradients are not finite, halving the scale instead: the guard of
+# {ref}`sec-debugging-overflowing-norm`, built in.
+
+# %%
+print(
+    "float16:",
+    int(np.finfo(np.float16).max),
+    "| 300^2 =",
+    float(tf.constant(300.0, tf.float16) ** 2),
+)
+scaled_weights = tf.Variable([1.0, 1.0])
+loss_scaler = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+loss_scaler.build([scaled_weights])
+scale_before = float(loss_scaler.dynamic_scale)
+loss_scaler.apply_gradients([(tf.constant([np.inf, 1.0]), scaled_weights)])
+scale_after = float(loss_scaler.dynamic_scale)
+print(
+    f"non-finite gradient: weights {scaled_weights.numpy()}, scale {scale_before:g} -> {scale_after:g}"
+)
+assert np.isinf(float(tf.constant(300.0, tf.float16) ** 2))
+assert (
+    np.array_equal(scaled_weights.numpy(), [1.0, 1.0])
+    and scale_after == scale_before / 2
+)
+
+# %% [markdown]
+# And when `enable_check_numerics` is too blunt, `tf.debugging.experimental.enable_dump_debug_info`
+# (with a folder and `tensor_debug_mode="FULL_HEALTH"`) records every op's execution and a summary of
+# its output tensors to disk; TensorBoard's *Debugger V2* dashboard then shows the graphs, the op
+# sequence, and where the first NaN or Inf appeared.
 #
 # ## Exploding and vanishing gradients
 #
@@ -1193,6 +1387,69 @@ for option, hand_clipped in [
     assert worst < 1e-6
 
 # %% [markdown]
+# (sec-debugging-overflowing-norm)=
+# ### When the norm itself overflows
+#
+# The global rule divides by $G$, and $G$ is computed from the squares of the entries. In float32 a
+# square overflows to $\infty$ once an entry exceeds about $1.8 \times 10^{19}$, so a gradient whose
+# entries are all finite can have an infinite global norm. Both `tf.clip_by_global_norm` and Keras'
+# `global_clipnorm` then return NaN for *every* entry, on purpose: their source adds `norm - norm` to
+# the scale factor, which is 0 for a finite norm and $\infty - \infty = $ NaN otherwise, so that a
+# non-finite norm cannot pass unnoticed. One such step writes NaN into every weight.
+
+# %%
+print(f"sqrt(largest float32) = {np.sqrt(np.finfo(np.float32).max):.1e}")
+overflowing = [tf.constant([[3e19, 0.0], [1.0, 1.0]])]
+clipped_overflow, overflow_norm = tf.clip_by_global_norm(overflowing, CLIP)
+print("global norm:", float(overflow_norm))
+print("clip_by_global_norm:", clipped_overflow[0].numpy().tolist())
+weights_global = tf.Variable(tf.ones((2, 2)))
+weights_per_variable = tf.Variable(tf.ones((2, 2)))
+keras.optimizers.SGD(LEARNING_RATE, global_clipnorm=CLIP).apply_gradients(
+    zip(overflowing, [weights_global], strict=True)
+)
+keras.optimizers.SGD(LEARNING_RATE, clipnorm=CLIP).apply_gradients(
+    zip(overflowing, [weights_per_variable], strict=True)
+)
+print("weights after a global_clipnorm step:", weights_global.numpy().tolist())
+print("weights after a clipnorm step:       ", weights_per_variable.numpy().tolist())
+assert np.isinf(float(overflow_norm)) and np.isnan(clipped_overflow[0].numpy()).all()
+assert np.isnan(weights_global.numpy()).all()
+assert np.array_equal(weights_per_variable.numpy(), np.ones((2, 2)))
+
+
+# %% [markdown]
+# `clipnorm`, computed per variable, fails differently: $c/\infty = 0$ scales the whole variable's
+# gradient to zero, and the step silently does nothing. The guard is to look at the norm before using
+# it and to skip the step when it is not finite, which is what Keras' `LossScaleOptimizer` does for
+# float16 training. In eager code a Python `if` does it; inside a `tf.function` AutoGraph turns the
+# same `if` on a tensor into a `tf.cond`.
+
+
+# %%
+def guarded_step(optimizer, grads, variables):
+    """Apply the step only if the global gradient norm is finite; returns whether."""
+    finite = tf.math.is_finite(tf.linalg.global_norm(grads))
+    if finite:
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+    return finite
+
+
+guarded = tf.Variable(tf.ones((2, 2)))
+guard_optimizer = keras.optimizers.SGD(LEARNING_RATE, global_clipnorm=CLIP)
+applied_overflow = bool(guarded_step(guard_optimizer, overflowing, [guarded]))
+applied_normal = bool(guarded_step(guard_optimizer, [tf.ones((2, 2))], [guarded]))
+print(
+    "overflowing gradient applied?", applied_overflow, "| a normal one?", applied_normal
+)
+print("weights:", guarded.numpy().tolist())
+assert not applied_overflow and applied_normal
+assert np.allclose(guarded.numpy(), 1 - LEARNING_RATE * 0.5)
+
+# %% [markdown]
+# The skipped step left the weights alone; the next one, with a gradient of norm 2 clipped to norm 1,
+# moved every weight by $\alpha/2$.
+#
 # ### Watching the rules on two parameters
 #
 # The difference between the rules is easiest to see with two scalar parameters. On
