@@ -678,19 +678,21 @@ with tf.Graph().as_default():
         tf.compat.v1.layers.dense(inputs, 10)
 
 # %% [markdown]
-# and so does a TF1 recurrent network at its cell:
+# The message names Keras 3 as the cause:
+
+# %%
+print(no_layers.message)
+assert no_layers.message == "`dense` is not available with Keras 3."
+
+# %% [markdown]
+# A TF1 recurrent network stops at its cell, for the same reason:
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(AttributeError) as no_rnn_cell:
     tf.compat.v1.nn.rnn_cell.BasicRNNCell(32)
 
-# %% [markdown]
-# Both messages name Keras 3 as the cause:
-
 # %%
-print(no_layers.message)
 print(no_rnn_cell.message)
-assert no_layers.message == "`dense` is not available with Keras 3."
 assert no_rnn_cell.message == "`BasicRNNCell` is not available with Keras 3."
 
 # %% [markdown]
