@@ -30,13 +30,18 @@
 # 2. **The namespace was tidied.** Hundreds of top-level names moved into submodules (`tf.log` became
 #    `tf.math.log`), arguments were renamed (`reduction_indices` became `axis`), and `tf.train`'s optimizers
 #    and schedules gave way to `keras.optimizers`.
-# 3. **The TF1 API was frozen, not thrown away.** Almost all of it lives on, unchanged, under
-#    `tf.compat.v1`. Only what sat outside the core library, `tf.contrib` and the tutorials, is gone.
+# 3. **The TF1 API was frozen, not thrown away.** Most of it lives on, unchanged, under `tf.compat.v1`.
+#    Not all: `tf.contrib` and the tutorials were never moved there, the Estimator API was removed in
+#    TensorFlow 2.16, and since that version `tf.keras` is Keras 3, which dropped every TF1 API, so the
+#    parts of `tf.compat.v1` that were built on Keras (`tf.compat.v1.layers`, the RNN cells of
+#    `tf.compat.v1.nn.rnn_cell`) now raise. {ref}`A section below <app-tf1-keras3>` shows each.
 #
 # Throughout the book, the sources' programs are run "TF1" style through `tf.compat.v1` inside an explicit
 # `with tf.Graph().as_default():` block, next to the TF2 way. This appendix collects every TF1 API that the
 # sources use, with its `tf.compat.v1` spelling, its TF2 replacement and the section of the book where both
-# are shown, and then checks the whole table against the installed TensorFlow.
+# are shown, and then checks the whole table against the installed TensorFlow. Three sections after it
+# cover what a port meets beyond renaming: the removals that came with TensorFlow 2.16 and Keras 3,
+# checkpoints written by TF1, and the semantics of `tf.function`, which replaces the graph.
 
 # %%
 import gdbook
@@ -58,10 +63,13 @@ import inspect
 import io
 import math
 import re
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import keras
 from IPython.display import Markdown
+from packaging.version import Version
 
 print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 
@@ -78,6 +86,7 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # still runs under the TF1 name with `tf.` replaced by `tf.compat.v1.` (`tf.log` becomes
 # `tf.compat.v1.log`, `tf.train.AdamOptimizer` becomes `tf.compat.v1.train.AdamOptimizer`), a rule the
 # next section checks row by row; **gone** means there is no such copy.
+
 
 # %% mystnb={"markdown_format": "myst"} tags=["hide-input"]
 class Row(NamedTuple):
@@ -208,7 +217,8 @@ ROWS = [
         "Chapter 7, *The source's network*"),
     Row("tf.train.NewCheckpointReader", "tf.compat.v1.train.NewCheckpointReader",
         "tf.train.load_checkpoint",
-        "only named in a list of related posts", "not used in the book"),
+        "name-based TF1 checkpoints stay readable",
+        "{ref}`below <app-tf1-checkpoints>`"),
 ]  # fmt: skip
 
 
@@ -278,7 +288,9 @@ def table_markdown(rows):
     for row in rows:
         compat = "`tf.compat.v1` ✓" if row.compat else "`tf.compat.v1`: **gone**"
         tf2 = code(row.tf2) + "<br>" if row.tf2 else ""
-        lines.append(f"| {code(row.tf1, marks=True)}<br>{compat} | {tf2}{row.note}; {row.where} |")
+        lines.append(
+            f"| {code(row.tf1, marks=True)}<br>{compat} | {tf2}{row.note}; {row.where} |"
+        )
     return "\n".join(lines)
 
 
@@ -300,8 +312,10 @@ tf.reshape tf.reduce_mean tf.reduce_sum(axis=) tf.argmax tf.equal tf.cast tf.flo
 tf.nn.relu tf.nn.conv2d tf.nn.max_pool(ksize=) tf.stop_gradient tf.name_scope tf.GradientTape
 tf.random.normal tf.data.Dataset.from_tensor_slices""".split()
 missing_unchanged = [name for name in UNCHANGED if not exists(name)]
-print(f"{len(UNCHANGED)} operations used as written; missing in TF {tf.__version__}:",
-      missing_unchanged or "none")
+print(
+    f"{len(UNCHANGED)} operations used as written; missing in TF {tf.__version__}:",
+    missing_unchanged or "none",
+)
 assert not missing_unchanged
 
 # %% [markdown]
@@ -317,7 +331,9 @@ assert not missing_unchanged
 compat_spellings = [s for row in ROWS for s in spellings(row.compat)]
 compat_missing = [s for s in compat_spellings if not exists(s)]
 print("\n".join(compat_spellings))
-print(f"{len(compat_spellings)} tf.compat.v1 spellings checked, missing: {compat_missing or 'none'}")
+print(
+    f"{len(compat_spellings)} tf.compat.v1 spellings checked, missing: {compat_missing or 'none'}"
+)
 assert not compat_missing
 for row in ROWS:
     if row.compat:  # the rule the table relies on
@@ -346,7 +362,6 @@ for spelling in gone:
     else:
         raise AssertionError(f"{spelling} still exists")
 assert not hasattr(tf.compat.v1, "contrib") and not hasattr(tf.compat.v1, "examples")
-assert len(gone) == 2
 
 # %% [markdown]
 # The TF1 import line of both MNIST programs in the sources is the first thing a reader of the old posts
@@ -394,6 +409,7 @@ assert np.array_equal(by_old_keyword.numpy(), by_axis.numpy())
 # sources (TF1 argument names on the first line, Keras names on the second; "required" means the argument
 # has no default):
 
+
 # %%
 def defaults(cls):
     return {
@@ -404,9 +420,15 @@ def defaults(cls):
 
 
 OPTIMIZER_PAIRS = {
-    "GradientDescent / SGD": (tf.compat.v1.train.GradientDescentOptimizer, keras.optimizers.SGD),
+    "GradientDescent / SGD": (
+        tf.compat.v1.train.GradientDescentOptimizer,
+        keras.optimizers.SGD,
+    ),
     "Momentum / SGD": (tf.compat.v1.train.MomentumOptimizer, keras.optimizers.SGD),
-    "Adagrad / Adagrad": (tf.compat.v1.train.AdagradOptimizer, keras.optimizers.Adagrad),
+    "Adagrad / Adagrad": (
+        tf.compat.v1.train.AdagradOptimizer,
+        keras.optimizers.Adagrad,
+    ),
     "Adam / Adam": (tf.compat.v1.train.AdamOptimizer, keras.optimizers.Adam),
 }
 SHARED = ["learning_rate", "momentum", "initial_accumulator_value", "beta1", "beta_1",
@@ -436,13 +458,23 @@ tf1_rate_required = [
 ]  # fmt: skip
 print("TF1 optimizers that require a learning rate:", tf1_rate_required)
 assert len(tf1_rate_required) == 3
-assert all(defaults(keras_class)["learning_rate"] != "required" for _, keras_class in OPTIMIZER_PAIRS.values())
+assert all(
+    defaults(keras_class)["learning_rate"] != "required"
+    for _, keras_class in OPTIMIZER_PAIRS.values()
+)
 assert tf1_momentum["momentum"] == "required"
 assert defaults(keras.optimizers.SGD)["momentum"] == 0.0
-assert tf1_adagrad["initial_accumulator_value"] == keras_adagrad["initial_accumulator_value"] == 0.1
+assert (
+    tf1_adagrad["initial_accumulator_value"]
+    == keras_adagrad["initial_accumulator_value"]
+    == 0.1
+)
 assert "epsilon" not in tf1_adagrad and keras_adagrad["epsilon"] == 1e-7
 assert tf1_adam["epsilon"] == 1e-8 and keras_adam["epsilon"] == 1e-7
-assert (tf1_adam["beta1"], tf1_adam["beta2"]) == (keras_adam["beta_1"], keras_adam["beta_2"])
+assert (tf1_adam["beta1"], tf1_adam["beta2"]) == (
+    keras_adam["beta_1"],
+    keras_adam["beta_2"],
+)
 
 # %% [markdown]
 # (app-tf1-worked)=
@@ -461,8 +493,10 @@ print("batch:", batch_images.shape, batch_labels.shape, batch_images.dtype)
 
 # %% [markdown]
 # **TF1.** Every line is the source's, with `tf.` replaced by `tf.compat.v1.` where the name moved. The
-# session runs the training op and fetches the loss *before* the update in the same call, which is what
-# TF1 guarantees here because the update depends on the loss's gradient.
+# session runs the training op and fetches the loss in the same call, and the loss it returns is the one
+# *before* the update. A session orders operations only by their data dependencies, so this holds here
+# because of how the graph is wired: the update needs the gradient, and the gradient is computed from the
+# same reads of `W` and `b` as the loss. It is not a general promise about fetches in one `sess.run`.
 
 # %%
 tf1 = tf.compat.v1  # TF1
@@ -473,15 +507,21 @@ with graph.as_default():
     W = tf.Variable(tf.zeros([784, 10]))
     b = tf.Variable(tf.zeros([10]))
     y_pred = tf.nn.softmax(tf.matmul(x, W) + b)
-    cross_entropy = tf.reduce_mean(-tf1.reduce_sum(y * tf1.log(y_pred), reduction_indices=[1]))
-    train_step = tf1.train.GradientDescentOptimizer(LEARNING_RATE).minimize(cross_entropy)
+    cross_entropy = tf.reduce_mean(
+        -tf1.reduce_sum(y * tf1.log(y_pred), reduction_indices=[1])
+    )
+    train_step = tf1.train.GradientDescentOptimizer(LEARNING_RATE).minimize(
+        cross_entropy
+    )
     init = tf1.global_variables_initializer()
 
 tf1_losses = []
 with tf1.Session(graph=graph) as sess:
     sess.run(init)
     for _ in range(STEPS):
-        _, loss_value = sess.run([train_step, cross_entropy], {x: batch_images, y: batch_labels})
+        _, loss_value = sess.run(
+            [train_step, cross_entropy], {x: batch_images, y: batch_labels}
+        )
         tf1_losses.append(loss_value)
     tf1_W, tf1_b = sess.run([W, b])
 print("TF1 losses:", np.array(tf1_losses))
@@ -502,7 +542,9 @@ optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
 def train_step_tf2(images, labels):
     with tf.GradientTape() as tape:
         probabilities = tf.nn.softmax(tf.matmul(images, W2) + b2)
-        loss = tf.reduce_mean(-tf.reduce_sum(labels * tf.math.log(probabilities), axis=1))
+        loss = tf.reduce_mean(
+            -tf.reduce_sum(labels * tf.math.log(probabilities), axis=1)
+        )
     optimizer.apply_gradients(zip(tape.gradient(loss, [W2, b2]), [W2, b2], strict=True))
     return loss
 
@@ -563,7 +605,9 @@ with tf.Session() as sess:
 """
 upgrader = ast_edits.ASTCodeUpgrader(tf_upgrade_v2.TFAPIChangeSpec())
 converted = io.StringIO()
-with contextlib.redirect_stdout(io.StringIO()):  # it also prints its report line by line
+with contextlib.redirect_stdout(
+    io.StringIO()
+):  # it also prints its report line by line
     _, report, errors = upgrader.process_opened_file(
         "source.py", io.StringIO(SOURCE_PROGRAM), "converted.py", converted
     )
@@ -586,6 +630,253 @@ assert "tf.keras.regularizers.l2(0.5 * (0.01))" in upgraded_program
 assert "tf.compat.v1.Session()" in upgraded_program
 assert "from tensorflow.examples.tutorials.mnist import input_data" in upgraded_program
 assert "input_data" not in report and "examples" not in report
+
+# %% [markdown]
+# (app-tf1-keras3)=
+# ## What else is gone: Estimators, and TF1 code built on Keras
+#
+# Two removals came after the first TF2 releases, both in TensorFlow 2.16. The **Estimator** API
+# (`tf.estimator`, with its `model_fn`, `input_fn` and `train_and_evaluate`), the high-level training loop
+# of late TF1, is no longer part of TensorFlow, and its package `tensorflow_estimator` is not installed with
+# it:
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(AttributeError) as no_estimator:
+    tf.estimator.Estimator
+
+# %% [markdown]
+# The attribute is simply missing, as it is in every TensorFlow from 2.16 on:
+
+# %%
+print(no_estimator.message)
+assert "has no attribute 'estimator'" in no_estimator.message
+assert importlib.util.find_spec("tensorflow_estimator") is None
+assert Version(tf.__version__) >= Version("2.16")
+
+# %% [markdown]
+# The second change is Keras. Before TensorFlow 2.16, `tf.keras` was Keras 2, which still carried TF1
+# machinery: the layers behind `tf.compat.v1.layers` and the cells of `tf.compat.v1.nn.rnn_cell` were Keras 2
+# classes. From 2.16 on, `tf.keras` is whatever `import keras` gives, and that is Keras 3, a multi-backend
+# rewrite that runs on TensorFlow, JAX or PyTorch and has no TF1 APIs at all. The installed `tf.keras` is
+# an alias of Keras 3:
+
+# %%
+print("tf.keras is the module", tf.keras.__name__, "| keras", keras.__version__)
+assert (
+    keras.__version__.startswith("3.") and tf.keras.__name__ == "keras._tf_keras.keras"
+)
+assert tf.keras.layers.Dense is keras.layers.Dense
+
+# %% [markdown]
+# So a TF1 model written with `tf.layers.dense`, which the table's rule would send to
+# `tf.compat.v1.layers.dense`, stops at its first layer, even inside a graph:
+
+# %% tags=["raises-exception"]
+with tf.Graph().as_default():
+    inputs = tf.compat.v1.placeholder(tf.float32, [None, 784])
+    with gdbook.expect_error(AttributeError) as no_layers:
+        tf.compat.v1.layers.dense(inputs, 10)
+
+# %% [markdown]
+# The message names Keras 3 as the cause:
+
+# %%
+print(no_layers.message)
+assert no_layers.message == "`dense` is not available with Keras 3."
+
+# %% [markdown]
+# A TF1 recurrent network stops at its cell, for the same reason:
+
+# %% tags=["raises-exception"]
+with gdbook.expect_error(AttributeError) as no_rnn_cell:
+    tf.compat.v1.nn.rnn_cell.BasicRNNCell(32)
+
+# %%
+print(no_rnn_cell.message)
+assert no_rnn_cell.message == "`BasicRNNCell` is not available with Keras 3."
+
+# %% [markdown]
+# For code that cannot be rewritten yet there is a way back. Keras 2 lives on as the separate package
+# `tf_keras`, and with the environment variable `TF_USE_LEGACY_KERAS=1` set before TensorFlow is imported,
+# `tf.keras` (and with it `tf.compat.v1.layers` and the RNN cells) is routed to it. The routing is a few lines
+# of TensorFlow's lazy loader, which we read rather than run (this book does not install `tf_keras`, and the
+# variable only acts at import time):
+
+# %%
+from tensorflow.python.util import lazy_loader
+
+routing = inspect.getsource(lazy_loader.KerasLazyLoader._initialize)
+legacy_branch = routing[
+    routing.index("if os.environ") : routing.index("except ImportError")
+]
+print(legacy_branch)
+assert (
+    '"TF_USE_LEGACY_KERAS"' in legacy_branch
+    and "tf_keras.api._v2.keras" in legacy_branch
+)
+assert importlib.util.find_spec("tf_keras") is None
+
+# %% [markdown]
+# This book takes the other road: the TF1 programs of the sources use only the parts of `tf.compat.v1`
+# that do not depend on Keras, and everything Keras is written for Keras 3.
+#
+# (app-tf1-checkpoints)=
+# ## Checkpoints: names versus objects
+#
+# A TF1 `tf.compat.v1.train.Saver` writes a **name-based** checkpoint: a map from each variable's global
+# name (`"W"`, `"b"`, or `"layer1/weights"` inside a variable scope) to its value. TF2's `tf.train.Checkpoint`
+# writes an **object-based** one: the keys are paths through the Python objects that own the variables
+# (`model.dense.kernel`), and the names of the variables play no part. A TF1 checkpoint, saved from a graph
+# and a session:
+
+# %%
+checkpoint_dir = Path(tempfile.mkdtemp(prefix="gdbook-a1-"))
+with tf.Graph().as_default():
+    W_saved = tf.compat.v1.get_variable(
+        "W", initializer=tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    )
+    b_saved = tf.compat.v1.get_variable("b", initializer=tf.constant([0.5, -0.5]))
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        tf1_checkpoint = saver.save(sess, str(checkpoint_dir / "tf1_model"))
+print("TF1 checkpoint:", tf.train.list_variables(tf1_checkpoint))
+
+# %% [markdown]
+# `tf.train.load_checkpoint` opens any checkpoint and reads a tensor by its key. That is the dependable way
+# to move TF1 weights into TF2 variables: read each one by its TF1 name and assign it to whatever variable
+# now holds it, under whatever name. Then we save them again, object-based:
+
+# %%
+reader = tf.train.load_checkpoint(tf1_checkpoint)
+kernel, bias = tf.Variable(tf.zeros([2, 2])), tf.Variable(tf.zeros([2]))
+kernel.assign(reader.get_tensor("W"))
+bias.assign(reader.get_tensor("b"))
+tf2_checkpoint = tf.train.Checkpoint(kernel=kernel, bias=bias).save(
+    str(checkpoint_dir / "tf2_model")
+)
+print("TF2 checkpoint:", tf.train.list_variables(tf2_checkpoint))
+restored = tf.Variable(tf.zeros([2, 2]))
+tf.train.Checkpoint(kernel=restored).read(tf2_checkpoint).expect_partial()
+print("read back:", restored.numpy().tolist())
+assert np.array_equal(restored.numpy(), [[1.0, 2.0], [3.0, 4.0]])
+assert np.array_equal(bias.numpy(), [0.5, -0.5])
+
+# %% [markdown]
+# The object-based keys (`kernel/.ATTRIBUTES/VARIABLE_VALUE`) come from the attribute names given to
+# `tf.train.Checkpoint`, plus a `save_counter` and the object graph that lets `read` match objects to
+# objects. `tf.train.Checkpoint.restore` can also read a name-based checkpoint directly, matching by variable
+# name, a mode its deprecation notice (in `tensorflow/python/checkpoint/checkpoint.py`) calls "somewhat
+# fragile": it works when the TF2 variable happens to carry the TF1 name, and with the default name nothing
+# matches.
+
+# %%
+named_W = tf.Variable(tf.zeros([2, 2]), name="W")
+tf.train.Checkpoint(kernel=named_W).restore(tf1_checkpoint).assert_consumed()
+print("variable named 'W':", named_W.numpy().tolist())
+status = tf.train.Checkpoint(kernel=tf.Variable(tf.zeros([2, 2]))).restore(
+    tf1_checkpoint
+)
+with gdbook.expect_error(AssertionError, reraise=False) as nothing_matched:
+    status.assert_consumed()
+print(type(status).__name__, "|", nothing_matched.message.splitlines()[0])
+assert np.array_equal(named_W.numpy(), [[1.0, 2.0], [3.0, 4.0]])
+assert "not restored" in nothing_matched.message
+for path in checkpoint_dir.iterdir():
+    path.unlink()
+checkpoint_dir.rmdir()
+
+# %% [markdown]
+# (app-tf1-function)=
+# ## `tf.function`: what tracing means for TF1 code
+#
+# A TF1 program builds its graph once, by running Python once, and then runs the graph many times. A
+# `tf.function` does the same thing implicitly: the first call **traces** the Python function into a graph,
+# later calls run the graph. Three consequences surprise people moving graph code to TF2. First, a new trace
+# is made whenever the call does not fit an existing one: a tensor of a new shape or dtype, or a different
+# Python value. Second, Python code inside the function (a `print`, appending to a list) runs only while
+# tracing; only TensorFlow operations run on every call. Third, a `tf.Variable` may be created only on the
+# first trace, never on later calls. Retracing first: a function called five times, with two scalar
+# tensors, a vector, and two Python numbers:
+
+# %%
+traces, calls = [], tf.Variable(0)
+
+
+@tf.function
+def double(x):
+    traces.append(x)  # Python: runs when tracing
+    calls.assign_add(1)  # TensorFlow: runs on every call
+    return 2 * x
+
+
+for argument in [tf.constant(1.0), tf.constant(2.0), tf.constant([1.0, 2.0]), 3, 4]:
+    double(argument)
+print(f"{int(calls.numpy())} calls, {double.experimental_get_tracing_count()} traces")
+print("what each trace saw:", traces)
+assert (
+    int(calls.numpy()) == 5
+    and double.experimental_get_tracing_count() == len(traces) == 4
+)
+
+
+# %% [markdown]
+# The two scalar tensors share one trace; the vector needs a second; each Python number is a constant of
+# its own trace, so `3` and `4` make two more. Passing Python numbers that change (a step counter, a learning
+# rate) to a `tf.function` therefore retraces on every call; pass them as tensors. The list, a Python side
+# effect, grew once per trace, not once per call, while the variable counted every call: a TF1 programmer
+# would say the list was filled at graph-construction time.
+#
+# Variables are the third point. TF1 code often creates its variables inside the function that builds the
+# model. As a `tf.function`, such a function fails at its very first call:
+
+
+# %% tags=["raises-exception"]
+@tf.function
+def scaled(x):
+    scale = tf.Variable(2.0)
+    return scale * x
+
+
+with gdbook.expect_error(ValueError) as new_variable:
+    scaled(tf.constant(1.0))
+
+# %% [markdown]
+# The reason is in the first call itself (`polymorphic_function.py`): when the first trace creates
+# variables, TensorFlow initializes them and then traces the function a second time with variable creation
+# forbidden, to get the graph it will run from then on. That second trace reaches `tf.Variable` again:
+
+# %%
+print(new_variable.message.strip().splitlines()[-1][:160])
+assert "only supports singleton tf.Variables created on the first call" in (
+    new_variable.message
+)
+
+
+# %% [markdown]
+# The fix is the TF2 habit the table already recommends: create variables once, outside the function, or
+# in an object that creates them on first use and keeps them, such as a Keras layer or a `tf.Module` like
+# this one:
+
+
+# %%
+class Scaled(tf.Module):
+    def __init__(self):
+        self.scale = None
+
+    @tf.function
+    def __call__(self, x):
+        if self.scale is None:
+            # runs during the first trace only
+            self.scale = tf.Variable(2.0)
+        return self.scale * x
+
+
+scaled_once = Scaled()
+print(
+    scaled_once(tf.constant(1.0)).numpy(), scaled_once(tf.constant([1.0, 2.0])).numpy()
+)
+assert len(scaled_once.variables) == 1
 
 # %% [markdown]
 # ## Why not `disable_eager_execution`?
