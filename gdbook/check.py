@@ -213,6 +213,10 @@ def _diagnose(mine, ref, grads, rtol):
         )
     ratios = d_mine[resolved] / d_ref[resolved]
     c_k = _common_factor(d_mine[resolved], d_ref[resolved], prev[resolved])
+    if c_k is not None and abs(c_k - 1) < 0.02:
+        # A common factor this close to 1 is below what the test of a common factor
+        # resolves: the difference is subtler than a factor.
+        c_k = None
     if c_k is None:
         # A difference proportional to the variable itself: weight decay.
         has_value = resolved & (np.abs(prev) > 1e-3)
@@ -259,8 +263,9 @@ def _diagnose(mine, ref, grads, rtol):
             )
         return (
             f"{before}: at step {k} your update is {c_k:.4g} times the reference's for "
-            "every entry: the learning rate, its schedule, a bias correction, or an "
-            "epsilon that dominates while the state is still near zero?"
+            "every entry: the learning rate, its schedule, a bias correction, a "
+            "Nesterov look-ahead, or an epsilon that dominates while the state is "
+            "still near zero?"
         )
     # Epsilon: the relative difference grows as the gradient shrinks.
     g = np.abs(np.concatenate([np.ravel(x) for x in grads[k - 1]]).astype(float))
@@ -278,7 +283,7 @@ def _diagnose(mine, ref, grads, rtol):
                 f"(relative {dev[small]:.2g} for |g| = {g_res[small]:.1e}, "
                 f"{dev[large]:.2g} for |g| = {g_res[large]:.1e}): epsilon placement "
                 "(inside or outside the square root, added before or after the bias "
-                "correction) or its value?"
+                "correction) or its value, or the initial value of an accumulator?"
             )
     if k > 1:
         return (
@@ -378,7 +383,9 @@ def optimizer(
             replay_ref, _ = _run(
                 _make(make_reference, "make_reference"), steps, mode, grads
             )
-            hint = "Diagnosis: " + _diagnose(replay_mine, replay_ref, grads, rtol)
+            hint = "Diagnosis (both fed the reference's gradients): " + _diagnose(
+                replay_mine, replay_ref, grads, rtol
+            )
         raise AssertionError(
             f"your optimizer and the reference part at step {t} (counting from 1, "
             f"trained {mode_text}), variable {name!r} of shape {shape}, entry {where}:\n"
