@@ -39,7 +39,7 @@ _INITIAL = {
     "scale": np.float32(0.8),
     "bias": np.array([0.1, -0.2], np.float32),
     "weights": (0.3 * _rng.normal(size=(3, 2))).astype(np.float32),
-    # Gradients of about 1e-2, 1e-4 and 1e-6: where epsilon matters.
+    # Gradients of about 5e-2, 6e-4 and 7e-6 at the start: where epsilon matters.
     "tiny": np.array([0.05, -0.07, 0.09], np.float32),
 }
 _TINY_SCALES = np.array([1e-2, 1e-4, 1e-6], np.float32)
@@ -317,13 +317,13 @@ def optimizer(
         steps: how many updates to compare (default 20).
         compiled: if True, train a second time with the training step traced by
             ``tf.function``, as ``model.fit`` does; Python-side state in your optimizer
-            (a counter ``self.t += 1``, an ``if`` on a tensor) then shows up.
+            (a counter ``self.t += 1``) is then frozen at its traced value.
         rtol: the relative tolerance (see below).
 
     What is compared: both optimizers train their own fresh float32 ``tf.Variable``s on
     the same small problem: ``scale`` (a scalar), ``bias`` (shape (2,)), ``weights``
     (shape (3, 2)) of a tanh layer fitted with a log-cosh loss (not a quadratic), and
-    ``tiny`` (shape (3,)), whose gradients are about 1e-2, 1e-4 and 1e-6, where the
+    ``tiny`` (shape (3,)), whose gradients start near 5e-2, 6e-4 and 7e-6, where the
     placement of epsilon matters. One ``apply_gradients`` call per step updates all four.
     After every step, every entry of every variable is compared.
 
@@ -374,9 +374,9 @@ def optimizer(
         if mode:
             hint = (
                 "Eagerly the two agree; traced by tf.function they do not: Python state "
-                "(a counter such as self.t += 1, a Python `if` on a tensor, a float() of "
-                "a variable) is frozen when the step is traced. Keep state in tf.Variables "
-                "and use tf ops."
+                "(a counter such as self.t += 1, or a number computed from it in Python) "
+                "is frozen when the step is traced. Keep state in tf.Variables and "
+                "compute with tf ops."
             )
         else:
             replay_mine, _ = _run(_make(make_mine, "make_mine"), steps, mode, grads)
@@ -395,7 +395,8 @@ def optimizer(
             f"distance the reference moved since the start ({moved:.3e})\n"
             f"  (tolerance: {rtol:g} of that distance plus 2 float32 ulps per step)\n"
             + (
-                f"At this step {', '.join(map(repr, others))} differ too.\n"
+                f"At this step {', '.join(map(repr, others))} "
+                f"{'differs' if len(others) == 1 else 'differ'} too.\n"
                 if others
                 else ""
             )
