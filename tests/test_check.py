@@ -266,7 +266,10 @@ def test_momentum_with_wrong_state_decay_agrees_at_step_1_only():
         )
     text = message(caught)
     assert "part at step 2 " in text
-    assert "Step 1 agrees. Diagnosis: agrees at step 1 only" in text
+    assert (
+        "Step 1 agrees. Diagnosis (both fed the reference's gradients): agrees at step 1 only"
+        in text
+    )
     assert "state your optimizer carries between steps" in text
 
 
@@ -396,3 +399,17 @@ def test_schedule_wrong_initial_rate():
     reference = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     with pytest.raises(AssertionError, match="2 times the reference"):
         check.schedule(lambda s: 0.2 * 0.5 ** (tf.cast(s, tf.float32) / 10), reference)
+
+
+def test_missing_nesterov_look_ahead_is_among_the_causes_named():
+    with pytest.raises(AssertionError) as caught:
+        check.optimizer(
+            lambda: Momentum(0.05, momentum=0.8),
+            lambda: keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True),
+            steps=STEPS,
+        )
+    text = message(caught)
+    assert "part at step 1 " in text
+    # The first Nesterov step is (1 + momentum) times plain momentum's.
+    assert f"your update is {1 / 1.8:.4g} times the reference's" in text
+    assert "Nesterov look-ahead" in text
