@@ -1305,6 +1305,64 @@ with plt.rc_context({"figure.constrained_layout.use": False}):
     )
 to_html(descent_animation)
 
+# %% [markdown]
+# A custom gradient for a function that reads a **variable** must also give the variable's gradient. The
+# tape hands the `grad` function, as the keyword argument `variables`, the variables the function read
+# without receiving them as inputs; `grad` returns the gradients of the inputs and a list with one gradient
+# per variable. A `grad` without that argument is refused as soon as the function runs, before any gradient
+# is asked for.
+
+# %% tags=["raises-exception"]
+layer_scale = tf.Variable(3.0)
+
+
+@tf.custom_gradient
+def scale_without_variables(x):
+    def grad(upstream):
+        return upstream * layer_scale
+
+    return layer_scale * x, grad
+
+
+with gdbook.expect_error(TypeError) as missing_variables:
+    scale_without_variables(tf.constant(2.0))
+
+# %% [markdown]
+# The message names the variable the function read.
+
+# %%
+print(missing_variables.message)
+assert "must accept keyword argument 'variables'" in missing_variables.message
+
+
+# %% [markdown]
+# With the argument, the function below is $y = s x$ with a backward pass that halves both gradients, a
+# way to make one part of a network learn at half speed: $\partial y/\partial x = s/2$ and
+# $\partial y / \partial s = x / 2$ instead of $s$ and $x$.
+
+
+# %%
+@tf.custom_gradient
+def scale_at_half_speed(x):
+    def grad(upstream, variables):
+        # gradients of the inputs, then one gradient per variable read inside
+        return 0.5 * upstream * layer_scale, [0.5 * upstream * x]
+
+    return layer_scale * x, grad
+
+
+scale_input = tf.constant(2.0)
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(scale_input)
+    half_speed = scale_at_half_speed(scale_input)
+    full_speed = layer_scale * scale_input
+half_grads = [float(g) for g in tape.gradient(half_speed, [scale_input, layer_scale])]
+full_grads = [float(g) for g in tape.gradient(full_speed, [scale_input, layer_scale])]
+del tape
+print("halved:", half_grads, " plain:", full_grads)
+assert half_speed.numpy() == full_speed.numpy()
+assert half_grads == [0.5 * g for g in full_grads] and full_grads == [3.0, 2.0]
+
 
 # %% [markdown]
 # (tape-forward)=
@@ -1603,7 +1661,7 @@ named = {"weight": tf.Variable(2.0), "bias": tf.Variable(1.0)}
 with tf.GradientTape() as tape:
     line = named["weight"] * 3.0 + named["bias"]
 named_grads = tape.gradient(line, named)
-print({name: grad.numpy() for name, grad in named_grads.items()})
+print({name: float(grad) for name, grad in named_grads.items()})
 assert named_grads.keys() == named.keys()
 assert named_grads["weight"].numpy() == 3.0 and named_grads["bias"].numpy() == 1.0
 
@@ -1839,6 +1897,7 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # | NaN gradient at large inputs | overflow inside the chain rule ({ref}`custom gradient <tape-custom>`) | stable form and/or `tf.custom_gradient` |
 # | `LookupError: gradient registry has no entry for` | the operation has no registered gradient ({ref}`everyday <tape-everyday>`) | `tf.RegisterGradient`, or `tf.custom_gradient` around it |
 # | a compiled step retraces, or ignores a changed setting | Python numbers are constants of the trace ({ref}`everyday <tape-everyday>`) | pass tensors, or keep settings in variables |
+# | `TypeError: ... must accept keyword argument 'variables'` | a custom-gradient function reads a variable ({ref}`custom gradient <tape-custom>`) | `grad(upstream, variables)` returning input and variable gradients |
 # | forward-mode result ignores a custom gradient | `ForwardAccumulator` differentiates the forward ops ({ref}`forward mode <tape-forward>`) | wrap the custom-gradient function in `tf.function` |
 #
 # ## Summary
