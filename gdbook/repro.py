@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import os
 import random
 import warnings
@@ -41,10 +42,45 @@ def plot_style() -> dict:
     return style
 
 
+class _ErrorsAndRetracing(logging.Filter):
+    """Let through TensorFlow's errors and its tf.function retracing warning, nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "triggered tf.function retracing" in record.getMessage()
+
+
+class _RetracingToStdout(logging.Handler):
+    """Print the retracing warning where a reader sees it: on stdout, which the book keeps (the
+    build drops stderr), with its advice shortened."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "triggered tf.function retracing" in message:
+            message = message.split(" Tracing is expensive")[0] + (
+                " Tracing is expensive: pass tensors rather than Python numbers, and create"
+                " tf.function objects outside loops."
+            )
+        print(f"TensorFlow {record.levelname}: {message}", file=sys.stdout)
+
+
+def _show_only_errors_and_retracing(logger: logging.Logger) -> None:
+    """TensorFlow's Python logger quiet except for errors and the retracing warning, which
+    readers must see: it says a compiled function is being traced again and again."""
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    for existing in list(logger.filters):
+        logger.removeFilter(existing)
+    logger.addFilter(_ErrorsAndRetracing())
+    logger.addHandler(_RetracingToStdout())
+
+
 def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
     """Make a chapter quiet and repeatable; returns the seed.
 
-    - TensorFlow's Python and C++ logging down to errors, and its deprecation chatter off;
+    - TensorFlow's Python and C++ logging down to errors, and its deprecation chatter off, except
+      the tf.function retracing warning, which is printed (on stdout, so the book shows it);
     - Python's, NumPy's and TensorFlow/Keras' global random seeds set to ``seed``;
     - TensorFlow op determinism on (same inputs, same bits, every run);
     - the book's matplotlib style, and, inside a Jupyter kernel, the inline backend (an
@@ -54,12 +90,11 @@ def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
     os.environ["PYTHONHASHSEED"] = str(seed)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*tf.function retracing.*")
 
     import matplotlib
     import tensorflow as tf
 
-    tf.get_logger().setLevel(logging.ERROR)
+    _show_only_errors_and_retracing(tf.get_logger())
     logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         from tensorflow.python.util import deprecation

@@ -63,3 +63,23 @@ def test_a_script_keeps_its_backend(monkeypatch):
     before = matplotlib.get_backend()
     gdbook.setup()
     assert matplotlib.get_backend() == before
+
+
+def test_setup_shows_the_retracing_warning_and_nothing_else(capsys):
+    """Readers must see TensorFlow's retracing warning (Chapter 3 explains it); other warnings stay quiet."""
+    import tensorflow as tf
+
+    gdbook.setup()
+
+    @tf.function
+    def double(x):
+        return 2 * x
+
+    for value in range(6):
+        double(float(value))
+    tf.get_logger().warning("an unrelated warning")
+    tf.get_logger().error("an error")
+    printed = capsys.readouterr().out
+    assert "triggered tf.function retracing" in printed
+    assert "an unrelated warning" not in printed
+    assert "an error" in printed
