@@ -138,7 +138,38 @@ assert math.isclose(slopes.max(), np.linalg.norm(gradient), rel_tol=1e-4)
 
 # %% [markdown]
 # The steepest of 1440 directions lies within the sweep's resolution of the gradient's direction, and
-# its slope equals the gradient's length, as {eq}`eq-gradient-directional` says.
+# its slope equals the gradient's length, as {eq}`eq-gradient-directional` says. All the other slopes
+# follow the same law: {numref}`fig-gradient-slope-angle` plots each against the angle between its
+# direction and the gradient, over the curve $\lVert \nabla f \rVert \cos\theta$.
+
+# %% mystnb={"figure": {"caption": "The slope of the bowl {eq}`eq-gradient-example` at $(-1, 1)$ along each of 1440 unit directions (dots, every twentieth drawn), against the angle $\\theta$ between the direction and the gradient, over $\\lVert \\nabla f \\rVert \\cos\\theta$ (line). The slope is largest at $\\theta = 0$, most negative at $\\pm 180\u00b0$ and zero at right angles to the gradient.", "name": "fig-gradient-slope-angle"}}
+gradient_angle = np.arctan2(gradient[1], gradient[0])
+theta = np.angle(np.exp(1j * (angles - gradient_angle)))
+order = np.argsort(theta)
+law = np.linalg.norm(gradient) * np.cos(theta)
+print(f"largest |measured slope - |g| cos(theta)|: {np.abs(slopes - law).max():.1e}")
+assert np.abs(slopes - law).max() < 1e-5
+fig, ax = plt.subplots(figsize=(6.2, 3.2))
+ax.plot(
+    np.degrees(theta[order]),
+    law[order],
+    "-",
+    color="0.5",
+    label=r"$|\nabla f| \cos\theta$",
+)
+ax.plot(
+    np.degrees(theta[order])[::20], slopes[order][::20], "o", ms=3, label="measured"
+)
+ax.axhline(0, color="0.8", lw=0.8)
+ax.set(
+    xlabel=r"angle $\theta$ to the gradient (degrees)",
+    ylabel="slope",
+    xticks=range(-180, 181, 90),
+)
+ax.legend()
+plt.show()
+
+# %% [markdown]
 # {numref}`fig-gradient-quiver` shows the whole field: an arrow for the gradient at each point of a grid,
 # over the contour lines of $f$.
 
@@ -621,6 +652,31 @@ tight = bowl(*on_top) - step * (1 - lambda_max * step / 2) * g_top @ g_top
 gap = bowl(*(on_top - step * g_top)) - tight
 print(f"along the top eigenvector: f(after) - bound = {gap:.1e}")
 assert abs(gap) < 1e-12
+
+# %% [markdown]
+# {numref}`fig-gradient-taylor-slice` follows one gradient step from $(-1, 1)$ as its length grows: the
+# loss $f(\theta - \alpha\mathbf{g})$ lies above the tangent line of {eq}`eq-gradient-taylor` (the bowl is
+# convex) and below the lemma's parabola, which stays under $f(\theta)$ up to $\alpha = 2/L$.
+
+# %% mystnb={"figure": {"caption": "One gradient step from $(-1, 1)$ on the tilted bowl, as a function of its length $\\alpha$: the loss $f(\\theta - \\alpha g)$, the tangent line $f(\\theta) - \\alpha |g|^2$ and the descent lemma's bound {eq}`eq-gradient-descent-lemma` with $L = \\lambda_{\\max}$. The loss lies between the two; every step shorter than $2/L$ (dotted line) lowers it.", "name": "fig-gradient-taylor-slice"}}
+g0 = bowl_gradient_by_hand(*start_point)
+step_lengths = np.linspace(0, 0.45, 91)
+f0 = bowl(*start_point)
+actual = np.array([bowl(*(start_point - a * g0)) for a in step_lengths])
+tangent = f0 - step_lengths * (g0 @ g0)
+lemma = tangent + lambda_max * step_lengths**2 / 2 * (g0 @ g0)
+assert np.all(tangent <= actual + 1e-12) and np.all(actual <= lemma + 1e-12)
+inside = (step_lengths > 0) & (step_lengths <= limit)
+assert np.all(actual[inside] < f0)
+fig, ax = plt.subplots(figsize=(6.2, 3.4))
+ax.plot(step_lengths, actual, "-", lw=2, label=r"$f(\theta - \alpha g)$")
+ax.plot(step_lengths, tangent, "--", color="0.4", label="tangent")
+ax.plot(step_lengths, lemma, ":", color="C3", label="descent lemma bound")
+ax.axhline(f0, color="0.8", lw=0.8)
+ax.axvline(limit, color="0.6", ls=":", lw=1)
+ax.set(xlabel=r"step length $\alpha$", ylabel="loss", ylim=(f0 - 12, f0 + 4))
+ax.legend()
+plt.show()
 
 
 # %% [markdown]
