@@ -770,14 +770,46 @@ panels = [
 ]
 to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 
-
 # %% [markdown]
 # The elongated bowl's path zig-zags, and both runs end at the same distance along $x$: the flat direction
 # converges at the rate $1 - \alpha$ no matter what happens across the valley. Curing this, by building up
 # speed along consistent directions (momentum) or by rescaling each coordinate (Adagrad, RMSprop, Adam), is
 # what the optimizers of {ref}`ch-optimizers` are for ({cite:t}`polyak1964`, {cite:t}`goh2017`). Rescaling
-# coordinates cures only a valley that is aligned with the axes, as this one is; the eigenvectors of the
-# tilted bowl {eq}`eq-gradient-example` are not, and no per-coordinate scale makes it round.
+# coordinates cures only a valley that is aligned with the axes, as this one is. Turn the same bowl by
+# 45 degrees and no per-coordinate scale helps: the next cell scales the second coordinate by factors
+# from $10^{-3}$ to $10^{3}$ and measures the condition number, the ratio of largest to smallest
+# curvature, of each scaled bowl.
+
+# %%
+aligned = np.diag([1.0, 15.0])
+turn = np.array([[1.0, -1.0], [1.0, 1.0]]) / np.sqrt(2)
+rotated = turn @ aligned @ turn.T
+scales = np.logspace(-3, 3, 601)
+
+
+def best_condition(hessian):
+    """The smallest condition number of D H D over diagonal D = diag(1, s)."""
+    conditions = [
+        np.linalg.cond(np.diag([1, s]) @ hessian @ np.diag([1, s])) for s in scales
+    ]
+    return min(conditions)
+
+
+print("rotated Hessian:\n", rotated.round(3))
+print(
+    f"condition number: aligned {np.linalg.cond(aligned):.3f}, rotated {np.linalg.cond(rotated):.3f}"
+)
+print(
+    f"best after scaling: aligned {best_condition(aligned):.3f}, rotated {best_condition(rotated):.3f}"
+)
+assert math.isclose(best_condition(aligned), 1.0, rel_tol=1e-2)
+assert math.isclose(best_condition(rotated), np.linalg.cond(rotated), rel_tol=1e-9)
+
+
+# %% [markdown]
+# The right scale of the second coordinate makes the aligned bowl round; for the turned bowl the best
+# scale leaves the condition number where it was. Its long axis runs diagonally, and only a change of
+# direction, not of scale along the axes, can straighten it.
 #
 # ## Beyond bowls: two valleys and a saddle
 #
