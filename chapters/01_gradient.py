@@ -547,7 +547,7 @@ plt.show()
 # In one dimension the curvature is a single number. With several parameters it depends on the
 # direction: along a unit vector $\mathbf{u}$ it is $\mathbf{u}^\top H \mathbf{u}$, with $H$ the
 # **Hessian**, the matrix of second derivatives. Which of these curvatures limits the step? Near a
-# minimum $\theta^\star$ a quadratic model is accurate, the gradient is $H(\theta - \theta^\star)$, and
+# minimum $\theta^\star$ a quadratic model is accurate, the gradient is close to $H(\theta - \theta^\star)$, and
 # one step multiplies the error $\theta - \theta^\star$ by $I - \alpha H$. Every component shrinks only if
 # $|1 - \alpha\lambda| < 1$ for every eigenvalue $\lambda$ of $H$, so
 #
@@ -887,12 +887,29 @@ print(f"largest distance from the end to its stationary point: {max(distances):.
 assert max(distances) < 1e-4
 
 # %% [markdown]
+# How long does each run take to settle, that is to come within $10^{-2}$ of where it ends?
+
+# %%
+settle = [
+    int(np.argmax(np.linalg.norm(p - p[-1], axis=1) < 1e-2)) for p in valley_paths
+]
+print("steps to settle:", settle)
+# the two runs that pass close to the saddle take about twice as long as the others
+ratios_to_others = [settle[k] / np.mean(settle[:4]) for k in (4, 6)]
+print(
+    "near the saddle, relative to the mean of the first four:",
+    np.round(ratios_to_others, 2),
+)
+assert all(1.5 < r < 2.5 for r in ratios_to_others)
+
+# %% [markdown]
 # The start exactly on the line through the saddle stays on it, because the $x$-component of the
 # gradient is zero all along that line, and slides into the saddle: gradient descent stops wherever the
 # gradient vanishes, and cannot tell a saddle from a minimum. A thousandth to either side is enough to
 # fall into one valley or the other ({numref}`fig-gradient-two-valleys`). Starts that land exactly on such
-# a line are rare, but near a saddle the gradient is small and progress slow; which minimum a run
-# reaches, and how good it is, depends on the start.
+# a line are rare, but near a saddle the gradient is small and progress slow: the two runs that pass
+# close to it need about twice as many steps to settle as the four others. Which minimum a run reaches,
+# and how good it is, depends on the start.
 
 # %% mystnb={"figure": {"caption": "Gradient descent on the two-valley function {eq}`eq-gradient-two-valleys` from seven starts (squares), learning rate 0.05, 60 steps. Dots mark the two minima and the cross the saddle point between them. Three starts lie on the line through the saddle and a thousandth to either side of it; the middle one ends at the saddle, its neighbours in different valleys.", "name": "fig-gradient-two-valleys"}}
 fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -999,6 +1016,7 @@ print(
     f"distance after 10 steps: rate 0.2 {abs(ws_02[10] + 1):.6g}, "
     f"rate 0.8 {abs(ws_08[10] + 1):.6g}"
 )
+print(f"factor for 0.8: {1 - 2 * 0.8:+.1f}")
 assert first_close == predicted_steps == 31
 assert math.isclose(abs(ws_02[10] + 1), abs(ws_08[10] + 1), rel_tol=1e-4)
 assert np.all(np.diff(np.sign(ws_08 + 1)[:20]) != 0)
