@@ -571,7 +571,11 @@ def ancestors(fetch):
 
 update_ops = [update.op for update in updates]
 before_w, before_b = ancestors(update_ops[0]), ancestors(update_ops[1])
-forward_reads = [op for op in ancestors(prediction) if op.type == "ReadVariableOp"]
+# sorted by name: a set has no fixed order from run to run
+reads_in_prediction = [
+    op for op in ancestors(prediction) if op.type == "ReadVariableOp"
+]
+forward_reads = sorted(reads_in_prediction, key=lambda op: op.name)
 print("the reads of w and b in the forward pass:", [op.name for op in forward_reads])
 print(
     "ancestors of both updates:", all(op in before_w & before_b for op in forward_reads)
@@ -937,7 +941,8 @@ with regression_graph.as_default():  # TF1
     init_regression = tf.compat.v1.global_variables_initializer()
 
 before_sgd = ancestors(sgd_op)
-loss_reads = [op for op in ancestors(loss_op) if op.type == "ReadVariableOp"]
+reads_in_loss = [op for op in ancestors(loss_op) if op.type == "ReadVariableOp"]
+loss_reads = sorted(reads_in_loss, key=lambda op: op.name)
 print("reads behind the loss:", [op.name for op in loss_reads])
 print("  ancestors of the update:", all(op in before_sgd for op in loss_reads))
 print("the loss operation itself an ancestor:", loss_op.op in before_sgd)
