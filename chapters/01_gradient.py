@@ -138,7 +138,38 @@ assert math.isclose(slopes.max(), np.linalg.norm(gradient), rel_tol=1e-4)
 
 # %% [markdown]
 # The steepest of 1440 directions lies within the sweep's resolution of the gradient's direction, and
-# its slope equals the gradient's length, as {eq}`eq-gradient-directional` says.
+# its slope equals the gradient's length, as {eq}`eq-gradient-directional` says. All the other slopes
+# follow the same law: {numref}`fig-gradient-slope-angle` plots each against the angle between its
+# direction and the gradient, over the curve $\lVert \nabla f \rVert \cos\theta$.
+
+# %% mystnb={"figure": {"caption": "The slope of the bowl {eq}`eq-gradient-example` at $(-1, 1)$ along each of 1440 unit directions (dots, every twentieth drawn), against the angle $\\theta$ between the direction and the gradient, over $\\lVert \\nabla f \\rVert \\cos\\theta$ (line). The slope is largest at $\\theta = 0$, most negative at $\\pm 180\u00b0$ and zero at right angles to the gradient.", "name": "fig-gradient-slope-angle"}}
+gradient_angle = np.arctan2(gradient[1], gradient[0])
+theta = np.angle(np.exp(1j * (angles - gradient_angle)))
+order = np.argsort(theta)
+law = np.linalg.norm(gradient) * np.cos(theta)
+print(f"largest |measured slope - |g| cos(theta)|: {np.abs(slopes - law).max():.1e}")
+assert np.abs(slopes - law).max() < 1e-5
+fig, ax = plt.subplots(figsize=(6.2, 3.2))
+ax.plot(
+    np.degrees(theta[order]),
+    law[order],
+    "-",
+    color="0.5",
+    label=r"$|\nabla f| \cos\theta$",
+)
+ax.plot(
+    np.degrees(theta[order])[::20], slopes[order][::20], "o", ms=3, label="measured"
+)
+ax.axhline(0, color="0.8", lw=0.8)
+ax.set(
+    xlabel=r"angle $\theta$ to the gradient (degrees)",
+    ylabel="slope",
+    xticks=range(-180, 181, 90),
+)
+ax.legend()
+plt.show()
+
+# %% [markdown]
 # {numref}`fig-gradient-quiver` shows the whole field: an arrow for the gradient at each point of a grid,
 # over the contour lines of $f$.
 
@@ -516,7 +547,7 @@ plt.show()
 # In one dimension the curvature is a single number. With several parameters it depends on the
 # direction: along a unit vector $\mathbf{u}$ it is $\mathbf{u}^\top H \mathbf{u}$, with $H$ the
 # **Hessian**, the matrix of second derivatives. Which of these curvatures limits the step? Near a
-# minimum $\theta^\star$ a quadratic model is accurate, the gradient is $H(\theta - \theta^\star)$, and
+# minimum $\theta^\star$ a quadratic model is accurate, the gradient is close to $H(\theta - \theta^\star)$, and
 # one step multiplies the error $\theta - \theta^\star$ by $I - \alpha H$. Every component shrinks only if
 # $|1 - \alpha\lambda| < 1$ for every eigenvalue $\lambda$ of $H$, so
 #
@@ -622,6 +653,31 @@ gap = bowl(*(on_top - step * g_top)) - tight
 print(f"along the top eigenvector: f(after) - bound = {gap:.1e}")
 assert abs(gap) < 1e-12
 
+# %% [markdown]
+# {numref}`fig-gradient-taylor-slice` follows one gradient step from $(-1, 1)$ as its length grows: the
+# loss $f(\theta - \alpha\mathbf{g})$ lies above the tangent line of {eq}`eq-gradient-taylor` (the bowl is
+# convex) and below the lemma's parabola, which stays under $f(\theta)$ up to $\alpha = 2/L$.
+
+# %% mystnb={"figure": {"caption": "One gradient step from $(-1, 1)$ on the tilted bowl, as a function of its length $\\alpha$: the loss $f(\\theta - \\alpha g)$, the tangent line $f(\\theta) - \\alpha |g|^2$ and the descent lemma's bound {eq}`eq-gradient-descent-lemma` with $L = \\lambda_{\\max}$. The loss lies between the two; every step shorter than $2/L$ (dotted line) lowers it.", "name": "fig-gradient-taylor-slice"}}
+g0 = bowl_gradient_by_hand(*start_point)
+step_lengths = np.linspace(0, 0.45, 91)
+f0 = bowl(*start_point)
+actual = np.array([bowl(*(start_point - a * g0)) for a in step_lengths])
+tangent = f0 - step_lengths * (g0 @ g0)
+lemma = tangent + lambda_max * step_lengths**2 / 2 * (g0 @ g0)
+assert np.all(tangent <= actual + 1e-12) and np.all(actual <= lemma + 1e-12)
+inside = (step_lengths > 0) & (step_lengths <= limit)
+assert np.all(actual[inside] < f0)
+fig, ax = plt.subplots(figsize=(6.2, 3.4))
+ax.plot(step_lengths, actual, "-", lw=2, label=r"$f(\theta - \alpha g)$")
+ax.plot(step_lengths, tangent, "--", color="0.4", label="tangent")
+ax.plot(step_lengths, lemma, ":", color="C3", label="descent lemma bound")
+ax.axhline(f0, color="0.8", lw=0.8)
+ax.axvline(limit, color="0.6", ls=":", lw=1)
+ax.set(xlabel=r"step length $\alpha$", ylabel="loss", ylim=(f0 - 12, f0 + 4))
+ax.legend()
+plt.show()
+
 
 # %% [markdown]
 # ## Two dimensions: round and elongated bowls
@@ -714,14 +770,46 @@ panels = [
 ]
 to_html(animate_paths(panels, interval=150, figsize=(10, 3.6)))
 
-
 # %% [markdown]
 # The elongated bowl's path zig-zags, and both runs end at the same distance along $x$: the flat direction
 # converges at the rate $1 - \alpha$ no matter what happens across the valley. Curing this, by building up
 # speed along consistent directions (momentum) or by rescaling each coordinate (Adagrad, RMSprop, Adam), is
 # what the optimizers of {ref}`ch-optimizers` are for ({cite:t}`polyak1964`, {cite:t}`goh2017`). Rescaling
-# coordinates cures only a valley that is aligned with the axes, as this one is; the eigenvectors of the
-# tilted bowl {eq}`eq-gradient-example` are not, and no per-coordinate scale makes it round.
+# coordinates cures only a valley that is aligned with the axes, as this one is. Turn the same bowl by
+# 45 degrees and no per-coordinate scale helps: the next cell scales the second coordinate by factors
+# from $10^{-3}$ to $10^{3}$ and measures the condition number, the ratio of largest to smallest
+# curvature, of each scaled bowl.
+
+# %%
+aligned = np.diag([1.0, 15.0])
+turn = np.array([[1.0, -1.0], [1.0, 1.0]]) / np.sqrt(2)
+rotated = turn @ aligned @ turn.T
+scales = np.logspace(-3, 3, 601)
+
+
+def best_condition(hessian):
+    """The smallest condition number of D H D over diagonal D = diag(1, s)."""
+    conditions = [
+        np.linalg.cond(np.diag([1, s]) @ hessian @ np.diag([1, s])) for s in scales
+    ]
+    return min(conditions)
+
+
+print("rotated Hessian:\n", rotated.round(3))
+print(
+    f"condition number: aligned {np.linalg.cond(aligned):.3f}, rotated {np.linalg.cond(rotated):.3f}"
+)
+print(
+    f"best after scaling: aligned {best_condition(aligned):.3f}, rotated {best_condition(rotated):.3f}"
+)
+assert math.isclose(best_condition(aligned), 1.0, rel_tol=1e-2)
+assert math.isclose(best_condition(rotated), np.linalg.cond(rotated), rel_tol=1e-9)
+
+
+# %% [markdown]
+# The right scale of the second coordinate makes the aligned bowl round; for the turned bowl the best
+# scale leaves the condition number where it was. Its long axis runs diagonally, and only a change of
+# direction, not of scale along the axes, can straighten it.
 #
 # ## Beyond bowls: two valleys and a saddle
 #
@@ -799,12 +887,29 @@ print(f"largest distance from the end to its stationary point: {max(distances):.
 assert max(distances) < 1e-4
 
 # %% [markdown]
+# How long does each run take to settle, that is to come within $10^{-2}$ of where it ends?
+
+# %%
+settle = [
+    int(np.argmax(np.linalg.norm(p - p[-1], axis=1) < 1e-2)) for p in valley_paths
+]
+print("steps to settle:", settle)
+# the two runs that pass close to the saddle take about twice as long as the others
+ratios_to_others = [settle[k] / np.mean(settle[:4]) for k in (4, 6)]
+print(
+    "near the saddle, relative to the mean of the first four:",
+    np.round(ratios_to_others, 2),
+)
+assert all(1.5 < r < 2.5 for r in ratios_to_others)
+
+# %% [markdown]
 # The start exactly on the line through the saddle stays on it, because the $x$-component of the
 # gradient is zero all along that line, and slides into the saddle: gradient descent stops wherever the
 # gradient vanishes, and cannot tell a saddle from a minimum. A thousandth to either side is enough to
 # fall into one valley or the other ({numref}`fig-gradient-two-valleys`). Starts that land exactly on such
-# a line are rare, but near a saddle the gradient is small and progress slow; which minimum a run
-# reaches, and how good it is, depends on the start.
+# a line are rare, but near a saddle the gradient is small and progress slow: the two runs that pass
+# close to it need about twice as many steps to settle as the four others. Which minimum a run reaches,
+# and how good it is, depends on the start.
 
 # %% mystnb={"figure": {"caption": "Gradient descent on the two-valley function {eq}`eq-gradient-two-valleys` from seven starts (squares), learning rate 0.05, 60 steps. Dots mark the two minima and the cross the saddle point between them. Three starts lie on the line through the saddle and a thousandth to either side of it; the middle one ends at the saddle, its neighbours in different valleys.", "name": "fig-gradient-two-valleys"}}
 fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -911,6 +1016,7 @@ print(
     f"distance after 10 steps: rate 0.2 {abs(ws_02[10] + 1):.6g}, "
     f"rate 0.8 {abs(ws_08[10] + 1):.6g}"
 )
+print(f"factor for 0.8: {1 - 2 * 0.8:+.1f}")
 assert first_close == predicted_steps == 31
 assert math.isclose(abs(ws_02[10] + 1), abs(ws_08[10] + 1), rel_tol=1e-4)
 assert np.all(np.diff(np.sign(ws_08 + 1)[:20]) != 0)

@@ -78,7 +78,7 @@ print("operations added to the graph by tf.gradients:", ops_added)
 assert ops_added > 0 and not hasattr(df_dx, "numpy")
 
 # %% [markdown]
-# Only a session turns the symbolic gradient into numbers, once per value fed into the placeholder. The
+# Only a session turns the gradient tensor into numbers, once per value fed into the placeholder. The
 # result must be the derivative $3x^2 - 2$ that we know by hand.
 
 # %%
@@ -99,7 +99,8 @@ assert np.array_equal(tf1_slopes, by_hand)
 # `tf.compat.v1`, but they call `tf.gradients`, which in TensorFlow 2 is a different function from TF1's:
 # `tf.compat.v1.gradients` still takes `colocate_gradients_with_ops`, while `tf.gradients` drops that
 # argument and always colocates. Both call the same graph-building code, so in these graphs they return
-# the same values; {ref}`ch-tape` uses `tf.compat.v1.gradients` itself. The variables are TF2's
+# the same values; TF1 code moved to TF2 by replacing `tf.` with `tf.compat.v1.` calls
+# `tf.compat.v1.gradients`. The variables are TF2's
 # *resource* variables even inside a `tf.compat.v1` graph, not TF1's reference variables; their reads
 # have well-defined ordering rules, which we use below.
 
@@ -570,7 +571,11 @@ def ancestors(fetch):
 
 update_ops = [update.op for update in updates]
 before_w, before_b = ancestors(update_ops[0]), ancestors(update_ops[1])
-forward_reads = [op for op in ancestors(prediction) if op.type == "ReadVariableOp"]
+# sorted by name: a set has no fixed order from run to run
+reads_in_prediction = [
+    op for op in ancestors(prediction) if op.type == "ReadVariableOp"
+]
+forward_reads = sorted(reads_in_prediction, key=lambda op: op.name)
 print("the reads of w and b in the forward pass:", [op.name for op in forward_reads])
 print(
     "ancestors of both updates:", all(op in before_w & before_b for op in forward_reads)
@@ -638,6 +643,8 @@ assert update_v.op not in ancestors(update_w.op)
 assert update_v.op in ancestors(update_w_after_v.op)
 
 # %% [markdown]
+# ### The run, checked against the source
+#
 # We run 60 steps, recording the sums of squares, the prediction and the learning rate *before* each
 # update, and print the first eleven rows as the source did.
 
@@ -934,7 +941,8 @@ with regression_graph.as_default():  # TF1
     init_regression = tf.compat.v1.global_variables_initializer()
 
 before_sgd = ancestors(sgd_op)
-loss_reads = [op for op in ancestors(loss_op) if op.type == "ReadVariableOp"]
+reads_in_loss = [op for op in ancestors(loss_op) if op.type == "ReadVariableOp"]
+loss_reads = sorted(reads_in_loss, key=lambda op: op.name)
 print("reads behind the loss:", [op.name for op in loss_reads])
 print("  ancestors of the update:", all(op in before_sgd for op in loss_reads))
 print("the loss operation itself an ancestor:", loss_op.op in before_sgd)
@@ -985,61 +993,7 @@ print(
 )
 assert grad_error < 1e-6 * largest_gradient
 
-
 # %% [markdown]
-# ### `minimize` is `compute_gradients` plus `apply_gradients`
-#
-# {cite:t}`src001`'s own program did not call `tf.gradients`: it called the optimizer's `minimize`. In
-# TF1, `minimize` is two calls in one. `compute_gradients` returns a list of (gradient, variable) pairs,
-# computed with `tf.compat.v1.gradients`, and `apply_gradients` turns the pairs into update operations;
-# splitting them is how TF1 programs clipped or logged gradients between the two. The next cell runs
-# the pass three ways, each in a fresh graph: with `minimize`, with the two calls written out, and with
-# `tf.gradients` fed to `apply_gradients` as above.
-
-
-# %%
-def one_tf1_pass(build_train_op):
-    """Per-sample SGD over the data in a fresh TF1 graph; returns the final w and b."""
-    graph = tf.Graph()
-    with graph.as_default():
-        x_in = tf.compat.v1.placeholder(tf.float32, shape=[])
-        y_in = tf.compat.v1.placeholder(tf.float32, shape=[])
-        w_v, b_v = tf.Variable(2.0), tf.Variable(1.0)
-        loss_v = (y_in - (x_in * w_v + b_v)) ** 2 / (2 * 32)
-        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.01)
-        train = build_train_op(optimizer, loss_v, [w_v, b_v])
-        init = tf.compat.v1.global_variables_initializer()
-    with tf.compat.v1.Session(graph=graph) as session:
-        session.run(init)
-        for x_i, y_i in zip(x_data, y_data, strict=True):
-            session.run(train, {x_in: x_i, y_in: y_i})
-        return session.run([w_v, b_v])
-
-
-ways = {
-    "minimize": lambda opt, loss, vs: opt.minimize(loss, var_list=vs),
-    "compute + apply": lambda opt, loss, vs: opt.apply_gradients(
-        opt.compute_gradients(loss, var_list=vs)
-    ),
-    "tf.gradients + apply": lambda opt, loss, vs: opt.apply_gradients(
-        zip(tf.gradients(loss, vs), vs, strict=True)
-    ),
-}
-finals = {name: one_tf1_pass(build) for name, build in ways.items()}
-for name, (w_end, b_end) in finals.items():
-    print(f"{name:22} w = {w_end:.7f}, b = {b_end:.7f}")
-assert all(final == [w_final_tf1, b_final_tf1] for final in finals.values())
-
-# %% [markdown]
-# All three end bit for bit where the run above ended. `tf.compat.v1.gradients`, `compute_gradients`
-# and `minimize` take three arguments that TF2's `tf.gradients` takes only in part:
-#
-# | argument | what it controls | in TF2's `tf.gradients` |
-# | --- | --- | --- |
-# | `aggregation_method` | how the contributions to a tensor used several times are added: `ADD_N`, the default, sums them in one `AddN` once all are ready; the experimental tree method adds them in pairs, so memory is freed earlier | the same |
-# | `gate_gradients` | whether the gradients of one operation's inputs are all computed before any is used; `compute_gradients` and `minimize` default to `GATE_OP` (per operation) and offer `GATE_GRAPH` (every gradient before any update) and `GATE_NONE` | a boolean, off by default |
-# | `colocate_gradients_with_ops` | whether each gradient operation is placed on the device of the operation it differentiates | gone: always on |
-#
 # The run lands near $w = 3$ within a few samples but leaves $b$ almost where it started, near 1 instead
 # of 2. {eq}`eq-tf-gradients-sample-loss` says why: the gradient for $w$ is the gradient for $b$ times $x$,
 # and the median $|x|$ here, printed below, lies between 40 and 50, so $w$ moves about that much
@@ -1232,7 +1186,61 @@ sgd_animation = animation.FuncAnimation(
 )
 to_html(sgd_animation)
 
+
 # %% [markdown]
+# ### `minimize` is `compute_gradients` plus `apply_gradients`
+#
+# {cite:t}`src001`'s own program did not call `tf.gradients`: it called the optimizer's `minimize`. In
+# TF1, `minimize` is two calls in one. `compute_gradients` returns a list of (gradient, variable) pairs,
+# computed with `tf.compat.v1.gradients`, and `apply_gradients` turns the pairs into update operations;
+# splitting them is how TF1 programs clipped or logged gradients between the two. The next cell runs
+# the pass three ways, each in a fresh graph: with `minimize`, with the two calls written out, and with
+# `tf.gradients` fed to `apply_gradients` as above.
+
+
+# %%
+def one_tf1_pass(build_train_op):
+    """Per-sample SGD over the data in a fresh TF1 graph; returns the final w and b."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x_in = tf.compat.v1.placeholder(tf.float32, shape=[])
+        y_in = tf.compat.v1.placeholder(tf.float32, shape=[])
+        w_v, b_v = tf.Variable(2.0), tf.Variable(1.0)
+        loss_v = (y_in - (x_in * w_v + b_v)) ** 2 / (2 * 32)
+        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.01)
+        train = build_train_op(optimizer, loss_v, [w_v, b_v])
+        init = tf.compat.v1.global_variables_initializer()
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run(init)
+        for x_i, y_i in zip(x_data, y_data, strict=True):
+            session.run(train, {x_in: x_i, y_in: y_i})
+        return session.run([w_v, b_v])
+
+
+ways = {
+    "minimize": lambda opt, loss, vs: opt.minimize(loss, var_list=vs),
+    "compute + apply": lambda opt, loss, vs: opt.apply_gradients(
+        opt.compute_gradients(loss, var_list=vs)
+    ),
+    "tf.gradients + apply": lambda opt, loss, vs: opt.apply_gradients(
+        zip(tf.gradients(loss, vs), vs, strict=True)
+    ),
+}
+finals = {name: one_tf1_pass(build) for name, build in ways.items()}
+for name, (w_end, b_end) in finals.items():
+    print(f"{name:22} w = {w_end:.7f}, b = {b_end:.7f}")
+assert all(final == [w_final_tf1, b_final_tf1] for final in finals.values())
+
+# %% [markdown]
+# All three end bit for bit where the run above ended. `tf.compat.v1.gradients`, `compute_gradients`
+# and `minimize` take three arguments that TF2's `tf.gradients` takes only in part:
+#
+# | argument | what it controls | in TF2's `tf.gradients` |
+# | --- | --- | --- |
+# | `aggregation_method` | how the contributions to a tensor used several times are added: `ADD_N`, the default, sums them in one `AddN` once all are ready; the experimental tree method adds them in pairs, so memory is freed earlier | the same |
+# | `gate_gradients` | whether the gradients of one operation's inputs are all computed before any is used; `compute_gradients` and `minimize` default to `GATE_OP` (per operation) and offer `GATE_GRAPH` (every gradient before any update) and `GATE_NONE` | a boolean, off by default |
+# | `colocate_gradients_with_ops` | whether each gradient operation is placed on the device of the operation it differentiates | gone: always on |
+#
 # ## Summary
 #
 # - `tf.gradients(ys, xs)` is reverse-mode automatic differentiation at graph-construction time: it adds
@@ -1342,7 +1350,7 @@ assert one_system_step(0.2) < -4.0
 #
 # ```{exercise}
 # :label: ex-tf-gradients-3
-# The source's companion example minimises $(wx - 3)^2$ with $x = 1$, starting from $w = 2$, with learning
+# {cite:t}`src001`'s companion example minimises $(wx - 3)^2$ with $x = 1$, starting from $w = 2$, with learning
 # rate 1. Predict the sequence of $w$, then write the update by hand in TF1 with `tf.gradients` and
 # `tf.compat.v1.assign` and confirm it.
 # ```
