@@ -87,7 +87,6 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # `tf.compat.v1.log`, `tf.train.AdamOptimizer` becomes `tf.compat.v1.train.AdamOptimizer`), a rule the
 # next section checks row by row; **gone** means there is no such copy.
 
-
 # %% mystnb={"markdown_format": "myst"} tags=["hide-input"]
 class Row(NamedTuple):
     """One TF1 API of the source documents. Several spellings are separated by ' | ';
@@ -164,7 +163,7 @@ ROWS = [
     Row("tf.train.AdamOptimizer", "tf.compat.v1.train.AdamOptimizer",
         "keras.optimizers.Adam(beta_1=, beta_2=)",
         "`beta1` became `beta_1`; a different default `epsilon`",
-        "[4 · Conventions](04_optimizers.md#every-convention-that-differs)"),
+        "[4 · Conventions](04_optimizers.md#the-conventions-that-differ)"),
     Row("tf.train.Optimizer.minimize(global_step=)",
         "tf.compat.v1.train.Optimizer.minimize(global_step=)",
         "keras.optimizers.Optimizer.iterations",
@@ -408,7 +407,6 @@ assert np.array_equal(by_old_keyword.numpy(), by_axis.numpy())
 # claims can be read off the constructors' signatures, which we compare for the four optimizers of the
 # sources (TF1 argument names on the first line, Keras names on the second; "required" means the argument
 # has no default):
-
 
 # %%
 def defaults(cls):
@@ -830,7 +828,6 @@ assert (
 # Variables are the third point. TF1 code often creates its variables inside the function that builds the
 # model. As a `tf.function`, such a function fails at its very first call:
 
-
 # %% tags=["raises-exception"]
 @tf.function
 def scaled(x):
@@ -857,7 +854,6 @@ assert "only supports singleton tf.Variables created on the first call" in (
 # The fix is the TF2 habit the table already recommends: create variables once, outside the function, or
 # in an object that creates them on first use and keeps them, such as a Keras layer or a `tf.Module` like
 # this one:
-
 
 # %%
 class Scaled(tf.Module):

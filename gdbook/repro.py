@@ -83,6 +83,8 @@ def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
       the tf.function retracing warning, which is printed (on stdout, so the book shows it);
     - Python's, NumPy's and TensorFlow/Keras' global random seeds set to ``seed``;
     - TensorFlow op determinism on (same inputs, same bits, every run);
+    - NumPy scalars shown as numbers (``0.5``, not NumPy 2's ``np.float64(0.5)``), so printed
+      values read plainly and myst-nb's ``glue`` can format them;
     - the book's matplotlib style, and, inside a Jupyter kernel, the inline backend (an
       ``MPLBACKEND=Agg`` left in the environment would otherwise make every figure vanish).
     """
@@ -109,6 +111,9 @@ def setup(seed: int = DEFAULT_SEED, *, determinism: bool = True) -> int:
     if determinism:
         tf.config.experimental.enable_op_determinism()
 
+    # NumPy 2 shows a scalar as np.float64(0.5); the book prints and glues numbers, so show 0.5.
+    # (myst-nb's glue formats a number from its text form, and cannot read "np.float64(0.5)".)
+    np.set_printoptions(legacy="1.25")
     _inline_backend_in_notebooks()
     matplotlib.rcParams.update(plot_style())
     return seed

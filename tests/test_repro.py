@@ -83,3 +83,10 @@ def test_setup_shows_the_retracing_warning_and_nothing_else(capsys):
     assert "triggered tf.function retracing" in printed
     assert "an unrelated warning" not in printed
     assert "an error" in printed
+
+
+def test_setup_shows_numpy_scalars_as_numbers():
+    """myst-nb's glue formats a glued number from its text form: NumPy 2's repr would break it."""
+    gdbook.setup()
+    assert repr(np.float64(0.5)) == "0.5"
+    assert repr(np.float32(0.25)) == "0.25"
