@@ -15,7 +15,6 @@ declared" on every page. Identical scripts are never useful twice, so the first 
 from __future__ import annotations
 
 from pathlib import Path
-from shutil import copyfile
 
 
 def _script_key(script) -> tuple:
@@ -39,13 +38,47 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+def executed_notebook(app, pagename: str):
+    """The page's notebook with the outputs of its last execution, or None if it has none.
+
+    For a page whose code has not changed, myst-nb takes the outputs from its execution cache, but
+    writes ``jupyter_execute/<page>.ipynb`` from the notebook *before* the merge: after a prose-only
+    edit that file has no outputs (myst-nb 1.x, ``sphinx_.py``). So the cache is asked first, as
+    myst-nb itself does; pages executed on every build (not cached) have a complete file.
+    """
+    import jupytext
+    import nbformat
+    from jupyter_cache import get_cache
+
+    build = Path(app.outdir).parent
+    source = Path(app.srcdir) / f"{pagename}.md"
+    cache = Path(app.env.mystnb_config.execution_cache_path or build / ".jupyter_cache")
+    if source.is_file() and cache.is_dir():
+        try:
+            _, merged = get_cache(cache).merge_match_into_notebook(jupytext.read(source))
+            return merged
+        except KeyError:  # not cached: executed on every build, or not a notebook
+            pass
+    executed = build / "jupyter_execute" / f"{pagename}.ipynb"
+    return nbformat.read(executed, as_version=4) if executed.is_file() else None
+
+
 def offer_executed_notebook(app, pagename, templatename, context, doctree) -> None:
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if doctree is None or not executed.is_file():
+    import nbformat
+
+    if doctree is None:
         return
-    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    copyfile(executed, target)
+    notebook = executed_notebook(app, pagename)
+    if notebook is None:
+        return
+    build = Path(app.outdir).parent
+    # Repair myst-nb's copy too (tests/test_prose_numbers.py reads it), then offer the notebook.
+    for target in (
+        build / "jupyter_execute" / f"{pagename}.ipynb",
+        Path(app.outdir) / "_sources" / f"{pagename}.ipynb",
+    ):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, target)
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
