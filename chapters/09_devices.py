@@ -1430,6 +1430,76 @@ assert (
 # comfortably inside and $N = 16$ is beyond the limit until the large steps have found a region flat enough
 # for them.
 #
+# ### How large a batch is useful: the gradient noise scale
+#
+# Curvature limits the *step*; noise decides how many images a step *needs*. {cite:t}`mccandlish2018`
+# measure it with the **gradient noise scale**
+#
+# $$
+# B_{\text{noise}} = \frac{\operatorname{tr} \Sigma}{\lVert G \rVert^2},
+# $$ (eq-devices-noise-scale)
+#
+# where $G$ is the gradient of the training loss and $\Sigma$ the covariance of the per-example gradients
+# $\mathbf{g}_i$. A mini-batch gradient on $B$ images has the noise $\operatorname{tr}\Sigma / B$ around $G$;
+# for $B \ll B_{\text{noise}}$ the noise dominates and a batch twice as large is worth nearly two steps (the
+# regime where linear scaling holds), for $B \gg B_{\text{noise}}$ more images barely change the gradient. In
+# their model, with the learning rate tuned for each batch size, a step on $B$ images makes the fraction
+# $1 / (1 + B_{\text{noise}} / B)$ of the progress of a full-batch step. For softmax regression the
+# per-example gradient is an outer product, $\mathbf{g}_i = \tilde{\mathbf{x}}_i (\mathbf{p}_i - \mathbf{y}_i)^\top$,
+# so $\lVert \mathbf{g}_i \rVert^2 = \lVert \tilde{\mathbf{x}}_i \rVert^2 \lVert \mathbf{p}_i - \mathbf{y}_i \rVert^2$
+# and $\operatorname{tr} \Sigma$ is the mean of these minus $\lVert G \rVert^2$: no per-example backward pass
+# is needed. We measure $B_{\text{noise}}$ at zero weights and at the end of the $N = 1$ runs with the
+# base learning rate.
+
+# %%
+labels_large = mnist.y_train[:12000].astype(np.int64)
+
+
+def noise_scale(W, b):
+    """tr(Sigma) / |G|^2 of the training loss at (W, b), in float64."""
+    weights = np.vstack([np.asarray(W, np.float64), np.asarray(b, np.float64)[None]])
+    logits = x_augmented @ weights
+    residual = np.exp(logits - logits.max(axis=1, keepdims=True))
+    residual /= residual.sum(axis=1, keepdims=True)
+    residual[np.arange(len(labels_large)), labels_large] -= 1.0  # p_i - y_i
+    gradient = x_augmented.T @ residual / len(labels_large)
+    squared_norms = (x_augmented**2).sum(axis=1) * (residual**2).sum(axis=1)
+    gradient_norm2 = (gradient**2).sum()
+    return (squared_norms.mean() - gradient_norm2) / gradient_norm2
+
+
+noise_at_zero = noise_scale(np.zeros((784, 10)), np.zeros(10))
+noise_at_end = over_seeds(
+    lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]])
+)
+gain = (1 + noise_at_zero / 50) / (1 + noise_at_zero / 800)
+print(f"B_noise at zero weights: {noise_at_zero:.1f}")
+print("B_noise after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
+print(f"at the start, progress per step of B = 800 over B = 50: x{gain:.2f}")
+glue("ch9_noise_zero", float(noise_at_zero), display=False)
+glue("ch9_noise_end_min", float(noise_at_end.min()), display=False)
+glue("ch9_noise_end_max", float(noise_at_end.max()), display=False)
+glue("ch9_noise_gain", float(gain), display=False)
+assert round(noise_at_zero, -1) == 70 and noise_at_end.min() > 800
+assert 10 < 800 / noise_at_zero < 100
+
+# %% [markdown]
+# At the start, $B_{\text{noise}}$ is about {glue:text}`ch9_noise_zero:.0f` images: a batch of 800 is an order
+# of magnitude above it, and by the model it makes only {glue:text}`ch9_noise_gain:.1f` times the progress of
+# a step on 50 images, for 16 times the images. By the end of the small-batch runs the noise scale has grown
+# to between {glue:text}`ch9_noise_end_min:.0f` and {glue:text}`ch9_noise_end_max:.0f` images, above every
+# batch of this chapter: the gradient has become small next to its per-example spread, and large batches
+# pay. This is the general pattern {cite:t}`mccandlish2018` report: the useful ("critical") batch size grows
+# as training proceeds, which is one more reason the first epoch of a large-batch run needs care.
+#
+# Other optimizers have their own rules. For Adam, whose update is divided by the root of the squared
+# gradients, scaling the learning rate with the *square root* of the batch growth is the rule that follows
+# from a stochastic-differential-equation view of the optimizer {cite:p}`malladi2022`. LARS
+# {cite:p}`you2017lars` sets a separate learning rate for every layer, proportional to the ratio of the
+# layer's weight norm to its gradient norm, so that no layer's step is too large relative to its weights,
+# and LAMB {cite:p}`you2020lamb` applies the same layer-wise ratio to Adam's update; both were made to keep
+# the linear scaling rule usable at batch sizes in the tens of thousands.
+#
 # ## Summary
 #
 # - Synchronous data parallelism gives each replica a full copy of the model and a shard of the batch; the
@@ -1457,6 +1527,8 @@ assert (
 #   the sharp start; at $N = 16$, with or without it, the scaled rate is beyond the limit for most of the run,
 #   the sharpness falls until rate times sharpness is close to 2, and the run ends at the edge of stability,
 #   as power iteration with Hessian-vector products measured along the run on three seeds.
+# - The gradient noise scale {eq}`eq-devices-noise-scale` says how large a batch is still useful; for this
+#   model it starts far below the largest global batch and grows above it during training.
 #
 # ## Exercises
 #
