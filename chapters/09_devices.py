@@ -46,7 +46,8 @@
 #   statistics, dropout masks) unless you synchronize it.
 # - What happens to the loss curve when the global batch grows with the number of replicas, how the linear
 #   learning-rate scaling rule and warm-up help, and how to measure (with Hessian-vector products) how far
-#   beyond the edge of stability the scaled step goes, along the whole run.
+#   beyond the edge of stability the scaled step goes, along the whole run; and how the gradient noise scale
+#   tells how large a batch is still useful.
 # :::
 #
 # As in every chapter, `gdbook.setup()` comes first: quiet logs, fixed seeds, deterministic kernels.
@@ -1414,11 +1415,12 @@ assert (
 )
 
 # %% [markdown]
-# First, neither $N = 16$ run is stable in the quadratic sense for most of its course: over steps 9 to 36
-# the product is above 2 at {glue:text}`ch9_eos_above:.0f` of {glue:text}`ch9_eos_count:.0f` measurements (and
+# First, the $N = 16$ runs are not stable in the quadratic sense for most of their course: over steps 9 to
+# 36 the product is above 2 at {glue:text}`ch9_eos_above:.0f` of the {glue:text}`ch9_eos_count:.0f`
+# measurements of the six runs, and at step 9 in every one of them (and
 # since power iteration approaches $\lambda_{\max}$ from below, those products are if anything too small).
 # Each time the iterates sit where the loss is sharper than $2/\alpha$, they are thrown out along the sharp
-# direction: a rise in the figure. Second, these ejections carry them to flatter places: the sharpness falls
+# direction: a rise of the loss in {numref}`fig-devices-large-batch`. Second, these ejections carry them to flatter places: the sharpness falls
 # during every run, and ends lower than the sharpness at the end of the stable $N = 4$ runs (whose product is at most
 # {glue:text}`ch9_eos_n4_max:.2f`). Third, the fall stops at the edge: after the last step the product lies between
 # {glue:text}`ch9_eos_end_min:.2f` and {glue:text}`ch9_eos_end_max:.2f`, close to 2. The run does not stay at a
