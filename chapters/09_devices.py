@@ -69,8 +69,8 @@ import tensorflow as tf
 # *what* is computed (copies of the variables, per-device gradients, an all-reduce) are the ones a multi-GPU
 # run uses, and that is what we want to look at. *How* the all-reduce is carried out is not the same: on
 # several GPUs `MirroredStrategy` all-reduces with NVIDIA's NCCL library, on CPUs with a ring of collective
-# operations, and below we even swap it for a simpler reduction. That changes the order of the float32
-# additions and the speed, not the sum.
+# operations, and below we even swap it for a simpler reduction. That changes the speed and the order of
+# the float32 additions (and so the last bits of the result), not the sum being computed.
 #
 # The split must be declared before TensorFlow initialises its devices, which happens the first time
 # anything is placed on one (creating a tensor, listing logical devices). `gdbook.setup()` imports TensorFlow
