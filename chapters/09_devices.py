@@ -46,7 +46,8 @@
 #   statistics, dropout masks) unless you synchronize it.
 # - What happens to the loss curve when the global batch grows with the number of replicas, how the linear
 #   learning-rate scaling rule and warm-up help, and how to measure (with Hessian-vector products) how far
-#   beyond the edge of stability the scaled step goes, along the whole run.
+#   beyond the edge of stability the scaled step goes, along the whole run; and how the gradient noise scale
+#   tells how large a batch is still useful.
 # :::
 #
 # As in every chapter, `gdbook.setup()` comes first: quiet logs, fixed seeds, deterministic kernels.
@@ -68,8 +69,8 @@ import tensorflow as tf
 # *what* is computed (copies of the variables, per-device gradients, an all-reduce) are the ones a multi-GPU
 # run uses, and that is what we want to look at. *How* the all-reduce is carried out is not the same: on
 # several GPUs `MirroredStrategy` all-reduces with NVIDIA's NCCL library, on CPUs with a ring of collective
-# operations, and below we even swap it for a simpler reduction. That changes the order of the float32
-# additions and the speed, not the sum.
+# operations, and below we even swap it for a simpler reduction. That changes the speed and the order of
+# the float32 additions (and so the last bits of the result), not the sum being computed.
 #
 # The split must be declared before TensorFlow initialises its devices, which happens the first time
 # anything is placed on one (creating a tensor, listing logical devices). `gdbook.setup()` imports TensorFlow
@@ -636,6 +637,58 @@ assert unscaled_gap > 0.1 * np.abs(one_device_W).max()
 # scaling itself for the regularization losses of its layers (`_aggregate_additional_loss` in
 # `keras/src/backend/tensorflow/trainer.py`); in a custom loop it is yours to do.
 #
+# ### Feeding the replicas with `tf.data`
+#
+# The loop above hands each replica its slice of the global batch by hand (`shard_of`), which keeps the
+# mechanics in view. A real input pipeline is a `tf.data.Dataset`, and the strategy offers two ways to
+# distribute one. `strategy.experimental_distribute_dataset` takes a dataset of *global* batches and splits
+# every batch across the replicas. `strategy.distribute_datasets_from_function` calls a function of yours once
+# per input pipeline (one per worker) with a `tf.distribute.InputContext`, which tells it the per-replica
+# batch size, the number of pipelines and which one it is, so that it can batch and shard the data itself;
+# the strategy then hands consecutive batches to consecutive replicas. Both, on the batches of the custom
+# loop, against `shard_of`:
+
+# %%
+x_ordered, y_ordered = gather_batches(batches, x_train, y_train)
+strategy = mirrored_strategy(2)
+global_batches = tf.data.Dataset.from_tensor_slices((x_ordered, y_ordered))
+split = strategy.experimental_distribute_dataset(global_batches.batch(GLOBAL_BATCH))
+contexts = []
+
+
+def replica_batches(context):
+    contexts.append(context)
+    per_replica = context.get_per_replica_batch_size(GLOBAL_BATCH)
+    return global_batches.shard(
+        context.num_input_pipelines, context.input_pipeline_id
+    ).batch(per_replica)
+
+
+from_function = strategy.distribute_datasets_from_function(replica_batches)
+(context,) = contexts
+print(
+    f"input pipelines {context.num_input_pipelines}, this one {context.input_pipeline_id},"
+    f" replicas {context.num_replicas_in_sync}, per-replica batch "
+    f"{context.get_per_replica_batch_size(GLOBAL_BATCH)}"
+)
+for name, dataset in [("distribute_dataset", split), ("from_function", from_function)]:
+    _, y_first = next(iter(dataset))
+    labels = [v.numpy() for v in strategy.experimental_local_results(y_first)]
+    by_hand = [y_train[batches[0][k * 48 : (k + 1) * 48]] for k in range(2)]
+    print(f"{name}: first step, shards of {[len(v) for v in labels]} labels")
+    assert all(np.array_equal(a, b) for a, b in zip(labels, by_hand, strict=True))
+assert context.get_per_replica_batch_size(GLOBAL_BATCH) == GLOBAL_BATCH // 2
+
+
+# %% [markdown]
+# On one machine there is one input pipeline and the sharding is trivial. With several workers,
+# `experimental_distribute_dataset` shards the dataset across workers on its own, by the dataset's
+# auto-shard policy (`tf.data.Options().experimental_distribute.auto_shard_policy`): `AUTO`, the default,
+# gives each worker a share of the input files when the data come from files, and otherwise falls back to
+# `DATA`, where every worker reads the whole dataset and keeps every $k$-th element. A function passed to
+# `distribute_datasets_from_function` does its own sharding, as `replica_batches` does with
+# `input_pipeline_id`.
+#
 # ## `MirroredStrategy` with Keras `fit`
 #
 # With Keras, the strategy only has to be in scope when the model and its optimizer are created; `fit`
@@ -643,10 +696,8 @@ assert unscaled_gap > 0.1 * np.abs(one_device_W).max()
 # weights, trained with `SGD(0.5)` on the same batches, fed in order with `shuffle=False`. A callback records
 # the kernel after every step.
 
+
 # %%
-x_ordered, y_ordered = gather_batches(batches, x_train, y_train)
-
-
 class RecordWeights(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.history = []
@@ -965,7 +1016,7 @@ assert not workdir.exists()
 # %% [markdown]
 # ## Large batches
 #
-# Data parallelism changes nothing in the algorithm, but it invites a change in how the algorithm is *used*.
+# For a model like this one, data parallelism changes nothing in the algorithm, but it invites a change in how the algorithm is *used*.
 # With $N$ replicas, each keeping its own per-device batch of $b$ images, the global batch becomes $B = N b$.
 # An epoch then takes $N$ times fewer steps; if the learning rate stays the same, training per epoch slows
 # down, because each step moves the weights about as far as before but there are fewer steps.
@@ -1188,14 +1239,20 @@ for rule in rules[1:]:
             f"{rule:>25}, N = {n:2}: rises per seed", [rises[rule, n, s] for s in seeds]
         )
 rises_16 = [rises[rule, 16, s] for rule in rules[1:] for s in seeds]
+warm_up_jump = over_seeds(
+    lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max()
+)
+print(
+    "N = 16 with warm-up, largest rise in the first epoch:", np.round(warm_up_jump, 3)
+)
 glue("ch9_lb_rises_min", min(rises_16), display=False)
 glue("ch9_lb_rises_max", max(rises_16), display=False)
-assert min(rises_16) >= 2
+assert min(rises_16) >= 2 and warm_up_jump.min() > 0.05
 assert all(rises[rule, 4, s] == 0 for rule in rules[1:] for s in seeds)
 
 # %% [markdown]
 # Every $N = 16$ run, with or without warm-up, jumps up {glue:text}`ch9_lb_rises_min` to
-# {glue:text}`ch9_lb_rises_max` times after its first epoch; no $N = 4$ run ever does. Something limits the
+# {glue:text}`ch9_lb_rises_max` times after its first epoch; no $N = 4$ run does. Something limits the
 # step for the whole run, not only at the start.
 #
 # That something is the curvature. Gradient descent on a quadratic is stable only for
@@ -1232,9 +1289,9 @@ assert round(largest_stable_rate, 1) == 0.5
 # zero there is no closed form, but the largest eigenvalue can be measured without ever forming the
 # $7850 \times 7850$ Hessian: **power iteration** multiplies a vector by the Hessian again and again, and
 # TensorFlow computes a Hessian-vector product as the forward-mode derivative (`ForwardAccumulator`) of the
-# reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. Power iteration's estimate (the Rayleigh
-# quotient) approaches $\lambda_{\max}$ from below, since the Hessian of this convex loss has no negative
-# eigenvalues; `sharpness` can continue from the vector of an earlier call, which saves iterations when the
+# reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. Power iteration's estimate, the Rayleigh
+# quotient $\mathbf{v}^\top H \mathbf{v}$ of a unit vector, can never exceed $\lambda_{\max}$, and since the
+# Hessian of this convex loss has no negative eigenvalues the iteration converges to $\lambda_{\max}$ itself; `sharpness` can continue from the vector of an earlier call, which saves iterations when the
 # weights have changed little. First we check it against {eq}`eq-devices-curvature` at zero.
 
 
@@ -1358,13 +1415,14 @@ assert (
 )
 
 # %% [markdown]
-# First, neither $N = 16$ run is stable in the quadratic sense for most of its course: over steps 9 to 36
-# the product is above 2 at {glue:text}`ch9_eos_above:.0f` of {glue:text}`ch9_eos_count:.0f` measurements (and
+# First, the $N = 16$ runs are not stable in the quadratic sense for most of their course: over steps 9 to
+# 36 the product is above 2 at {glue:text}`ch9_eos_above:.0f` of the {glue:text}`ch9_eos_count:.0f`
+# measurements of the six runs, and at step 9 in every one of them (and
 # since power iteration approaches $\lambda_{\max}$ from below, those products are if anything too small).
 # Each time the iterates sit where the loss is sharper than $2/\alpha$, they are thrown out along the sharp
-# direction: a rise in the figure. Second, these ejections carry them to flatter places: the sharpness falls
-# during every run, and ends lower than the sharpness at the end of the stable $N = 4$ runs, whose product
-# ends below {glue:text}`ch9_eos_n4_max:.2f`. Third, the fall stops at the edge: after the last step the product lies between
+# direction: a rise of the loss in {numref}`fig-devices-large-batch`. Second, these ejections carry them to flatter places: the sharpness falls
+# during every run, and ends lower than the sharpness at the end of the stable $N = 4$ runs (whose product is at most
+# {glue:text}`ch9_eos_n4_max:.2f`). Third, the fall stops at the edge: after the last step the product lies between
 # {glue:text}`ch9_eos_end_min:.2f` and {glue:text}`ch9_eos_end_max:.2f`, close to 2. The run does not stay at a
 # safe distance from the stability limit; it is pushed down to it and ends there. Gradient descent with large
 # steps on neural networks settles at this edge too {cite:p}`cohen2021`. In short: the linear scaling rule is
@@ -1373,6 +1431,76 @@ assert (
 # carries depends on the model and the data {cite:p}`goyal2017`, and for this model, on this data, $N = 4$ is
 # comfortably inside and $N = 16$ is beyond the limit until the large steps have found a region flat enough
 # for them.
+#
+# ### How large a batch is useful: the gradient noise scale
+#
+# Curvature limits the *step*; noise decides how many images a step *needs*. {cite:t}`mccandlish2018`
+# measure it with the **gradient noise scale**
+#
+# $$
+# B_{\text{noise}} = \frac{\operatorname{tr} \Sigma}{\lVert G \rVert^2},
+# $$ (eq-devices-noise-scale)
+#
+# where $G$ is the gradient of the training loss and $\Sigma$ the covariance of the per-example gradients
+# $\mathbf{g}_i$. A mini-batch gradient on $B$ images has the noise $\operatorname{tr}\Sigma / B$ around $G$;
+# for $B \ll B_{\text{noise}}$ the noise dominates and a batch twice as large is worth nearly two steps (the
+# regime where linear scaling holds), for $B \gg B_{\text{noise}}$ more images barely change the gradient. In
+# their model, with the learning rate tuned for each batch size, a step on $B$ images makes the fraction
+# $1 / (1 + B_{\text{noise}} / B)$ of the progress of a full-batch step. For softmax regression the
+# per-example gradient is an outer product, $\mathbf{g}_i = \tilde{\mathbf{x}}_i (\mathbf{p}_i - \mathbf{y}_i)^\top$,
+# so $\lVert \mathbf{g}_i \rVert^2 = \lVert \tilde{\mathbf{x}}_i \rVert^2 \lVert \mathbf{p}_i - \mathbf{y}_i \rVert^2$
+# and $\operatorname{tr} \Sigma$ is the mean of these minus $\lVert G \rVert^2$: no per-example backward pass
+# is needed. We measure $B_{\text{noise}}$ at zero weights and at the end of the $N = 1$ runs with the
+# base learning rate.
+
+# %%
+labels_large = mnist.y_train[:12000].astype(np.int64)
+
+
+def noise_scale(W, b):
+    """tr(Sigma) / |G|^2 of the training loss at (W, b), in float64."""
+    weights = np.vstack([np.asarray(W, np.float64), np.asarray(b, np.float64)[None]])
+    logits = x_augmented @ weights
+    residual = np.exp(logits - logits.max(axis=1, keepdims=True))
+    residual /= residual.sum(axis=1, keepdims=True)
+    residual[np.arange(len(labels_large)), labels_large] -= 1.0  # p_i - y_i
+    gradient = x_augmented.T @ residual / len(labels_large)
+    squared_norms = (x_augmented**2).sum(axis=1) * (residual**2).sum(axis=1)
+    gradient_norm2 = (gradient**2).sum()
+    return (squared_norms.mean() - gradient_norm2) / gradient_norm2
+
+
+noise_at_zero = noise_scale(np.zeros((784, 10)), np.zeros(10))
+noise_at_end = over_seeds(
+    lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]])
+)
+gain = (1 + noise_at_zero / 50) / (1 + noise_at_zero / 800)
+print(f"B_noise at zero weights: {noise_at_zero:.1f}")
+print("B_noise after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
+print(f"at the start, progress per step of B = 800 over B = 50: x{gain:.2f}")
+glue("ch9_noise_zero", float(noise_at_zero), display=False)
+glue("ch9_noise_end_min", float(noise_at_end.min()), display=False)
+glue("ch9_noise_end_max", float(noise_at_end.max()), display=False)
+glue("ch9_noise_gain", float(gain), display=False)
+assert round(noise_at_zero, -1) == 70 and noise_at_end.min() > 800
+assert 10 < 800 / noise_at_zero < 100
+
+# %% [markdown]
+# At the start, $B_{\text{noise}}$ is about {glue:text}`ch9_noise_zero:.0f` images: a batch of 800 is an order
+# of magnitude above it, and by the model it makes only {glue:text}`ch9_noise_gain:.1f` times the progress of
+# a step on 50 images, for 16 times the images. By the end of the small-batch runs the noise scale has grown
+# to between {glue:text}`ch9_noise_end_min:.0f` and {glue:text}`ch9_noise_end_max:.0f` images, above every
+# batch of this chapter: the gradient has become small next to its per-example spread, and large batches
+# pay. This is the general pattern {cite:t}`mccandlish2018` report: the useful ("critical") batch size grows
+# as training proceeds, which is one more reason the first epoch of a large-batch run needs care.
+#
+# Other optimizers have their own rules. For Adam, whose update is divided by the root of the squared
+# gradients, scaling the learning rate with the *square root* of the batch growth is the rule that follows
+# from a stochastic-differential-equation view of the optimizer {cite:p}`malladi2022`. LARS
+# {cite:p}`you2017lars` sets a separate learning rate for every layer, proportional to the ratio of the
+# layer's weight norm to its gradient norm, so that no layer's step is too large relative to its weights,
+# and LAMB {cite:p}`you2020lamb` applies the same layer-wise ratio to Adam's update; both were made to keep
+# the linear scaling rule usable at batch sizes in the tens of thousands.
 #
 # ## Summary
 #
@@ -1384,7 +1512,7 @@ assert (
 #   `RuntimeError`.
 # - The loss on each replica must be its sum of per-example losses divided by the **global** batch size
 #   (`tf.nn.compute_average_loss(..., global_batch_size=B)`). A per-replica mean multiplies the gradient by
-#   the number of replicas {eq}`eq-devices-bug`: the first update came out exactly twice too large on two
+#   the number of replicas {eq}`eq-devices-bug`: the first update came out twice too large (to float32 rounding) on two
 #   replicas. `ReduceOp.MEAN` is no substitute: optimizers sum the gradients across replicas, and a mean of
 #   shard means is wrong when the shards differ in size. A regularization term added on every replica needs
 #   `tf.nn.scale_regularization_loss`, or it counts $N$ times.
@@ -1401,6 +1529,8 @@ assert (
 #   the sharp start; at $N = 16$, with or without it, the scaled rate is beyond the limit for most of the run,
 #   the sharpness falls until rate times sharpness is close to 2, and the run ends at the edge of stability,
 #   as power iteration with Hessian-vector products measured along the run on three seeds.
+# - The gradient noise scale {eq}`eq-devices-noise-scale` says how large a batch is still useful; for this
+#   model it starts far below the largest global batch and grows above it during training.
 #
 # ## Exercises
 #
