@@ -993,10 +993,23 @@ assert (
 
 # %% [markdown]
 # And when `enable_check_numerics` is too blunt, `tf.debugging.experimental.enable_dump_debug_info`
-# (with a folder and `tensor_debug_mode="FULL_HEALTH"`) records every op's execution and a summary of
-# its output tensors to disk; TensorBoard's *Debugger V2* dashboard then shows the graphs, the op
-# sequence, and where the first NaN or Inf appeared.
-#
+# (with a folder, `tensor_debug_mode="FULL_HEALTH"`, and `circular_buffer_size=-1` to keep every
+# record instead of the last 1000) records every op's execution and a health summary of its output
+# tensors (how many entries are NaN, $\infty$, $-\infty$) to disk, until
+# `tf.debugging.experimental.disable_dump_debug_info()`; TensorBoard's *Debugger V2* dashboard then
+# shows the graphs, the op sequence, and where the first NaN or Inf appeared. The default buffer size,
+# from the function's signature:
+
+# %%
+import inspect
+
+dump_options = inspect.signature(
+    tf.debugging.experimental.enable_dump_debug_info
+).parameters
+print("circular_buffer_size default:", dump_options["circular_buffer_size"].default)
+assert dump_options["circular_buffer_size"].default == 1000
+
+# %% [markdown]
 # ## Exploding and vanishing gradients
 #
 # ### Why depth multiplies
