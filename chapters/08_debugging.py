@@ -1666,7 +1666,7 @@ assert (
     > clipped_norms["by global norm"]
 )
 
-# %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network (seed 1), full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss shoots off the top of the plot and becomes non-finite; clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) ends lower than any of them.", "name": "fig-debugging-clip-training"}}
+# %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network (seed 1), full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss is non-finite from the second step on (only its first point is drawn); clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) ends lower than any of them.", "name": "fig-debugging-clip-training"}}
 fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8))
 for name, (all_losses, all_grad_norms) in runs.items():
     losses, grad_norms = all_losses[0], all_grad_norms[0]
@@ -1677,6 +1677,7 @@ for name, (all_losses, all_grad_norms) in runs.items():
     )
 blow_up = runs["exploding, no clipping"][0][0]
 last_finite = np.flatnonzero(np.isfinite(blow_up))[-1]
+assert last_finite == 0 and first_non_finite[0] == 1
 ax_loss.annotate(
     f"loss {blow_up[last_finite]:.0e} at step {last_finite},\nthen inf/NaN",
     xy=(last_finite, 1e6),
