@@ -993,10 +993,23 @@ assert (
 
 # %% [markdown]
 # And when `enable_check_numerics` is too blunt, `tf.debugging.experimental.enable_dump_debug_info`
-# (with a folder and `tensor_debug_mode="FULL_HEALTH"`) records every op's execution and a summary of
-# its output tensors to disk; TensorBoard's *Debugger V2* dashboard then shows the graphs, the op
-# sequence, and where the first NaN or Inf appeared.
-#
+# (with a folder, `tensor_debug_mode="FULL_HEALTH"`, and `circular_buffer_size=-1` to keep every
+# record instead of the last 1000) records every op's execution and a health summary of its output
+# tensors (how many entries are NaN, $\infty$, $-\infty$) to disk, until
+# `tf.debugging.experimental.disable_dump_debug_info()`; TensorBoard's *Debugger V2* dashboard then
+# shows the graphs, the op sequence, and where the first NaN or Inf appeared. The default buffer size,
+# from the function's signature:
+
+# %%
+import inspect
+
+dump_options = inspect.signature(
+    tf.debugging.experimental.enable_dump_debug_info
+).parameters
+print("circular_buffer_size default:", dump_options["circular_buffer_size"].default)
+assert dump_options["circular_buffer_size"].default == 1000
+
+# %% [markdown]
 # ## Exploding and vanishing gradients
 #
 # ### Why depth multiplies
@@ -1162,19 +1175,19 @@ sigmoid_norms, relu_norms, tanh_norms = chain_norms.values()
 sigmoid_factor, relu_factor, tanh_factor = factors.values()
 relu_spread = relu_norms.max(axis=1) / relu_norms.min(axis=1)
 print("ReLU/He, largest / smallest layer norm per seed:", np.round(relu_spread, 1))
-glue("debugging_sigmoid_factor", sigmoid_factor.mean(), display=False)
-glue("debugging_tanh_factor", 1 / tanh_factor.mean(), display=False)
-glue("debugging_relu_factor_min", relu_factor.min(), display=False)
-glue("debugging_relu_factor_max", relu_factor.max(), display=False)
-glue("debugging_relu_spread_min", relu_spread.min(), display=False)
-glue("debugging_relu_spread_max", relu_spread.max(), display=False)
+glue("debugging_sigmoid_factor", float(sigmoid_factor.mean()), display=False)
+glue("debugging_tanh_factor", float(1 / tanh_factor.mean()), display=False)
+glue("debugging_relu_factor_min", float(relu_factor.min()), display=False)
+glue("debugging_relu_factor_max", float(relu_factor.max()), display=False)
+glue("debugging_relu_spread_min", float(relu_spread.min()), display=False)
+glue("debugging_relu_spread_max", float(relu_spread.max()), display=False)
 
 # %% [markdown]
-# In every seed the sigmoid chain's gradient grows by a factor of about
-# {glue:text}`debugging_sigmoid_factor:.1f` per layer towards the output, so the first layer's gradient
-# is many orders of magnitude smaller than the last one's: those weights will barely move. The tanh
-# chain does the opposite: going down towards the input its gradient grows by about
-# {glue:text}`debugging_tanh_factor:.1f` per layer. The He-initialized ReLU chain has no trend (fitted
+# In every seed the sigmoid chain's gradient grows steeply towards the output, by a factor of
+# {glue:text}`debugging_sigmoid_factor:.1f` per layer on average over the seeds, so the first layer's
+# gradient is many orders of magnitude smaller than the last one's: those weights will barely move. The
+# tanh chain does the opposite in every seed: going down towards the input its gradient grows, by a
+# factor of {glue:text}`debugging_tanh_factor:.1f` per layer on average. The He-initialized ReLU chain has no trend (fitted
 # factors between {glue:text}`debugging_relu_factor_min:.2f` and
 # {glue:text}`debugging_relu_factor_max:.2f`), but its sixteen norms still scatter by a factor of
 # {glue:text}`debugging_relu_spread_min:.1f` to {glue:text}`debugging_relu_spread_max:.1f` within one
@@ -1183,7 +1196,7 @@ glue("debugging_relu_spread_max", relu_spread.max(), display=False)
 
 # %%
 assert (sigmoid_norms[:, 0] / sigmoid_norms[:, -1] < 1e-6).all()
-assert round(sigmoid_factor.mean()) == 4 and (sigmoid_factor > 3.5).all()
+assert (sigmoid_factor > 3.5).all()
 assert (tanh_factor < 0.85).all() and (tanh_norms[:, 1] / tanh_norms[:, -1] > 10).all()
 assert (np.abs(np.log(relu_factor)) < np.log(1.15)).all()
 assert relu_spread.min() > 2
@@ -1223,9 +1236,9 @@ plt.show()
 # variables' gradients. Only clipping by global norm {cite:p}`pascanu2013` rescales the whole gradient,
 # keeping the descent direction. We take the gradients of an exploding network: ReLU with weights 1.3
 # times the He scale. ReLU is positively homogeneous ($\max(0, sa) = s\max(0, a)$ for $s > 0$) and the
-# biases start at zero, so each layer multiplies the forward signal by exactly 1.3 more than the He
-# network with the same seed does; it is the signal's *variance* that grows by $1.3^2$ per layer. We
-# check that on the hidden activations of both networks.
+# biases start at zero, so each layer multiplies the forward signal by exactly 1.3 relative to the He
+# network with the same seed (whose signal stays level on average); it is the signal's *variance* that
+# gains the factor $1.3^2$ per layer. We check that on the hidden activations of both networks.
 
 # %%
 EXPLODING_GAIN = 1.3 * np.sqrt(2.0)
@@ -1653,7 +1666,7 @@ assert (
     > clipped_norms["by global norm"]
 )
 
-# %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network (seed 1), full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss shoots off the top of the plot and becomes non-finite; clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) ends lower than any of them.", "name": "fig-debugging-clip-training"}}
+# %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network (seed 1), full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss is non-finite from the second step on (only its first point is drawn); clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) ends lower than any of them.", "name": "fig-debugging-clip-training"}}
 fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8))
 for name, (all_losses, all_grad_norms) in runs.items():
     losses, grad_norms = all_losses[0], all_grad_norms[0]
@@ -1664,6 +1677,7 @@ for name, (all_losses, all_grad_norms) in runs.items():
     )
 blow_up = runs["exploding, no clipping"][0][0]
 last_finite = np.flatnonzero(np.isfinite(blow_up))[-1]
+assert last_finite == 0 and first_non_finite[0] == 1
 ax_loss.annotate(
     f"loss {blow_up[last_finite]:.0e} at step {last_finite},\nthen inf/NaN",
     xy=(last_finite, 1e6),
@@ -1844,7 +1858,6 @@ assert [s for s, _ in tf1_logged["grad_norm"]] == list(range(LINE_STEPS))
 assert np.array_equal(
     tf1_norms, tf1_printed[:, 1]
 )  # bit for bit what sess.run returned
-assert all(h.num == 2 for _, h in tf1_logged["grads"])
 
 
 # %% [markdown]
@@ -1934,7 +1947,6 @@ print(f"final w: TF2 - TF1 = {float(w2) - tf1_w}")
 assert np.array_equal(tf2_norms, tf1_norms) and np.array_equal(tf2_losses, tf1_losses)
 assert float(w2) == tf1_w
 assert np.array_equal(tf2_losses, tf2_printed[:, 0])
-assert all(table[:, 2].sum() == 2 for _, table in tf2_logged["grads"])
 
 
 # %% [markdown]
@@ -2056,9 +2068,7 @@ bucket_width = first[0, 1] - first[0, 0]
 band_error = np.abs(bands[0] - exact_step0).max()
 print(f"step 0: {first[:, 2].sum():.0f} entries, median {bands[0, 4]:.4g}")
 print(f"largest band error {band_error:.3g}, one bucket {bucket_width:.3g}")
-assert first[:, 2].sum() == WIDTH * WIDTH
 assert band_error <= bucket_width
-assert np.all(np.diff(bands, axis=1) >= 0)
 
 # %% [markdown]
 # {numref}`fig-debugging-logged` is what TensorBoard's *Scalars* and *Distributions* dashboards would
@@ -2127,20 +2137,23 @@ assert not LOGDIR.exists()
 #   or a correct parameter with a tiny gradient looks wrong; a norm-wise error per variable is a robust
 #   second opinion. Checking every variable separately tells you *where* the bug is: the wrong
 #   `tf.custom_gradient` failed only in the layer below it. `tf.test.compute_gradient` is the library
-#   version of the same formula.
+#   version of the same formula. For a large network, check the derivative along a few random
+#   directions (two forward passes each), away from kinks.
 # - NaN and Inf come from a few places: log of an underflowed 0 (in TensorFlow already at a logit gap of
 #   about {glue:text}`debugging_zero_gap_tf:.0f`, because its CPU kernels flush subnormals to zero),
 #   `exp` overflow, $0/0$ from a vanishing norm, and $0 \cdot \infty$ in the backward pass even behind a
 #   `tf.where` guard. Use the fused or shifted forms (`softmax_cross_entropy_with_logits`,
 #   `tf.nn.softmax`, `tf.nn.softplus`) and the two-`where` pattern. `tf.debugging.check_numerics` tests
 #   one tensor; `tf.debugging.enable_check_numerics` finds the first op that produced a non-finite
-#   value, and must be switched off again.
+#   value, and must be switched off again. In training, the usual cause is too large a learning rate;
+#   `keras.callbacks.TerminateOnNaN` stops such a run, and `LossScaleOptimizer` guards float16 steps.
 # - In a deep chain the gradient is a product of one factor per layer {eq}`eq-debugging-backprop`, so
 #   it vanishes or explodes geometrically ({numref}`fig-debugging-layer-norms`); measure such claims
 #   over several seeds, and give every layer its own initializer (one Keras initializer instance draws
 #   the same values for every layer). Clipping {eq}`eq-debugging-clipping` by value bends the direction,
 #   by norm rescales each variable, by global norm rescales everything; Keras' `clipvalue`, `clipnorm`
-#   (per variable!) and `global_clipnorm` match the hand-written rules. Clipping keeps an exploding
+#   (per variable!) and `global_clipnorm` match the hand-written rules. A gradient whose global norm
+#   overflows is turned into NaN by the global rule: skip such steps. Clipping keeps an exploding
 #   network trainable but is no substitute for a good initialization
 #   ({numref}`fig-debugging-clip-training`).
 # - Log gradient norms and histograms: TF1 with `tf.compat.v1.summary` ops, `merge_all` and a
