@@ -26,7 +26,8 @@
 #   at every step from 0 to 1000.
 # - How a schedule reaches the optimizer: TF1's `global_step`, Keras' `optimizer.iterations`, and the
 #   silent bug of a `global_step` that never moves.
-# - Why a decaying rate gets closer to the minimum than any constant rate when gradients are noisy.
+# - Why a decaying rate can end closer to the minimum than every constant rate when gradients are
+#   noisy, measured over several seeds, and what Robbins and Monro's conditions do and do not decide.
 # - The three L2 conventions (`tf.nn.l2_loss` halves, Keras' `L2` does not, TF1's `l2_regularizer`
 #   scales the half) and how to translate a TF1 setting into TF2.
 # - Why an L2 penalty and weight decay are the same thing for gradient descent and different things
