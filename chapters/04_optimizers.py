@@ -1565,7 +1565,7 @@ for problem in race:
 # small learning rates that keep them stable at the start, are still on their way: per-coordinate
 # scaling does not help much in a valley that is curved rather than tilted.
 
-# %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a rotated quadratic with condition number 25 (left, 120 steps) and on the Rosenbrock function (right, 500 steps, minimum at (1, 1)). Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
+# %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a rotated quadratic with condition number 25 (left, 120 steps) and on the Rosenbrock function (right, 500 steps); the star marks each minimum. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
 quadratic_panel = Panel(
     quadratic,
     (-4.5, 4.5),
@@ -1582,7 +1582,8 @@ rosenbrock_panel.paths = {name: path for name, (path, _) in race["Rosenbrock"].i
 fig = plot_paths(
     [quadratic_panel, rosenbrock_panel], figsize=(11.0, 4.6), marker_every=20
 )
-for ax in fig.axes:
+for ax, minimum in zip(fig.axes, [(0.0, 0.0), (1.0, 1.0)], strict=True):
+    ax.plot(*minimum, "*", color="gold", mec="k", ms=16, zorder=5, label="minimum")
     ax.legend(loc="lower right", fontsize="x-small", ncol=2)
 plt.show()
 
