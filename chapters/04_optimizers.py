@@ -2164,10 +2164,15 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # %%
 def final_weights(optimizer, l2=0.0, steps=100):
     W, b = tf.Variable(PROBLEM_W0), tf.Variable(PROBLEM_B0)
-    for _ in range(steps):
+
+    @tf.function
+    def step():
         with tf.GradientTape() as tape:
             loss = problem_loss(W, b) + l2 / 2 * tf.reduce_sum(W**2)
         optimizer.apply_gradients(zip(tape.gradient(loss, [W, b]), [W, b], strict=True))
+
+    for _ in range(steps):
+        step()
     return W.numpy()
 
 
