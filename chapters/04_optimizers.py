@@ -174,6 +174,15 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    "Optimizer",
+    "GradientDescent",
+    "Momentum",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+]
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
 
@@ -1565,7 +1574,7 @@ for problem in race:
 # small learning rates that keep them stable at the start, are still on their way: per-coordinate
 # scaling does not help much in a valley that is curved rather than tilted.
 
-# %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a rotated quadratic with condition number 25 (left, 120 steps) and on the Rosenbrock function (right, 500 steps, minimum at (1, 1)). Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
+# %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a rotated quadratic with condition number 25 (left, 120 steps) and on the Rosenbrock function (right, 500 steps); the star marks each minimum. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
 quadratic_panel = Panel(
     quadratic,
     (-4.5, 4.5),
@@ -1582,7 +1591,8 @@ rosenbrock_panel.paths = {name: path for name, (path, _) in race["Rosenbrock"].i
 fig = plot_paths(
     [quadratic_panel, rosenbrock_panel], figsize=(11.0, 4.6), marker_every=20
 )
-for ax in fig.axes:
+for ax, minimum in zip(fig.axes, [(0.0, 0.0), (1.0, 1.0)], strict=True):
+    ax.plot(*minimum, "*", color="gold", mec="k", ms=16, zorder=5, label="minimum")
     ax.legend(loc="lower right", fontsize="x-small", ncol=2)
 plt.show()
 
@@ -2154,10 +2164,15 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # %%
 def final_weights(optimizer, l2=0.0, steps=100):
     W, b = tf.Variable(PROBLEM_W0), tf.Variable(PROBLEM_B0)
-    for _ in range(steps):
+
+    @tf.function
+    def step():
         with tf.GradientTape() as tape:
             loss = problem_loss(W, b) + l2 / 2 * tf.reduce_sum(W**2)
         optimizer.apply_gradients(zip(tape.gradient(loss, [W, b]), [W, b], strict=True))
+
+    for _ in range(steps):
+        step()
     return W.numpy()
 
 

@@ -8,6 +8,15 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    "Optimizer",
+    "GradientDescent",
+    "Momentum",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+]
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
 

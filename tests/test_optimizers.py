@@ -125,3 +125,10 @@ def test_twins_agree_bit_for_bit(index):
             history.append(w.numpy())
         histories.append(np.array(history))
     assert np.array_equal(histories[0], histories[1])
+
+
+def test_star_import_gives_the_optimizers():
+    namespace = {}
+    exec("from gdbook.optimizers import *", namespace)
+    names = set(namespace) - {"__builtins__"}
+    assert names == {"Optimizer", "GradientDescent", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW"}
