@@ -1442,12 +1442,14 @@ assert forward_vs_reverse < 1e-15 and forward_vs_exact < 1e-15
 # | reverse | `tf.GradientTape` | $J^\top \bar{\mathbf y}$ (a gradient) | $m$ backward passes | few outputs: losses |
 # | forward | `tf.autodiff.ForwardAccumulator` | $J \dot{\mathbf x}$ (a directional derivative) | $n$ forward passes | few inputs, or one direction |
 #
-# `ForwardAccumulator` does not use a `tf.custom_gradient`. It computes the JVP of each operation as the
-# operation runs, from the gradient registered for that operation's *type* (it transposes that gradient),
-# so it differentiates the forward operations inside the custom-gradient function; the custom backward
-# function is something only the tape replays. This holds eagerly and equally when the accumulator is opened
-# inside a `tf.function`, where `tf.custom_gradient` works by overriding the gradient of one `IdentityN`
-# operation and the accumulator still uses `IdentityN`'s own gradient. A function whose custom gradient
+# `ForwardAccumulator` computes the JVP of each operation as the operation runs, from the gradient
+# registered for that operation's *type* (it transposes that gradient). A `tf.custom_gradient` function is
+# not one operation to it: the function's forward operations run while the accumulator watches, so its
+# output already carries their tangent. Eagerly, the custom gradient is recorded afterwards for that same
+# output, and the accumulator keeps the tangent it already has. Inside a `tf.function`,
+# `tf.custom_gradient` works by overriding the gradient of one `IdentityN` operation, and the accumulator
+# uses `IdentityN`'s own registered gradient, which passes the forward tangent through. Either way the
+# forward operations decide, not the custom backward function. A function whose custom gradient
 # multiplies by 7 shows it, with two helpers that return a forward-mode derivative: one opens the accumulator
 # eagerly, the other inside a `tf.function`.
 
@@ -1491,6 +1493,30 @@ traced_forward = forward_derivative_in_function(times_one_gradient_seven, x_poin
 print(f"tape: {reverse_derivative}, accumulator eagerly: {eager_forward},")
 print(f"accumulator inside a tf.function: {traced_forward}")
 assert reverse_derivative == 7.0 and eager_forward == traced_forward == 1.0
+
+
+# %% [markdown]
+# One eager case differs. When the forward operations give the output no tangent at all (the input goes
+# through `tf.stop_gradient`, or through an operation without a gradient such as `tf.round`), the eager
+# accumulator falls back on transposing the custom backward function; inside a `tf.function` the tangent
+# that `IdentityN` passes through is zero.
+
+
+# %%
+@tf.custom_gradient
+def stopped_gradient_seven(x):
+    def grad(upstream):
+        return 7.0 * upstream
+
+    return tf.stop_gradient(x) * 1.0, grad
+
+
+stopped_eager = forward_derivative(stopped_gradient_seven, x_point)
+stopped_traced = forward_derivative_in_function(stopped_gradient_seven, x_point)
+print(
+    f"no forward path: eagerly {stopped_eager}, inside a tf.function {stopped_traced}"
+)
+assert stopped_eager == 7.0 and stopped_traced == 0.0
 
 # %% [markdown]
 # The workaround is to make the custom-gradient function a `tf.function` of its own. Its call is then a
@@ -1898,7 +1924,7 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # | `LookupError: gradient registry has no entry for` | the operation has no registered gradient ({ref}`everyday <tape-everyday>`) | `tf.RegisterGradient`, or `tf.custom_gradient` around it |
 # | a compiled step retraces, or ignores a changed setting | Python numbers are constants of the trace ({ref}`everyday <tape-everyday>`) | pass tensors, or keep settings in variables |
 # | `TypeError: ... must accept keyword argument 'variables'` | a custom-gradient function reads a variable ({ref}`custom gradient <tape-custom>`) | `grad(upstream, variables)` returning input and variable gradients |
-# | forward-mode result ignores a custom gradient | `ForwardAccumulator` differentiates the forward ops ({ref}`forward mode <tape-forward>`) | wrap the custom-gradient function in `tf.function` |
+# | forward-mode result ignores a custom gradient | `ForwardAccumulator` follows the forward ops' tangents ({ref}`forward mode <tape-forward>`) | wrap the custom-gradient function in `tf.function` |
 #
 # ## Summary
 #
@@ -1919,7 +1945,9 @@ assert gaps["finite differences"] > 1000 * rounding_level
 #   as it runs, but `tf.where` records both branches.
 # - `tf.custom_gradient` fixes numerically unstable gradients {eq}`eq-tape-softplus` and can clip inside the
 #   backward pass. Forward mode {eq}`eq-tape-jvp` is cheaper when inputs are few; `ForwardAccumulator`
-#   ignores custom gradients unless the custom-gradient function is its own `tf.function`.
+#   follows a custom-gradient function's forward operations, not its custom gradient (eagerly it falls
+#   back on the custom gradient only where those operations give no tangent), unless the function is
+#   its own `tf.function`.
 # - In everyday code the sources are `model.trainable_variables` or any nested structure; a compiled step
 #   traces once per input signature, and Python numbers in it are constants fixed at tracing. Several tapes
 #   can record at once (one per loss), and nested tapes regularise input gradients. An operation
