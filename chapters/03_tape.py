@@ -802,8 +802,8 @@ assert hessian_error < 1e-14
 
 # %% [markdown]
 # A Hessian of $n$ parameters has $n^2$ entries; for a network with a million weights that is out of the
-# question. Many methods (Newton-CG, curvature estimates) need only **Hessian-vector products**, and those cost
-# about two gradients {cite:p}`pearlmutter1994`:
+# question. Many methods (Newton-CG, curvature estimates) need only **Hessian-vector products**, and one costs a
+# small constant multiple of one gradient, whatever the number of parameters {cite:p}`pearlmutter1994`:
 #
 # $$
 # H \mathbf v = \nabla_{\mathbf x}\big(\nabla_{\mathbf x} f(\mathbf x)^\top \mathbf v\big).
@@ -1940,7 +1940,7 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # - The gradient of a non-scalar target is the gradient of its sum {eq}`eq-tape-sum`; `jacobian` and
 #   `batch_jacobian` give every entry or the per-example blocks.
 # - Nested tapes give second derivatives, Hessians (the Jacobian of the gradient) and Hessian-vector products
-#   {eq}`eq-tape-hvp` for the cost of about two gradients.
+#   {eq}`eq-tape-hvp` for a small constant multiple of the cost of a gradient.
 # - `stop_recording` and `tf.stop_gradient` keep values off the backward pass; Python control flow is recorded
 #   as it runs, but `tf.where` records both branches.
 # - `tf.custom_gradient` fixes numerically unstable gradients {eq}`eq-tape-softplus` and can clip inside the
