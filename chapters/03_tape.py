@@ -943,9 +943,10 @@ assert loop_grad == 4 * 1.5**3
 
 # %% [markdown]
 # (tape-where-nan)=
-# `tf.where` is different: it is *one* operation that computes **both** branches for every element and then
-# picks. Both branches are recorded, and the backward pass multiplies the unused branch's derivative by zero.
-# If that derivative is infinite or NaN, $0 \cdot \infty$ is NaN. The classic case is a square root guarded
+# `tf.where` is different: it is not control flow but *one* operation that picks, element by element, between
+# two tensors that were **both** computed in full before it ran. Both branches are recorded; the backward
+# pass of `tf.where` sends a zero upstream gradient into the unused branch, whose own backward pass
+# multiplies that zero by its local derivative. If that derivative is infinite or NaN, $0 \cdot \infty$ is NaN. The classic case is a square root guarded
 # against negative inputs, here written as the power $x^{0.5}$.
 
 # %%
