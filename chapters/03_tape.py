@@ -1344,9 +1344,10 @@ assert "must accept keyword argument 'variables'" in missing_variables.message
 
 
 # %% [markdown]
-# With the argument, the function below is $y = s x$ with a backward pass that halves both gradients, a
-# way to make one part of a network learn at half speed: $\partial y/\partial x = s/2$ and
-# $\partial y / \partial s = x / 2$ instead of $s$ and $x$.
+# With the argument, the function below is $y = s x$ with a backward pass that halves both gradients:
+# $\partial y/\partial x = s/2$ and $\partial y / \partial s = x / 2$ instead of $s$ and $x$. Under plain
+# SGD the scale, and every layer before it (their gradients pass through $\partial y/\partial x$), then
+# learn at half speed; Adam, which divides by the gradients' running magnitude, would undo a constant factor.
 
 
 # %%
