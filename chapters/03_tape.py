@@ -669,8 +669,8 @@ plt.show()
 # A gradient computed while an outer tape is open is itself a sequence of operations, so the outer tape
 # records it and can differentiate it again. The slides {cite:p}`src004` try this on $y = x w + b$,
 # expecting `None` for the second derivative because $\partial y / \partial w = x$ does not depend on $w$.
-# But their `x`, `w` and `b` are constants that no tape watches, so even the *first* derivatives are `None`,
-# which is this chapter's thesis again:
+# But their `x` and `w` are the constants of their first example, which no tape watches (their `b` is never
+# defined; a constant here), so even the *first* derivatives are `None`, which is this chapter's thesis again:
 
 # %%
 x, w, b = tf.constant(2.0), tf.constant(1.0), tf.constant(0.5)
