@@ -54,7 +54,9 @@ import gdbook
 
 gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
 
+import contextlib
 import dataclasses
+import io
 
 import keras
 import matplotlib.pyplot as plt
@@ -1646,7 +1648,9 @@ assert step_losses[-1] < 1e-3 * compiled_loss
 # **Python values in a traced function are constants.** A Python float passed to a `tf.function` is part of
 # the signature: each new value is a new trace, with the value baked into the graph as a constant. A tensor
 # argument is a placeholder, traced once per shape and dtype. A Python number read from an enclosing scope is
-# worse: it is captured at the first trace and later changes are silently ignored.
+# worse: it is captured at the first trace and later changes are silently ignored. Tracing again and
+# again is slow, and TensorFlow says so: the cell below prints its retracing warning (the one TensorFlow
+# warning `gdbook.setup()` lets through) above the counts.
 
 # %%
 trace_count = []
@@ -1658,16 +1662,19 @@ def scaled(value, scale):
     return value * scale
 
 
-for scale in (0.1, 0.2, 0.3, 0.4):
-    scaled(tf.constant(1.0), scale)
-traces_for_floats = len(trace_count)
-for scale in (0.1, 0.2, 0.3, 0.4):
-    scaled(tf.constant(1.0), tf.constant(scale))
+with contextlib.redirect_stdout(io.StringIO()) as tracing_log:
+    for scale in (0.1, 0.2, 0.3, 0.4):
+        scaled(tf.constant(1.0), scale)
+    traces_for_floats = len(trace_count)
+    for scale in (0.1, 0.2, 0.3, 0.4):
+        scaled(tf.constant(1.0), tf.constant(scale))
 traces_for_tensors = len(trace_count) - traces_for_floats
+print(tracing_log.getvalue(), end="")
 print(
     "traces: four Python floats", traces_for_floats, " four tensors", traces_for_tensors
 )
 assert traces_for_floats == 4 and traces_for_tensors == 1
+assert "5 out of the last 5 calls to <function scaled" in tracing_log.getvalue()
 
 # %% [markdown]
 # A learning rate held in a Python variable and read inside a compiled step is the everyday victim.
@@ -2112,7 +2119,7 @@ np.testing.assert_array_equal(
 # 1000 entries. Reverse mode would need 1000 backward passes, one per output. For
 # $\mathbb R^{1000} \to \mathbb R^{4}$ it is the other way round: 4 backward passes with `GradientTape`
 # (or one `tape.jacobian` call, which vectorises them), against 1000 forward passes. Here is the forward
-# build for a made-up simulation with four parameters, checked against `tape.jacobian`.
+# build for a made-up simulation with four parameters.
 
 # %%
 times = tf.constant(np.linspace(0.0, 1.0, 1000))
@@ -2129,13 +2136,24 @@ for tangent in tf.eye(4, dtype=tf.float64):
         measurements = simulate(parameters)
     jacobian_columns.append(accumulator.jvp(measurements))
 forward_jacobian = tf.stack(jacobian_columns, axis=1)
-with tf.GradientTape() as tape:
-    tape.watch(parameters)
-    measurements = simulate(parameters)
-reverse_jacobian = tape.jacobian(measurements, parameters)
 print(
     "forward passes:", len(jacobian_columns), " Jacobian shape:", forward_jacobian.shape
 )
+
+# %% [markdown]
+# `tape.jacobian` gives the same matrix, and TensorFlow prints its retracing warning with it: every call
+# of `tape.jacobian` wraps its vectorised loop (`pfor`) in a new `tf.function` and traces it, and this is
+# the chapter's fifth call. It is harmless here; where Jacobians are computed in a loop, computing them
+# inside one `tf.function` of your own traces that loop once.
+
+# %%
+with tf.GradientTape() as tape:
+    tape.watch(parameters)
+    measurements = simulate(parameters)
+with contextlib.redirect_stdout(io.StringIO()) as jacobian_log:
+    reverse_jacobian = tape.jacobian(measurements, parameters)
+print(jacobian_log.getvalue(), end="")
+assert "5 out of the last 5 calls to <function pfor" in jacobian_log.getvalue()
 np.testing.assert_allclose(forward_jacobian, reverse_jacobian, rtol=1e-14, atol=1e-15)
 
 # %% [markdown]
