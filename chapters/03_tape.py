@@ -28,7 +28,8 @@
 # - what a tape stores, from a reverse-mode tape of a few dozen lines checked against `tf.GradientTape`;
 # - the everyday patterns: Keras variables, a compiled training step, Python constants in traced code,
 #   nested structures, `tape.reset()`, and an operation with no gradient;
-# - forward mode (`tf.autodiff.ForwardAccumulator`), and one gradient computed five ways that all agree.
+# - forward mode (`tf.autodiff.ForwardAccumulator`), and one gradient computed five ways: the three
+#   automatic ones agree to rounding, finite differences do not.
 # :::
 #
 # In graph mode, the subject of {ref}`ch-tf-gradients`, TensorFlow first builds the whole computation as a graph and
@@ -1272,7 +1273,7 @@ assert clipped_steps.max() <= 0.2 * 1.0 + 1e-6 and plain_steps[0] > 0.5
 assert np.linalg.norm(plain_path[-1]) < 1e-3 < np.linalg.norm(clipped_path[-1]) < 2e-2
 
 # %% [markdown]
-# The clipped walk's step is exactly $0.2$ as long as the true gradient's norm is at least 1, and shorter
+# The clipped walk's step is $0.2$, up to float32 rounding, as long as the true gradient's norm is at least 1, and shorter
 # after that; the plain walk's $v$ changes sign at every one of the first 25 steps.
 
 # %%
@@ -1984,9 +1985,16 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # :class: dropdown
 # ```
 #
-# `tf.range(3)` is an `int32` tensor, and the tape refuses to watch integer tensors. Cast to a float first.
+# `tf.range(3)` is an `int32` tensor, and the tape does not watch integer tensors (`watch` only logs a
+# warning). The first half of the cell shows the `None`; casting to a float first gives the gradient.
 
 # %%
+int_labels = tf.range(3)
+with tf.GradientTape() as tape:
+    tape.watch(int_labels)
+    int_total = tf.reduce_sum(int_labels * int_labels)
+assert int_labels.dtype == tf.int32 and tape.gradient(int_total, int_labels) is None
+
 labels = tf.cast(tf.range(3), tf.float32)
 with tf.GradientTape() as tape:
     tape.watch(labels)
