@@ -650,6 +650,9 @@ assert block_error < 1e-6
 np.testing.assert_array_equal(diagonal_blocks, jacobian_blocks.numpy())
 assert off_block_mass == 0.0
 
+# %% [markdown]
+# The figure draws the magnitude of every entry of the full Jacobian, with the blocks outlined.
+
 # %% mystnb={"figure": {"caption": "The full Jacobian of a per-example function of a batch of three, flattened to 9 outputs by 6 inputs. Only the three blocks on the diagonal (one per example) can be non-zero; `batch_jacobian` returns just those blocks.", "name": "fig-tape-jacobian-blocks"}}
 flat_jacobian = jacobian_all.numpy().reshape(9, 6)
 fig, ax = plt.subplots(figsize=(4.2, 5.0))
@@ -738,6 +741,9 @@ error_first = np.max(np.abs(first.numpy() - 3 * grid_x.numpy() ** 2))
 error_second = np.max(np.abs(second.numpy() - 6 * grid_x.numpy()))
 print(f"max error of 3x^2: {error_first:.1e}, of 6x: {error_second:.1e}")
 assert error_first < 1e-12 and error_second < 1e-12
+
+# %% [markdown]
+# The figure draws the three tape curves over the analytic ones.
 
 # %% mystnb={"figure": {"caption": "$x^3$ and its first two derivatives from nested tapes (solid), on the analytic $3x^2$ and $6x$ (dashed). The curves coincide to within $10^{-12}$.", "name": "fig-tape-cubic"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -1286,6 +1292,10 @@ assert np.all(clipped_steps[~steep] < 0.2) and steep[: steep.sum()].all()
 assert np.all(plain_path[1:26, 1] * plain_path[:25, 1] < 0)
 
 
+# %% [markdown]
+# The figure draws both walks, all forty steps, on the bowl's contours.
+
+
 # %% mystnb={"figure": {"caption": "Forty steps of gradient descent ($\\alpha = 0.2$) on $\\tfrac12(u^2 + 8v^2)$ from $(-4.5, 1)$. Plain descent (blue) takes long steps and zig-zags across the narrow valley; with the gradient clipped to norm 1 in the backward pass (orange), every step is at most 0.2 long.", "name": "fig-tape-clipped-paths"}}
 def bowl_numpy(u, v):
     return 0.5 * (u**2 + 8.0 * v**2)
@@ -1302,11 +1312,11 @@ fig = plot_paths([descent_panel], figsize=(7.5, 3.6))
 plt.show()
 
 # %% [markdown]
-# Press play to watch the first 25 steps of the two walks side by side: the plain one jumps back and forth
-# across the valley, while the clipped one marches at constant speed, and slows down only once the true
-# gradient's norm drops below 1.
+# Press play on {numref}`fig-tape-clipped-animation` to watch the first 25 steps of the two walks side by
+# side: the plain one jumps back and forth across the valley, while the clipped one marches at constant
+# speed, and slows down only once the true gradient's norm drops below 1.
 
-# %%
+# %% mystnb={"figure": {"caption": "The first 25 steps of the two walks of {numref}`fig-tape-clipped-paths`, animated. Plain descent crosses the valley at every step; the clipped walk moves 0.2 per step until the gradient's norm falls below 1.", "name": "fig-tape-clipped-animation"}}
 first_steps = {label: path[:26] for label, path in descent_panel.paths.items()}
 animated_panel = dataclasses.replace(descent_panel, paths=first_steps)
 # without constrained layout the frames render twice as fast
@@ -1788,6 +1798,9 @@ def mixed_partial(first, second):
 
 d_a_of_d_x = mixed_partial(point_x, shape_a).numpy()
 print("d/da (dP/dx) =", d_a_of_d_x)
+
+# %% [markdown]
+# The other order differentiates the output of `IgammaGradA`, and fails.
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(LookupError) as no_gradient:
