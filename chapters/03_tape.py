@@ -1103,9 +1103,10 @@ print("TensorFlow 1/1e38:", tiny_quotient, " NumPy:", np.float32(1) / np.float32
 assert tiny_quotient == 0.0 and np.float32(1) / np.float32(1e38) > 0
 
 # %% [markdown]
-# Below $87.34$ the naive gradient is not exact either: from about $x =$ {glue:text}`ch3_first_drift:.0f` on,
-# {glue:text}`ch3_drift_points` of the {glue:text}`ch3_drift_span` grid points up to $87.34$ are off from
-# $\sigma(x)$ by more than $10^{-6}$, by up to {glue:text}`ch3_naive_drift:.1e`; below it, none is.
+# Below $87.34$ the naive gradient is not exact either. The first grid point where it is off from
+# $\sigma(x)$ by more than $10^{-6}$ is $x =$ {glue:text}`ch3_first_drift:.1f`; from there up to $87.34$,
+# {glue:text}`ch3_drift_points` of the {glue:text}`ch3_drift_span` grid points are, by up to
+# {glue:text}`ch3_naive_drift:.1e`.
 
 # %%
 from myst_nb import glue
