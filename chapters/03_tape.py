@@ -1329,8 +1329,8 @@ to_html(descent_animation)
 
 # %% [markdown]
 # A custom gradient for a function that reads a **variable** must also give the variable's gradient. The
-# tape hands the `grad` function, as the keyword argument `variables`, the variables the function read
-# without receiving them as inputs; `grad` returns the gradients of the inputs and a list with one gradient
+# decorator hands the `grad` function, as the keyword argument `variables`, the *trainable* variables the
+# function read without receiving them as inputs; `grad` returns the gradients of the inputs and a list with one gradient
 # per variable. A `grad` without that argument is refused as soon as the function runs, before any gradient
 # is asked for.
 
@@ -1350,11 +1350,24 @@ with gdbook.expect_error(TypeError) as missing_variables:
     scale_without_variables(tf.constant(2.0))
 
 # %% [markdown]
-# The message names the variable the function read.
+# The message names the variable the function read. A non-trainable variable does not count: the same
+# function reading a frozen scale runs without the argument.
 
 # %%
 print(missing_variables.message)
 assert "must accept keyword argument 'variables'" in missing_variables.message
+frozen_scale = tf.Variable(3.0, trainable=False)
+
+
+@tf.custom_gradient
+def scale_by_frozen(x):
+    def grad(upstream):
+        return upstream * frozen_scale
+
+    return frozen_scale * x, grad
+
+
+assert scale_by_frozen(tf.constant(2.0)).numpy() == 6.0
 
 
 # %% [markdown]
