@@ -1469,7 +1469,7 @@ print(
     f"max |forward - reverse| = {forward_vs_reverse:.1e}"
     f", max |forward - analytic| = {forward_vs_exact:.1e}"
 )
-assert forward_vs_reverse < 1e-15 and forward_vs_exact < 1e-15
+assert forward_vs_reverse == 0.0 and forward_vs_exact == 0.0
 
 
 # %% [markdown]
