@@ -22,12 +22,15 @@
 # :::{admonition} What you will learn
 # :class: tip
 # - how the source's convolutional network is built, how many parameters and floating-point operations it
-#   has, and what test accuracy its training recipe (Momentum 0.001, 1000 steps) actually reaches;
+#   has, and why one Keras initializer object must not serve several layers;
+# - whether the source's textbook loss fails on this network, and how its recipe (Momentum 0.001) starts,
+#   measured over three seeds on a validation set;
 # - that a `GradientTape` step with a hand-written Momentum or Adam update and Keras `fit` with the same
 #   optimizer produce bit-for-bit the same weights, when the details agree;
-# - what `tf.function` and XLA buy on a CPU, and how close training gets to the machine's matmul speed;
-# - a better recipe that reaches 99.2% test accuracy within a three-minute training budget on two CPU cores;
-# - what the first layer learns, and how to save and restore a trained model with `tf.train.Checkpoint`.
+# - what `tf.function` and XLA buy on a CPU, timed under the same settings, and how a training step's
+#   rate compares with that of a large matrix product;
+# - a better recipe that reaches about 99% in one pass over the data, chosen without looking at the test
+#   set; what its first layer learns; how to save and restore it with `tf.train.Checkpoint`.
 # :::
 #
 # The second MNIST program of the source documents is the convolutional network of TensorFlow's old
@@ -39,7 +42,7 @@
 # %%
 import gdbook
 
-gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
+SEED = gdbook.setup()  # quiet TF logs, seeds, op determinism, plot style
 
 import numpy as np
 import tensorflow as tf
@@ -47,14 +50,18 @@ import tensorflow as tf
 # %% [markdown]
 # The remaining imports, and the data: images as 28 by 28 by 1 arrays (height, width, one grey channel),
 # labels as integers. Integer labels go with the *sparse* cross-entropy, which is the cross-entropy of
-# the previous chapter with the one-hot vector left implicit.
+# the previous chapter with the one-hot vector left implicit. The last 5,000 training images are held out
+# as a *validation* set: every comparison and every choice in this chapter is made on it, and the test set
+# is read once, at the end, for the models that the choices produced.
 
 # %% tags=["nbval-ignore-output"]
+import math
 import tempfile
 import time
 
 import keras
 import matplotlib.pyplot as plt
+from myst_nb import glue
 
 from gdbook.mnist_tools import (
     accuracy,
@@ -68,13 +75,15 @@ from gdbook.mnist_tools import (
     predict_in_batches,
 )
 
-chapter_start = time.perf_counter()
+chapter_start, chapter_start_cpu = time.perf_counter(), time.process_time()
 mnist = gdbook.load_mnist("float")
 x_train, x_test = mnist.x_train[..., None], mnist.x_test[..., None]
 y_train, y_test = mnist.y_train.astype(np.int32), mnist.y_test.astype(np.int32)
-print("train", x_train.shape, y_train.shape, " test", x_test.shape, y_test.shape)
-assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
-
+VALIDATION = 5000
+x_fit, y_fit = x_train[:-VALIDATION], y_train[:-VALIDATION]
+x_val, y_val = x_train[-VALIDATION:], y_train[-VALIDATION:]
+print(f"fit {x_fit.shape}, validation {x_val.shape}, test {x_test.shape}")
+assert len(x_fit) == 55000 and x_train.shape == (60000, 28, 28, 1)
 
 # %% [markdown]
 # ## The source's network
@@ -96,39 +105,103 @@ assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1
 #
 # so that its expected value is unchanged; at test time it does nothing {cite:p}`srivastava2014`. The source
 # initialises every weight from a normal distribution with standard deviation 0.1 truncated at two standard
-# deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). In Keras:
+# deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). Each of
+# its four `tf.truncated_normal` calls draws fresh numbers.
+#
+# ### A trap: one initializer object for several layers
+#
+# The natural Keras translation builds one `TruncatedNormal(stddev=0.1)` and hands it to all four layers.
+# In Keras 3 that is a bug. An initializer object fixes its seed when it is created (without a seed
+# argument, Keras draws one from the global seed at that moment), and every call draws the same stream of
+# numbers from that seed. Two calls of one object, for the shapes of `conv1`'s and `conv2`'s kernels,
+# show it:
 
 # %%
-def source_network(dropout_rate=0.5):
-    """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10
-    logits.
+shared = keras.initializers.TruncatedNormal(stddev=0.1)
+conv1_values = shared((5, 5, 1, 32)).numpy().ravel()
+conv2_values = shared((5, 5, 32, 64)).numpy().ravel()
+print("the object's seed:", shared.seed)
+print("conv1's first values:", conv1_values[:4].round(4))
+print("conv2's first values:", conv2_values[:4].round(4))
+print(
+    f"conv1's {conv1_values.size} values == the first {conv1_values.size} of conv2's:",
+    np.array_equal(conv1_values, conv2_values[: conv1_values.size]),
+)
+assert np.array_equal(conv1_values, conv2_values[: conv1_values.size])
+dense1_values = shared((3136, 1024)).numpy().ravel()
+logits_values = shared((1024, 10)).numpy().ravel()
+repeats = [
+    np.array_equal(smaller, dense1_values[: smaller.size])
+    for smaller in (conv2_values, logits_values)
+]
+print("conv2's and logits' values == the first of dense1's:", repeats)
+assert all(repeats)
+
+
+# %% [markdown]
+# A network built that way starts with `conv1`'s kernel equal to the beginning of `conv2`'s, `conv2`'s
+# equal to the beginning of `dense1`'s, and `logits`' equal to the beginning of `dense1`'s: not the
+# source's network, and a correlation between layers that nobody asked for. (Keras' docstring of the
+# initializers says as much; the layers' default initializers do not have the problem, because each
+# layer creates its own.) The fix is a fresh initializer per layer, each with its own seed. Here the four
+# seeds are derived from the chapter's seed by NumPy's `SeedSequence`, so that the network is
+# reproducible and different seeds give unrelated networks. (A `keras.random.SeedGenerator` passed as the
+# seed also works: it advances on every call.)
+
+
+# %%
+def source_network(dropout_rate=0.5, seed=SEED):
+    """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout,
+    10 logits; every layer draws its own truncated normal weights.
     """
-    init = {
-        "kernel_initializer": keras.initializers.TruncatedNormal(stddev=0.1),
-        "bias_initializer": keras.initializers.Constant(0.1),
-    }
+    seeds = iter(np.random.SeedSequence(seed).generate_state(4).tolist())
+
+    def init():
+        return {
+            "kernel_initializer": keras.initializers.TruncatedNormal(
+                stddev=0.1, seed=next(seeds)
+            ),
+            "bias_initializer": keras.initializers.Constant(0.1),
+        }
+
     layers = keras.layers
+    conv = {"padding": "same", "activation": "relu"}
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            layers.Conv2D(
-                32, 5, padding="same", activation="relu", name="conv1", **init
-            ),
+            layers.Conv2D(32, 5, name="conv1", **conv, **init()),
             layers.MaxPool2D(2, name="pool1"),
-            layers.Conv2D(
-                64, 5, padding="same", activation="relu", name="conv2", **init
-            ),
+            layers.Conv2D(64, 5, name="conv2", **conv, **init()),
             layers.MaxPool2D(2, name="pool2"),
             layers.Flatten(name="flatten"),
-            layers.Dense(1024, activation="relu", name="dense1", **init),
-            layers.Dropout(dropout_rate, name="dropout"),
-            layers.Dense(10, name="logits", **init),
+            layers.Dense(1024, activation="relu", name="dense1", **init()),
+            layers.Dropout(dropout_rate, seed=seed, name="dropout"),
+            layers.Dense(10, name="logits", **init()),
         ]
     )
 
 
+# %% [markdown]
+# The check on the fixed network: no kernel is the beginning of the next layer's, the overlapping parts
+# are uncorrelated, and every kernel has the spread of the source's distribution (a normal distribution
+# truncated at two standard deviations has a standard deviation of $0.88\,\sigma$).
+
+# %%
 model = source_network()
 initial_weights = model.get_weights()
+kernels = [initial_weights[i].ravel() for i in (0, 2, 4, 6)]
+for smaller, larger in zip(kernels[:-1], kernels[1:], strict=True):
+    size = min(smaller.size, larger.size)
+    correlation = np.corrcoef(smaller[:size], larger[:size])[0, 1]
+    print(f"{size:6d} overlapping values, correlation {correlation:+.3f}")
+    assert not np.array_equal(smaller[:size], larger[:size]) and abs(correlation) < 0.1
+# standard deviation of a standard normal truncated at +-2
+expected_sd = 0.1 * np.sqrt(1 - 4 * np.exp(-2) / np.sqrt(2 * np.pi) / math.erf(2**0.5))
+stds = [float(k.std()) for k in kernels]
+print(f"kernel standard deviations {np.round(stds, 4)}")
+print(f"expected {expected_sd:.4f} = {expected_sd / 0.1:.3f} sigma")
+assert all(abs(sd - expected_sd) < 0.005 for sd in stds)
+assert max(float(np.abs(k).max()) for k in kernels) <= 0.2
 
 
 # %% [markdown]
@@ -149,6 +222,7 @@ initial_weights = model.get_weights()
 # | **total** | | **3,274,634** | **27,767,808** |
 #
 # The next cell computes both columns from the model's own shapes and checks the table.
+
 
 # %%
 def layer_flops(layer):
@@ -177,6 +251,10 @@ FLOPS_PER_IMAGE = sum(flops for _, flops in table.values())
 print(
     f"total {model.count_params():,d} parameters, {FLOPS_PER_IMAGE:,d} forward FLOPs "
     "per image"
+)
+print(
+    f"= {model.count_params() / 1e6:.1f} million parameters, "
+    f"{FLOPS_PER_IMAGE / 1e6:.1f} MFLOPs"
 )
 assert table["conv1"] == (832, 1_254_400) and table["conv2"] == (51_264, 20_070_400)
 assert table["dense1"] == (3_212_288, 6_422_528) and table["logits"] == (10_250, 20_480)
@@ -244,15 +322,28 @@ assert difference < 1e-4
 # $$ (eq-cnn-momentum)
 #
 # TF1's `MomentumOptimizer` keeps $a \leftarrow \mu a + g$ and subtracts $\alpha a$ instead; with a constant
-# $\alpha$ that is the same algorithm ($v = -\alpha a$), with different rounding. Chapter 4 writes such
-# updates by hand and compares them with TensorFlow's optimizers on small problems.
+# $\alpha$ that is the same algorithm ($v = -\alpha a$), with different rounding. {ref}`ch-optimizers`
+# writes such updates by hand and compares them with TensorFlow's optimizers on small problems.
+#
+# The loss needs a decision. The source computes the textbook cross-entropy from probabilities,
+# `-reduce_sum(y * log(softmax(z)))`, which {ref}`ch-softmax` showed to fail with `inf` or `NaN` as soon
+# as a probability rounds to 0. This chapter departs from the source here: everywhere except in the next
+# run it uses Keras' stable loss computed from the logits, `SparseCategoricalCrossentropy(from_logits=True)`.
+# The step takes the loss as an argument, so that the source's recipe can be run once with the source's
+# own formula, to see whether the trap bites on this network.
 
 # %%
 loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def textbook_loss(labels, logits):
+    """The source's loss: -sum(y * log(softmax(z))) with one-hot y, batch mean."""
+    log_probabilities = tf.math.log(tf.nn.softmax(logits))
+    return tf.reduce_mean(-tf.reduce_sum(tf.one_hot(labels, 10) * log_probabilities, 1))
+
+
 def momentum_update(learning_rate, momentum):
-    """Hand-written Momentum in Keras' form; returns (apply, slots)."""
+    """Hand-written Momentum in Keras' form (eq-cnn-momentum)."""
 
     def apply(grads, variables, slots):
         for g, var, v in zip(grads, variables, slots, strict=True):
@@ -262,10 +353,14 @@ def momentum_update(learning_rate, momentum):
     return apply
 
 
-def make_train_step(model, update, jit_compile=False):
-    """A compiled training step: loss with dropout on, tape gradient, hand-written
-    update.
-    """
+# %% [markdown]
+# The step itself, compiled by `tf.function` (the second return value is the plain Python function, for
+# the speed comparison later). It returns the batch's loss and logits.
+
+
+# %%
+def make_train_step(model, update, loss=loss_fn, jit_compile=False):
+    """A training step: loss with dropout on, tape gradient, hand-written update."""
     slots = (
         update.make_slots(model.trainable_variables)
         if hasattr(update, "make_slots")
@@ -275,59 +370,137 @@ def make_train_step(model, update, jit_compile=False):
     def train_step(batch_x, batch_y):
         with tf.GradientTape() as tape:
             logits = model(batch_x, training=True)
-            loss = loss_fn(batch_y, logits)
-        grads = tape.gradient(loss, model.trainable_variables)
+            batch_loss = loss(batch_y, logits)
+        grads = tape.gradient(batch_loss, model.trainable_variables)
         update(grads, model.trainable_variables, slots)
-        hits = tf.reduce_sum(
-            tf.cast(
-                tf.argmax(logits, axis=1, output_type=tf.int32) == batch_y, tf.int32
-            )
-        )
-        return loss, hits
+        return batch_loss, logits
 
     return tf.function(train_step, jit_compile=jit_compile), train_step
 
 
 # %% [markdown]
-# The source's batches: 1000 rows of 100 indices, drawn as in the previous chapter, served by `tf.data`.
-# The loop records the loss and the accuracy of every training batch (free: the forward pass computes the
-# logits anyway) and the wall time. The test accuracy is computed once, at the end, over all 10,000 test
-# images; one pass over the test set costs as much compute as 33 training steps.
+# Where exactly does TensorFlow's softmax give up? A sweep over the gap between two logits finds the
+# first gap at which `tf.nn.softmax` returns an exact 0 for the smaller one. It lies below the $-\log$ of
+# float32's smallest positive (subnormal) number, $1.4 \times 10^{-45}$, at which NumPy would stop,
+# and even a little below that of the smallest normal number: TensorFlow's CPU kernels flush subnormal
+# results to zero, and its softmax returns 0 slightly before the normal range ends.
 
-# %% tags=["nbval-ignore-output"]
-SOURCE_STEPS = 1000
-source_batches = batch_indices(len(x_train), 100, SOURCE_STEPS, seed=1)
-source_step, _ = make_train_step(
-    model, momentum_update(learning_rate=0.001, momentum=0.9)
-)
-
-source_loss, source_batch_accuracy = [], []
-started = time.perf_counter()
-for batch_x, batch_y in batch_dataset(source_batches, x_train, y_train):
-    loss, hits = source_step(batch_x, batch_y)
-    source_loss.append(float(loss))
-    source_batch_accuracy.append(int(hits) / 100)
-source_seconds = time.perf_counter() - started
-source_test_logits = predict_in_batches(lambda b: model(b, training=False), x_test)
-source_test_accuracy = accuracy(source_test_logits, y_test)
+# %%
+gaps = np.arange(80, 110, 0.125, dtype=np.float32)
+two_logits = np.stack([np.zeros_like(gaps), -gaps], axis=1)
+tf_zero_gap = float(gaps[tf.nn.softmax(two_logits).numpy()[:, 1] == 0].min())
+tiny = np.finfo(np.float32)
+print(f"tf.nn.softmax gives an exact 0 from a gap of {tf_zero_gap:.3f}")
+print(f"-log(smallest normal float32)    = {-np.log(tiny.tiny):.2f}")
 print(
-    f"{SOURCE_STEPS} steps in {source_seconds:.0f} s "
-    f"({SOURCE_STEPS * 100 / source_seconds:.0f} images/s)"
+    f"-log(smallest subnormal float32 {tiny.smallest_subnormal:.1e}) = "
+    f"{-np.log(tiny.smallest_subnormal):.2f}"
 )
-print(f"loss: first batch {source_loss[0]:.3f} (log 10 = {np.log(10):.3f}),", end=" ")
-print(f"mean of the last 100 batches {np.mean(source_loss[-100:]):.3f}")
-print(f"test accuracy after {SOURCE_STEPS} steps: {source_test_accuracy:.4f}")
-assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
+assert tf_zero_gap < -np.log(tiny.tiny) < -np.log(tiny.smallest_subnormal)
+glue("ch7_zero_gap", tf_zero_gap, display=False)
+
+# %% [markdown]
+# The source's run costs 1000 steps of about 8 GFLOPs each (see the speed section below), more than this
+# chapter's whole time budget allows next to everything else, and one run says nothing about how much the
+# seed matters. So the chapter runs the first `RUN_STEPS` (100) steps of the source's recipe from three seeds
+# (seed = initial weights, dropout masks and batch order), with the source's loss, and records for every
+# batch the loss, the largest gap between two logits of one image, and how far the textbook loss is
+# from the stable one. Each run ends with its accuracy on the validation set.
+
+# %%
+SEEDS, RUN_STEPS = (0, 1, 2), 100
+
+
+def train_source(seed, steps=RUN_STEPS):
+    """The source's recipe from one seed, textbook loss; records per batch."""
+    net = source_network(seed=seed)
+    step, _ = make_train_step(net, momentum_update(0.001, 0.9), loss=textbook_loss)
+    record = {"loss": [], "stable": [], "gap": []}
+    batches = batch_indices(len(x_fit), 100, steps, seed=seed)
+    for batch_x, batch_y in batch_dataset(batches, x_fit, y_fit):
+        loss, logits = step(batch_x, batch_y)
+        record["loss"].append(float(loss))
+        record["stable"].append(float(loss_fn(batch_y, logits)))
+        record["gap"].append(float(np.ptp(logits.numpy(), axis=1).max()))
+    predictions = predict_in_batches(lambda b: net(b, training=False), x_val)
+    return {key: np.array(values) for key, values in record.items()}, accuracy(
+        predictions, y_val
+    )
 
 
 # %% [markdown]
-# The source's recipe works, but slowly: 1000 steps are not even two passes over the training set, and
-# with learning rate 0.001 the network is still far from done, as the falling loss curve in
-# {numref}`fig-cnn-curves` below shows. Its first loss is larger than $\log 10$, the loss of a uniform
-# guess, because the initial weights are large: with standard deviation 0.1 and 3136 inputs, the
-# pre-activations of `dense1` have a standard deviation of several units, and the initial logits are far
-# from zero, confidently wrong for most images.
+# The three runs, timed:
+
+# %% tags=["nbval-ignore-output"]
+started = time.perf_counter()
+source_runs = [train_source(seed) for seed in SEEDS]
+source_seconds = time.perf_counter() - started
+source_records = [record for record, _ in source_runs]
+source_val = np.array([val for _, val in source_runs])
+print(f"{len(SEEDS)} x {RUN_STEPS} steps in {source_seconds:.0f} s")
+for seed, (record, val) in zip(SEEDS, source_runs, strict=True):
+    print(
+        f"seed {seed}: loss first {record['loss'][0]:6.3f}, last 20 "
+        f"{record['loss'][-20:].mean():.3f}; validation accuracy {val:.4f}"
+    )
+print(f"validation accuracy {source_val.mean():.2%} ± {source_val.std(ddof=1):.2%}")
+glue("ch7_source_val", float(source_val.mean()), display=False)
+glue("ch7_source_val_sd", float(source_val.std(ddof=1)), display=False)
+
+# %% [markdown]
+# The trap does not bite. The largest gap between two logits of one image in any batch of the three runs
+# stays far below the gap at which TensorFlow's softmax returns 0, no loss is `inf` or `NaN`, and the
+# textbook loss equals the stable one to float32 rounding on every batch:
+
+# %%
+largest_gap = max(record["gap"].max() for record in source_records)
+loss_difference = max(
+    np.abs(record["loss"] - record["stable"]).max() for record in source_records
+)
+print(
+    f"largest logit gap in any batch: {largest_gap:.1f} (exact zeros from {tf_zero_gap})"
+)
+print(f"largest |textbook - stable| loss on a batch: {loss_difference:.1e}")
+assert all(np.isfinite(record["loss"]).all() for record in source_records)
+assert largest_gap < tf_zero_gap / 1.5 and loss_difference < 1e-5
+glue("ch7_largest_gap", float(largest_gap), display=False)
+
+# %% [markdown]
+# The trap needs a gap about {glue:text}`ch7_zero_gap:.0f` wide; the widest here is
+# {glue:text}`ch7_largest_gap:.0f`. A network trained longer, or faster, to confident predictions could
+# get there ({ref}`ex-cnn-source-full` looks at the source's full run); the stable loss costs nothing and
+# removes the question.
 #
+# After {glue:text}`ch7_run_images:,d` images, {glue:text}`ch7_run_fraction:.0%` of one pass over the
+# training images, the source's recipe reaches {glue:text}`ch7_source_val:.1%` ±
+# {glue:text}`ch7_source_val_sd:.1%` on the validation set (mean ± standard deviation over the three
+# seeds). Its loss is still falling in every run, as {numref}`fig-cnn-curves` below shows: with learning
+# rate 0.001 the network is far from done ({ref}`ex-cnn-source-full` runs all 1000 steps). The first loss
+# is much larger than $\log 10$, the loss of a uniform guess, because the initial weights are large: with
+# standard deviation 0.1 and 3136 inputs, the pre-activations of `dense1` have a standard deviation of
+# {glue:text}`ch7_dense1_sd:.1f` units, and the initial logits are far from zero, confidently wrong for
+# most images.
+
+# %%
+# model still holds its initial weights: the runs above trained their own networks
+trunk = keras.Sequential(model.layers[:5])
+dense1_kernel, dense1_bias = initial_weights[4], initial_weights[5]
+pre_activations = trunk(x_val[:100]).numpy() @ dense1_kernel + dense1_bias
+dense1_sd = float(pre_activations.std())
+first_losses = [record["loss"][0] for record in source_records]
+print(f"dense1 pre-activations: standard deviation {dense1_sd:.2f}")
+print(f"first losses {np.round(first_losses, 2)}, log 10 = {np.log(10):.3f}")
+still_falling = [
+    r["loss"][-20:].mean() < r["loss"][-40:-20].mean() for r in source_records
+]
+print("mean loss of the last 20 batches below that of the 20 before:", still_falling)
+assert dense1_sd > 2 and min(first_losses) > 2 * np.log(10) and all(still_falling)
+glue("ch7_dense1_sd", dense1_sd, display=False)
+glue("ch7_run_images", RUN_STEPS * 100, display=False)
+glue("ch7_run_fraction", RUN_STEPS * 100 / len(x_fit), display=False)
+
+
+# %% [markdown]
 # ## Hand-written versus Keras, on the real network
 #
 # Now the check of the previous chapter on a network with 3.3 million parameters. Two copies of the
@@ -346,6 +519,7 @@ assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
 # corrections are folded into the step size, so $\epsilon$ is added to $\sqrt{s}$ rather than to the
 # bias-corrected $\sqrt{\hat s}$. The difference is immaterial for training, but essential for
 # bit-identical results.
+
 
 # %%
 class AdamUpdate:
@@ -385,7 +559,7 @@ class AdamUpdate:
 
 # %%
 CHECK_STEPS = 5
-check_batches = batch_indices(len(x_train), 100, CHECK_STEPS, seed=2)
+check_batches = batch_indices(len(x_fit), 100, CHECK_STEPS, seed=SEED)
 
 
 def hand_versus_keras(update, keras_optimizer):
@@ -396,11 +570,11 @@ def hand_versus_keras(update, keras_optimizer):
     by_hand.set_weights(initial_weights)
     by_keras.set_weights(initial_weights)
     step, _ = make_train_step(by_hand, update)
-    for batch_x, batch_y in batch_dataset(check_batches, x_train, y_train):
+    for batch_x, batch_y in batch_dataset(check_batches, x_fit, y_fit):
         step(batch_x, batch_y)
     by_keras.compile(optimizer=keras_optimizer, loss=loss_fn, jit_compile=False)
     by_keras.fit(
-        batch_dataset(check_batches, x_train, y_train),
+        batch_dataset(check_batches, x_fit, y_fit),
         epochs=1,
         verbose=0,
         shuffle=False,
@@ -444,25 +618,28 @@ for name, (moved, difference) in comparisons.items():
 # How fast is a training step, and how close is that to what this CPU can do? The step is timed three ways
 # on the source's network: eagerly (the Python function as it is, op by op), traced once into a graph by
 # `tf.function`, and compiled by XLA with `jit_compile=True`. Each is warmed up by one call (tracing and
-# compiling happen then) and timed over a few steps.
+# compiling happen then), and then the three are called in turns, five rounds. Other programs on a
+# shared machine can only slow a step down, so each mode's fastest round is the best estimate of its own
+# cost.
+
 
 # %% tags=["nbval-ignore-output"]
-def time_steps(step, batches=5):
-    x_batch, y_batch = tf.constant(x_train[:100]), tf.constant(y_train[:100])
-    step(x_batch, y_batch)  # warm-up: tracing and compiling happen here
-    started = time.perf_counter()
-    for _ in range(batches):
-        loss, _ = step(x_batch, y_batch)
-    float(loss)
-    return (time.perf_counter() - started) / batches
+def time_modes(steps, rounds=5):
+    """The fastest of `rounds` calls of each step function, called in turns."""
+    x_batch, y_batch = tf.constant(x_fit[:100]), tf.constant(y_fit[:100])
+    for step in steps.values():
+        # warm-up: tracing and compiling happen here
+        step(x_batch, y_batch)
+    best = dict.fromkeys(steps, np.inf)
+    for _ in range(rounds):
+        for mode, step in steps.items():
+            started = time.perf_counter()
+            step(x_batch, y_batch)[0].numpy()
+            best[mode] = min(best[mode], time.perf_counter() - started)
+    return best
 
 
 speed_model = source_network()
-compiled_step, eager_step = make_train_step(speed_model, momentum_update(0.001, 0.9))
-seconds_per_step = {
-    "eager": time_steps(eager_step),
-    "tf.function": time_steps(compiled_step),
-}
 
 # %% [markdown]
 # XLA, though, refuses this network while op determinism is on: XLA has no deterministic implementation of
@@ -474,86 +651,110 @@ xla_step, _ = make_train_step(
     speed_model, momentum_update(0.001, 0.9), jit_compile=True
 )
 with gdbook.expect_error(tf.errors.UnimplementedError) as xla_error:
-    xla_step(tf.constant(x_train[:100]), tf.constant(y_train[:100]))
+    xla_step(tf.constant(x_fit[:100]), tf.constant(y_fit[:100]))
 
 # %%
 print(xla_error.message.splitlines()[0])
 assert "deterministic XLA implementation" in xla_error.message
 
 # %% [markdown]
-# For the measurement we switch determinism off (through a function TensorFlow exports only internally),
-# time the XLA step, and switch it back on.
+# As a reference for what this CPU does well, a large matrix product joins the rounds, $2048 \times 2048$ times
+# $2048 \times 2048$ ($2 \cdot 2048^3 \approx 17.2$ GFLOPs), the operation CPUs are best at; timed in
+# the same rounds, it sees the same load from other programs as the steps. A training step costs about
+# three forward passes (the backward pass computes gradients with respect to both the activations and the
+# weights, each about as expensive as the forward pass), so a step on 100 images costs about
+# $3 \times 100 \times 27.8$ MFLOPs $\approx 8.3$ GFLOPs.
+#
+# So that the three modes are compared under the same settings, all of them are timed with determinism
+# switched off (through a function TensorFlow exports only internally), and it is switched back on at
+# the end. The rest of the chapter runs with it on.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 from tensorflow.python.framework import config as tf_config
 
+a = tf.random.normal([2048, 2048])
 tf_config.disable_op_determinism()
 try:
-    xla_step, _ = make_train_step(
-        speed_model, momentum_update(0.001, 0.9), jit_compile=True
+    update = momentum_update(0.001, 0.9)
+    compiled_step, eager_step = make_train_step(speed_model, update)
+    xla_step, _ = make_train_step(speed_model, update, jit_compile=True)
+    seconds_per_step = time_modes(
+        {
+            "eager": eager_step,
+            "tf.function": compiled_step,
+            "XLA": xla_step,
+            "matmul": lambda x, y: (a @ a,),
+        }
     )
-    seconds_per_step["XLA"] = time_steps(xla_step)
 finally:
     tf.config.experimental.enable_op_determinism()
 assert tf_config.is_op_determinism_enabled()
+matmul_seconds = seconds_per_step.pop("matmul")
 
 # %% [markdown]
-# To compare with the machine's limit, we time a large matrix product, $2048 \times 2048$ times
-# $2048 \times 2048$ ($2 \cdot 2048^3 \approx 17.2$ GFLOPs), the operation CPUs are best at. A training step
-# costs about three forward passes (the backward pass computes gradients with respect to both the
-# activations and the weights, each about as expensive as the forward pass), so a step on 100 images costs
-# about $3 \times 100 \times 27.8$ MFLOPs $\approx 8.3$ GFLOPs.
+# The rates, in images and in GFLOP/s:
 
 # %% tags=["nbval-ignore-output"]
-a = tf.random.normal([2048, 2048])
-(a @ a).numpy()
-started = time.perf_counter()
-for _ in range(3):
-    product = a @ a
-product.numpy()
-matmul_flops = 2 * 2048**3 * 3 / (time.perf_counter() - started)
+matmul_flops = 2 * 2048**3 / matmul_seconds
 step_flops = 3 * 100 * FLOPS_PER_IMAGE
-print(f"matmul: {matmul_flops / 1e9:.1f} GFLOP/s")
+print(f"matmul: {2 * 2048**3 / 1e9:.1f} GFLOPs at {matmul_flops / 1e9:.1f} GFLOP/s")
+print(f"training step: {step_flops / 1e9:.1f} GFLOPs")
+rate = {mode: step_flops / seconds for mode, seconds in seconds_per_step.items()}
 for mode, seconds in seconds_per_step.items():
-    rate = step_flops / seconds
     print(
         f"{mode:12s} {1000 * seconds:7.1f} ms/step {100 / seconds:7.0f} images/s "
-        f"{rate / 1e9:6.1f} GFLOP/s = {rate / matmul_flops:5.1%} of the matmul"
+        f"{rate[mode] / 1e9:6.1f} GFLOP/s = {rate[mode] / matmul_flops:5.1%} of the matmul"
     )
-assert all(
-    0 < step_flops / seconds < 3 * matmul_flops for seconds in seconds_per_step.values()
+fastest = min(seconds_per_step, key=seconds_per_step.get)
+glue("ch7_graph_share", rate["tf.function"] / matmul_flops, display=False)
+glue(
+    "ch7_xla_ratio",
+    seconds_per_step["XLA"] / seconds_per_step["tf.function"],
+    display=False,
 )
-assert seconds_per_step["tf.function"] < seconds_per_step["eager"]
+assert fastest == "tf.function" and rate["tf.function"] > 0.4 * matmul_flops
 
 
 # %% [markdown]
 # How to read these rows. Eager execution dispatches every op of every step from Python, one at a time,
 # with no graph to optimise; `tf.function` runs the traced graph, in which TensorFlow can prune, fuse and
-# schedule ops, and pays Python's overhead once per step. It is the fastest of the three here, and it gets
-# within sight of the matmul rate, because most of a step is spent in the two convolutions and the dense
-# layer, which TensorFlow's CPU kernels (oneDNN) run as large, well-blocked matrix products. XLA compiles
-# the whole step into fused code of its own, which helps most when a step consists of many small
-# element-wise ops; this step has few of those, and XLA's code for the convolutions is slower than the
-# oneDNN kernels it replaces. These are wall-clock times on a machine that may be shared with other work,
-# so they vary from run to run; what is asserted is that the graph beats eager execution, and that no mode
-# exceeds what the hardware can physically do (three times the matmul rate, a generous margin).
+# schedule ops, and pays Python's overhead once per step. It is the fastest of the three here, and it
+# runs at {glue:text}`ch7_graph_share:.0%` of the matmul's rate in FLOP/s, because most of a step is spent
+# in the two convolutions and the dense layer, which TensorFlow's CPU kernels (oneDNN) run as large,
+# well-blocked matrix products. That share is not bounded by 100%: the matmul is a reference point, not
+# the machine's peak (TensorFlow's convolution kernels and its matmul kernel are different code), and the
+# step's FLOPs are an estimate. XLA compiles the whole step into fused code of its own, which helps most when a step
+# consists of many small element-wise ops; this step has few of those, and XLA's code for the
+# convolutions is slower than the oneDNN kernels it replaces: its step takes
+# {glue:text}`ch7_xla_ratio:.1f` times as long as the graph's. These are wall-clock times on a machine
+# that may be shared with other work; the fastest of five rounds is robust to most of that, but the exact
+# percentages still vary from run to run. What is asserted is the order (the graph is fastest) and that
+# the graph runs at more than 40% of the matmul's rate.
 #
 # ## A better recipe
 #
-# Three changes give a higher accuracy at a third of the compute per image:
+# Three changes give a higher accuracy at {glue:text}`ch7_better_flop_share:.0%` of the compute per
+# image:
 #
-# - a smaller network: the same first convolution, a $3 \times 3$ second convolution with 64 channels and a
-#   dense layer of 128 units, about a third of the FLOPs of the source's network;
+# - a smaller network: a first $5 \times 5$ convolution with 16 channels, a $3 \times 3$ second convolution
+#   with 32 channels and a dense layer of 128 units;
 # - batch normalization after the dense layer {cite:p}`ioffe2015`, which keeps the inputs of the logits
 #   layer well scaled while a large learning rate moves the weights beneath it. We leave it out after the
-#   convolutions: there it normalises millions of values per batch, and on a CPU that memory traffic
-#   makes every step markedly slower (try it in {ref}`ex-cnn-batchnorm-everywhere`);
-# - Adam {cite:p}`kingma2015` with a short linear warm-up to a peak learning rate of 0.005 and a cosine
-#   decay to 0 over the remaining steps {cite:p}`loshchilov2017`, and 2 passes over the data in batches of
+#   convolutions, where it would normalise millions of values per batch ({ref}`ex-cnn-batchnorm-everywhere`
+#   measures what that costs on this CPU);
+# - Adam {cite:p}`kingma2015` with a short linear warm-up to a peak learning rate and a cosine decay to 0
+#   over the remaining steps {cite:p}`loshchilov2017`, one pass over the training images in batches of
 #   128.
+#
+# These settings are common defaults, fixed before any run of this chapter, except the peak learning
+# rate: it is chosen here, on the validation set, from 0.005 and 0.01, with three seeds each. Nothing is
+# chosen on the test set. The network takes a seed, so that three seeds give three different
+# initialisations (Keras' default initializers, one per layer, seeded from the global seed):
+
 
 # %%
-def better_network():
+def better_network(seed=SEED):
+    keras.utils.set_random_seed(seed)
     layers = keras.layers
 
     def conv_block(channels, kernel):
@@ -565,8 +766,8 @@ def better_network():
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            *conv_block(32, 5),
-            *conv_block(64, 3),
+            *conv_block(16, 5),
+            *conv_block(32, 3),
             layers.Flatten(),
             layers.Dense(128, use_bias=False),
             layers.BatchNormalization(),
@@ -576,49 +777,48 @@ def better_network():
     )
 
 
-better = better_network()
-better_flops = sum(layer_flops(layer) for layer in better.layers)
-print(f"{better.count_params():,d} parameters")
+better_flops = sum(layer_flops(layer) for layer in better_network().layers)
+print(f"{better_network().count_params():,d} parameters")
 print(
     f"{better_flops:,d} forward FLOPs per image, "
-    f"{better_flops / FLOPS_PER_IMAGE:.0%} of the source's network"
+    f"{better_flops / FLOPS_PER_IMAGE:.1%} of the source's network"
 )
-assert better_flops < 0.4 * FLOPS_PER_IMAGE
+assert better_flops < 0.15 * FLOPS_PER_IMAGE
+glue("ch7_better_flop_share", better_flops / FLOPS_PER_IMAGE, display=False)
 
 # %% [markdown]
-# The learning-rate schedule, with the warm-up over the first 10% of the steps:
+# The learning-rate schedule, with the warm-up from a tenth of the peak over the first 10% of the steps:
 
 # %%
-EPOCHS, BATCH = 2, 128
-steps_per_epoch = len(x_train) // BATCH
-total_steps = EPOCHS * steps_per_epoch
+EPOCHS, BATCH, PEAKS = 1, 128, (0.005, 0.01)
+total_steps = EPOCHS * (len(x_fit) // BATCH)
 warmup_steps = total_steps // 10
-schedule = keras.optimizers.schedules.CosineDecay(
-    initial_learning_rate=0.0005,
-    decay_steps=total_steps - warmup_steps,
-    alpha=0.0,
-    warmup_target=0.005,
-    warmup_steps=warmup_steps,
-)
-print(
-    "learning rate at steps 0, warm-up end, middle, end:",
-    [
-        round(float(schedule(s)), 5)
-        for s in (0, warmup_steps, total_steps // 2, total_steps)
-    ],
-)
-assert (
-    abs(float(schedule(warmup_steps)) - 0.005) < 1e-9
-    and float(schedule(total_steps)) < 1e-9
-)
+
+
+def make_schedule(peak):
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10,
+        decay_steps=total_steps - warmup_steps,
+        alpha=0.0,
+        warmup_target=peak,
+        warmup_steps=warmup_steps,
+    )
+
+
+for peak in PEAKS:
+    schedule = make_schedule(peak)
+    at = [float(schedule(s)) for s in (0, warmup_steps, total_steps // 2, total_steps)]
+    print(f"peak {peak}: steps 0, warm-up end, middle, end:", np.round(at, 5))
+    assert abs(at[1] - peak) < 1e-9 and at[3] < 1e-9
 
 
 # %% [markdown]
-# We train with the compiled step of the source run, so that both runs record the loss of every batch in
-# the same way (`fit` would do the same arithmetic, but its logs report the running mean of the loss over
-# an epoch, not each batch's loss). The update is Keras' `Adam` itself, applied with `optimizer.apply`, the
-# call `fit` makes once it has the gradients; a small wrapper gives it the interface of our hand-written
-# updates.
+# We train with the compiled step of the source runs, so that both recipes record the loss of every batch
+# in the same way (`fit` would do the same arithmetic, but its logs report the running mean of the loss
+# over an epoch, not each batch's loss). The update is Keras' `Adam` itself, applied with
+# `optimizer.apply`, the call `fit` makes once it has the gradients; a small wrapper gives it the
+# interface of our hand-written updates.
+
 
 # %%
 class KerasUpdate:
@@ -628,49 +828,84 @@ class KerasUpdate:
         self.optimizer = optimizer
 
     def make_slots(self, variables):
-        return []  # the optimizer keeps its own state
+        # the optimizer keeps its own state
+        return []
 
     def __call__(self, grads, variables, slots):
         self.optimizer.apply(grads, variables)
 
 
+def train_better(seed, peak):
+    net, optimizer = better_network(seed), keras.optimizers.Adam(make_schedule(peak))
+    step, _ = make_train_step(net, KerasUpdate(optimizer))
+    losses = []
+    batches = batch_indices(len(x_fit), BATCH, total_steps, seed=seed)
+    for batch_x, batch_y in batch_dataset(batches, x_fit, y_fit):
+        losses.append(float(step(batch_x, batch_y)[0]))
+    predictions = predict_in_batches(lambda b: net(b, training=False), x_val)
+    return net, optimizer, np.array(losses), accuracy(predictions, y_val)
+
+
 # %% [markdown]
-# The training run, timed:
+# The six runs, timed, with the same seeds as the source's runs:
 
 # %% tags=["nbval-ignore-output"]
-recipe_batches = batch_indices(len(x_train), BATCH, total_steps, seed=3)
-recipe_optimizer = keras.optimizers.Adam(schedule)
-recipe_step, _ = make_train_step(better, KerasUpdate(recipe_optimizer))
-
-recipe_loss = []
 started = time.perf_counter()
-for batch_x, batch_y in batch_dataset(recipe_batches, x_train, y_train):
-    loss, _ = recipe_step(batch_x, batch_y)
-    recipe_loss.append(float(loss))
+better_runs = {peak: [train_better(seed, peak) for seed in SEEDS] for peak in PEAKS}
 recipe_seconds = time.perf_counter() - started
-better_test_logits = predict_in_batches(lambda b: better(b, training=False), x_test)
-better_test_accuracy = accuracy(better_test_logits, y_test)
+runs_done = len(PEAKS) * len(SEEDS)
 print(
-    f"{total_steps} steps in {recipe_seconds:.0f} s "
-    f"({total_steps * BATCH / recipe_seconds:.0f} images/s)"
+    f"{runs_done} x {total_steps} steps in {recipe_seconds:.0f} s "
+    f"({runs_done * total_steps * BATCH / recipe_seconds:.0f} images/s)"
 )
-print(
-    f"test accuracy {better_test_accuracy:.4f} (source's recipe: "
-    f"{source_test_accuracy:.4f})"
-)
-assert better_test_accuracy >= 0.992 and better_test_accuracy > source_test_accuracy
-assert recipe_seconds < 180  # the budget: 3 minutes on 2 CPU cores
 
 # %% [markdown]
-# {numref}`fig-cnn-curves` shows both runs' batch losses (thin) and their running means over 20 batches
-# (thick), against the number of training images seen.
+# The choice, on the validation set:
 
-# %% mystnb={"figure": {"caption": "Training curves of both recipes.", "name": "fig-cnn-curves"}}
+# %%
+val_by_peak = {
+    peak: np.array([val for *_, val in runs]) for peak, runs in better_runs.items()
+}
+for peak, vals in val_by_peak.items():
+    print(f"peak {peak}: {vals.mean():.2%} ± {vals.std(ddof=1):.2%}, per seed {vals}")
+chosen_peak = max(PEAKS, key=lambda peak: val_by_peak[peak].mean())
+difference = abs(val_by_peak[PEAKS[0]].mean() - val_by_peak[PEAKS[1]].mean())
+smallest_sd = min(vals.std(ddof=1) for vals in val_by_peak.values())
+print(
+    f"difference of the means {difference:.2%}, smallest standard deviation {smallest_sd:.2%}"
+)
+assert difference < smallest_sd
+glue("ch7_chosen_peak", chosen_peak, display=False)
+glue("ch7_peak_difference", float(difference), display=False)
+
+# %% [markdown]
+# The two candidates differ by {glue:text}`ch7_peak_difference:.2%` in their mean, less than the standard
+# deviation over seeds of either: three seeds cannot tell them apart. We keep the one with the higher
+# mean, {glue:text}`ch7_chosen_peak`, knowing that the choice matters little, and go on with its three
+# models.
+
+# %%
+better_models = [net for net, *_ in better_runs[chosen_peak]]
+recipe_losses = [losses for _, _, losses, _ in better_runs[chosen_peak]]
+better_val = val_by_peak[chosen_peak]
+print(f"chosen recipe: {better_val.mean():.2%} ± {better_val.std(ddof=1):.2%}")
+print(f"source's recipe: {source_val.mean():.2%} ± {source_val.std(ddof=1):.2%}")
+assert better_val.min() > source_val.max() and round(better_val.mean(), 2) == 0.99
+glue("ch7_better_val", float(better_val.mean()), display=False)
+glue("ch7_better_val_sd", float(better_val.std(ddof=1)), display=False)
+
+# %% [markdown]
+# On the validation set the chosen recipe reaches {glue:text}`ch7_better_val:.2%` ±
+# {glue:text}`ch7_better_val_sd:.2%`, about 99%, and every seed is far above every seed of the source's
+# recipe. {numref}`fig-cnn-curves` shows the batch losses of the first seed of both recipes (thin) and
+# their running means over 20 batches (thick), against the number of training images seen.
+
+# %% mystnb={"figure": {"caption": "Training curves of both recipes (first seed).", "name": "fig-cnn-curves"}}
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 window = 20
 runs = [
-    (source_loss, 100, "C0", "source: Momentum 0.001, batches of 100"),
-    (recipe_loss, BATCH, "C1", f"better recipe: Adam, batches of {BATCH}"),
+    (source_records[0]["loss"], 100, "C0", "source: Momentum 0.001, batches of 100"),
+    (recipe_losses[0], BATCH, "C1", f"better recipe: Adam, batches of {BATCH}"),
 ]
 for losses, batch_size, color, label in runs:
     images_seen = batch_size * np.arange(1, len(losses) + 1)
@@ -682,78 +917,106 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# The recipe's loss drops below the level where the source's run ended long before its own warm-up is
-# over, that is, while its learning rate is still rising:
+# For every seed, the recipe's loss (running mean over 20 batches) drops below the level at which the
+# source's run ended within its own warm-up, that is, while its learning rate is still rising:
 
 # %%
-source_final_loss = np.mean(source_loss[-window:])
-recipe_smoothed = np.convolve(recipe_loss, np.ones(window) / window, "valid")
-below = np.flatnonzero(recipe_smoothed < source_final_loss)
-images_to_beat_source = BATCH * (below[0] + window)
-images_in_warmup = BATCH * warmup_steps
-print(f"source's final loss (last {window} batches): {source_final_loss:.3f}")
-print(f"the recipe is below it after {images_to_beat_source:,d} images")
-print(f"the recipe's warm-up ends after {images_in_warmup:,d} images")
-assert below.size > 0 and images_to_beat_source < images_in_warmup
+images_to_beat_source = []
+for source_record, losses in zip(source_records, recipe_losses, strict=True):
+    source_final_loss = source_record["loss"][-window:].mean()
+    smoothed = np.convolve(losses, np.ones(window) / window, "valid")
+    below = np.flatnonzero(smoothed < source_final_loss)
+    assert below.size > 0
+    images_to_beat_source.append(BATCH * int(below[0] + window))
+print("images the recipe needs to beat the source's final loss:", images_to_beat_source)
+print(f"the recipe's warm-up ends after {BATCH * warmup_steps:,d} images")
+assert max(images_to_beat_source) <= BATCH * warmup_steps
 
 # %% [markdown]
+# ## The test set, read once
+#
+# All choices are made. The test set is read now, once, for the three models the better recipe produced:
+
+# %%
+test_logits = [
+    predict_in_batches(lambda b, net=net: net(b, training=False), x_test)
+    for net in better_models
+]
+better_test = np.array([accuracy(logits, y_test) for logits in test_logits])
+print("test accuracy per seed:", better_test)
+print(f"mean {better_test.mean():.2%} ± {better_test.std(ddof=1):.2%}")
+assert round(better_test.mean(), 2) == 0.99 and better_test.min() > 0.985
+glue("ch7_better_test", float(better_test.mean()), display=False)
+glue("ch7_better_test_sd", float(better_test.std(ddof=1)), display=False)
+
+# %% [markdown]
+# The test accuracy, {glue:text}`ch7_better_test:.2%` ± {glue:text}`ch7_better_test_sd:.2%`, agrees with
+# the validation estimate: about 99%.
+#
 # ## What the network learned
 #
-# The first layer's 32 filters of $5 \times 5$ weights are small images themselves
-# ({numref}`fig-cnn-filters`, red for positive and blue for negative weights). After only two passes over
-# the data they are noisy: a few show an oriented split into a positive and a negative side (edge and
-# stroke detectors), most show no structure a reader can name at $5 \times 5$ resolution. What they do is
-# easier to see in their outputs, below.
+# The first layer's 16 filters of $5 \times 5$ weights are small images themselves
+# ({numref}`fig-cnn-filters`, red for positive and blue for negative weights, first seed). After only one
+# pass over the data they are noisy: some show an oriented split into a positive and a negative side
+# (edge and stroke detectors), others show no structure a reader can name at $5 \times 5$ resolution.
+# What they do is easier to see in their outputs, below.
 
-# %% mystnb={"figure": {"caption": "The 32 first-layer filters, better recipe.", "name": "fig-cnn-filters"}}
+# %% mystnb={"figure": {"caption": "The 16 first-layer filters, better recipe, first seed.", "name": "fig-cnn-filters"}}
+better = better_models[0]
 filters = better.layers[0].kernel.numpy()[:, :, 0, :].transpose(2, 0, 1)
 fig = plot_image_grid(filters, ncols=16, cmap="RdBu_r", symmetric=True, size=0.55)
 plt.show()
-print("filters:", filters.shape)
-assert filters.shape == (32, 5, 5)
 
 # %% [markdown]
-# Applying the first convolution block to one test digit shows what these filters respond to
-# ({numref}`fig-cnn-feature-maps`): each of the 32 channels highlights the parts of the digit where its
-# stroke pattern appears, after the ReLU.
+# Applying the first convolution to one validation digit shows what these filters respond to
+# ({numref}`fig-cnn-feature-maps`): each of the 16 channels, after the ReLU, highlights the parts of the
+# digit where its stroke pattern appears.
 
-# %% mystnb={"figure": {"caption": "First-layer feature maps of one test digit.", "name": "fig-cnn-feature-maps"}}
+# %% mystnb={"figure": {"caption": "First-layer feature maps of one validation digit.", "name": "fig-cnn-feature-maps"}}
 first_block = keras.Sequential(better.layers[:1])
-digit = x_test[:1]
+digit = x_val[:1]
 feature_maps = first_block(digit, training=False).numpy()[0].transpose(2, 0, 1)
 fig = plot_image_grid(
     np.concatenate([digit[0, :, :, 0][None], feature_maps]),
-    ncols=11,
+    ncols=9,
     cmap="magma",
-    titles=["input"] + [str(c) for c in range(32)],
+    titles=["input"] + [str(c) for c in range(16)],
     size=0.8,
     title_size=7,
 )
 plt.show()
-assert feature_maps.shape == (32, 28, 28) and feature_maps.min() >= 0
+active = (feature_maps.max(axis=(1, 2)) > 0).sum()
+print(f"{active} of 16 channels respond somewhere on this digit")
 
 # %% [markdown]
-# The confusion matrix of the better recipe ({numref}`fig-cnn-confusion`) has far fewer mistakes than the
-# softmax regression of the previous chapter, and they are spread thinly.
+# The confusion matrix of the first seed on the test set ({numref}`fig-cnn-confusion`): the mistakes are
+# spread thinly, no pair of classes accounts for more than {glue:text}`ch7_worst_pair` of them.
 
-# %% mystnb={"figure": {"caption": "Confusion matrix of the better recipe.", "name": "fig-cnn-confusion"}}
-better_predictions = better_test_logits.argmax(axis=1)
-counts = confusion_matrix(y_test, better_predictions)
+# %% mystnb={"figure": {"caption": "Confusion matrix of the better recipe (first seed) on the test set.", "name": "fig-cnn-confusion"}}
+counts = confusion_matrix(y_test, test_logits[0].argmax(axis=1))
 plot_confusion(counts)
 plt.show()
-print(f"{counts.sum() - counts.trace()} mistakes among 10,000 test images")
-assert counts.sum() - counts.trace() <= 80
+mistakes = counts.sum() - counts.trace()
+worst_pair = int((counts - np.diag(np.diag(counts))).max())
+print(
+    f"{mistakes} mistakes among 10,000 test images, at most {worst_pair} for one pair"
+)
+assert worst_pair < mistakes / 5
+glue("ch7_worst_pair", worst_pair, display=False)
 
 # %% [markdown]
 # The mistakes that remain ({numref}`fig-cnn-mistakes`, the most confident first, titled "true →
-# predicted (probability)") are worth a look: many of them are digits a human would hesitate over too.
+# predicted (probability)") are worth a look: many of them are digits a human would hesitate over too,
+# and the network was sure of its wrong answer for the first of them.
 
-# %% mystnb={"figure": {"caption": "The most confident mistakes.", "name": "fig-cnn-mistakes"}}
-better_probabilities = tf.nn.softmax(better_test_logits).numpy()
+# %% mystnb={"figure": {"caption": "The most confident mistakes (first seed, test set).", "name": "fig-cnn-mistakes"}}
+better_probabilities = tf.nn.softmax(test_logits[0]).numpy()
 worst = most_confident_mistakes(better_probabilities, y_test, k=16)
 fig = plot_mistakes(x_test, y_test, better_probabilities, worst, ncols=8)
 plt.show()
-assert len(worst) == 16
+top_probability = better_probabilities[worst[0]].max()
+print(f"the most confident mistake has probability {top_probability:.3f}")
+assert top_probability > 0.9
 
 # %% [markdown]
 # ## Saving and restoring
@@ -761,48 +1024,66 @@ assert len(worst) == 16
 # `tf.train.Checkpoint` saves variables by their place in an object graph (here the model and its
 # optimizer, including Adam's moment estimates and step counter, so training could resume exactly). We
 # save to a temporary folder, build a fresh network with different random weights, restore into it, and
-# check that its predictions are the trained ones, bit for bit.
+# check that its predictions on the validation set are the trained ones, bit for bit.
 
 # %%
+better_optimizer = better_runs[chosen_peak][0][1]
+trained_logits = predict_in_batches(lambda b: better(b, training=False), x_val)
 with tempfile.TemporaryDirectory() as folder:
-    saved_path = tf.train.Checkpoint(model=better, optimizer=recipe_optimizer).save(
+    saved_path = tf.train.Checkpoint(model=better, optimizer=better_optimizer).save(
         f"{folder}/better"
     )
-    restored = better_network()
+    restored = better_network(seed=SEED)
     before = np.abs(restored.get_weights()[0] - better.get_weights()[0]).max()
     status = tf.train.Checkpoint(model=restored).restore(saved_path)
-    status.expect_partial()  # the optimizer's slots are in the file but not wanted here
-    restored_logits = predict_in_batches(lambda b: restored(b, training=False), x_test)
+    # the optimizer's slots are in the file but not wanted here
+    status.expect_partial()
+    restored_logits = predict_in_batches(lambda b: restored(b, training=False), x_val)
 print(
     f"saved to {saved_path.split('/')[-1]}; first kernels differed by {before:.3f} "
     "before restoring"
 )
 print(
     "predictions identical after restoring:",
-    np.array_equal(restored_logits, better_test_logits),
+    np.array_equal(restored_logits, trained_logits),
 )
-assert before > 0 and np.array_equal(restored_logits, better_test_logits)
+assert before > 0 and np.array_equal(restored_logits, trained_logits)
+
+# %% [markdown]
+# The whole chapter's computations, timed. The budget is two minutes on two idle CPU cores. On a
+# shared machine the wall-clock time can be several times that, so the assert is on the CPU time of this
+# process, which other programs do not inflate much, with a margin of two:
 
 # %% tags=["nbval-ignore-output"]
 chapter_seconds = time.perf_counter() - chapter_start
-print(f"this chapter's computations took {chapter_seconds:.0f} s")
-assert chapter_seconds < 1800
+chapter_cpu_seconds = time.process_time() - chapter_start_cpu
+print(
+    f"this chapter's computations took {chapter_seconds:.0f} s wall-clock, "
+    f"{chapter_cpu_seconds:.0f} s of CPU time"
+)
+assert chapter_cpu_seconds < 2 * 120
 
 # %% [markdown]
 # ## Summary
 #
 # - The source's network has 3.3 million parameters, 98% of them in the dense layer, and costs 27.8
 #   MFLOPs per image forward, 72% of it in the second convolution.
-# - Trained as the source says (Momentum 0.001 and 0.9, 1000 batches of 100), it reaches the test
-#   accuracy printed above: it learns, but is far from converged.
+# - One Keras 3 initializer object passed to several layers gives them the same stream of numbers; each
+#   layer needs its own initializer with its own seed.
+# - The source's textbook loss does not fail on this network in the steps run here (the largest logit gap
+#   stays far below the gap at which TensorFlow's softmax returns 0), but the chapter uses the stable
+#   loss from logits everywhere else.
+# - The source's recipe learns slowly: after the steps run here it is far below the better recipe on the
+#   validation set, in every seed, with its loss still falling.
 # - A tape step with hand-written Momentum or Adam and Keras `fit` with the same optimizer, the same
 #   initial weights and the same batches give *identical* weights on this network, once dropout and every
 #   detail of the update agree.
-# - On a CPU, a `tf.function` step is markedly faster than an eager one and gets within sight of the rate
-#   of a large matrix product; XLA is slower for this network, and refuses max-pool gradients under op
-#   determinism.
-# - A smaller network with batch normalization before its logits, Adam and a warm-up plus cosine schedule
-#   reaches at least 99.2% test accuracy in two passes over the data, well within a three-minute budget on two CPU cores (the time is printed and asserted).
+# - On a CPU, timed under the same settings, a `tf.function` step is faster than an eager one and than
+#   XLA's, and runs at a rate comparable to that of a large matrix product; XLA refuses max-pool
+#   gradients under op determinism.
+# - A much smaller network with batch normalization before its logits, Adam and a warm-up plus cosine
+#   schedule reaches about 99% on validation and on the test set (three seeds) in one pass over the data;
+#   its peak learning rate, chosen on the validation set, matters little between 0.005 and 0.01.
 # - `tf.train.Checkpoint` saves and restores the model and the optimizer's state exactly.
 #
 # ## Exercises
@@ -847,7 +1128,8 @@ assert chapter_seconds < 1800
 #
 # ````{solution} ex-cnn-source-adam
 # :class: dropdown
-# Run it and compare with the accuracy printed in the chapter: Adam should do clearly better. Momentum with $\alpha = 0.001$ and
+# Run it (`train_source` with a second update) and compare on the validation set. Momentum with
+# $\alpha = 0.001$ and
 # $\mu = 0.9$ moves each weight by about $\alpha/(1-\mu) = 0.01$ times its gradient per step, which is small
 # for this network's gradients. Adam normalises each weight's step to about $\alpha$ in size regardless of
 # the gradient's scale, so every weight, including those of the first layer with small gradients, moves at
@@ -857,17 +1139,18 @@ assert chapter_seconds < 1800
 # ```{exercise}
 # :label: ex-cnn-batchnorm-everywhere
 # Put batch normalization after both convolutions of `better_network` as well (a convolution followed by
-# batch normalization needs no bias), and train it with the same recipe. Compare the test accuracy and the
-# images per second with the chapter's run. Where does the extra time go?
+# batch normalization needs no bias), and train it with the same recipe and seeds. Compare the validation
+# accuracy, and time a step of both networks with `time_modes` from the speed section. Where does the extra
+# time go?
 # ```
 #
 # ````{solution} ex-cnn-batchnorm-everywhere
 # :class: dropdown
-# The accuracy stays about where it was, but the steps get much slower. Batch normalization after the first
-# convolution normalises $128 \times 28 \times 28 \times 32 \approx 3.2$ million values per batch: it computes
+# Batch normalization after the first convolution normalises
+# $128 \times 28 \times 28 \times 16$ values per batch, over a million: it computes
 # their mean and variance per channel, then scales and shifts them, and the backward pass reads them again
 # several times. Each of these operations does one or two floating-point operations per value it reads, so
-# the CPU spends its time moving memory, not computing. A GPU runs these steps as a few fused kernels at
+# on a CPU they cost time in moving memory rather than in computing, out of proportion to their FLOPs. A GPU runs these steps as a few fused kernels at
 # high memory bandwidth, which is why batch normalization after every convolution is the norm there; XLA's
 # fusion ({ref}`the speed section <ch-cnn-speed>`) attacks the same cost on a CPU.
 # ````
@@ -886,4 +1169,36 @@ assert chapter_seconds < 1800
 # `tf.train.Checkpoint(model=restored, optimizer=new_optimizer).restore(path)`. With op determinism
 # on, ten more steps on the same batches give bit-identical weights. Without the optimizer's state, Adam
 # would restart with zero moments and a step counter of 0, and the two models would diverge immediately.
+# ````
+#
+# ```{exercise}
+# :label: ex-cnn-source-full
+# Run the source's recipe for all of its 1000 steps, from one seed, with its textbook loss:
+# `train_source(0, steps=1000)`. What validation accuracy does it reach, how wide does the largest logit
+# gap get, and does the trap of the textbook loss bite?
+# ```
+#
+# ````{solution} ex-cnn-source-full
+# :class: dropdown
+# It takes several times longer than the three short runs of the chapter together (time it). The loss
+# keeps falling and the validation accuracy keeps rising, still well short of the better recipe's after
+# its single pass. Whether the trap bites depends on the widest logit gap: compare the largest value in
+# `record["gap"]` with the gap printed by the softmax sweep. With learning rate 0.001 the logits grow
+# slowly, so expect the gap to stay below it; the stable loss makes the question moot.
+# ````
+#
+# ```{exercise}
+# :label: ex-cnn-tune-on-validation
+# Extend the chapter's choice of the peak learning rate to 0.002 and 0.02, with the same three seeds. Where
+# does the validation accuracy start to fall by more than the spread between seeds? Only then, and only for
+# the setting you choose, evaluate on the test set.
+# ```
+#
+# ````{solution} ex-cnn-tune-on-validation
+# :class: dropdown
+# Set `PEAKS` to the four values and rerun the cells of the choice. Compare the mean validation accuracies
+# together with their standard deviations: where two candidates differ by less than the spread over seeds,
+# three seeds cannot tell them apart, and the honest report says so instead of naming a winner. Do not go
+# back to the test set to decide: reading it to choose would make its accuracy an optimistic estimate,
+# because the choice would fit its noise.
 # ````
