@@ -325,11 +325,10 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 
 # %% [markdown]
 # That clipping is rarer than it looks, because Keras tries to recover the logits first (read
-# `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax, the
-# activation or the `Softmax` layer, carries its logits along as an attribute, eagerly too. And in a
-# graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with `run_eagerly=True`),
-# the loss looks at the operation that produced
-# the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
+# `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax (the
+# activation, the `Softmax` layer, `keras.ops.softmax`) carries its logits along as an attribute, eagerly
+# too. And in a graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with
+# `run_eagerly=True`), the loss looks at the operation that produced the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
 # If it is anything else, even a reshape of a softmax's output, or a placeholder through which
 # probabilities made elsewhere enter the function, the loss clips there too. The same computation called
 # six ways:
@@ -996,8 +995,8 @@ assert confidence[worst].min() == np.sort(mistaken)[-len(worst)]
 # {eq}`eq-softmax-stable` at the start of training predicts where gradient descent stops decreasing the loss
 # reliably. We need $\lambda_{\max}$ at $W = 0$.
 #
-# The Hessian here is $7850 \times 7850$; we never form it. A Hessian-vector product $Hv$ costs about as
-# much as two gradients {cite:p}`pearlmutter1994`: differentiate the gradient in the direction $v$, with a
+# The Hessian here is $7850 \times 7850$; we never form it. A Hessian-vector product $Hv$ costs a small
+# multiple of one gradient {cite:p}`pearlmutter1994`: differentiate the gradient in the direction $v$, with a
 # forward-mode accumulator around a gradient tape. Power iteration then finds the top eigenvalue:
 #
 # $$
@@ -1356,8 +1355,8 @@ assert chapter_seconds < 600
 #   (`softmax_cross_entropy_with_logits`, `from_logits=True`). Keras' probability path recovers the
 #   logits, and computes the stable loss, from the output of a Keras softmax, and in a graph (`fit`,
 #   `tf.function`) from the output of a `Softmax` operation; any other probabilities (made eagerly by
-#   `tf.nn.softmax`, passed into a compiled function, reshaped after the softmax) are clipped, and the
-#   clipped loss has a zero gradient.
+#   `tf.nn.softmax`, passed into a compiled function, reshaped after the softmax) are clipped, and a clipped
+#   probability passes no gradient.
 # - The source's program (TF1 graph and session), a TF2 tape loop with a hand-written update, and Keras
 #   `fit` with `SGD`, fed the same batches, end with weights that agree to better than $10^{-6}$ and the
 #   same answers on every validation and test image. The recipe gives 91% on the test set over three
@@ -1479,9 +1478,9 @@ assert largest == 0.0
 # By {eq}`eq-softmax-hessian0` the answer is $\tfrac{1}{10}$ of the top eigenvalue of the batch's second
 # moment matrix $\tilde X^\top \tilde X / n$, which has the same nonzero eigenvalues as the small
 # $n \times n$ matrix $\tilde X \tilde X^\top / n$. Over the first 200 batches of the source's run it
-# fluctuates around the full-data value: some batches are sharper, some flatter (the top eigenvalue is
-# dominated by the squared length of the batch's mean image, so batches of heavily inked digits are
-# sharper).
+# fluctuates around the value for the 10,000 images: some batches are sharper, some flatter (the top
+# eigenvalue is dominated by the squared length of the batch's mean image, so batches of heavily inked
+# digits are sharper).
 
 # %%
 batch_x = tf.constant(x_fit[batches[:200]])
@@ -1499,8 +1498,8 @@ assert batch_lambdas.min() < lambda_max < batch_lambdas.max() and tracking > 0.9
 # %% [markdown]
 # With $2/\lambda_{\max}$ of the full loss at {glue:text}`ch6_limit:.2f`, learning rate 0.5 is above the
 # limit for {glue:text}`ch6_sharp_batches:.0%` of the batches at $W = 0$. Training survives because a step
-# that overshoots on one batch is followed by steps on other batches, and because the curvature drops
-# quickly once the predictions leave the uniform distribution, as the chapter measured.
+# that overshoots on one batch is followed by steps on other batches, and because the curvature falls
+# once the predictions leave the uniform distribution, as the chapter measured.
 #
 # ```{solution-end}
 # ```
