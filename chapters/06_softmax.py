@@ -329,10 +329,10 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 # `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax (the
 # activation, the `Softmax` layer, `keras.ops.softmax`) carries its logits along as an attribute, eagerly
 # too. And in a graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with
-# `run_eagerly=True`), the loss looks at the operation that produced the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
-# If it is anything else, even a reshape of a softmax's output, or a placeholder through which
-# probabilities made elsewhere enter the function, the loss clips there too. The same computation called
-# six ways:
+# `run_eagerly=True`), the loss looks at the operation that produced the probabilities: if it is a
+# `Softmax`, it takes that operation's input and computes the stable loss. If it is anything else, even a
+# reshape of a softmax's output, or the placeholder through which probabilities made elsewhere enter the
+# function, the loss clips there too. The same computation called six ways:
 
 # %%
 probability_loss = keras.losses.CategoricalCrossentropy(reduction=None)
