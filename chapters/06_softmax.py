@@ -89,6 +89,7 @@ for name, array in mnist._asdict().items():
     print(f"{name:8s} {str(array.shape):13s} {array.dtype}")
 assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
 assert y_train.shape == (60000, 10) and y_test.shape == (10000, 10)
+assert x_train.min() == x_test.min() == 0 and x_train.max() == x_test.max() == 1
 
 # %% [markdown]
 # The ten classes are not equally frequent: in the training set the commonest digit, 1, has
@@ -207,36 +208,46 @@ assert abs(float(loss_at_start) - np.log(10)) < 1e-6
 # logit lies so far below the largest one that its exponential is not representable: the softmax returns
 # exactly 0 for that class, and $\log 0 = -\infty$. How far that is depends on who computes. NumPy keeps
 # float32's *subnormal* numbers, down to $1.4 \times 10^{-45}$; TensorFlow's CPU kernels flush them to
-# zero, so nothing below the smallest normal float32, $1.18 \times 10^{-38} \approx e^{-87.3}$, survives.
+# zero, so `tf.exp` returns 0 as soon as its result would fall below the smallest normal float32,
+# $1.18 \times 10^{-38} \approx e^{-87.3}$. `tf.nn.softmax` gives up a little earlier still: on x86
+# TensorFlow hands it to a oneDNN kernel, whose outputs vanish below $2^{-125}$, twice the smallest normal.
 # A sweep over the gap between two logits finds where each first returns 0:
 
 # %%
 gaps = np.arange(80, 110, 0.01).astype(np.float32)
 two_logits = np.stack([np.zeros_like(gaps), -gaps], axis=1)
-tf_small = tf.nn.softmax(two_logits).numpy()[:, 1]
 shifted = np.exp(two_logits - two_logits.max(axis=1, keepdims=True))
-np_small = (shifted / shifted.sum(axis=1, keepdims=True))[:, 1]
-tf_zero_gap, np_zero_gap = gaps[tf_small == 0].min(), gaps[np_small == 0].min()
+outputs = {
+    "tf.nn.softmax": tf.nn.softmax(two_logits).numpy()[:, 1],
+    "tf.exp": tf.exp(-gaps).numpy(),
+    "NumPy softmax": (shifted / shifted.sum(axis=1, keepdims=True))[:, 1],
+}
 float32 = np.finfo(np.float32)
-print(f"smallest normal {float32.tiny:.3g} = e^{np.log(float32.tiny):.1f}")
-print(f"smallest subnormal {float32.smallest_subnormal:.2g}")
-print(
-    f"first gap with softmax = 0: TensorFlow {tf_zero_gap:.2f}, NumPy {np_zero_gap:.2f}"
-)
-print(f"smallest nonzero output: TF {tf_small[tf_small > 0].min():.3g}, NumPy ", end="")
-print(f"{np_small[np_small > 0].min():.2g}")
+print(f"smallest normal {float32.tiny:.3g} = e^{np.log(float32.tiny):.1f}", end=", ")
+print(f"2^-125 = {2.0**-125:.3g}, smallest subnormal {float32.smallest_subnormal:.2g}")
+first_zero = {}
+for name, values in outputs.items():
+    first_zero[name] = gaps[values == 0].min()
+    print(f"{name:14s} first 0 at gap {first_zero[name]:6.2f}", end="; ")
+    print(f"smallest nonzero output {values[values > 0].min():.3g}")
+    assert np.all(values[gaps >= first_zero[name]] == 0)
+tf_zero_gap, np_zero_gap = first_zero["tf.nn.softmax"], first_zero["NumPy softmax"]
 glue("ch6_tf_zero_gap", float(tf_zero_gap), display=False)
 glue("ch6_np_zero_gap", float(np_zero_gap), display=False)
-assert np.all(tf_small[gaps >= tf_zero_gap] == 0)
-assert np.all(np_small[gaps >= np_zero_gap] == 0)
-assert tf_small[tf_small > 0].min() >= float32.tiny > np_small[np_small > 0].min()
+assert abs(first_zero["tf.exp"] + np.log(float32.tiny)) < 0.01
+assert tf_zero_gap <= first_zero["tf.exp"] and outputs["tf.exp"].min() == 0
+floor = 2.0**-125 if tf_zero_gap < first_zero["tf.exp"] else float32.tiny
+assert outputs["tf.nn.softmax"][outputs["tf.nn.softmax"] > 0].min() >= floor
 assert round(float(tf_zero_gap)) == 87 and round(float(np_zero_gap)) == 104
 
 
 # %% [markdown]
 # In TensorFlow, then, a logit gap of {glue:text}`ch6_tf_zero_gap:.2f` is enough (NumPy holds out to
-# {glue:text}`ch6_np_zero_gap:.2f`). Two small examples with three classes and logits
-# $(0, -50, -120)$, beyond both limits, show the two ways the textbook loss fails.
+# {glue:text}`ch6_np_zero_gap:.2f`). The oneDNN kernel is the default of TensorFlow's x86 Linux builds;
+# with the environment variable `TF_ENABLE_ONEDNN_OPTS=0` set before TensorFlow is imported, the softmax
+# runs on TensorFlow's own Eigen kernel and stops where `tf.exp` does, near 87.3. Two small examples with
+# three classes and logits $(0, -50, -120)$, beyond all these limits, show the two ways the textbook loss
+# fails.
 
 # %%
 def textbook_loss(labels, logits):
@@ -288,7 +299,7 @@ keras_from_logits = keras.losses.CategoricalCrossentropy(
 keras_loss = keras_from_logits(trap_labels, trap_logits).numpy()
 print("stable loss:", stable_loss.numpy(), "  Keras from_logits=True:", keras_loss)
 print("stable gradient:\n", stable_gradient.numpy())
-assert abs(stable_loss[0] - 120.0) < 1e-4 and stable_loss[1] < 1e-20
+assert stable_loss[0] == 120.0 and stable_loss[1] == 0.0
 np.testing.assert_allclose(keras_loss, stable_loss.numpy(), atol=1e-4)
 np.testing.assert_allclose(
     stable_gradient.numpy(), tf.nn.softmax(trap_logits) - trap_labels, atol=1e-7
@@ -315,18 +326,25 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 
 # %% [markdown]
 # That clipping is rarer than it looks, because Keras tries to recover the logits first (read
-# `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax, the
-# activation or the `Softmax` layer, carries its logits along as an attribute, eagerly too. And in a
-# graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with `run_eagerly=True`),
-# the loss looks at the operation that produced
-# the probabilities: if it is a `Softmax`, it takes that operation's input and computes the stable loss.
-# The same computation called four ways:
+# `_get_logits` in `keras/src/backend/tensorflow/nn.py`). The output of Keras' own softmax (the
+# activation, the `Softmax` layer, `keras.ops.softmax`) carries its logits along as an attribute, eagerly
+# too. And in a graph, inside `tf.function` and therefore inside `fit` (unless it is compiled with
+# `run_eagerly=True`), the loss looks at the operation that produced the probabilities: if it is a
+# `Softmax`, it takes that operation's input and computes the stable loss. If it is anything else, even a
+# reshape of a softmax's output, or the placeholder through which probabilities made elsewhere enter the
+# function, the loss clips there too. The same computation called six ways:
 
 # %%
 probability_loss = keras.losses.CategoricalCrossentropy(reduction=None)
 in_graph = tf.function(lambda z: probability_loss(trap_labels, tf.nn.softmax(z)))
+passed_in = tf.function(lambda p: probability_loss(trap_labels, p))
+reshaped = tf.function(
+    lambda z: probability_loss(trap_labels, tf.reshape(tf.nn.softmax(z), [2, 3]))
+)
 paths = {
     "eager, tf.nn.softmax": probability_loss(trap_labels, tf.nn.softmax(trap_logits)),
+    "tf.function, probabilities passed in": passed_in(tf.nn.softmax(trap_logits)),
+    "tf.function, softmax then reshape": reshaped(trap_logits),
     "tf.function, tf.nn.softmax": in_graph(trap_logits),
     "eager, keras.activations.softmax": probability_loss(
         trap_labels, keras.activations.softmax(trap_logits)
@@ -336,17 +354,19 @@ paths = {
     ),
 }
 for name, loss in paths.items():
-    print(f"{name:34s} {loss.numpy()}")
-np.testing.assert_allclose(paths["eager, tf.nn.softmax"], clipped_loss)
-for name in list(paths)[1:]:
-    np.testing.assert_allclose(paths[name], stable_loss, atol=1e-6)
+    print(f"{name:36s} {loss.numpy()}")
+for name in list(paths)[:3]:
+    np.testing.assert_array_equal(paths[name], clipped_loss)
+for name in list(paths)[3:]:
+    np.testing.assert_array_equal(paths[name], stable_loss)
 
 # %% [markdown]
-# Only the first path clips: probabilities made outside Keras (by `tf.nn.softmax`, or loaded as NumPy
-# arrays) and passed to the loss in eager code, as in a hand-written loop without `tf.function` or an
-# evaluation of stored predictions. Everywhere else Keras quietly computes what `from_logits=True` would.
-# Passing logits and saying `from_logits=True` is still the habit to keep: it does not depend on how the
-# loss happens to be called.
+# The first three clip: probabilities that carry no logits of Keras' softmax and that reach the loss
+# otherwise than straight from a `Softmax` operation of the same graph. That covers probabilities made by
+# `tf.nn.softmax` in eager code, as in a hand-written loop without `tf.function`; probabilities stored
+# as NumPy arrays or passed into a compiled function; and a softmax followed by any other operation.
+# The last three compute what `from_logits=True` would. Passing logits and saying `from_logits=True` is
+# still the habit to keep: it does not depend on how the loss happens to be called.
 #
 # Why then did the source program work? Because softmax regression on MNIST never produces logit gaps
 # anywhere near TensorFlow's limit in 1000 steps; we check this after training below. The trap is real for deeper
@@ -373,20 +393,23 @@ print("first batch starts with images", batches[0, :5])
 print(f"{STEPS} steps of {BATCH_SIZE} = {epochs_of_source:.2f} epochs")
 assert batches.max() < len(x_fit)
 
-
 # %% [markdown]
 # ### (a) TF1: a graph, placeholders and a session
 #
 # This is the source program rewritten for `tf.compat.v1`, line for line in spirit: placeholders for a
 # batch, variables initialised to zero, the textbook loss, `GradientDescentOptimizer(0.1).minimize`, and a
 # session that runs the training op with a `feed_dict`. The only changes: the data come from our batches,
-# the per-step loss is fetched for the plots, and the accuracy is recorded before training and after every
-# 100 steps on the validation set (the source printed the *test* accuracy after steps 1, 101, ..., 901;
-# we keep the test set for the end).
+# the per-step loss is fetched (to check below that it stays finite), and the accuracy is recorded
+# before training and after every 100 steps on the validation set (the source printed the *test*
+# accuracy after steps 1, 101, ..., 901; we keep the test set for the end). First the graph:
 
-# %% tags=["nbval-ignore-output"]
-def train_tf1(learning_rate):
-    """TF1: the source's softmax regression in a graph, trained in a session."""
+# %%
+from types import SimpleNamespace
+
+
+def source_graph(learning_rate):
+    """TF1: the source's softmax regression as a graph; returns the graph and the
+    tensors and operations a session needs."""
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 784])
@@ -397,24 +420,35 @@ def train_tf1(learning_rate):
         cross_entropy = tf.reduce_mean(-tf.reduce_sum(y * tf.math.log(y_pred), axis=1))
         correct = tf.equal(tf.argmax(y_pred, 1), tf.argmax(y, 1))
         accuracy_op = tf.reduce_mean(tf.cast(correct, tf.float32))
-        train_op = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(
-            cross_entropy
-        )
+        optimizer = tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
+        train_op = optimizer.minimize(cross_entropy)
         init = tf.compat.v1.global_variables_initializer()
+    handles = SimpleNamespace(x=x, y=y, W=W, b=b, loss=cross_entropy)
+    handles.accuracy, handles.train, handles.init = accuracy_op, train_op, init
+    return graph, handles
+
+
+# %% [markdown]
+# The session initialises the variables, then runs the training operation once per batch, fed through
+# the placeholders, and the accuracy operation on the validation set every 100 steps.
+
+# %% tags=["nbval-ignore-output"]
+def train_tf1(learning_rate):
+    """TF1: the source's graph trained in a session on our batches."""
+    graph, g = source_graph(learning_rate)
     losses, val_accuracy = [], []
     with tf.compat.v1.Session(graph=graph) as sess:
-        sess.run(init)
-        val_accuracy.append(sess.run(accuracy_op, {x: x_val, y: y_val}))
+        sess.run(g.init)
+        val_feed = {g.x: x_val, g.y: y_val}
+        val_accuracy.append(sess.run(g.accuracy, val_feed))
         for step, rows in enumerate(batches, start=1):
-            batch_x, batch_y = x_fit[rows], y_fit[rows]
-            _, batch_loss = sess.run(
-                [train_op, cross_entropy], {x: batch_x, y: batch_y}
-            )
+            feed = {g.x: x_fit[rows], g.y: y_fit[rows]}
+            _, batch_loss = sess.run([g.train, g.loss], feed)
             losses.append(batch_loss)
             if step % EVAL_EVERY == 0:
-                val_accuracy.append(sess.run(accuracy_op, {x: x_val, y: y_val}))
+                val_accuracy.append(sess.run(g.accuracy, val_feed))
                 print(f"TF1 step {step:4d}  validation accuracy {val_accuracy[-1]:.4f}")
-        weights = sess.run([W, b])
+        weights = sess.run([g.W, g.b])
     return {
         "loss": np.array(losses),
         "val_accuracy": np.array(val_accuracy),
@@ -452,13 +486,9 @@ assert tf1_run["val_accuracy"][-1] > tf1_run["val_accuracy"][-2]
 # once; the loop over the batches stays in Python, and every step pays for a call from Python and for
 # fetching its loss, as the TF1 session's loop does.
 
-# %% tags=["nbval-ignore-output"]
-def train_tape(learning_rate, snapshot_steps=()):
-    """TF2: the same model and batches, the stable loss, and gradient descent written
-    by hand.
-    """
-    W = tf.Variable(tf.zeros([784, 10]))
-    b = tf.Variable(tf.zeros([10]))
+# %%
+def make_train_step(W, b, learning_rate):
+    """One step of gradient descent on the stable loss, for the variables W and b."""
 
     @tf.function
     def train_step(batch_x, batch_y):
@@ -472,16 +502,28 @@ def train_tape(learning_rate, snapshot_steps=()):
         b.assign_sub(learning_rate * grad_b)
         return loss
 
-    def val_accuracy_now():
-        return accuracy((x_val @ W + b).numpy(), y_val)
+    return train_step
 
-    losses, val_accuracy, snapshots = [], [val_accuracy_now()], [W.numpy()]
+
+# %% [markdown]
+# The loop feeds the `tf.data` batches to the step, records the loss of each and the validation accuracy
+# every 100 steps, and keeps copies of $W$ at a few chosen steps for an animation further down.
+
+# %%
+def train_tape(learning_rate, snapshot_steps=()):
+    """TF2: the same model and batches, the stable loss, gradient descent by hand."""
+    W = tf.Variable(tf.zeros([784, 10]))
+    b = tf.Variable(tf.zeros([10]))
+    train_step = make_train_step(W, b, learning_rate)
+    losses, snapshots = [], [W.numpy()]
+    val_accuracy = [accuracy((x_val @ W + b).numpy(), y_val)]
     for step, (batch_x, batch_y) in enumerate(train_batches, start=1):
         losses.append(float(train_step(batch_x, batch_y)))
         if step % EVAL_EVERY == 0:
-            val_accuracy.append(val_accuracy_now())
+            val_accuracy.append(accuracy((x_val @ W + b).numpy(), y_val))
         if step in snapshot_steps:
             snapshots.append(W.numpy())
+    assert train_step.experimental_get_tracing_count() == 1
     return {
         "loss": np.array(losses),
         "val_accuracy": np.array(val_accuracy),
@@ -490,6 +532,10 @@ def train_tape(learning_rate, snapshot_steps=()):
     }
 
 
+# %% [markdown]
+# Trained with the source's learning rate, it ends where the TF1 program ended (compared below):
+
+# %% tags=["nbval-ignore-output"]
 started = time.perf_counter()
 SNAPSHOT_STEPS = (5, 10, 20, 50, 100, 200, 400, 600, 800, 1000)
 tape_run = train_tape(learning_rate=0.1, snapshot_steps=SNAPSHOT_STEPS)
@@ -512,7 +558,7 @@ print(
 # of the callback, which changes nothing in the arithmetic and returns to Python once per 100 steps
 # instead of after every step.
 
-# %% tags=["nbval-ignore-output"]
+# %%
 class ValAccuracyEvery(keras.callbacks.Callback):
     """Record the validation accuracy before training and after every `every` batches."""
 
@@ -528,6 +574,10 @@ class ValAccuracyEvery(keras.callbacks.Callback):
             self.history.append(accuracy(self.model(x_val).numpy(), y_val))
 
 
+# %% [markdown]
+# The model, compiled and fitted on the same batches:
+
+# %% tags=["nbval-ignore-output"]
 keras_model = keras.Sequential(
     [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
 )
@@ -545,20 +595,46 @@ print(
     f"{time.perf_counter() - started:.1f} s, final validation accuracy "
     f"{keras_accuracy.history[-1]:.4f}"
 )
-sgd_config = keras_model.optimizer.get_config()
-print(
-    "SGD config:", {k: sgd_config[k] for k in ("learning_rate", "momentum", "nesterov")}
-)
+
+# %% [markdown]
+# The defaults quoted above, and the claim that `steps_per_execution` changes nothing, are checked here:
+# `SGD()` as it comes, and two fresh models fitted on the first 200 batches, one step per call and 100.
+
+# %%
+sgd_defaults = keras.optimizers.SGD().get_config()
+print({k: sgd_defaults[k] for k in ("learning_rate", "momentum", "nesterov")})
+assert np.isclose(sgd_defaults["learning_rate"], 0.01) and sgd_defaults["momentum"] == 0
+
+
+def weights_after_200(steps_per_execution):
+    model = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.1),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        steps_per_execution=steps_per_execution,
+    )
+    model.fit(train_batches.take(200), epochs=1, verbose=0, shuffle=False)
+    return [v.numpy() for v in model.weights]
+
+
+one_by_one, hundred_at_once = weights_after_200(1), weights_after_200(EVAL_EVERY)
+for mine, theirs in zip(one_by_one, hundred_at_once, strict=True):
+    assert np.array_equal(mine, theirs)
+print("steps_per_execution 1 and 100: identical weights after 200 steps")
 
 # %% [markdown]
 # ### The three agree
 #
 # The weights of the three runs are compared after the 1000th step. They cannot be bit-identical: the TF1
 # loss goes through $\log \hat y$ and its gradient through $1/\hat y$, while the other two differentiate
-# log-sum-exp, and Keras adds the bias inside `Dense` in its own order. Each such difference is a rounding
-# error of about one float32 unit ($6 \times 10^{-8}$ relative) per step. The cell prints the largest
-# absolute differences and asserts that they stay below $10^{-5}$, while the weights themselves are of
-# order 0.1 to 1.
+# log-sum-exp; and Keras' `Dense` adds its bias with `tf.nn.bias_add` (read `add` in
+# `keras/src/backend/tensorflow/numpy.py`: a `BiasAdd` operation, which can be fused with the matrix
+# product), whose gradient sums over the batch in another order than the gradient of the tape loop's `+`.
+# Each such difference is a rounding error of about one float32 unit ($6 \times 10^{-8}$ relative) per
+# step. The cell prints the largest absolute differences and asserts that they stay below $10^{-6}$, while
+# the weights themselves are of order 0.1 to 1.
 
 # %%
 keras_weights = [v.numpy() for v in keras_model.layers[0].weights]
@@ -569,7 +645,7 @@ for first, second in [("TF1", "tape"), ("tape", "Keras"), ("TF1", "Keras")]:
     dW = np.abs(runs[first][0] - runs[second][0]).max()
     db = np.abs(runs[first][1] - runs[second][1]).max()
     print(f"{first:5s} vs {second:5s}: max |dW| {dW:.2e}   max |db| {db:.2e}")
-    assert dW < 1e-5 and db < 1e-5
+    assert dW < 1e-6 and db < 1e-6
 assert largest_weight > 0.1
 
 # %% [markdown]
@@ -587,15 +663,17 @@ right_answers = np.round(accuracy_table * len(x_val)).astype(int)
 assert np.all(right_answers == right_answers[1])
 
 # %% [markdown]
-# Now, once, the test set. The three final models give the same answer on every one of the 10,000 test
-# images, and they are right on {glue:text}`ch6_source_test:.2%` of them.
+# Now the test set, which no choice so far has looked at. The three final models give the same answer on
+# every one of the 5,000 validation and 10,000 test images, and they are right on
+# {glue:text}`ch6_source_test:.2%` of the test images.
 
 # %%
-test_answers = [(x_test @ W + b).argmax(axis=1) for W, b in runs.values()]
+for images in (x_val, x_test):
+    answers = [(images @ W + b).argmax(axis=1) for W, b in runs.values()]
+    assert all(np.array_equal(answer, answers[0]) for answer in answers)
 source_test_accuracy = accuracy(x_test @ runs["TF1"][0] + runs["TF1"][1], y_test)
 print(f"test accuracy after {STEPS} steps: {source_test_accuracy:.4f}")
 glue("ch6_source_test", source_test_accuracy, display=False)
-assert all(np.array_equal(answers, test_answers[0]) for answers in test_answers)
 
 # %% [markdown]
 # The source shows no output. The number usually quoted for this program, about 92%, is the one
@@ -635,6 +713,12 @@ run_signature = [
 ]
 
 
+# %% [markdown]
+# The input signature above leaves the number of runs and of steps open, so one trace serves every call.
+# Each step gathers the runs' batches, applies {eq}`eq-softmax-grad` to all of them at once, and every
+# `every` steps measures the validation accuracy of every run:
+
+# %%
 @tf.function(input_signature=run_signature)
 def sgd_runs(W, b, rows, learning_rates, every):
     """Plain SGD for several runs at once; returns the final weights, every batch
@@ -683,7 +767,7 @@ print(f"{len(rates)} runs of {STEPS} steps, 3 more to {LONG_STEPS}: ", end="")
 print(f"{time.perf_counter() - started:.1f} s")
 batched_vs_tape = np.abs(W_short[0].numpy() - tape_run["weights"][0]).max()
 print(f"run 0 against the tape loop: max |dW| {batched_vs_tape:.1e}")
-assert batched_vs_tape < 1e-5
+assert batched_vs_tape < 1e-6
 
 
 # %% [markdown]
@@ -720,17 +804,18 @@ for setting, (val, test) in results.items():
 
 # %% [markdown]
 # Validation accuracies run above test accuracies in every row: the last 5,000 training images are easier
-# for this model than the test set. That is why a validation number serves to compare settings and the
-# test set to report. The source's recipe gives {glue:text}`ch6_src_mean:.2%` ±
-# {glue:text}`ch6_src_sd:.2%` on the test set, a point below the quoted 92%. Three explanations, measured:
+# for this model than the test set, so a validation number says which setting is better, not how well a
+# model will do on new images: the test set reports that. The source's recipe gives
+# {glue:text}`ch6_src_mean:.2%` ± {glue:text}`ch6_src_sd:.2%` on the test set, a point below the quoted
+# 92%. Three explanations, measured:
 #
-# - *Seed variation* is far too small: the spread over seeds is a tenth of a point.
+# - *Seed variation* is far too small: the standard deviation over seeds is less than a tenth of a point.
 # - *The split* is not it either: trained on the old reader's 55,000 images, the recipe gives
 #   {glue:text}`ch6_old_mean:.2%`.
 # - *The length and the rate of training* are. 1000 steps are {glue:text}`ch6_epochs:.2f` epochs, and the
 #   validation accuracy is still rising when they end. With the tutorial's learning rate 0.5 the same
-#   1000 steps do better on validation and give {glue:text}`ch6_fast_mean:.2%` on the test set, which is
-#   the tutorial's "about 92%"; and the source's own rate 0.1, run for ten epochs
+#   1000 steps do better on validation and give {glue:text}`ch6_fast_mean:.2%` on the test set, which rounds
+#   to the tutorial's "about 92%"; and the source's own rate 0.1, run for ten epochs
 #   ({glue:text}`ch6_long_steps` steps), reaches {glue:text}`ch6_long_mean:.2%`.
 
 # %%
@@ -752,7 +837,7 @@ assert all(
 )
 assert round(source_test.mean(), 2) == 0.91
 assert round(0.92 - source_test.mean(), 2) == 0.01
-assert round(source_test.std(ddof=1), 3) == 0.001
+assert source_test.std(ddof=1) < 0.001
 assert abs(old_test.mean() - source_test.mean()) < 0.5 * (0.92 - source_test.mean())
 assert long_val_final.mean() > source_val.mean() + 0.005
 assert fast_val.mean() > source_val.mean()
@@ -799,8 +884,8 @@ assert noise[3:6].min() > noise[:3].max()
 # $k$. Drawn as 28 by 28 images ({numref}`fig-softmax-templates`, the run with learning rate 0.1), the
 # columns are templates: red where ink raises the score of the digit, blue where ink lowers it. The
 # zero's template is a ring with a blue hole; the one's a vertical stroke with blue on both sides. The
-# border pixels, which are zero in every image, keep their initial weight of exactly zero, as the
-# gradient {eq}`eq-softmax-grad` predicts.
+# pixels that are zero in every training image, all of them in the outer two rows and columns and most
+# in the corners, keep their initial weight of exactly zero, as the gradient {eq}`eq-softmax-grad` predicts.
 
 # %% mystnb={"figure": {"caption": "The ten columns of W as images.", "name": "fig-softmax-templates"}}
 W_trained, b_trained = tape_run["weights"]
@@ -814,17 +899,19 @@ fig = plot_image_grid(
 )
 plt.show()
 never_inked = (x_fit == 0).all(axis=0)
-print(
-    f"{never_inked.sum()} pixels are 0 in every training image; their weights: "
-    f"max |W| = {np.abs(W_trained[never_inked]).max()}"
-)
+row, col = np.divmod(np.flatnonzero(never_inked), 28)
+to_frame = np.minimum.reduce([row, col, 27 - row, 27 - col])
+in_corner = (np.minimum(row, 27 - row) <= 3) & (np.minimum(col, 27 - col) <= 3)
+print(f"{never_inked.sum()} pixels are 0 in every training image, all in the", end=" ")
+print(f"outer {to_frame.max() + 1} rows and columns, {in_corner.sum()} in the corners")
+print(f"their weights: max |W| = {np.abs(W_trained[never_inked]).max()}")
 assert never_inked.sum() > 50 and np.all(W_trained[never_inked] == 0)
+assert to_frame.max() <= 1 and in_corner.mean() > 0.5
 
 # %% [markdown]
 # The templates are learned step by step from zero. The animation replays the 1000 steps of training
 # with frames after steps 0, 5, 10, 20, 50, 100, 200, then every 200 steps (the colour scale is fixed to the
-# final weights): the rough shapes appear within the first hundred steps, and the rest of training sharpens
-# them.
+# final weights): the rough shapes are there after five steps, and the rest of training sharpens them.
 
 # %%
 from matplotlib import animation
@@ -851,6 +938,18 @@ def draw(frame):
 
 
 to_html(animation.FuncAnimation(fig, draw, frames=len(snapshots), interval=150))
+
+# %% [markdown]
+# How early the shapes appear, measured: the correlation of $W$ after each of those steps with the final
+# $W$. It is {glue:text}`ch6_match_5:.2f` after five steps and rises with every frame.
+
+# %%
+final_W = tape_run["snapshots"][-1].ravel()
+match = [np.corrcoef(w.ravel(), final_W)[0, 1] for w in tape_run["snapshots"][1:]]
+print("step:       ", " ".join(f"{step:5d}" for step in SNAPSHOT_STEPS))
+print("correlation:", " ".join(f"{c:5.3f}" for c in match))
+glue("ch6_match_5", float(match[0]), display=False)
+assert match[0] > 0.8 and np.all(np.diff(match) > 0)
 
 # %% [markdown]
 # The confusion matrix ({numref}`fig-softmax-confusion`) counts, for each of the 10,000 test images, the
@@ -909,8 +1008,8 @@ assert confidence[worst].min() == np.sort(mistaken)[-len(worst)]
 # {eq}`eq-softmax-stable` at the start of training predicts where gradient descent stops decreasing the loss
 # reliably. We need $\lambda_{\max}$ at $W = 0$.
 #
-# The Hessian here is $7850 \times 7850$; we never form it. A Hessian-vector product $Hv$ costs about as
-# much as two gradients {cite:p}`pearlmutter1994`: differentiate the gradient in the direction $v$, with a
+# The Hessian here is $7850 \times 7850$; we never form it. A Hessian-vector product $Hv$ costs a small
+# multiple of one gradient {cite:p}`pearlmutter1994`: differentiate the gradient in the direction $v$, with a
 # forward-mode accumulator around a gradient tape. Power iteration then finds the top eigenvalue:
 #
 # $$
@@ -1063,6 +1162,11 @@ def full_batch_descent(learning_rate, loss_fn=full_batch_loss, steps=30):
     return np.array(losses), (W, b)
 
 
+# %% [markdown]
+# The six runs, each printed with its first and last loss, the number of steps on which the loss rose,
+# and the largest loss after the start:
+
+# %%
 glue("ch6_limit", float(2 / lambda_max), display=False)
 factors = [0.5, 0.9, 1.1, 1.5, 2.0, 3.0]
 descent = {factor: full_batch_descent(factor * 2 / lambda_max) for factor in factors}
@@ -1108,9 +1212,10 @@ final_losses = [curves[factor][-1] for factor in factors]
 assert max(curves[2.0][-1], curves[3.0][-1]) < min(final_losses[:4])
 
 # %% [markdown]
-# Both observations have one cause: the curvature is not fixed. The loss is sharpest at $W = 0$, where
-# the model is most uncertain, and moving the predictions away from uniform lowers $\lambda_{\max}$
-# (measured below). At twice the limit, the first steps overshoot along the sharpest direction, and the
+# Both observations have one cause: the curvature is not fixed. At $W = 0$ all images contribute to it
+# in the same direction; once training moves the predictions away from uniform, each in its own way, their
+# contributions stop adding up and $\lambda_{\max}$ falls (measured, and explained, below). At twice the
+# limit, the first steps overshoot along the sharpest direction, and the
 # overshooting carries the weights to where the curvature is lower, until the rate is (just) stable there.
 # The next cell measures $\lambda_{\max}$ where that run ended:
 
@@ -1167,6 +1272,11 @@ weighted = np.sqrt(top_i)[:, None] * x_with_one
 coherent = tf.matmul(weighted, weighted, transpose_a=True) / len(weighted)
 lambda_coherent = tf.linalg.eigvalsh(coherent).numpy()[-1]
 lambda_averaged = tf.linalg.eigvalsh(factors_i.mean(axis=0)).numpy()[-1] * moments[-1]
+
+# %% [markdown]
+# The three numbers side by side, with the per-image factors' top eigenvalues and traces:
+
+# %%
 print(f"per-image top eigenvalue: mean {top_i.mean():.3f} (0.1 at W = 0), ", end="")
 print(f"above 0.1 for {np.mean(top_i > 0.1):.0%} of images, largest {top_i.max():.3f}")
 print(f"per-image trace: mean {np.trace(factors_i, axis1=1, axis2=2).mean():.3f} (0.9)")
@@ -1229,8 +1339,8 @@ raw_losses, _ = full_batch_descent(rate)
 raw_rises = np.sum(np.diff(raw_losses) > 0)
 print(f"lr {rate:.2f}: centred {centred_losses[0]:.3f} -> {centred_losses[-1]:.3f}")
 print(f"raw inputs: rises on {raw_rises} of 29 steps, ends {raw_losses[-1]:.3f}")
-best_raw = min(curves[factor][-1] for factor in factors)
-print(f"best raw loss after 30 steps (any rate above): {best_raw:.3f}")
+best_raw = min(curves[factor].min() for factor in factors)
+print(f"lowest raw loss in 30 steps (any rate above): {best_raw:.3f}")
 assert rate > 5 * 2 / lambda_max
 assert np.all(np.diff(centred_losses) < 0) and raw_rises > 5
 assert centred_losses[-1] < best_raw
@@ -1255,11 +1365,13 @@ assert chapter_seconds < 600
 # - The textbook loss `-sum(y * log(softmax(z)))` returns `inf` for a confident mistake and `NaN` for a
 #   confident correct answer once a logit gap reaches about 87 in TensorFlow (which flushes subnormal
 #   numbers to zero; NumPy holds out to about 104). Compute the cross-entropy from the logits
-#   (`softmax_cross_entropy_with_logits`, `from_logits=True`). Keras' probability path clips, and silences
-#   the gradient, only in eager code on probabilities made outside Keras; in `tf.function`, in `fit` and
-#   after a Keras softmax it recovers the logits and computes the stable loss.
+#   (`softmax_cross_entropy_with_logits`, `from_logits=True`). Keras' probability path recovers the
+#   logits, and computes the stable loss, from the output of a Keras softmax, and in a graph (`fit`,
+#   `tf.function`) from the output of a `Softmax` operation; any other probabilities (made eagerly by
+#   `tf.nn.softmax`, passed into a compiled function, reshaped after the softmax) are clipped, and a clipped
+#   probability passes no gradient.
 # - The source's program (TF1 graph and session), a TF2 tape loop with a hand-written update, and Keras
-#   `fit` with `SGD`, fed the same batches, end with weights that agree to better than $10^{-5}$ and the
+#   `fit` with `SGD`, fed the same batches, end with weights that agree to better than $10^{-6}$ and the
 #   same answers on every validation and test image. The recipe gives 91% on the test set over three
 #   seeds, not the quoted 92%: that figure belongs to learning rate 0.5, and the source's rate needs more
 #   epochs to reach it.
@@ -1317,7 +1429,7 @@ by_tape = tape.gradient(loss, W_random).numpy()
 difference = np.abs(by_tape - by_formula).max()
 print(f"largest difference {difference:.1e}, largest entry {np.abs(by_tape).max():.2f}")
 glue("ch6_grad_check", float(difference), display=False)
-assert difference < 10 * float32.eps * np.abs(by_tape).max()
+assert difference < 5 * float32.eps * np.abs(by_tape).max()
 
 # %% [markdown]
 # ```{solution-end}
@@ -1379,9 +1491,9 @@ assert largest == 0.0
 # By {eq}`eq-softmax-hessian0` the answer is $\tfrac{1}{10}$ of the top eigenvalue of the batch's second
 # moment matrix $\tilde X^\top \tilde X / n$, which has the same nonzero eigenvalues as the small
 # $n \times n$ matrix $\tilde X \tilde X^\top / n$. Over the first 200 batches of the source's run it
-# fluctuates around the full-data value: some batches are sharper, some flatter (the top eigenvalue is
-# dominated by the squared length of the batch's mean image, so batches of heavily inked digits are
-# sharper).
+# fluctuates around the value for the 10,000 images: some batches are sharper, some flatter (the top
+# eigenvalue is dominated by the squared length of the batch's mean image, so batches of heavily inked
+# digits are sharper).
 
 # %%
 batch_x = tf.constant(x_fit[batches[:200]])
@@ -1399,8 +1511,8 @@ assert batch_lambdas.min() < lambda_max < batch_lambdas.max() and tracking > 0.9
 # %% [markdown]
 # With $2/\lambda_{\max}$ of the full loss at {glue:text}`ch6_limit:.2f`, learning rate 0.5 is above the
 # limit for {glue:text}`ch6_sharp_batches:.0%` of the batches at $W = 0$. Training survives because a step
-# that overshoots on one batch is followed by steps on other batches, and because the curvature drops
-# quickly once the predictions leave the uniform distribution, as the chapter measured.
+# that overshoots on one batch is followed by steps on other batches, and because the curvature falls
+# once the predictions leave the uniform distribution, as the chapter measured.
 #
 # ```{solution-end}
 # ```
