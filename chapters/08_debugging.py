@@ -89,7 +89,6 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # point to the next, so we report the median relative error over 101 points in an interval of width 0.1
 # around $x = 1$.
 
-
 # %%
 def f_test(x):
     return tf.exp(x) * tf.sin(x)
@@ -246,7 +245,6 @@ assert verdict(errors32.min()) != "right"
 # Here is the check, written once for any loss function and any list of variables. It perturbs one entry
 # at a time with `assign`, evaluates the loss twice, and restores the entry.
 
-
 # %%
 def numerical_gradient(loss_fn, variables, h=H_CHECK):
     """Central differences of loss_fn() for every entry of every variable."""
@@ -279,7 +277,6 @@ def relative_error(analytic, numeric, floor):
 # The check itself compares the tape's gradient with the numerical one. `compare` returns, per
 # variable, the worst entry-wise $r$ and the norm-wise error for a given floor; `gradient_check` uses
 # the noise-based $\tau$.
-
 
 # %%
 def both_gradients(loss_fn, variables, h=H_CHECK):
@@ -410,7 +407,6 @@ assert all(verdict(n) == "right" for _, n in report_fixed.values())
 # gradient through `tf.custom_gradient`. Its derivative is the sigmoid $\sigma(x)$. The buggy version
 # returns $\sigma(x)\,(1 - \sigma(x))$ instead: the derivative of the sigmoid, an easy slip when one has
 # just differentiated one function too many. The forward pass is the same in both.
-
 
 # %%
 @tf.custom_gradient
@@ -563,7 +559,6 @@ print(f"{cnn.count_params():,} parameters")
 # The check moves all variables at once along $v$ and restores them afterwards. Its error is judged like
 # an entry of {eq}`eq-debugging-relerr`, with the same noise-based floor.
 
-
 # %%
 def directional_check(loss_fn, variables, rng, h=H_CHECK):
     """Relative error of <grad L, v> against a central difference along a random
@@ -643,7 +638,9 @@ assert verdict(zero_bias_error) in ("wrong", "suspicious")
 # the small one underflows to exactly 0. Where that happens depends on who computes it. The smallest
 # *normal* float32 number is about $1.2 \times 10^{-38}$; below it come the *subnormal* numbers, down to
 # about $1.4 \times 10^{-45}$. NumPy keeps subnormals, but TensorFlow's CPU kernels flush them to zero
-# (for speed), so `tf.nn.softmax` returns an exact 0 at a much smaller logit gap. A sweep over the gap
+# (for speed), so TensorFlow gives an exact 0 at a much smaller logit gap: $e^{-z}$ reaches the smallest
+# normal number at $z \approx 87.3$. On x86, `tf.nn.softmax` runs in a oneDNN kernel whose outputs vanish
+# a little earlier still ({ref}`ch-softmax` measures both). A sweep over the gap
 # $z_1 - z_2$ finds the first gap at which each gives 0 (to the sweep's resolution of 0.05):
 
 # %%
@@ -673,7 +670,6 @@ assert subnormal_tf == 0.0 and subnormal_np > 0
 # about {glue:text}`debugging_zero_gap_np:.0f`. Past that gap two things go wrong.
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
 # the product $0 \cdot \log 0 = 0 \cdot (-\infty)$ is NaN, even though the prediction is perfect.
-
 
 # %%
 def naive_cross_entropy(labels_one_hot, logits):
@@ -1158,7 +1154,6 @@ for label, norms in chain_norms.items():
 # of the norms of layers 2 to 16, per seed: its slope is the average factor by which the gradient norm
 # changes from one layer to the next, going up towards the output.
 
-
 # %%
 def factor_per_layer(norms):
     layers = np.arange(2, DEPTH + 1)
@@ -1335,7 +1330,6 @@ assert abs(global_after - CLIP) < 1e-6
 # exactly 1: clipping by value cuts the large entries, and clipping by norm shrinks the variables with
 # large gradients more than the others.
 
-
 # %%
 def flatten(grads):
     return np.concatenate([np.ravel(g) for g in grads]).astype(np.float64)
@@ -1438,7 +1432,6 @@ assert np.array_equal(weights_per_variable.numpy(), np.ones((2, 2)))
 # float16 training. In eager code a Python `if` does it; inside a `tf.function` AutoGraph turns the
 # same `if` on a tensor into a `tf.cond`.
 
-
 # %%
 def guarded_step(optimizer, grads, variables):
     """Apply the step only if the global gradient norm is finite; returns whether."""
@@ -1515,7 +1508,6 @@ for name, points in cliff_paths.items():
 # `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
 # gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
 # within 0.01 of the minimum.
-
 
 # %%
 def first_step_cosine(points):
@@ -1821,7 +1813,6 @@ for step in [0, 1, 2, 18, 19]:
 # count, sum and bucket limits), and a TF2 summary as a `tensor`. One small reader handles all three
 # and groups records by run (subfolder) and tag.
 
-
 # %%
 def read_event_files(logdir):
     """{run: {tag: [(step, value), ...]}} for every event file under logdir."""
@@ -1873,7 +1864,6 @@ assert np.array_equal(
 # so these cells run with or without TensorBoard installed and TensorBoard shows the records as if the
 # wrappers had written them. Both helpers are made of TensorFlow ops only, so they also work inside a
 # `tf.function`.
-
 
 # %%
 def plugin_metadata(plugin_name):
@@ -1958,7 +1948,6 @@ assert np.array_equal(tf2_losses, tf2_printed[:, 0])
 # compiled step (one Python call per step instead of twenty eager writes), with the step number passed
 # as a tensor so that the function is traced once. We log the raw gradients, before the optimizer clips
 # them: what the network produced, not what the optimizer used.
-
 
 # %%
 def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
@@ -2048,7 +2037,6 @@ assert list(BAND_PERCENTILES[1:-1]) == [6.68, 15.87, 30.85, 50, 69.15, 84.13, 93
 # width. We check it on the first logged table: at step 0 the network is the freshly built exploding
 # chain, so the logged gradient is the `exploding_grads` entry of the last hidden kernel, whose exact
 # percentiles NumPy can compute.
-
 
 # %%
 def histogram_percentiles(table, percentiles=BAND_PERCENTILES):
@@ -2273,7 +2261,6 @@ assert all(verdict(report_kink[name][0]) == "right" for name in output)
 # $\lVert x\rVert = \sqrt{\epsilon}$ the result has norm $1/\sqrt 2$, and it tends to 0 (not to an
 # undefined direction) as $x \to 0$.
 
-
 # %%
 def normalize_epsilon(x):
     return x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)
@@ -2311,7 +2298,6 @@ assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 # ratio is far above 1: the step replaces the weights instead of adjusting them, which is why the loss overflows.
 # With `global_clipnorm=1` the whole step has norm at most $\alpha$, spread over all layers, so every
 # ratio is tiny, far smaller than the He chain's at the same learning rate.
-
 
 # %%
 def update_ratios(model, grads):
