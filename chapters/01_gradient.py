@@ -130,7 +130,8 @@ steepest = directions[np.argmax(slopes)]
 angle_between = np.degrees(np.arccos(steepest @ gradient / np.linalg.norm(gradient)))
 print(f"gradient at {point}: {gradient}, length {np.linalg.norm(gradient):.4f}")
 print(
-    f"steepest of {len(angles)} directions: {steepest.round(4)}, slope {slopes.max():.4f}"
+    f"steepest of {len(angles)} directions: {steepest.round(4)}, "
+    f"slope {slopes.max():.4f}"
 )
 print(f"angle between them: {angle_between:.3f} degrees")
 assert angle_between <= 0.25
@@ -736,7 +737,8 @@ def descend_2d(kappa, learning_rate, start, steps):
 # %%
 learning_rate, start, steps = 0.12, [-4.5, 1.6], 40
 print(
-    f"limit 2/15 = {2 / 15:.3f}, step {learning_rate} is {learning_rate * 15 / 2:.0%} of it"
+    f"limit 2/15 = {2 / 15:.3f}, "
+    f"step {learning_rate} is {learning_rate * 15 / 2:.0%} of it"
 )
 print(
     f"per-step factors: x {1 - learning_rate:.2f}, y (kappa = 15) "
@@ -810,10 +812,12 @@ def best_condition(hessian):
 
 print("rotated Hessian:\n", rotated.round(3))
 print(
-    f"condition number: aligned {np.linalg.cond(aligned):.3f}, rotated {np.linalg.cond(rotated):.3f}"
+    f"condition number: aligned {np.linalg.cond(aligned):.3f}, "
+    f"rotated {np.linalg.cond(rotated):.3f}"
 )
 print(
-    f"best after scaling: aligned {best_condition(aligned):.3f}, rotated {best_condition(rotated):.3f}"
+    f"best after scaling: aligned {best_condition(aligned):.3f}, "
+    f"rotated {best_condition(rotated):.3f}"
 )
 assert math.isclose(best_condition(aligned), 1.0, rel_tol=1e-2)
 assert math.isclose(best_condition(rotated), np.linalg.cond(rotated), rel_tol=1e-9)
