@@ -37,7 +37,8 @@
 # - Why an elongated valley makes gradient descent zig-zag.
 # :::
 #
-# Every chapter starts the same way: `gdbook.setup()` quiets TensorFlow's logging, fixes the random
+# Every chapter starts the same way: `gdbook.setup()` quiets TensorFlow's logging (all but its warning that a `tf.function` is
+# traced again, which readers should see), fixes the random
 # seeds and switches on deterministic kernels, so that every number below comes out the same on every run.
 
 # %%
@@ -561,8 +562,9 @@ plt.show()
 # direction: along a unit vector $\mathbf{u}$ it is $\mathbf{u}^\top H \mathbf{u}$, with $H$ the
 # **Hessian**, the matrix of second derivatives. Which of these curvatures limits the step? Near a
 # minimum $\theta^\star$ a quadratic model is accurate, the gradient is close to $H(\theta - \theta^\star)$, and
-# one step multiplies the error $\theta - \theta^\star$ by $I - \alpha H$. Every component shrinks only if
-# $|1 - \alpha\lambda| < 1$ for every eigenvalue $\lambda$ of $H$, so
+# one step multiplies the error $\theta - \theta^\star$ by $I - \alpha H$. Every component along an
+# eigenvector of $H$ shrinks if and only if $|1 - \alpha\lambda| < 1$ for its eigenvalue $\lambda$. At a
+# minimum whose eigenvalues are all positive, that holds for every one exactly when
 #
 # $$
 # 0 < \alpha < \frac{2}{\lambda_{\max}(H)} :
@@ -636,7 +638,7 @@ assert final["0.9 * 2/(curvature along gradient)"] > 1e3 * start_distance
 # $\lVert \nabla f(\mathbf{a}) - \nabla f(\mathbf{b}) \rVert \le L \lVert \mathbf{a} - \mathbf{b} \rVert$
 # (for a twice-differentiable $f$: no curvature larger than $L$ in size anywhere; this $L$ is a constant, not the
 # loss of {eq}`eq-gradient-toy-loss`). Such an $f$ is called $L$-smooth,
-# and for it the **descent lemma** {cite:p}`nocedal2006` bounds the Taylor remainder of
+# and for it the **descent lemma** ({cite:t}`nesterov2004`, Lemma 1.2.3) bounds the Taylor remainder of
 # {eq}`eq-gradient-taylor`:
 #
 # $$
@@ -668,11 +670,11 @@ print(f"along the top eigenvector: f(after) - bound = {gap:.1e}")
 assert abs(gap) < 1e-12
 
 # %% [markdown]
-# {numref}`fig-gradient-taylor-slice` follows one gradient step from $(-1, 1)$ as its length grows: the
+# {numref}`fig-gradient-taylor-slice` follows one gradient step from $(-1, 1)$ as its step size $\alpha$ grows: the
 # loss $f(\theta - \alpha\mathbf{g})$ lies above the tangent line of {eq}`eq-gradient-taylor` (the bowl is
 # convex) and below the lemma's parabola, which stays under $f(\theta)$ up to $\alpha = 2/L$.
 
-# %% mystnb={"figure": {"caption": "One gradient step from $(-1, 1)$ on the tilted bowl, as a function of its length $\\alpha$: the loss $f(\\theta - \\alpha g)$, the tangent line $f(\\theta) - \\alpha |g|^2$ and the descent lemma's bound {eq}`eq-gradient-descent-lemma` with $L = \\lambda_{\\max}$. The loss lies between the two; every step shorter than $2/L$ (dotted line) lowers it.", "name": "fig-gradient-taylor-slice"}}
+# %% mystnb={"figure": {"caption": "One gradient step from $(-1, 1)$ on the tilted bowl, as a function of the step size $\\alpha$: the loss $f(\\theta - \\alpha g)$, the tangent line $f(\\theta) - \\alpha |g|^2$ and the descent lemma's bound {eq}`eq-gradient-descent-lemma` with $L = \\lambda_{\\max}$. The loss lies between the two; every step size below $2/L$ (dotted line) lowers it.", "name": "fig-gradient-taylor-slice"}}
 g0 = bowl_gradient_by_hand(*start_point)
 step_lengths = np.linspace(0, 0.45, 91)
 f0 = bowl(*start_point)
@@ -688,7 +690,7 @@ ax.plot(step_lengths, tangent, "--", color="0.4", label="tangent")
 ax.plot(step_lengths, lemma, ":", color="C3", label="descent lemma bound")
 ax.axhline(f0, color="0.8", lw=0.8)
 ax.axvline(limit, color="0.6", ls=":", lw=1)
-ax.set(xlabel=r"step length $\alpha$", ylabel="loss", ylim=(f0 - 12, f0 + 4))
+ax.set(xlabel=r"step size $\alpha$", ylabel="loss", ylim=(f0 - 12, f0 + 4))
 ax.legend()
 plt.show()
 

@@ -47,7 +47,8 @@
 # default, so the same function needs a graph to live in; {ref}`ch-tape` shows the eager alternative,
 # `tf.GradientTape`.
 #
-# The first cell sets up the book's defaults: quiet logs, fixed seeds, deterministic operations.
+# The first cell sets up the book's defaults: quiet logs (except TensorFlow's retracing warning),
+# fixed seeds, deterministic operations.
 
 # %%
 import gdbook
@@ -1127,7 +1128,7 @@ assert np.array_equal(grows, np.abs(x_data) > np.sqrt(64 / eta - 1))
 # %% [markdown]
 # The figure circles the steps printed last, whose residual grows by {eq}`eq-tf-gradients-residual`:
 
-# %% mystnb={"figure": {"caption": "Left: the 32 noisy samples, the true line $y = 3x + 2$, the starting line $y = 2x + 1$ and the line after one pass of per-sample SGD. Right: the size of the two gradients at each step (log scale). The gradient for $w$ is the one for $b$ times $x$, so it is larger by about $|x|$; the open circles mark the samples whose residual grows (factor below $-1$).", "name": "fig-tf-gradients-regression"}}
+# %% mystnb={"figure": {"caption": "Left: the 32 noisy samples, the true line $y = 3x + 2$, the starting line $y = 2x + 1$ and the line after one pass of per-sample SGD. Right: the size of the two gradients at each step (log scale). The gradient for $w$ is the one for $b$ times $x$, so it is larger by the factor $|x|$; the open circles mark the samples whose residual grows (factor below $-1$).", "name": "fig-tf-gradients-regression"}}
 fig, (ax_fit, ax_grad) = plt.subplots(1, 2, figsize=(9, 3.6))
 ax_fit.plot(x_data, y_data, "o", ms=4, color="0.35", label="samples")
 ax_fit.plot(grid_x, 3 * grid_x + 2, "-", lw=3, alpha=0.35, label="true $3x + 2$")
