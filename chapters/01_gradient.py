@@ -531,7 +531,7 @@ print(
 
 # %% [markdown]
 # {numref}`fig-gradient-rates` draws the six runs against the envelope
-# $|1 - 2\alpha|^t (w_0 + 1)$ of {eq}`eq-gradient-closed-form`.
+# $-1 \pm |1 - 2\alpha|^t (w_0 + 1)$ of {eq}`eq-gradient-closed-form`.
 
 # %% mystnb={"figure": {"caption": "Gradient descent on $(w+1)^2$ from $w_0 = 5$ with six learning rates, one panel each. Dots are the runs; the dashed lines are $-1 \\pm |1-2\\alpha|^t (w_0+1)$ from the closed form {eq}`eq-gradient-closed-form`, and the grey line is the minimum $w = -1$. Tiny steps crawl, $0.2$ converges smoothly, $0.5$ arrives in one step, $0.999$ hops across the minimum while converging very slowly, $1.0$ is trapped in a two-cycle and $1.01$ diverges.", "name": "fig-gradient-rates"}}
 fig, axes = plt.subplots(2, 3, figsize=(10, 5.4), sharex=True)
