@@ -1066,7 +1066,8 @@ assert np.all(np.diff(np.sign(ws_08 + 1)[:20]) != 0)
 # with $\alpha$ (past $1/\kappa$), so the optimum is where they are equal with opposite signs:
 # $1 - \alpha = \alpha\kappa - 1$, that is $\alpha^\star = 2 / (1 + \kappa)$. The factor is then
 # $(\kappa - 1)/(\kappa + 1)$, which tends to $1$ (no progress at all) as $\kappa \to \infty$. This is the
-# classic result for gradient descent on quadratics {cite:p}`nocedal2006`, and the starting point of the
+# classic result for gradient descent with a fixed step on quadratics ({cite:t}`nesterov2004`,
+# Theorem 2.1.15), and the starting point of the
 # analysis of momentum in {cite:t}`goh2017`. For $\kappa = 15$, a run with $\alpha^\star$ shrinks both
 # coordinates by the same factor, and a step a little longer or shorter does worse:
 
