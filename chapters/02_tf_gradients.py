@@ -1126,7 +1126,7 @@ print(f"residual grows at steps {step_index[grows].tolist()}")
 assert np.array_equal(grows, np.abs(x_data) > np.sqrt(64 / eta - 1))
 
 # %% [markdown]
-# The figure circles the steps printed last, whose residual grows by {eq}`eq-tf-gradients-residual`:
+# The figure circles the steps just printed, whose residual grows by {eq}`eq-tf-gradients-residual`:
 
 # %% mystnb={"figure": {"caption": "Left: the 32 noisy samples, the true line $y = 3x + 2$, the starting line $y = 2x + 1$ and the line after one pass of per-sample SGD. Right: the size of the two gradients at each step (log scale). The gradient for $w$ is the one for $b$ times $x$, so it is larger by the factor $|x|$; the open circles mark the samples whose residual grows (factor below $-1$).", "name": "fig-tf-gradients-regression"}}
 fig, (ax_fit, ax_grad) = plt.subplots(1, 2, figsize=(9, 3.6))
