@@ -1472,10 +1472,11 @@ assert (
 # Each time the iterates sit where the loss is sharper than $2/\alpha$, they are thrown out along the sharp
 # direction: a rise of the loss in {numref}`fig-devices-large-batch`. Second, these ejections carry them to flatter places: the sharpness falls
 # during every run, and ends lower than the sharpness at the end of the stable $N = 4$ runs (whose product is at most
-# {glue:text}`ch9_eos_n4_max:.2f`). Third, the fall stops at the edge: after the last step the product lies between
+# {glue:text}`ch9_eos_n4_max:.2f`). Third, by the last step the fall has reached the edge: after it the product lies between
 # {glue:text}`ch9_eos_end_min:.2f` and {glue:text}`ch9_eos_end_max:.2f`, close to 2. The run does not stay at a
-# safe distance from the stability limit; it is pushed down to it and ends there. Gradient descent with large
-# steps on neural networks settles at this edge too {cite:p}`cohen2021`. In short: the linear scaling rule is
+# safe distance from the stability limit; it is pushed down to it and ends there. Full-batch gradient descent on
+# neural networks ends at this edge too, though it reaches it from the other side: there the sharpness
+# *rises* during training until it meets $2/\alpha$, and then hovers there {cite:p}`cohen2021`. In short: the linear scaling rule is
 # an approximation {eq}`eq-devices-linear-scaling` that holds while the scaled step stays well below
 # $2/\lambda_{\max}$; warm-up carries a run over the sharp start, but it cannot raise the limit. How far the rule
 # carries depends on the model and the data {cite:p}`goyal2017`, and for this model, on this data, $N = 4$ is
