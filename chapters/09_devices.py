@@ -1576,8 +1576,9 @@ assert 10 < 800 / noise_at_zero < 100
 #   (which scales the loss by $1/N$ itself) and two `MultiWorkerMirroredStrategy` worker processes all
 #   reproduced the one-device weights step for step, to float32 rounding. That equivalence holds for a model
 #   without per-batch state: batch normalization normalizes each shard with its own statistics (and its
-#   mirrored moving mean drifts apart) unless `synchronized=True`, and dropout draws the same mask on every
-#   replica. How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
+#   mirrored moving mean drifts apart) unless `synchronized=True`, dropout draws the same mask on every
+#   replica, and a counter kept in a plain mirrored variable counts one replica (Keras metrics are
+#   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
 #   CPUs) changes only the order of additions.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
 #   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays
