@@ -140,8 +140,8 @@ from gdbook.mnist_tools import batch_indices, gather_batches
 # $$ (eq-devices-batch-step)
 #
 # Now cut the batch into $N$ disjoint shards $\mathcal{B} = \mathcal{S}_1 \cup \dots \cup \mathcal{S}_N$,
-# one per **replica** (a device holding a full copy of $\theta$). Because the gradient is linear, the batch
-# gradient is a sum of per-replica terms, each computable from one shard alone:
+# one per **replica** (a device holding a full copy of $\theta$). Because the gradient of a sum is the sum of
+# the gradients, the batch gradient is a sum of per-replica terms, each computable from one shard alone:
 #
 # $$
 # \nabla L_{\mathcal{B}}(\theta) = \sum_{k=1}^{N} \mathbf{g}_k,
@@ -465,6 +465,8 @@ for replicas in (2, 4):
         f"{copies_equal}"
     )
     assert mirrored_gaps[replicas].max() < 1e-6 and loss_gap < 1e-6 and copies_equal
+    # the prose says "about 1e-7"
+    assert round(np.log10(mirrored_gaps[replicas].max())) == -7
 
 # %% [markdown]
 # On 2 and 4 replicas the weights track the one-device run to about $10^{-7}$ at every step, the size of
@@ -489,15 +491,19 @@ print(
     f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is "
     f"{reference_losses[0]:.6f})"
 )
+print(f"reported loss at step {STEPS}: {buggy_losses[-1]:.6f}")
 print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
 assert doubling_gap < 1e-6 * np.abs(first_W).max() + 1e-8
 assert abs(buggy_losses[0] - 2 * reference_losses[0]) < 1e-5
 assert buggy_gaps[-1] > 1e4 * mirrored_gaps[2].max()
+# and the reported loss still falls over the run
+assert buggy_losses[-1] < 0.5 * buggy_losses[0]
 
 # %% [markdown]
 # Every entry of the first update is twice the reference's, to float32 rounding, and the reported loss is twice the true one (the sum of
 # two shard means). This second symptom is the only visible one, and only if you know what the loss should be;
-# a reader who only watches the loss go down would never notice. {numref}`fig-devices-step-gaps` shows the
+# the reported loss still falls to less than half its first value over the 30 steps, so a reader who only
+# watches the loss go down would never notice. {numref}`fig-devices-step-gaps` shows the
 # distance from the reference at every step.
 
 # %% mystnb={"figure": {"caption": "Largest difference between the weights of a data-parallel run and the one-device reference after each step, on a log scale. With the loss divided by the global batch size, 2 and 4 replicas stay within float32 rounding of the reference at every step. With the per-replica mean (the bug), the first update is already twice too large and the runs part ways.", "name": "fig-devices-step-gaps"}}
@@ -531,8 +537,11 @@ plt.show()
 # %% [markdown]
 # `tf.nn.compute_average_loss` has one more default worth knowing. Without `global_batch_size` it divides by
 # the size of the replica's shard times the number of replicas, which is the global batch size only when every
-# replica gets a full shard. With a short last batch (or uneven shards) passing the global batch size
-# explicitly is the safe choice, which is why the loop above does it.
+# replica gets a full shard. With uneven shards, passing the global batch size explicitly is the safe choice,
+# which is why the loop above does it: every example then weighs $1/B$, whichever shard it is in. On a short
+# last batch, $B$ must be the number of examples in *that* global batch (the argument accepts a tensor) for the
+# step to follow the batch mean; the nominal batch size keeps the examples' weights equal but shrinks that
+# one step.
 
 # %%
 strategy = mirrored_strategy(2)
@@ -749,7 +758,9 @@ for name, gaps in keras_gaps.items():
 # its source (`keras/src/losses/loss.py`): when a `tf.distribute` strategy with $N > 1$ replicas is active,
 # every loss reduced with `"sum_over_batch_size"` (the default) is multiplied by $1/N$. The shard mean times
 # $1/N$ is the sum over the shard divided by the global batch size, exactly the scaling of
-# {eq}`eq-devices-shard-sum`. The optimizer's `apply_gradients` then all-reduces the gradients with
+# {eq}`eq-devices-shard-sum`, as long as the shards are equally large. Keras divides by the size of the shard
+# each replica sees (`reduce_values` in the same file), so on uneven shards it reweights the examples as the
+# TF1 towers do (the {ref}`exercise <ex-devices-uneven>` measures that reweighting). The optimizer's `apply_gradients` then all-reduces the gradients with
 # `ReduceOp.SUM` (`keras/src/backend/tensorflow/optimizer.py`), as our loop does. The table sums up who does
 # what in the four implementations of this chapter.
 #
@@ -840,9 +851,41 @@ assert not np.array_equal(one_device_masks[0], one_device_masks[1])
 # %% [markdown]
 # The two replicas drew the *same* mask, so the first image of every shard is dropped in the same places;
 # on one device every row of the batch gets its own. Neither is wrong, but they are different random
-# processes, and a data-parallel run with dropout is not the one-device run split up. Anything else that
-# keeps state computed on the batch, such as the running totals of a metric updated inside `strategy.run`,
-# needs the same thought: per replica unless something combines it.
+# processes, and a data-parallel run with dropout is not the one-device run split up.
+#
+# Anything else that keeps state computed on the batch needs the same thought: it is per replica unless
+# something combines it. Keras metrics do combine it. Their variables are *sync-on-read*: each replica adds
+# to its own copy, and reading the metric sums the copies. A `Sum` metric, updated with 1 on each of the two
+# replicas, next to a counter of our own, a plain `tf.Variable` created under the scope and incremented by 1
+# on each replica:
+
+# %%
+with strategy.scope():
+    images_seen_metric = keras.metrics.Sum()
+    plain_counter = tf.Variable(0.0)
+
+
+@tf.function
+def count_one_each():
+    images_seen_metric.update_state(1.0)
+    plain_counter.assign_add(1.0)
+
+
+strategy.run(count_one_each)
+metric_variable = images_seen_metric.variables[0].value
+print(
+    f"metric: {type(metric_variable).__name__}, result "
+    f"{float(images_seen_metric.result())}"
+)
+counter_value = float(plain_counter.numpy())
+print(f"own counter: {type(plain_counter).__name__}, value {counter_value}")
+assert metric_variable.synchronization == tf.VariableSynchronization.ON_READ
+assert float(images_seen_metric.result()) == 2.0 and counter_value == 1.0
+
+# %% [markdown]
+# The metric counted both replicas. The plain variable is mirrored: each replica added 1 to its own copy,
+# and it reads 1, not 2. A counter of your own needs `synchronization=tf.VariableSynchronization.ON_READ`
+# and an aggregation, as Keras gives its metrics.
 #
 # ## Two workers: `MultiWorkerMirroredStrategy`
 #
@@ -981,7 +1024,7 @@ for line in run_workers():
     print(line)
 
 # %% [markdown]
-# Both workers ran the 30 steps together (most of their time goes into importing TensorFlow and connecting). Their final weights should be identical to each other (the
+# Both workers ran the 30 steps together. Their final weights should be identical to each other (the
 # all-reduce hands both the same sum) and equal to the one-device reference to float32 rounding.
 
 # %%
@@ -1004,7 +1047,7 @@ assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 
 # %% [markdown]
 # Two processes that share nothing but a network connection ended with the same weights as one process
-# working alone. With the check done, the temporary directory goes.
+# working alone, to float32 rounding. With the check done, the temporary directory goes.
 
 # %%
 for path in workdir.iterdir():
@@ -1242,12 +1285,19 @@ rises_16 = [rises[rule, 16, s] for rule in rules[1:] for s in seeds]
 warm_up_jump = over_seeds(
     lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max()
 )
+warm_up_jump_step = over_seeds(
+    lambda s: 1 + np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).argmax()
+)
 print(
-    "N = 16 with warm-up, largest rise in the first epoch:", np.round(warm_up_jump, 3)
+    "N = 16 with warm-up, largest rise in the first epoch:",
+    np.round(warm_up_jump, 3),
+    f"after step {warm_up_jump_step} of {after_first_epoch}",
 )
 glue("ch9_lb_rises_min", min(rises_16), display=False)
 glue("ch9_lb_rises_max", max(rises_16), display=False)
 assert min(rises_16) >= 2 and warm_up_jump.min() > 0.05
+# the jump comes in the second half of the warm-up (rate above 0.8)
+assert all(warm_up_jump_step > after_first_epoch // 2)
 assert all(rises[rule, 4, s] == 0 for rule in rules[1:] for s in seeds)
 
 # %% [markdown]
@@ -1256,8 +1306,8 @@ assert all(rises[rule, 4, s] == 0 for rule in rules[1:] for s in seeds)
 # step for the whole run, not only at the start.
 #
 # That something is the curvature. Gradient descent on a quadratic is stable only for
-# $\alpha < 2 / \lambda_{\max}$, with $\lambda_{\max}$ the largest eigenvalue of the Hessian (the chapter on
-# gradients derives this in one dimension). At zero weights softmax regression has a Hessian we can write down:
+# $\alpha < 2 / \lambda_{\max}$, with $\lambda_{\max}$ the largest eigenvalue of the Hessian
+# ({eq}`eq-gradient-stable-step`). At zero weights softmax regression has a Hessian we can write down:
 # with all probabilities $1/10$, it is
 # $\bigl(\tfrac{1}{10} I - \tfrac{1}{100} \mathbf{1}\mathbf{1}^\top\bigr) \otimes \mathbb{E}[\tilde{\mathbf{x}} \tilde{\mathbf{x}}^\top]$,
 # where $\tilde{\mathbf{x}} = (\mathbf{x}, 1)$ appends the bias input. The first factor has eigenvalues
@@ -1422,10 +1472,11 @@ assert (
 # Each time the iterates sit where the loss is sharper than $2/\alpha$, they are thrown out along the sharp
 # direction: a rise of the loss in {numref}`fig-devices-large-batch`. Second, these ejections carry them to flatter places: the sharpness falls
 # during every run, and ends lower than the sharpness at the end of the stable $N = 4$ runs (whose product is at most
-# {glue:text}`ch9_eos_n4_max:.2f`). Third, the fall stops at the edge: after the last step the product lies between
+# {glue:text}`ch9_eos_n4_max:.2f`). Third, by the last step the fall has reached the edge: after it the product lies between
 # {glue:text}`ch9_eos_end_min:.2f` and {glue:text}`ch9_eos_end_max:.2f`, close to 2. The run does not stay at a
-# safe distance from the stability limit; it is pushed down to it and ends there. Gradient descent with large
-# steps on neural networks settles at this edge too {cite:p}`cohen2021`. In short: the linear scaling rule is
+# safe distance from the stability limit; it is pushed down to it and ends there. Full-batch gradient descent on
+# neural networks ends at this edge too, though it reaches it from the other side: there the sharpness
+# *rises* during training until it meets $2/\alpha$, and then hovers there {cite:p}`cohen2021`. In short: the linear scaling rule is
 # an approximation {eq}`eq-devices-linear-scaling` that holds while the scaled step stays well below
 # $2/\lambda_{\max}$; warm-up carries a run over the sharp start, but it cannot raise the limit. How far the rule
 # carries depends on the model and the data {cite:p}`goyal2017`, and for this model, on this data, $N = 4$ is
@@ -1435,22 +1486,26 @@ assert (
 # ### How large a batch is useful: the gradient noise scale
 #
 # Curvature limits the *step*; noise decides how many images a step *needs*. {cite:t}`mccandlish2018`
-# measure it with the **gradient noise scale**
+# measure it with the **gradient noise scale**. Its simple form, which they call $B_{\text{simple}}$, is
 #
 # $$
-# B_{\text{noise}} = \frac{\operatorname{tr} \Sigma}{\lVert G \rVert^2},
+# B_{\text{simple}} = \frac{\operatorname{tr} \Sigma}{\lVert G \rVert^2},
 # $$ (eq-devices-noise-scale)
 #
 # where $G$ is the gradient of the training loss and $\Sigma$ the covariance of the per-example gradients
-# $\mathbf{g}_i$. A mini-batch gradient on $B$ images has the noise $\operatorname{tr}\Sigma / B$ around $G$;
-# for $B \ll B_{\text{noise}}$ the noise dominates and a batch twice as large is worth nearly two steps (the
-# regime where linear scaling holds), for $B \gg B_{\text{noise}}$ more images barely change the gradient. In
-# their model, with the learning rate tuned for each batch size, a step on $B$ images makes the fraction
-# $1 / (1 + B_{\text{noise}} / B)$ of the progress of a full-batch step. For softmax regression the
+# $\mathbf{g}_i$. A mini-batch gradient on $B$ images lies at an expected squared distance
+# $\operatorname{tr}\Sigma / B$ from $G$; for $B \ll B_{\text{simple}}$ the noise dominates and a batch twice as
+# large is worth nearly two steps (the regime where linear scaling holds), for $B \gg B_{\text{simple}}$ more
+# images barely change the gradient. Their analysis weighs the noise by the curvature: the full noise scale is
+# $B_{\text{noise}} = \operatorname{tr}(H\Sigma) / G^\top H G$, with $H$ the Hessian, and with the learning rate
+# tuned for each batch size a step on $B$ images makes the fraction $1 / (1 + B_{\text{noise}} / B)$ of the
+# progress of a full-batch step. The two scales are equal when $H$ is a multiple of the identity, and
+# $B_{\text{simple}}$, which needs no Hessian, is the estimate they measure in practice; we use it in that
+# formula too. For softmax regression the
 # per-example gradient is an outer product, $\mathbf{g}_i = \tilde{\mathbf{x}}_i (\mathbf{p}_i - \mathbf{y}_i)^\top$,
 # so $\lVert \mathbf{g}_i \rVert^2 = \lVert \tilde{\mathbf{x}}_i \rVert^2 \lVert \mathbf{p}_i - \mathbf{y}_i \rVert^2$
 # and $\operatorname{tr} \Sigma$ is the mean of these minus $\lVert G \rVert^2$: no per-example backward pass
-# is needed. We measure $B_{\text{noise}}$ at zero weights and at the end of the $N = 1$ runs with the
+# is needed. We measure $B_{\text{simple}}$ at zero weights and at the end of the $N = 1$ runs with the
 # base learning rate.
 
 # %%
@@ -1475,8 +1530,8 @@ noise_at_end = over_seeds(
     lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]])
 )
 gain = (1 + noise_at_zero / 50) / (1 + noise_at_zero / 800)
-print(f"B_noise at zero weights: {noise_at_zero:.1f}")
-print("B_noise after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
+print(f"B_simple at zero weights: {noise_at_zero:.1f}")
+print("B_simple after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
 print(f"at the start, progress per step of B = 800 over B = 50: x{gain:.2f}")
 glue("ch9_noise_zero", float(noise_at_zero), display=False)
 glue("ch9_noise_end_min", float(noise_at_end.min()), display=False)
@@ -1486,7 +1541,7 @@ assert round(noise_at_zero, -1) == 70 and noise_at_end.min() > 800
 assert 10 < 800 / noise_at_zero < 100
 
 # %% [markdown]
-# At the start, $B_{\text{noise}}$ is about {glue:text}`ch9_noise_zero:.0f` images: a batch of 800 is an order
+# At the start, $B_{\text{simple}}$ is about {glue:text}`ch9_noise_zero:.0f` images: a batch of 800 is an order
 # of magnitude above it, and by the model it makes only {glue:text}`ch9_noise_gain:.1f` times the progress of
 # a step on 50 images, for 16 times the images. By the end of the small-batch runs the noise scale has grown
 # to between {glue:text}`ch9_noise_end_min:.0f` and {glue:text}`ch9_noise_end_max:.0f` images, above every
@@ -1495,12 +1550,13 @@ assert 10 < 800 / noise_at_zero < 100
 # as training proceeds, which is one more reason the first epoch of a large-batch run needs care.
 #
 # Other optimizers have their own rules. For Adam, whose update is divided by the root of the squared
-# gradients, scaling the learning rate with the *square root* of the batch growth is the rule that follows
-# from a stochastic-differential-equation view of the optimizer {cite:p}`malladi2022`. LARS
-# {cite:p}`you2017lars` sets a separate learning rate for every layer, proportional to the ratio of the
-# layer's weight norm to its gradient norm, so that no layer's step is too large relative to its weights,
-# and LAMB {cite:p}`you2020lamb` applies the same layer-wise ratio to Adam's update; both were made to keep
-# the linear scaling rule usable at batch sizes in the tens of thousands.
+# gradients, scaling the learning rate with the *square root* of the batch growth (and moving $1 - \beta_1$,
+# $1 - \beta_2$ and $\epsilon$ with it) is the rule that follows from a stochastic-differential-equation view
+# of the optimizer {cite:p}`malladi2022`. LARS {cite:p}`you2017lars` sets a separate learning rate for every
+# layer, proportional to the ratio of the layer's weight norm to its gradient norm, so that no layer's step
+# is too large relative to its weights, and LAMB {cite:p}`you2020lamb` scales each layer's Adam update by the
+# ratio of the layer's weight norm to the norm of that update; both were made for batch sizes in the tens of
+# thousands, where linear scaling with warm-up alone no longer trains to the small-batch accuracy.
 #
 # ## Summary
 #
@@ -1520,8 +1576,9 @@ assert 10 < 800 / noise_at_zero < 100
 #   (which scales the loss by $1/N$ itself) and two `MultiWorkerMirroredStrategy` worker processes all
 #   reproduced the one-device weights step for step, to float32 rounding. That equivalence holds for a model
 #   without per-batch state: batch normalization normalizes each shard with its own statistics (and its
-#   mirrored moving mean drifts apart) unless `synchronized=True`, and dropout draws the same mask on every
-#   replica. How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
+#   mirrored moving mean drifts apart) unless `synchronized=True`, dropout draws the same mask on every
+#   replica, and a counter kept in a plain mirrored variable counts one replica (Keras metrics are
+#   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
 #   CPUs) changes only the order of additions.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
 #   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays

@@ -20,7 +20,7 @@
 # # From TF1 to TF2
 #
 # The source documents this book reproduces were written for TensorFlow 1. Most of their programs stop at
-# the first line on TensorFlow 2: `tf.Session`, `tf.placeholder` and `tf.log` no longer exist under those
+# their first TF1 line on TensorFlow 2: `tf.Session`, `tf.placeholder` and `tf.log` no longer exist under those
 # names, `tf.contrib` and the MNIST tutorial reader were deleted, and the optimizers moved to Keras. Three
 # changes explain nearly every row of the table below:
 #
@@ -86,6 +86,7 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # still runs under the TF1 name with `tf.` replaced by `tf.compat.v1.` (`tf.log` becomes
 # `tf.compat.v1.log`, `tf.train.AdamOptimizer` becomes `tf.compat.v1.train.AdamOptimizer`), a rule the
 # next section checks row by row; **gone** means there is no such copy.
+
 
 # %% mystnb={"markdown_format": "myst"} tags=["hide-input"]
 class Row(NamedTuple):
@@ -208,12 +209,14 @@ ROWS = [
         "tf.summary.create_file_writer",
         "no summary ops to merge: make a writer the default",
         "[8 · Logging gradients](08_debugging.md#logging-gradients)"),
-    Row("tf.truncated_normal", "tf.compat.v1.truncated_normal", "tf.random.truncated_normal",
-        "moved", "Chapter 7, *The source's network*"),
+    Row("tf.truncated_normal", "tf.compat.v1.truncated_normal",
+        "tf.random.truncated_normal | keras.initializers.TruncatedNormal",
+        "moved; as an initializer, a Keras class",
+        "[7 · The source's network](07_cnn.md#the-sources-network)"),
     Row("tf.nn.dropout(keep_prob=)", "tf.compat.v1.nn.dropout(keep_prob=)",
         "tf.nn.dropout(rate=) | keras.layers.Dropout",
         "`rate` is the share dropped: `1 - keep_prob`",
-        "Chapter 7, *The source's network*"),
+        "[7 · TF1 graph](07_cnn.md#tf1-the-same-network-as-a-graph)"),
     Row("tf.train.NewCheckpointReader", "tf.compat.v1.train.NewCheckpointReader",
         "tf.train.load_checkpoint",
         "name-based TF1 checkpoints stay readable",
@@ -408,6 +411,7 @@ assert np.array_equal(by_old_keyword.numpy(), by_axis.numpy())
 # sources (TF1 argument names on the first line, Keras names on the second; "required" means the argument
 # has no default):
 
+
 # %%
 def defaults(cls):
     return {
@@ -577,7 +581,7 @@ assert loss_gap == 0.0 and weight_gap == 0.0
 # | `sess.run(tf.global_variables_initializer())` | (nothing) |
 # | `sess.run([train_step, loss], feed_dict)` | `train_step_tf2(images, labels)` |
 #
-# The loss itself is the one thing *not* to carry over: the chapter on softmax regression shows how
+# The loss itself is the one thing *not* to carry over: {ref}`the chapter on softmax regression <ch-softmax>` shows how
 # `log(softmax(z))` returns `inf` or `NaN` once a probability underflows, and why
 # `tf.nn.softmax_cross_entropy_with_logits` is the TF2 (and the correct) way to write it.
 #
@@ -828,6 +832,7 @@ assert (
 # Variables are the third point. TF1 code often creates its variables inside the function that builds the
 # model. As a `tf.function`, such a function fails at its very first call:
 
+
 # %% tags=["raises-exception"]
 @tf.function
 def scaled(x):
@@ -854,6 +859,7 @@ assert "only supports singleton tf.Variables created on the first call" in (
 # The fix is the TF2 habit the table already recommends: create variables once, outside the function, or
 # in an object that creates them on first use and keeps them, such as a Keras layer or a `tf.Module` like
 # this one:
+
 
 # %%
 class Scaled(tf.Module):
