@@ -48,7 +48,7 @@ import tensorflow as tf
 # We also need Keras, matplotlib and a few standard-library modules.
 
 # %%
-import tempfile
+import shutil
 from pathlib import Path
 
 import keras
@@ -1759,13 +1759,20 @@ assert "tags and values are not the same shape: [] != [1]" in as_written.message
 # ### TF1, fixed
 #
 # The fix is to log what the name promises: the *norm* of the gradient, a scalar, plus a histogram of the
-# gradient entries. We log the gradients of both $w$ and $b$, their global norm and the loss, in a
-# temporary folder that disappears at the end of the cell sequence.
+# gradient entries. We log the gradients of both $w$ and $b$, their global norm and the loss. Every
+# log of this chapter goes below one folder, `logs/debugging` in the working directory (for the book's
+# notebooks that is `chapters/`), one subfolder per run; it is emptied first, so that a rerun starts
+# clean, and kept at the end, for TensorBoard.
 
 # %%
-log_root = tempfile.TemporaryDirectory(prefix="gdbook-ch8-")
-LOGDIR = Path(log_root.name)
+LOGDIR = Path("logs") / "debugging"
+shutil.rmtree(LOGDIR, ignore_errors=True)
+print("logs go to", LOGDIR.as_posix())
 
+# %% [markdown]
+# The TF1 program, fixed:
+
+# %%
 tf1_graph = tf.Graph()
 with tf1_graph.as_default():
     x_in = tf.compat.v1.placeholder(tf.float32, name="x_input")
@@ -1859,52 +1866,17 @@ assert np.array_equal(
     tf1_norms, tf1_printed[:, 1]
 )  # bit for bit what sess.run returned
 
-
 # %% [markdown]
 # ### TF2: the same log
 #
 # In TF2 the summary functions write immediately to the *default writer*, set with
 # `tf.summary.create_file_writer(folder).as_default()`, and every record needs a `step`.
-# `tf.summary.scalar` and `tf.summary.histogram` are implemented in the `tensorboard` package, which
-# `tensorflow-cpu` does not install; without it they raise `TBNotInstalledError`. Both are thin wrappers
-# around the core op `tf.summary.write(tag, tensor, step, metadata)`: the metadata names the TensorBoard
-# plugin that displays the record, and a histogram is a `[buckets, 3]` tensor of left edge, right edge and
-# count (30 equal-width buckets from the minimum to the maximum). We call `tf.summary.write` directly,
-# so these cells run with or without TensorBoard installed and TensorBoard shows the records as if the
-# wrappers had written them. Both helpers are made of TensorFlow ops only, so they also work inside a
-# `tf.function`.
-
-
-# %%
-def plugin_metadata(plugin_name):
-    return tf.compat.v1.SummaryMetadata(
-        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name)
-    )
-
-
-SCALAR_METADATA, HISTOGRAM_METADATA = (
-    plugin_metadata("scalars"),
-    plugin_metadata("histograms"),
-)
-
-
-def log_scalar(tag, value, step):
-    tf.summary.write(
-        tag, tf.cast(value, tf.float32), step=step, metadata=SCALAR_METADATA
-    )
-
-
-def log_histogram(tag, values, step, buckets=30):
-    """Equal-width buckets from min to max (the values must not all be equal)."""
-    values = tf.reshape(tf.cast(values, tf.float64), [-1])
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
-    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=buckets)
-    edges = tf.linspace(low, high, buckets + 1)
-    table = tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
-    tf.summary.write(tag, table, step=step, metadata=HISTOGRAM_METADATA)
-
-
-# %% [markdown]
+# `tf.summary.scalar` and `tf.summary.histogram` come from the `tensorboard` package (installed with the
+# book's requirements; `tensorflow-cpu` alone does not install it, and then they raise
+# `TBNotInstalledError`). A histogram is stored as a `[buckets, 3]` tensor of left edge, right edge and
+# count: by default 30 equal-width buckets from the minimum to the maximum. Both functions are made of
+# TensorFlow ops, so they also work inside a `tf.function`.
+#
 # The training loop is the source's, in TF2: variables, a `GradientTape`, a hand-applied update.
 
 # %%
@@ -1919,9 +1891,9 @@ with tf.summary.create_file_writer(str(LOGDIR / "tf2")).as_default():
             )
         grads = tape.gradient(loss, [w2, b2])
         grad_norm = tf.linalg.global_norm(grads)
-        log_scalar("loss", loss, step)
-        log_scalar("grad_norm", grad_norm, step)
-        log_histogram("grads", tf.stack(grads), step)
+        tf.summary.scalar("loss", loss, step=step)
+        tf.summary.scalar("grad_norm", grad_norm, step=step)
+        tf.summary.histogram("grads", tf.stack(grads), step=step)
         tf2_printed.append((float(loss), float(grad_norm)))
         w2.assign_sub(LINE_RATE * grads[0])
         b2.assign_sub(LINE_RATE * grads[1])
@@ -1947,7 +1919,36 @@ print(f"final w: TF2 - TF1 = {float(w2) - tf1_w}")
 assert np.array_equal(tf2_norms, tf1_norms) and np.array_equal(tf2_losses, tf1_losses)
 assert float(w2) == tf1_w
 assert np.array_equal(tf2_losses, tf2_printed[:, 0])
+histogram_shape = tf2_logged["grads"][0][1].shape
+print("shape of a logged histogram:", histogram_shape)
+assert histogram_shape == (30, 3)
 
+# %% [markdown]
+# An aside on what these functions write. Both are thin wrappers around the core op
+# `tf.summary.write(tag, tensor, step, metadata)`, whose metadata names the TensorBoard plugin that
+# displays the record. Written by hand, with the metadata of the scalars plugin, a record is one that
+# TensorBoard cannot tell from `tf.summary.scalar`'s. We read both back with `EventAccumulator`, the class
+# TensorBoard's own server uses to load a run.
+
+# %%
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+scalar_plugin = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+with tf.summary.create_file_writer(str(LOGDIR / "raw")).as_default():
+    tf.summary.write("loss", tf.constant(tf2_losses[0]), step=0, metadata=scalar_plugin)
+
+
+def plugin_of(run, tag):
+    events = EventAccumulator(str(LOGDIR / run))
+    events.Reload()
+    return events.SummaryMetadata(tag).plugin_data.plugin_name
+
+
+print("plugin of 'loss': tf.summary.scalar:", plugin_of("tf2", "loss"))
+print("plugin of 'loss': tf.summary.write: ", plugin_of("raw", "loss"))
+assert plugin_of("tf2", "loss") == plugin_of("raw", "loss") == "scalars"
 
 # %% [markdown]
 # ### Logging a training run
@@ -1958,41 +1959,46 @@ assert np.array_equal(tf2_losses, tf2_printed[:, 0])
 # compiled step (one Python call per step instead of twenty eager writes), with the step number passed
 # as a tensor so that the function is traced once. We log the raw gradients, before the optimizer clips
 # them: what the network produced, not what the optimizer used.
-
+#
+# The cell starts with the marker `# @save gdbook.tensorboard_logs`, the mechanism of
+# {ref}`ch-optimizers`: `python -m gdbook.export` copies it into the module `gdbook/tensorboard_logs.py`,
+# so that the book's test of TensorBoard (`tests/test_tensorboard.py`) writes its logs with exactly this
+# code. The second function is the library's way, for a model trained with `fit`, used below.
 
 # %%
-def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
-    """Like train_chain, and logs gradient statistics at every step; returns the
-    losses."""
-    model = make_chain("relu", gain)
-    optimizer = keras.optimizers.SGD(LEARNING_RATE, **clip)
-    kernels = [layer.kernel for layer in model.layers[:DEPTH]]
-    kernel_index = [
-        i
-        for i, v in enumerate(model.trainable_variables)
-        if any(v is k for k in kernels)
-    ]
+# @save gdbook.tensorboard_logs
+"""TensorBoard logging of a training run, exported from the section "Logging gradients"
+(chapters/08_debugging.md) by `python -m gdbook.export`."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def train_and_log(logdir, model, x, y, optimizer, steps, histograms=()):
+    """Full-batch training on the mean squared error. Logs at every step the loss, the
+    global gradient norm, the gradient norm of every layer's kernel and histograms of
+    the kernel gradients of the layers named in `histograms`; returns the losses."""
+    variables = model.trainable_variables
+    kernels = {
+        layer.name: next(i for i, v in enumerate(variables) if v is layer.kernel)
+        for layer in model.layers
+    }
     writer = tf.summary.create_file_writer(str(logdir))
 
     @tf.function
-    def step(step_number):
+    def step(number):
         with tf.GradientTape() as tape:
-            loss = mse(model)
-        grads = tape.gradient(loss, model.trainable_variables)
-        with writer.as_default():
-            log_scalar("loss", loss, step_number)
-            log_scalar("grad_norm/global", tf.linalg.global_norm(grads), step_number)
-            for layer_number, index in enumerate(kernel_index, start=1):
-                log_scalar(
-                    f"grad_norm/layer{layer_number:02d}",
-                    tf.norm(grads[index]),
-                    step_number,
-                )
-            log_histogram("grads/layer01", grads[kernel_index[0]], step_number)
-            log_histogram(
-                f"grads/layer{DEPTH:02d}", grads[kernel_index[-1]], step_number
-            )
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            loss = tf.reduce_mean((model(x) - y) ** 2)
+        grads = tape.gradient(loss, variables)
+        with writer.as_default(step=number):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("grad_norm/global", tf.linalg.global_norm(grads))
+            for name, index in kernels.items():
+                tf.summary.scalar(f"grad_norm/{name}", tf.norm(grads[index]))
+                if name in histograms:
+                    tf.summary.histogram(f"grads/{name}", grads[index])
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
     losses = np.array([float(step(tf.constant(i, tf.int64))) for i in range(steps)])
@@ -2000,11 +2006,33 @@ def train_and_log(logdir, gain, steps=TRAIN_STEPS, **clip):
     return losses
 
 
+def fit_and_log(logdir, model, x, y, epochs, **fit_args):
+    """`model.fit` with Keras' TensorBoard callback: epoch losses and weight
+    histograms, every epoch."""
+    callback = keras.callbacks.TensorBoard(str(logdir), histogram_freq=1)
+    return model.fit(x, y, epochs=epochs, callbacks=[callback], verbose=0, **fit_args)
+
+
+# %% [markdown]
+# The chain's layers are named `layer01` to `layer16` and `output`, so the tags are `grad_norm/layer01`
+# and so on.
+
+# %%
 logged_run_losses = train_and_log(
-    LOGDIR / "chain_global_clipnorm", EXPLODING_GAIN, global_clipnorm=CLIP
+    LOGDIR / "chain_global_clipnorm",
+    make_chain("relu", EXPLODING_GAIN),
+    x_chain,
+    y_chain,
+    keras.optimizers.SGD(LEARNING_RATE, global_clipnorm=CLIP),
+    TRAIN_STEPS,
+    histograms=("layer01", f"layer{DEPTH:02d}"),
 )
 chain_log = read_event_files(LOGDIR)["chain_global_clipnorm"]
 print(len(chain_log), "tags, e.g.", sorted(chain_log)[:4])
+assert sorted(chain_log) == sorted(
+    ["loss", "grad_norm/global", "grad_norm/output", "grads/layer01", "grads/layer16"]
+    + [f"grad_norm/layer{n:02d}" for n in range(1, DEPTH + 1)]
+)
 
 # %% [markdown]
 # The logged losses must be the losses the step function returned, and also those of the training run of
@@ -2109,25 +2137,97 @@ ax_bands.set(xlabel="step", ylabel=f"gradient entries, layer {DEPTH} kernel")
 plt.show()
 
 # %% [markdown]
-# ### Opening the logs in TensorBoard
+# ### Logging from `fit`
 #
-# The event files are ordinary files; TensorBoard reads any folder of them, one run per subfolder. With
-# a permanent folder instead of a temporary one (say `logs/`) and TensorBoard installed
-# (`pip install tensorboard`):
-#
-# - from a shell: `tensorboard --logdir logs`, then open `http://localhost:6006`;
-# - inside Jupyter: `%load_ext tensorboard` and then `%tensorboard --logdir logs`.
-#
-# The *Scalars* dashboard shows `loss`, `grad_norm/global` and the sixteen `grad_norm/layerNN` curves
-# (runs `tf1`, `tf2` and `chain_global_clipnorm` side by side where tags coincide); the *Histograms* and
-# *Distributions* dashboards show `grads/layer01` and `grads/layer16`. Our temporary folder is removed
-# now.
+# A model trained with `fit` needs no loop of our own: Keras' `TensorBoard` callback writes the epoch's
+# loss (and metrics) and, with `histogram_freq=1`, a histogram of every weight at the end of every epoch.
+# Histograms of the *weights*, not of the gradients: the callback has no option for gradients (Keras 2's
+# `write_grads` is gone), which is why a custom loop like `train_and_log` is still worth having. We fit a
+# small ReLU network (three hidden layers of 32) to the chain's data, full batch, with the
+# `fit_and_log` function of the cell above; the callback puts the training logs in a subfolder `train`.
 
 # %%
-log_root.cleanup()
-assert not LOGDIR.exists()
+FIT_EPOCHS = 10
+fit_model = keras.Sequential(
+    [keras.Input((1,))]
+    + [
+        keras.layers.Dense(
+            WIDTH,
+            "relu",
+            kernel_initializer=keras.initializers.HeNormal(seed=n),
+            name=f"hidden{n}",
+        )
+        for n in range(1, 4)
+    ]
+    + [
+        keras.layers.Dense(
+            1, kernel_initializer=keras.initializers.HeNormal(seed=4), name="output"
+        )
+    ],
+    name="fit_demo",
+)
+fit_model.compile(keras.optimizers.SGD(LEARNING_RATE), loss="mse")
+fit_history = fit_and_log(
+    LOGDIR / "fit", fit_model, x_chain, y_chain, FIT_EPOCHS, batch_size=len(x_chain)
+)
+fit_events = EventAccumulator(
+    str(LOGDIR / "fit" / "train"), size_guidance={"tensors": 0}
+)
+fit_events.Reload()
+fit_tags = fit_events.Tags()["tensors"]
+print(len(fit_tags), "tags:", fit_tags[:4], "...")
+
 
 # %% [markdown]
+# The tags read back are the epoch loss, the learning rate, one histogram per kernel and bias, and
+# `keras`, the model's description for the *Graphs* dashboard. The logged losses are the losses
+# `fit` returned in its history, and each histogram holds every entry of its weight.
+
+
+# %%
+def fit_series(tag):
+    return [tf.make_ndarray(event.tensor_proto) for event in fit_events.Tensors(tag)]
+
+
+weight_tags = [tag for tag in fit_tags if tag.endswith("/histogram")]
+logged_fit_losses = np.array(fit_series("epoch_loss"))
+last_kernel = fit_model.layers[-2].kernel
+last_kernel_tag = f"fit_demo/{fit_model.layers[-2].name}/kernel/histogram"
+print(
+    "weight histograms:",
+    len(weight_tags),
+    "| epoch losses:",
+    logged_fit_losses.round(4),
+)
+assert sorted(weight_tags) == sorted(
+    f"fit_demo/{layer.name}/{weight}/histogram"
+    for layer in fit_model.layers
+    for weight in ["kernel", "bias"]
+)
+assert {"epoch_loss", "epoch_learning_rate", "keras"} <= set(fit_tags)
+assert "write_grads" not in inspect.signature(keras.callbacks.TensorBoard).parameters
+assert np.array_equal(logged_fit_losses, np.float32(fit_history.history["loss"]))
+last_tables = fit_series(last_kernel_tag)
+assert len(last_tables) == FIT_EPOCHS
+assert all(table[:, 2].sum() == np.prod(last_kernel.shape) for table in last_tables)
+
+# %% [markdown]
+# ### Opening the logs in TensorBoard
+#
+# The event files are ordinary files; TensorBoard reads any folder of them, one run per subfolder. In
+# the folder where this chapter ran (for the book's notebooks, `chapters/`):
+#
+# - from a shell: `tensorboard --logdir logs/debugging`, then open `http://localhost:6006`;
+# - inside Jupyter: `%load_ext tensorboard` and then `%tensorboard --logdir logs/debugging`.
+#
+# The *Scalars* dashboard shows `loss` and `grad_norm` (runs `tf1` and `tf2` side by side: the same
+# curves), the chain's `grad_norm/global` and the seventeen `grad_norm/...` curves of its layers, and
+# `epoch_loss` of the run `fit/train`; the *Histograms* and *Distributions* dashboards show
+# `grads/layer01` and `grads/layer16` and the weights of the `fit` run. The book's test
+# `tests/test_tensorboard.py` does exactly this: it writes logs with `gdbook.tensorboard_logs`, starts
+# TensorBoard on them, opens both dashboards in a headless browser and checks that the run's tags are
+# shown without errors.
+#
 # ## Summary
 #
 # - Check gradients with central differences {eq}`eq-debugging-central` in **float64**, with a step near
@@ -2157,9 +2257,12 @@ assert not LOGDIR.exists()
 #   network trainable but is no substitute for a good initialization
 #   ({numref}`fig-debugging-clip-training`).
 # - Log gradient norms and histograms: TF1 with `tf.compat.v1.summary` ops, `merge_all` and a
-#   `FileWriter`; TF2 with a default writer and `tf.summary.write` (or `tf.summary.scalar` /
-#   `histogram` when TensorBoard is installed). Event files can be read back with
-#   `summary_iterator` and plotted anywhere ({numref}`fig-debugging-logged`).
+#   `FileWriter`; TF2 with a default writer and `tf.summary.scalar` / `tf.summary.histogram`, also
+#   inside a `tf.function` (both wrap `tf.summary.write` with plugin metadata). With `fit`, Keras'
+#   `TensorBoard(histogram_freq=1)` callback logs losses and *weight* histograms per epoch; gradients
+#   need a custom loop. Event files can be read back with `summary_iterator` or TensorBoard's
+#   `EventAccumulator` and plotted anywhere ({numref}`fig-debugging-logged`), or viewed with
+#   `tensorboard --logdir`.
 #
 # ## Exercises
 #
