@@ -2141,13 +2141,13 @@ plt.show()
 #
 # A model trained with `fit` needs no loop of our own: Keras' `TensorBoard` callback writes the epoch's
 # loss (and metrics) and, with `histogram_freq=1`, a histogram of every weight at the end of every epoch.
-# Histograms of the *weights*, not of the gradients: the callback has no option for gradients (Keras 2's
-# `write_grads` is gone), which is why a custom loop like `train_and_log` is still worth having. We fit a
+# Histograms of the *weights*, not of the gradients: the callback has no option for gradients (TF1's
+# Keras had `write_grads`, TF2's ignored it, and Keras 3 no longer accepts it), which is why a custom loop like `train_and_log` is still worth having. We fit a
 # small ReLU network (three hidden layers of 32) to the chain's data, full batch, with the
 # `fit_and_log` function of the cell above; the callback puts the training logs in a subfolder `train`.
 
 # %%
-FIT_EPOCHS = 10
+FIT_EPOCHS = 5
 fit_model = keras.Sequential(
     [keras.Input((1,))]
     + [
