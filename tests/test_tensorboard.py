@@ -142,6 +142,7 @@ return out.join(' ');
 
 def open_dashboard(browser, url: str, tags: list[str], screenshot: str) -> str:  # noqa: F811
     browser.get_log("browser")  # drop what an earlier page logged
+    browser.set_window_size(1300, 1400)  # every card of the dashboard in the screenshot
     browser.get(url)
     deadline = time.monotonic() + 60
     while True:
