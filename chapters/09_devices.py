@@ -78,9 +78,7 @@ import tensorflow as tf
 
 # %%
 physical_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(4)]
-)
+tf.config.set_logical_device_configuration(physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(4)])
 logical_cpus = tf.config.list_logical_devices("CPU")
 print(physical_cpu.name, "->", [device.name for device in logical_cpus])
 assert len(logical_cpus) == 4
@@ -91,9 +89,7 @@ assert len(logical_cpus) == 4
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(RuntimeError) as too_late:
-    tf.config.set_logical_device_configuration(
-        physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(2)]
-    )
+    tf.config.set_logical_device_configuration(physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(2)])
 
 # %% [markdown]
 # The message names the cause. In a notebook the remedy is to restart the kernel and configure the devices in
@@ -197,25 +193,14 @@ x_batch, y_batch = x_train[batch].astype(np.float64), y_train[batch]
 replicas = 4
 shards = np.split(np.arange(96), replicas)
 
-batch_gradient_W, _ = softmax_regression_gradient(
-    W_random, b_random, x_batch, y_batch, divide_by=96
-)
-global_scaled_W = sum(
-    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0]
-    for s in shards
-)
-shard_mean_W = sum(
-    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0]
-    for s in shards
-)
+batch_gradient_W, _ = softmax_regression_gradient(W_random, b_random, x_batch, y_batch, divide_by=96)
+global_scaled_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0] for s in shards)
+shard_mean_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0] for s in shards)
 
 gap_correct = np.abs(global_scaled_W - batch_gradient_W).max()
 gap_bug = np.abs(shard_mean_W - replicas * batch_gradient_W).max()
 print(f"max |sum of shard gradients / B    - batch gradient|     = {gap_correct:.1e}")
-print(
-    f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = "
-    f"{gap_bug:.1e}"
-)
+print(f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = {gap_bug:.1e}")
 assert gap_correct < 1e-15 and gap_bug < 1e-14
 
 # %% [markdown]
@@ -237,9 +222,7 @@ print("batches:", batches.shape, "first images of batch 0:", batches[0, :5])
 
 
 def per_example_loss(W, b, x, y):
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=y, logits=tf.matmul(x, W) + b
-    )
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
 
 
 def train_one_device():
@@ -265,12 +248,8 @@ def train_one_device():
 
 
 reference, reference_losses = train_one_device()
-print(
-    f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}"
-)
-assert (
-    abs(reference_losses[0] - np.log(10)) < 1e-6
-)  # zero weights: uniform probabilities
+print(f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}")
+assert abs(reference_losses[0] - np.log(10)) < 1e-6  # zero weights: uniform probabilities
 assert reference_losses[-1] < 0.5 * reference_losses[0]
 
 # %% [markdown]
@@ -295,19 +274,12 @@ with graph.as_default():  # TF1: build a graph, then run it in a session
     W_tf1 = tf1.get_variable("W", [784, 10], initializer=tf1.zeros_initializer())
     b_tf1 = tf1.get_variable("b", [10], initializer=tf1.zeros_initializer())
     tower_gradients = []
-    for k, (x_shard, y_shard) in enumerate(
-        zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)
-    ):
+    for k, (x_shard, y_shard) in enumerate(zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)):
         with tf.device(f"/cpu:{k}"):
-            tower_loss = tf.reduce_mean(
-                per_example_loss(W_tf1, b_tf1, x_shard, y_shard)
-            )
+            tower_loss = tf.reduce_mean(per_example_loss(W_tf1, b_tf1, x_shard, y_shard))
             tower_gradients.append(tf1.gradients(tower_loss, [W_tf1, b_tf1]))
     with tf.device("/cpu:0"):
-        averaged = [
-            tf.add_n(list(grads)) / towers
-            for grads in zip(*tower_gradients, strict=True)
-        ]
+        averaged = [tf.add_n(list(grads)) / towers for grads in zip(*tower_gradients, strict=True)]
         train_op = tf1.train.GradientDescentOptimizer(LEARNING_RATE).apply_gradients(
             zip(averaged, [W_tf1, b_tf1], strict=True)
         )
@@ -321,10 +293,7 @@ with tf1.Session(graph=graph) as session:
         session.run(train_op, {x_ph: x_train[batch], y_ph: y_train[batch]})
         tf1_history.append(session.run(W_tf1).copy())
 
-tf1_gap = max(
-    np.abs(W - ref_W).max()
-    for W, (ref_W, _) in zip(tf1_history, reference, strict=True)
-)
+tf1_gap = max(np.abs(W - ref_W).max() for W, (ref_W, _) in zip(tf1_history, reference, strict=True))
 print(f"TF1 towers vs one device, max |W difference| over {STEPS} steps: {tf1_gap:.1e}")
 assert tf1_gap < 1e-6
 
@@ -402,17 +371,11 @@ def train_mirrored(replicas, scale_by_global_batch=True):
         with tf.GradientTape() as tape:
             losses = per_example_loss(W, b, x, y)
             if scale_by_global_batch:
-                loss = tf.nn.compute_average_loss(
-                    losses, global_batch_size=GLOBAL_BATCH
-                )
+                loss = tf.nn.compute_average_loss(losses, global_batch_size=GLOBAL_BATCH)
             else:
-                loss = tf.reduce_mean(
-                    losses
-                )  # the bug: mean over this replica's shard only
+                loss = tf.reduce_mean(losses)  # the bug: mean over this replica's shard only
         gradients = tape.gradient(loss, [W, b])
-        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, gradients
-        )
+        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         W.assign_sub(LEARNING_RATE * grad_W)
         b.assign_sub(LEARNING_RATE * grad_b)
         return loss
@@ -424,12 +387,8 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 
     history, losses = [], []
     for batch in batches:
-        x = strategy.experimental_distribute_values_from_function(
-            shard_of(x_train, batch, replicas)
-        )
-        y = strategy.experimental_distribute_values_from_function(
-            shard_of(y_train, batch, replicas)
-        )
+        x = strategy.experimental_distribute_values_from_function(shard_of(x_train, batch, replicas))
+        y = strategy.experimental_distribute_values_from_function(shard_of(y_train, batch, replicas))
         losses.append(float(step(x, y)))
         history.append((W.numpy().copy(), b.numpy().copy()))
     copies = [v.numpy() for v in strategy.experimental_local_results(W)]
@@ -483,14 +442,8 @@ buggy_history, buggy_losses, _ = train_mirrored(2, scale_by_global_batch=False)
 buggy_gaps = step_gaps(buggy_history)
 first_W, first_ref_W = buggy_history[0][0], reference[0][0]
 doubling_gap = np.abs(first_W - 2 * first_ref_W).max()
-print(
-    f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x "
-    f"reference| = {doubling_gap:.1e}"
-)
-print(
-    f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is "
-    f"{reference_losses[0]:.6f})"
-)
+print(f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x reference| = {doubling_gap:.1e}")
+print(f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is {reference_losses[0]:.6f})")
 print(f"reported loss at step {STEPS}: {buggy_losses[-1]:.6f}")
 print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
 assert doubling_gap < 1e-6 * np.abs(first_W).max() + 1e-8
@@ -517,9 +470,7 @@ for replicas, gaps in mirrored_gaps.items():
         ms=3,
         label=f"{replicas} replicas, loss / global batch",
     )
-ax.semilogy(
-    steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)"
-)
+ax.semilogy(steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)")
 ax.axhline(np.finfo(np.float32).eps, color="0.5", ls="--", lw=1)
 ax.text(
     STEPS,
@@ -547,22 +498,15 @@ plt.show()
 strategy = mirrored_strategy(2)
 ten_losses = tf.ones([10])
 default_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses))
-explicit_scaled = strategy.run(
-    lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96)
-)
+explicit_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96))
 print(
     "default:",
     [float(v) for v in strategy.experimental_local_results(default_scaled)],
     " global_batch_size=96:",
     [float(v) for v in strategy.experimental_local_results(explicit_scaled)],
 )
-assert all(
-    float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled)
-)
-assert all(
-    abs(float(v) - 10 / 96) < 1e-7
-    for v in strategy.experimental_local_results(explicit_scaled)
-)
+assert all(float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled))
+assert all(abs(float(v) - 10 / 96) < 1e-7 for v in strategy.experimental_local_results(explicit_scaled))
 
 
 # %% [markdown]
@@ -604,9 +548,7 @@ def train_regularized(replicas, lam, scale_penalty):
     for batch in batches:
         step(
             *(
-                strategy.experimental_distribute_values_from_function(
-                    shard_of(array, batch, replicas)
-                )
+                strategy.experimental_distribute_values_from_function(shard_of(array, batch, replicas))
                 for array in (x_train, y_train)
             )
         )
@@ -628,9 +570,7 @@ for name, W in regularized.items():
     print(f"{name:>23}: max |W - one-device W| = {np.abs(W - one_device_W).max():.2e}")
 unscaled_gap = np.abs(regularized["2 replicas, not scaled"] - one_device_W).max()
 scaled_gap = np.abs(regularized["2 replicas, scaled"] - one_device_W).max()
-doubled_gap = np.abs(
-    regularized["2 replicas, not scaled"] - regularized["1 replica, lam 0.2"]
-).max()
+doubled_gap = np.abs(regularized["2 replicas, not scaled"] - regularized["1 replica, lam 0.2"]).max()
 print(f"largest |entry| of the one-device kernel: {np.abs(one_device_W).max():.3f}")
 print(f"2 replicas not scaled vs 1 replica with lam 0.2: {doubled_gap:.1e}")
 glue("ch9_reg_unscaled_gap", float(unscaled_gap), display=False)
@@ -668,9 +608,7 @@ contexts = []
 def replica_batches(context):
     contexts.append(context)
     per_replica = context.get_per_replica_batch_size(GLOBAL_BATCH)
-    return global_batches.shard(
-        context.num_input_pipelines, context.input_pipeline_id
-    ).batch(per_replica)
+    return global_batches.shard(context.num_input_pipelines, context.input_pipeline_id).batch(per_replica)
 
 
 from_function = strategy.distribute_datasets_from_function(replica_batches)
@@ -718,9 +656,7 @@ class RecordWeights(keras.callbacks.Callback):
 
 def fit_keras(strategy):
     with strategy.scope():
-        model = keras.Sequential(
-            [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
-        )
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
         model.compile(
             optimizer=keras.optimizers.SGD(LEARNING_RATE),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -746,10 +682,7 @@ keras_gaps = {
     ]
 }
 for name, gaps in keras_gaps.items():
-    print(
-        f"Keras fit, {name}: max |weight difference| from the custom loop over "
-        f"{STEPS} steps {gaps.max():.1e}"
-    )
+    print(f"Keras fit, {name}: max |weight difference| from the custom loop over {STEPS} steps {gaps.max():.1e}")
     assert len(gaps) == STEPS and gaps.max() < 1e-6
 
 # %% [markdown]
@@ -794,15 +727,12 @@ for synchronized in (False, True):
     with strategy.scope():
         norm = keras.layers.BatchNormalization(synchronized=synchronized, momentum=0.0)
         norm.build((None, 1))
-    per_replica = strategy.run(
-        tf.function(norm), args=(two_shards,), kwargs={"training": True}
-    )
+    per_replica = strategy.run(tf.function(norm), args=(two_shards,), kwargs={"training": True})
     normalized[synchronized] = np.concatenate(
         [v.numpy().ravel() for v in strategy.experimental_local_results(per_replica)]
     )
     moving_means[synchronized] = [
-        float(v.numpy()[0])
-        for v in strategy.experimental_local_results(norm.moving_mean.value)
+        float(v.numpy()[0]) for v in strategy.experimental_local_results(norm.moving_mean.value)
     ]
 one_device_norm = keras.layers.BatchNormalization(momentum=0.0)
 one_device = one_device_norm(four_values, training=True).numpy().ravel()
@@ -824,11 +754,7 @@ print(
 # %%
 assert np.all(normalized[False] == 0.0) and moving_means[False] == [0.0, 2.0]
 assert np.array_equal(normalized[True], one_device)
-assert (
-    moving_means[True]
-    == [1.0, 1.0]
-    == [float(one_device_norm.moving_mean.numpy()[0])] * 2
-)
+assert moving_means[True] == [1.0, 1.0] == [float(one_device_norm.moving_mean.numpy()[0])] * 2
 
 # %% [markdown]
 # Randomness is the other per-replica matter. A dropout layer under the strategy draws its mask on every
@@ -839,9 +765,7 @@ assert (
 # %%
 with strategy.scope():
     dropout = keras.layers.Dropout(0.5)
-masks = strategy.experimental_local_results(
-    strategy.run(tf.function(lambda: dropout(tf.ones([1, 8]), training=True)))
-)
+masks = strategy.experimental_local_results(strategy.run(tf.function(lambda: dropout(tf.ones([1, 8]), training=True))))
 print("replica masks:", [mask.numpy().ravel().tolist() for mask in masks])
 one_device_masks = keras.layers.Dropout(0.5)(tf.ones([2, 8]), training=True).numpy()
 print("one device, two rows:", one_device_masks.tolist())
@@ -873,10 +797,7 @@ def count_one_each():
 
 strategy.run(count_one_each)
 metric_variable = images_seen_metric.variables[0].value
-print(
-    f"metric: {type(metric_variable).__name__}, result "
-    f"{float(images_seen_metric.result())}"
-)
+print(f"metric: {type(metric_variable).__name__}, result {float(images_seen_metric.result())}")
 counter_value = float(plain_counter.numpy())
 print(f"own counter: {type(plain_counter).__name__}, value {counter_value}")
 assert metric_variable.synchronization == tf.VariableSynchronization.ON_READ
@@ -966,10 +887,7 @@ def free_port():
 
 
 cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
-tf_configs = [
-    json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
-    for k in range(2)
-]
+tf_configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}}) for k in range(2)]
 print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to run
 
 
@@ -1000,13 +918,9 @@ def run_workers(deadline_seconds=300):
                 )
             )
         for worker in workers:
-            stdout, stderr = worker.communicate(
-                timeout=max(1.0, deadline - time.monotonic())
-            )
+            stdout, stderr = worker.communicate(timeout=max(1.0, deadline - time.monotonic()))
             if worker.returncode != 0:
-                raise RuntimeError(
-                    f"worker exited with {worker.returncode}:\n{stderr[-3000:]}"
-                )
+                raise RuntimeError(f"worker exited with {worker.returncode}:\n{stderr[-3000:]}")
             results.append(stdout.strip())
     finally:
         for worker in workers:
@@ -1033,15 +947,10 @@ final_W, final_b = reference[-1]
 workers_identical = np.array_equal(outputs[0]["W"], outputs[1]["W"]) and np.array_equal(
     outputs[0]["b"], outputs[1]["b"]
 )
-worker_gap = max(
-    max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max())
-    for out in outputs
-)
+worker_gap = max(max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max()) for out in outputs)
 worker_loss_gap = np.abs(outputs[0]["losses"] - reference_losses).max()
 print(f"the two workers' weights identical: {workers_identical}")
-print(
-    f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}"
-)
+print(f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}")
 print(f"max |worker loss - one-device loss| over the steps: {worker_loss_gap:.1e}")
 assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 
@@ -1109,9 +1018,7 @@ def train_run(batch_ids, rates, measure_every_steps):
     """Gradient descent from zero weights. Returns the held-out loss at the start and
     after every measure_every_steps steps, and the weights W, b at those steps."""
     W, b = tf.zeros([784, 10]), tf.zeros([10])
-    measured, W_saved, b_saved = (
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)
-    )
+    measured, W_saved, b_saved = (tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3))
     measured = measured.write(0, mean_loss(W, b, x_held_out, y_held_out))
     for s in tf.range(tf.shape(batch_ids)[0]):
         x, y = tf.gather(x_large, batch_ids[s]), tf.gather(y_large, batch_ids[s])
@@ -1136,11 +1043,7 @@ def learning_rates(rule, replicas, steps):
         return np.full(steps, BASE_RATE * replicas)
     # "linear scaling + warm-up": from BASE_RATE * replicas / steps_per_epoch
     # up to BASE_RATE * replicas
-    return (
-        BASE_RATE
-        * replicas
-        * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
-    )
+    return BASE_RATE * replicas * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
 
 
 # %% [markdown]
@@ -1157,9 +1060,7 @@ for replicas, seed in itertools.product(replica_counts, seeds):
     ids = tf.constant(batch_indices(12000, global_batch, steps, seed=seed))
     for rule in rules:
         rates = learning_rates(rule, replicas, steps)
-        curve, W_saved, b_saved = train_run(
-            ids, tf.constant(rates, tf.float32), tf.constant(every)
-        )
+        curve, W_saved, b_saved = train_run(ids, tf.constant(rates, tf.float32), tf.constant(every))
         curves[rule, replicas, seed] = curve.numpy()
         snapshots[rule, replicas, seed] = (W_saved, b_saved, rates[every - 1 :: every])
 images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1, 1]))
@@ -1169,10 +1070,7 @@ for rule in rules:
     finals = [[curves[rule, n, seed][-1] for seed in seeds] for n in replica_counts]
     print(
         f"{rule:>26} "
-        + "  ".join(
-            f"N={n}: {np.mean(f):.4f} ± {np.std(f):.4f}"
-            for n, f in zip(replica_counts, finals, strict=True)
-        )
+        + "  ".join(f"N={n}: {np.mean(f):.4f} ± {np.std(f):.4f}" for n, f in zip(replica_counts, finals, strict=True))
     )
 
 # %% [markdown]
@@ -1188,9 +1086,7 @@ for ax, rule in zip(axes, rules, strict=True):
                 curves[rule, replicas, seed],
                 color=color,
                 lw=1,
-                label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})"
-                if seed == seeds[0]
-                else None,
+                label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})" if seed == seeds[0] else None,
             )
     ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
     ax.set_title(rule)
@@ -1212,20 +1108,11 @@ def over_seeds(statistic):
 
 final = {key: curve[-1] for key, curve in curves.items()}
 peak = {key: curve[1:].max() for key, curve in curves.items()}
-ratio_16_to_1 = over_seeds(
-    lambda s: final["same rate", 16, s] / final["same rate", 1, s]
-)
-gap_4_to_1 = over_seeds(
-    lambda s: max(
-        np.abs(curves[rule, 4, s] - curves[rule, 1, s]).max() for rule in rules[1:]
-    )
-)
+ratio_16_to_1 = over_seeds(lambda s: final["same rate", 16, s] / final["same rate", 1, s])
+gap_4_to_1 = over_seeds(lambda s: max(np.abs(curves[rule, 4, s] - curves[rule, 1, s]).max() for rule in rules[1:]))
 peak_ratio = over_seeds(lambda s: peak["linear scaling", 16, s] / np.log(10))
 overshoot_kept = over_seeds(
-    lambda s: (
-        (peak["linear scaling + warm-up", 16, s] - np.log(10))
-        / (peak["linear scaling", 16, s] - np.log(10))
-    )
+    lambda s: (peak["linear scaling + warm-up", 16, s] - np.log(10)) / (peak["linear scaling", 16, s] - np.log(10))
 )
 print("same rate, final loss N = 16 / N = 1:", np.round(ratio_16_to_1, 3))
 print("largest |N = 4 - N = 1| along the scaled curves:", np.round(gap_4_to_1, 4))
@@ -1241,10 +1128,7 @@ for name, value in [
 ]:
     glue(f"ch9_lb_{name}", float(value), display=False)
 # 1. Same learning rate: bigger batches, fewer steps, slower progress per image seen.
-assert all(
-    final["same rate", 1, s] < final["same rate", 4, s] < final["same rate", 16, s]
-    for s in seeds
-)
+assert all(final["same rate", 1, s] < final["same rate", 4, s] < final["same rate", 16, s] for s in seeds)
 assert all(np.round(ratio_16_to_1, 1) == 2.0)
 # 2. Linear scaling: N = 4 retraces N = 1.
 assert gap_4_to_1.max() < 0.05
@@ -1278,16 +1162,10 @@ rises = {
 }
 for rule in rules[1:]:
     for n in (4, 16):
-        print(
-            f"{rule:>25}, N = {n:2}: rises per seed", [rises[rule, n, s] for s in seeds]
-        )
+        print(f"{rule:>25}, N = {n:2}: rises per seed", [rises[rule, n, s] for s in seeds])
 rises_16 = [rises[rule, 16, s] for rule in rules[1:] for s in seeds]
-warm_up_jump = over_seeds(
-    lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max()
-)
-warm_up_jump_step = over_seeds(
-    lambda s: 1 + np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).argmax()
-)
+warm_up_jump = over_seeds(lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max())
+warm_up_jump_step = over_seeds(lambda s: 1 + np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).argmax())
 print(
     "N = 16 with warm-up, largest rise in the first epoch:",
     np.round(warm_up_jump, 3),
@@ -1318,9 +1196,7 @@ assert all(rises[rule, 4, s] == 0 for rule in rules[1:] for s in seeds)
 # $$ (eq-devices-curvature)
 
 # %%
-x_augmented = np.hstack(
-    [mnist.x_train[:12000], np.ones((12000, 1), np.float32)]
-).astype(np.float64)
+x_augmented = np.hstack([mnist.x_train[:12000], np.ones((12000, 1), np.float32)]).astype(np.float64)
 second_moment = x_augmented.T @ x_augmented / len(x_augmented)
 curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
 largest_stable_rate = 2 / curvature_at_start
@@ -1332,53 +1208,46 @@ print(
 assert BASE_RATE * 4 < largest_stable_rate < BASE_RATE * 16
 assert round(largest_stable_rate, 1) == 0.5
 
-
 # %% [markdown]
 # The largest stable learning rate at the start, about $0.5$, lies between the linearly scaled rates for
 # $N = 4$ ($0.4$) and $N = 16$ ($1.6$): the blow-up at the start of the $N = 16$ run is predicted. Away from
 # zero there is no closed form, but the largest eigenvalue can be measured without ever forming the
 # $7850 \times 7850$ Hessian: **power iteration** multiplies a vector by the Hessian again and again, and
 # TensorFlow computes a Hessian-vector product as the forward-mode derivative (`ForwardAccumulator`) of the
-# reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`. Power iteration's estimate, the Rayleigh
+# reverse-mode gradient (`GradientTape`) {cite:p}`pearlmutter1994`; both are written in
+# {ref}`ch-softmax` and imported here from the book's package (`gdbook.curvature`). Power iteration's estimate, the Rayleigh
 # quotient $\mathbf{v}^\top H \mathbf{v}$ of a unit vector, can never exceed $\lambda_{\max}$, and since the
 # Hessian of this convex loss has no negative eigenvalues the iteration converges to $\lambda_{\max}$ itself; `sharpness` can continue from the vector of an earlier call, which saves iterations when the
 # weights have changed little. First we check it against {eq}`eq-devices-curvature` at zero.
 
-
 # %%
-@tf.function
-def hessian_vector_product(W, b, v_W, v_b):
-    with tf.autodiff.ForwardAccumulator([W, b], [v_W, v_b]) as forward:
-        with tf.GradientTape() as tape:
-            tape.watch([W, b])
-            loss = mean_loss(W, b, x_large, y_large)
-        gradient = tape.gradient(loss, [W, b])
-    return forward.jvp(gradient)
+from gdbook.curvature import hessian_vector_product, power_iteration
+
+
+def large_batch_loss(W, b):
+    return mean_loss(W, b, x_large, y_large)
+
+
+# One compiled product for the whole chapter: the loss function is always the same object.
+compiled_hvp = tf.function(hessian_vector_product)
 
 
 def sharpness(W, b, iterations=50, start=None):
     """The largest Hessian eigenvalue of the training loss at (W, b), by power
     iteration from a random vector or from `start`; returns it and the last vector.
     """
-    if start is None:
-        rng = np.random.default_rng(0)
-        start = [tf.constant(rng.normal(size=v.shape), tf.float32) for v in (W, b)]
-    v_W, v_b = start
-    for _ in range(iterations):
-        norm = tf.sqrt(tf.reduce_sum(v_W**2) + tf.reduce_sum(v_b**2))
-        v_W, v_b = v_W / norm, v_b / norm
-        hv_W, hv_b = hessian_vector_product(W, b, v_W, v_b)
-        # the Rayleigh quotient v^T H v of the unit vector v
-        estimate = float(tf.reduce_sum(hv_W * v_W) + tf.reduce_sum(hv_b * v_b))
-        v_W, v_b = hv_W, hv_b
-    return estimate, (v_W, v_b)
+    params = [tf.convert_to_tensor(W), tf.convert_to_tensor(b)]
+    estimates, vector = power_iteration(
+        lambda v: compiled_hvp(large_batch_loss, params, v),
+        [tuple(params[0].shape), tuple(params[1].shape)],
+        iterations,
+        start=None if start is None else list(start),
+    )
+    return float(estimates[-1]), vector
 
 
 at_zero, _ = sharpness(tf.zeros([784, 10]), tf.zeros([10]))
-print(
-    f"power iteration at zero weights: {at_zero:.4f} (closed form "
-    f"{curvature_at_start:.4f})"
-)
+print(f"power iteration at zero weights: {at_zero:.4f} (closed form {curvature_at_start:.4f})")
 assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
 
 # %% [markdown]
@@ -1396,9 +1265,7 @@ for rule, seed in itertools.product(rules[1:], seeds):
     vector, products = None, []
     for step in measured_steps:
         iterations = 20 if vector is None else 24 if step == measured_steps[-1] else 6
-        curvature, vector = sharpness(
-            W_saved[step - 1], b_saved[step - 1], iterations, vector
-        )
+        curvature, vector = sharpness(W_saved[step - 1], b_saved[step - 1], iterations, vector)
         products.append((rates[step - 1] * curvature, curvature))
     along_run[rule, seed] = np.array(products)
     print(
@@ -1434,9 +1301,7 @@ plt.show()
 products = np.array([along_run[key][:, 0] for key in along_run])
 curvatures = np.array([along_run[key][:, 1] for key in along_run])
 above_two = int((products[:, :-1] > 2).sum())
-end_sharpness_4 = over_seeds(
-    lambda s: sharpness(*[a[-1] for a in snapshots["linear scaling", 4, s][:2]], 20)[0]
-)
+end_sharpness_4 = over_seeds(lambda s: sharpness(*[a[-1] for a in snapshots["linear scaling", 4, s][:2]], 20)[0])
 print(f"steps 9-36: above 2 at {above_two} of {products[:, :-1].size} measurements")
 print("at step 45:", np.round(products[:, -1], 2))
 print(
@@ -1460,9 +1325,7 @@ for name, value in [
 assert above_two > products[:, :-1].size / 2 and np.all(products[:, 0] > 2)
 assert np.all(np.abs(products[:, -1] - 2) < 0.25)
 assert curvatures[:, -1].max() < curvatures[:, 0].min()
-assert (
-    curvatures[:, -1].max() < end_sharpness_4.min() and 0.4 * end_sharpness_4.max() < 1
-)
+assert curvatures[:, -1].max() < end_sharpness_4.min() and 0.4 * end_sharpness_4.max() < 1
 
 # %% [markdown]
 # First, the $N = 16$ runs are not stable in the quadratic sense for most of their course: over steps 9 to
@@ -1526,9 +1389,7 @@ def noise_scale(W, b):
 
 
 noise_at_zero = noise_scale(np.zeros((784, 10)), np.zeros(10))
-noise_at_end = over_seeds(
-    lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]])
-)
+noise_at_end = over_seeds(lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]]))
 gain = (1 + noise_at_zero / 50) / (1 + noise_at_zero / 800)
 print(f"B_simple at zero weights: {noise_at_zero:.1f}")
 print("B_simple after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
@@ -1648,9 +1509,7 @@ ways = {
         lambda losses: tf.nn.compute_average_loss(losses, global_batch_size=100), SUM
     ),
     "(b) shard mean, MEAN": all_reduced_gradient(tf.reduce_mean, MEAN),
-    "(c) compute_average_loss default, SUM": all_reduced_gradient(
-        tf.nn.compute_average_loss, SUM
-    ),
+    "(c) compute_average_loss default, SUM": all_reduced_gradient(tf.nn.compute_average_loss, SUM),
 }
 for name, gradient in ways.items():
     print(f"{name:>38}: max |difference| = {np.abs(gradient - exact).max():.1e}")
@@ -1704,9 +1563,7 @@ assert np.abs(b - c).max() < 1e-3 * np.abs(b - exact).max()
 steps_16 = EPOCHS * 12000 // 800
 ids_16 = tf.constant(batch_indices(12000, 800, steps_16, seed=1))
 short_warmup = BASE_RATE * 16 * np.minimum(1.0, np.arange(1, steps_16 + 1) / 3)
-short_curve, short_W, short_b = train_run(
-    ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1)
-)
+short_curve, short_W, short_b = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1))
 short_peak = short_curve.numpy()[1:].max()
 after_two_steps, _ = sharpness(short_W[1], short_b[1], 20)
 print(
@@ -1719,9 +1576,7 @@ print(
     f"one-epoch warm-up {peak['linear scaling + warm-up', 16, 1]:.3f}"
 )
 assert round(curvature_at_start) == 4 and after_two_steps > curvature_at_start
-assert (
-    peak["linear scaling + warm-up", 16, 1] < short_peak < peak["linear scaling", 16, 1]
-)
+assert peak["linear scaling + warm-up", 16, 1] < short_peak < peak["linear scaling", 16, 1]
 
 # %% [markdown]
 # With $B = 800$ the figure's runs were also measured after every step (every 800 images), so the peaks
