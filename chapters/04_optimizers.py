@@ -150,10 +150,13 @@ assert np.array_equal(
 #   be frozen into the graph);
 # - a `tf.keras.optimizers.schedules.LearningRateSchedule` is called with the step count *before* the
 #   update (0 on the first step), and any other callable is called with no argument, as Keras does;
-#   reading `optimizer.learning_rate` gives the rate the next update will use, as in Keras;
+#   reading `optimizer.learning_rate` gives the rate the next update will use, as in Keras; and, as
+#   in Keras, a schedule or a callable may be set in place of any rate, while setting a number on an
+#   optimizer whose rate is a schedule raises a `TypeError`;
 # - a call in which every gradient is `None` raises a `ValueError` and counts no step;
 # - hyper-parameters of the wrong type or out of range are refused when the optimizer is built;
-# - weight decay, when asked, is applied before the update.
+# - weight decay, when asked, is applied before the update, computed as Keras computes it, and
+#   `exclude_from_weight_decay(var_list, var_names)` spares variables from it, as in Keras.
 #
 # It refuses loudly where it is stricter than Keras: a gradient whose shape does not match its variable
 # raises an error (Keras may broadcast it, see below). `IndexedSlices` gradients (from `tf.gather`, a
@@ -170,6 +173,7 @@ assert np.array_equal(
 the library" (chapters/04_optimizers.md) by `python -m gdbook.export`."""
 
 import numbers
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -238,6 +242,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         # variable.ref() -> {state name: tf.Variable}
         self._state = {}
+        self._no_decay_refs, self._no_decay_names = set(), None
 
     @property
     def learning_rate(self):
@@ -249,11 +254,13 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, rate):
-        if isinstance(self._learning_rate, Schedule):
-            raise TypeError("the learning rate is a schedule and cannot be set")
+        # as Keras: a schedule or callable replaces any rate; a number replaces only a
+        # number (or a callable), never a schedule
         if callable(rate):
             self._learning_rate = rate
             return
+        if isinstance(self._learning_rate, Schedule):
+            raise TypeError("the learning rate is a schedule and cannot be set")
         rate = check_range("learning_rate", rate, 0.0)
         if isinstance(self._learning_rate, tf.Variable):
             self._learning_rate.assign(rate)
@@ -281,6 +288,23 @@ def initial_state_value(self, name):
 def state(self, variable, name):
     """The optimizer's state `name` for `variable` (e.g. its velocity)."""
     return self._state[variable.ref()][name]
+
+
+@add_to_class(Optimizer)
+def exclude_from_weight_decay(self, var_list=None, var_names=None):
+    """As Keras: spare these variables, and those whose name contains one of
+    `var_names`, from the decoupled weight decay."""
+    if self._state:
+        raise ValueError("call exclude_from_weight_decay() before the first step")
+    self._no_decay_refs = {var.ref() for var in var_list or ()}
+    self._no_decay_names = "|".join(set(var_names)) if var_names else None
+
+
+@add_to_class(Optimizer)
+def uses_weight_decay(self, var):
+    if var.ref() in self._no_decay_refs:
+        return False
+    return not (self._no_decay_names and re.search(self._no_decay_names, var.name))
 
 
 @add_to_class(Optimizer)
@@ -321,10 +345,12 @@ def apply_gradients(self, grads_and_vars):
     self.build([var for _, var in pairs])
     rate = self.learning_rate
     if self.weight_decay is not None:
-        # decoupled: shrink the weights, then take the step
+        # decoupled: shrink the weights, then take the step; (w * decay) * rate, in
+        # Keras' order, not w * (decay * rate), which rounds differently
         for _, var in pairs:
-            decay = tf.cast(self.weight_decay, var.dtype) * tf.cast(rate, var.dtype)
-            var.assign_sub(var * decay)
+            if self.uses_weight_decay(var):
+                decay = tf.cast(self.weight_decay, var.dtype)
+                var.assign_sub(var * decay * tf.cast(rate, var.dtype))
     for grad, var in pairs:
         grad = tf.cast(grad, var.dtype)
         self._update(var, grad, tf.cast(rate, var.dtype), self._state[var.ref()])
@@ -1125,6 +1151,36 @@ assert max(keras_gaps.values()) == 0.0
 # $(g - m)(1-\beta_1)$ added to $m$ rather than $\beta_1 m + (1-\beta_1) g$; the two are equal in real
 # arithmetic and differ in the last bit in float32.
 #
+# The decoupled weight decay is a case in point. Keras' TensorFlow backend computes it as
+# `w - (w * weight_decay) * rate`; a first version of our base class wrote `w * (weight_decay * rate)`,
+# which is the same real number, and it matched Keras on the problem above only by luck. On a thousand
+# random weights the two orders round differently for hundreds of them in a single decay; with Keras'
+# order our `AdamW` agrees with Keras' everywhere:
+
+# %%
+decay_rng = np.random.default_rng(0)
+decay_w0 = decay_rng.normal(size=1000).astype(np.float32)
+decay_grad = tf.constant(decay_rng.normal(size=1000).astype(np.float32))
+
+
+def five_decayed_steps(optimizer):
+    weights = tf.Variable(decay_w0)
+    for _ in range(5):
+        optimizer.apply_gradients([(decay_grad, weights)])
+    return weights.numpy()
+
+
+ours_decayed = five_decayed_steps(AdamW(0.02, weight_decay=0.05))
+keras_decayed = five_decayed_steps(keras_optimizers.AdamW(0.02, weight_decay=0.05))
+product_first = decay_w0 * (np.float32(0.05) * np.float32(0.02))
+weights_first = decay_w0 * np.float32(0.05) * np.float32(0.02)
+order_matters = int(np.sum(product_first != weights_first))
+print("weights whose one-step decay depends on the order:", order_matters)
+print("max |ours - Keras AdamW|, 5 steps:", np.abs(ours_decayed - keras_decayed).max())
+assert order_matters > 100
+assert np.array_equal(ours_decayed, keras_decayed)
+
+# %% [markdown]
 # The hand-written optimizers give the same numbers when run eagerly, one operation at a time, as when
 # traced into a graph:
 
@@ -1248,8 +1304,8 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | Nesterov | gradient at the look-ahead point $\theta + \mu v$, parameters $\theta$ {eq}`eq-optimizers-nesterov-sutskever` | stores the look-ahead point {cite:p}`bengio2013nesterov`: $\phi \leftarrow \phi - \alpha g - \alpha\mu a_{t+1}$ | stores the look-ahead point: $\phi \leftarrow \phi + \mu m_{t+1} - \alpha g$ | stores the look-ahead point: $\phi \leftarrow \phi - \alpha(g + \mu b_{t+1})$ |
 # | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0 |
 # | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
-# | RMSprop: defaults | $\rho = 0.9$ | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
-# | RMSprop with momentum | (none) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
+# | RMSprop: defaults | $\rho = 0.9$ (Hinton); $\rho = 0.95$, $\epsilon = 10^{-4}$ inside, with momentum 0.9 (Graves) | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
+# | RMSprop with momentum | none in Hinton's lecture; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
 # | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
@@ -1675,22 +1731,27 @@ for name in aligned:
 # %% [markdown]
 # Gradient descent and both momentum methods end at the same loss with the valley aligned or turned
 # with its start (to float32 rounding), as the eigen-direction argument of the next section predicts.
-# The adaptive methods do not: Adagrad and Adam, far ahead of gradient descent when the valley lies
-# along the axes, end behind it in the race of {numref}`fig-optimizers-paths`, where the turned valley
-# couples the two coordinates and no per-coordinate scale fits both eigen-directions. RMSprop, whose
-# constant rate leaves it hovering around the minimum at a distance set by $\alpha$, is behind in
-# every case, and further behind when the valley is turned.
+# The adaptive methods do not: turning the valley and the start together, which changes nothing in
+# the valley's own coordinates, leaves all three adaptive methods further from the minimum (Adagrad
+# by orders of magnitude), because the turned valley couples the two coordinates and no
+# per-coordinate scale fits both eigen-directions. From that start Adagrad and Adam still end ahead of
+# gradient descent; from the race's start, which was not turned with the valley, they end behind it
+# ({numref}`fig-optimizers-paths`). So the rotation costs them their advantage, and the start decides
+# by how much. RMSprop, whose constant rate leaves it hovering around the minimum at a distance set by
+# $\alpha$, is behind gradient descent in every case, and further behind when the valley is turned
+# with its start.
 
 # %%
 race_quadratic = final_loss["quadratic"]
 for name in ["GD", "Momentum", "Nesterov"]:
-    assert abs(turned_together[name] / aligned[name] - 1) < 1e-2, name
+    assert abs(turned_together[name] / aligned[name] - 1) < 1e-4, name
 for name in ["Adagrad", "Adam"]:
     assert (
         aligned[name] < aligned["GD"] / 10
         and race_quadratic[name] > race_quadratic["GD"]
     )
-    assert turned_together[name] > aligned[name]
+    assert aligned[name] < turned_together[name] < turned_together["GD"]
+assert turned_together["Adagrad"] > 1e3 * aligned["Adagrad"]
 for name in ["Adagrad", "RMSprop", "Adam"]:
     assert race_quadratic[name] > race_quadratic["GD"]
 assert (
@@ -1792,11 +1853,11 @@ theory_settings = {
         None,
     ),
 }
-theory_norms = {}
+theory_norms, measured_rates = {}, {}
 for name, (optimizer, predicted, closed_form) in theory_settings.items():
     norms = error_norms(optimizer, 600)
     theory_norms[name] = (norms, predicted)
-    measured = (norms[600] / norms[200]) ** (1 / 400)
+    measured = measured_rates[name] = (norms[600] / norms[200]) ** (1 / 400)
     closed = "" if closed_form is None else f", closed form {closed_form:.4f}"
     print(f"{name:28s} predicted rate {predicted:.4f}{closed}, measured {measured:.4f}")
     if closed_form is not None:
@@ -1814,6 +1875,11 @@ print(
     "same reduction"
 )
 assert 9.5 < steps_ratio < 10.5
+assert (
+    measured_rates["momentum, best step and mu"]
+    < measured_rates["momentum, mu = 0.8"]
+    < measured_rates["GD, best step"]
+)
 
 # %% [markdown]
 # The measured rates match the predictions to within 0.005 (the best momentum's a little above,
