@@ -783,12 +783,24 @@ print(f"exponential: sum of all its rates, forever: {exp_total:.1f}")
 assert abs(exp_rates.sum() - exp_total) < 1.0
 exp_final = final_excess["exponential 0.1 → 0.001"]
 assert np.all(exp_final < final_excess["1/t: 0.1/(1 + t/50)"])
+curvature_min = float(np.linalg.eigvalsh(design.T @ design / len(line_x)).min())
+shortfall = math.exp(-curvature_min * exp_total)
+print(
+    f"smallest curvature {curvature_min:.2f}, exp(-curvature * sum) = {shortfall:.0e}"
+)
+glue("ch5_min_curvature", curvature_min, display=False)
+glue("ch5_shortfall", shortfall, display=False)
+assert shortfall < 1e-3 * exp_final.min()
 
 # %% [markdown]
 # So Robbins and Monro's condition is not what decides a finite run: the exponential schedule, whose
 # rates sum to only {glue:text}`ch5_exp_total:.1f` even over infinitely many steps, ends ahead of
-# $1/t$ here on every one of the five orders, because after 1000 steps its rate is lower. What the condition protects against is a
-# start further away than that total can carry the parameters. What does decide the run is visible in
+# $1/t$ here on every one of the five orders, because after 1000 steps its rate is lower. What the
+# condition protects against is running out of movement: along a direction of curvature $\lambda$,
+# rates that sum to $S$ shrink the starting error by a factor of only about $e^{-\lambda S}$, never to
+# zero. Here the smallest curvature is {glue:text}`ch5_min_curvature:.2f`, so that factor is
+# {glue:text}`ch5_shortfall:.0e`, far below the noise; it would matter for a start much further away
+# or a much flatter direction. What does decide the run is visible in
 # {numref}`fig-schedules-sgd-noise`: a schedule starts like a large rate and finishes like a small
 # one.
 
@@ -1463,7 +1475,8 @@ plt.show()
 # - With noisy gradients a decaying rate starts like a large constant rate and ends like a small one:
 #   on a noisy line fit, exponential and $1/t$ decay beat every constant rate tried on each of five
 #   orders of the data, and cosine with warm-up ties the best constant rate. Exponential decay breaks
-#   Robbins and Monro's $\sum_t \alpha_t = \infty$, which matters only when the start is far away.
+#   Robbins and Monro's $\sum_t \alpha_t = \infty$, which matters only when the start is far away
+#   or a direction is flat.
 # - `tf.nn.l2_loss` is $\tfrac12\sum w^2$, Keras' `L2(ℓ)` is $\ell\sum w^2$, TF1's
 #   `l2_regularizer(s)` is $s \cdot$ `l2_loss`: a TF1 `beta * l2_loss(W)` is Keras `L2(beta / 2)`.
 # - For gradient descent, an L2 penalty $\tfrac{\lambda}{2}\lVert w\rVert^2$ and Keras'
