@@ -1181,8 +1181,9 @@ assert order_matters > 100
 assert np.array_equal(ours_decayed, keras_decayed)
 
 # %% [markdown]
-# The hand-written optimizers give the same numbers when run eagerly, one operation at a time, as when
-# traced into a graph:
+# Traced or not makes no difference either. Run eagerly, one operation at a time, the longest of the
+# rules, Adam with AMSGrad, gives the same numbers as traced into a graph (the toy traces and the
+# weight-decay check above were eager too):
 
 # %%
 eager_history = run_problem(
@@ -1285,8 +1286,9 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # TF1 agrees to float32 rounding: gradient descent and Adagrad bit for bit, the others by at most
 # {glue:text}`ch4_tf1_gap:.1e` on parameters of order 1 after 100 steps, because TF1's fused C++
 # kernels group the same arithmetic differently (Momentum keeps
-# $\sum \mu^k g$ and multiplies by $\alpha$ afterwards, Adagrad and RMSprop use a reciprocal square
-# root, Adam keeps $\beta^t$ as a running product instead of calling `pow`). Those are rounding
+# $\sum \mu^k g$ and multiplies by $\alpha$ afterwards, RMSprop uses a reciprocal square root, Adam
+# keeps $\beta^t$ as a running product instead of calling `pow`; Adagrad's kernel uses a reciprocal
+# square root too, which happens to round as our division does on this problem). Those are rounding
 # differences; the differences of *convention* are in the next section.
 #
 # (ch-optimizers-conventions)=
@@ -1304,7 +1306,7 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | Nesterov | gradient at the look-ahead point $\theta + \mu v$, parameters $\theta$ {eq}`eq-optimizers-nesterov-sutskever` | stores the look-ahead point {cite:p}`bengio2013nesterov`: $\phi \leftarrow \phi - \alpha g - \alpha\mu a_{t+1}$ | stores the look-ahead point: $\phi \leftarrow \phi + \mu m_{t+1} - \alpha g$ | stores the look-ahead point: $\phi \leftarrow \phi - \alpha(g + \mu b_{t+1})$ |
 # | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0 |
 # | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
-# | RMSprop: defaults | $\rho = 0.9$ (Hinton); $\rho = 0.95$, $\epsilon = 10^{-4}$ inside, with momentum 0.9 (Graves) | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
+# | RMSprop: defaults | $\rho = 0.9$ {cite:p}`hinton2012rmsprop` | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
 # | RMSprop with momentum | none in Hinton's lecture; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
@@ -1313,14 +1315,40 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | an L2 term in the loss; or decoupled without the rate, $\theta \leftarrow \theta - \lambda\theta$: `tf.contrib.opt.AdamWOptimizer`, `MomentumWOptimizer`, `extend_with_decoupled_weight_decay` (later TF Addons' `AdamW`, `SGDW`), see {eq}`eq-optimizers-decay-conversions` | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
 # ```
 #
-# Keras 2 differs from Keras 3 in two rows. Its `optimizer_v2` classes (the default `tf.keras`
-# optimizers of the early TF 2 releases, `tf.keras.optimizers.legacy` later, and still bundled with TensorFlow as
-# `tensorflow/python/keras/optimizer_v2`) put Adagrad's $\epsilon$ *outside* the root,
+# Keras 2 differs from Keras 3 in three rows. Its `optimizer_v2` classes (the default `tf.keras`
+# optimizers of the early TF 2 releases, `tf.keras.optimizers.legacy` later, and still bundled with
+# TensorFlow as `tensorflow/python/keras/optimizer_v2`) put Adagrad's $\epsilon$ *outside* the root,
 # $\sqrt{s} + \epsilon$ (they call TF's `ResourceApplyAdagradV2` kernel), and RMSprop's $\epsilon$
 # outside the root without momentum, $\sqrt{v} + \epsilon$ (written in Python), but inside with
 # momentum (they call TF1's fused `ResourceApplyRMSProp` kernel). A model ported from Keras 2 to
 # Keras 3 with the same $\epsilon$ therefore takes slightly different steps wherever $v$ is small.
-#
+# And they have no `weight_decay` at all: their `decay` argument is a *learning-rate* decay,
+# $\alpha/(1 + \text{decay}\cdot t)$, which Keras 3 accepts and ignores with only a warning, so a
+# ported `SGD(0.1, decay=1e-4)` silently trains with a constant rate. (Our classes have no `decay`
+# argument and raise a `TypeError`.)
+
+# %%
+import warnings
+
+with warnings.catch_warnings(record=True) as caught_warnings:
+    warnings.simplefilter("always")
+    keras_with_decay = keras_optimizers.SGD(0.1, decay=1e-4)
+print("Keras 3 SGD(0.1, decay=1e-4):", [str(w.message) for w in caught_warnings])
+decay_probe = tf.Variable(1.0)
+for _ in range(100):
+    keras_with_decay.apply_gradients([(tf.constant(0.0), decay_probe)])
+# Keras 2 would now use 0.1 / (1 + 1e-4 * 100), about 0.0990
+print("rate after 100 steps:", float(keras_with_decay.learning_rate))
+assert keras_with_decay.weight_decay is None
+assert float(keras_with_decay.learning_rate) == np.float32(0.1)
+try:
+    GradientDescent(0.1, decay=1e-4)
+except TypeError as error:
+    print("GradientDescent(0.1, decay=1e-4): TypeError:", error)
+else:
+    raise AssertionError("decay was accepted")
+
+# %% [markdown]
 # With a constant learning rate the three Momentum forms produce the same iterates (Keras' $m$ is
 # $-\alpha$ times TF1's $a$; PyTorch's $b$ with $d=0$ is TF1's $a$). They part ways when $\alpha$
 # changes, because TF1 and PyTorch apply the *new* rate to the whole accumulated velocity while Keras
@@ -2131,7 +2159,8 @@ assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is s
 #   {eq}`eq-optimizers-adamw`. They are written once, in this chapter, and exported to
 #   `gdbook.optimizers`.
 # - Written with Keras 3's order of operations, every hand-written optimizer matches its Keras twin
-#   **bit for bit** over 100 steps of a multi-variable problem, eagerly and under `tf.function`; TF1's
+#   **bit for bit** over 100 steps of a multi-variable problem under `tf.function` (and eagerly, where
+#   checked); TF1's
 #   fused kernels match to float32 rounding.
 # - The source's traces are reproduced: gradient descent bouncing between 2 and 4 at learning rate 1,
 #   Momentum (2.0, 2.02, 2.0556, ...) the same by hand, in TF1 and in Keras.
