@@ -123,20 +123,24 @@ for step, (sse, pred, rate) in enumerate(zip(tf1_sse, tf1_pred, tf1_rate, strict
     )
 
 # %% [markdown]
-# These are the source's printed numbers (the same values Chapter 2 checks, kept in `gdbook.sources`),
-# digit for digit within float32 precision:
+# These are the source's printed numbers (the same values {ref}`ch-tf-gradients` checks, kept in
+# `gdbook.sources`): the gradient sums of squares bit for bit, and the predictions, which the source
+# printed rounded (to at most eight decimals), digit for digit:
 
 # %%
 from gdbook.sources import LINEAR_SYSTEM_GRADIENT_SUMS_OF_SQUARES as source_sse
 from gdbook.sources import LINEAR_SYSTEM_PREDICTIONS as source_pred
 
-sse_error = np.max(np.abs(tf1_sse - source_sse) / source_sse)
-pred_error = np.max(np.abs(tf1_pred - source_pred) / source_pred)
-print(
-    f"largest relative difference: gradient SSE {sse_error:.2e}, prediction "
-    f"{pred_error:.2e}"
+sse_bits_equal = np.array_equal(tf1_sse, source_sse.astype(np.float32))
+# the decimals the source printed for each prediction (1.8 has one, 0.00144264 eight)
+printed_decimals = [len(repr(float(p)).split(".")[1]) for p in source_pred]
+pred_digit_for_digit = all(
+    round(float(ours), d) == p
+    for ours, p, d in zip(tf1_pred, source_pred, printed_decimals, strict=True)
 )
-assert sse_error < 1e-6 and pred_error < 1e-6
+print(f"gradient SSE bit for bit: {sse_bits_equal}")
+print(f"predictions digit for digit: {pred_digit_for_digit}")
+assert sse_bits_equal and pred_digit_for_digit
 
 # %% [markdown]
 # ### Why the shrink factor drifts
