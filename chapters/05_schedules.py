@@ -1410,6 +1410,8 @@ print(
 )
 glue("ch5_lowest_epoch", lowest_epoch + 1, display=False)
 glue("ch5_best_val_epoch", best_epoch + 1, display=False)
+# early stopping's best epoch is also the lowest validation loss of all 30 epochs
+assert int(plain[:, VAL_LOSS].argmin()) == best_epoch
 
 # %% [markdown]
 # The unregularized network learns the 500 training digits perfectly and its training loss keeps
