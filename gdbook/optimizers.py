@@ -4,6 +4,7 @@
 the library" (chapters/04_optimizers.md) by `python -m gdbook.export`."""
 
 import numbers
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -66,6 +67,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         # variable.ref() -> {state name: tf.Variable}
         self._state = {}
+        self._no_decay_refs, self._no_decay_names = set(), None
 
     @property
     def learning_rate(self):
@@ -77,11 +79,13 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, rate):
-        if isinstance(self._learning_rate, Schedule):
-            raise TypeError("the learning rate is a schedule and cannot be set")
+        # as Keras: a schedule or callable replaces any rate; a number replaces only a
+        # number (or a callable), never a schedule
         if callable(rate):
             self._learning_rate = rate
             return
+        if isinstance(self._learning_rate, Schedule):
+            raise TypeError("the learning rate is a schedule and cannot be set")
         rate = check_range("learning_rate", rate, 0.0)
         if isinstance(self._learning_rate, tf.Variable):
             self._learning_rate.assign(rate)
@@ -103,6 +107,23 @@ def initial_state_value(self, name):
 def state(self, variable, name):
     """The optimizer's state `name` for `variable` (e.g. its velocity)."""
     return self._state[variable.ref()][name]
+
+
+@add_to_class(Optimizer)
+def exclude_from_weight_decay(self, var_list=None, var_names=None):
+    """As Keras: spare these variables, and those whose name contains one of
+    `var_names`, from the decoupled weight decay."""
+    if self._state:
+        raise ValueError("call exclude_from_weight_decay() before the first step")
+    self._no_decay_refs = {var.ref() for var in var_list or ()}
+    self._no_decay_names = "|".join(set(var_names)) if var_names else None
+
+
+@add_to_class(Optimizer)
+def uses_weight_decay(self, var):
+    if var.ref() in self._no_decay_refs:
+        return False
+    return not (self._no_decay_names and re.search(self._no_decay_names, var.name))
 
 
 @add_to_class(Optimizer)
@@ -137,10 +158,12 @@ def apply_gradients(self, grads_and_vars):
     self.build([var for _, var in pairs])
     rate = self.learning_rate
     if self.weight_decay is not None:
-        # decoupled: shrink the weights, then take the step
+        # decoupled: shrink the weights, then take the step; (w * decay) * rate, in
+        # Keras' order, not w * (decay * rate), which rounds differently
         for _, var in pairs:
-            decay = tf.cast(self.weight_decay, var.dtype) * tf.cast(rate, var.dtype)
-            var.assign_sub(var * decay)
+            if self.uses_weight_decay(var):
+                decay = tf.cast(self.weight_decay, var.dtype)
+                var.assign_sub(var * decay * tf.cast(rate, var.dtype))
     for grad, var in pairs:
         grad = tf.cast(grad, var.dtype)
         self._update(var, grad, tf.cast(rate, var.dtype), self._state[var.ref()])

@@ -132,3 +132,38 @@ def test_star_import_gives_the_optimizers():
     exec("from gdbook.optimizers import *", namespace)
     names = set(namespace) - {"__builtins__"}
     assert names == {"Optimizer", "GradientDescent", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW"}
+
+
+@pytest.mark.parametrize("index", [0, 6])
+def test_weight_decay_rounds_as_keras(index):
+    ours_optimizer, keras_optimizer = _twins()[index]
+    ours_optimizer.weight_decay = keras_optimizer.weight_decay = 0.05
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=1000).astype(np.float32)
+    grad = tf.constant(rng.normal(size=1000).astype(np.float32))
+    a, b = tf.Variable(start), tf.Variable(start)
+    for _ in range(5):
+        ours_optimizer.apply_gradients([(grad, a)])
+        keras_optimizer.apply_gradients([(grad, b)])
+    assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_exclude_from_weight_decay_as_keras():
+    results = []
+    for optimizer in (ours.GradientDescent(0.1, weight_decay=0.5), keras_optimizers.SGD(0.1, weight_decay=0.5)):
+        bias, kernel, other = tf.Variable([1.0, 2.0], name="bias"), tf.Variable([1.0, 2.0]), tf.Variable([3.0])
+        optimizer.exclude_from_weight_decay(var_list=[other], var_names=["bias"])
+        optimizer.apply_gradients([(tf.zeros(2), bias), (tf.zeros(2), kernel), (tf.zeros(1), other)])
+        results.append(np.concatenate([bias.numpy(), kernel.numpy(), other.numpy()]))
+    assert np.array_equal(results[0], results[1])
+    assert np.array_equal(results[0], np.float32([1.0, 2.0, 0.95, 1.9, 3.0]))
+
+
+def test_learning_rate_setter_as_keras():
+    schedule = keras_optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    for optimizer in (ours.Adam(schedule), keras_optimizers.Adam(schedule)):
+        optimizer.learning_rate = lambda: 0.3  # a callable replaces a schedule
+        assert float(optimizer.learning_rate) == pytest.approx(0.3)
+        optimizer.learning_rate = schedule
+        with pytest.raises(TypeError):
+            optimizer.learning_rate = 0.2  # a number cannot replace a schedule
