@@ -385,23 +385,27 @@ def make_train_step(model, update, loss=loss_fn, jit_compile=False):
 
 # %% [markdown]
 # Where exactly does TensorFlow's softmax give up? A sweep over the gap between two logits finds the
-# first gap at which `tf.nn.softmax` returns an exact 0 for the smaller one. It lies below the $-\log$ of
-# float32's smallest positive (subnormal) number, $1.4 \times 10^{-45}$, at which NumPy would stop,
-# and even a little below that of the smallest normal number: TensorFlow's CPU kernels flush subnormal
-# results to zero, and its softmax returns 0 slightly before the normal range ends.
+# first gap at which `tf.nn.softmax` returns an exact 0 for the smaller one, and the first at which
+# NumPy's float32 `exp` does. NumPy keeps subnormal numbers down to the smallest, $1.4 \times 10^{-45}$,
+# and returns 0 only below half of it. TensorFlow's CPU kernels flush subnormal results to zero, so its
+# softmax gives 0 no later than at the $-\log$ of the smallest normal float32; with oneDNN on
+# (TensorFlow's default on x86 CPUs, as here) it does so a little earlier still (with
+# `TF_ENABLE_ONEDNN_OPTS=0` the zero comes at the smallest normal number itself).
 
 # %%
 gaps = np.arange(80, 110, 0.125, dtype=np.float32)
 two_logits = np.stack([np.zeros_like(gaps), -gaps], axis=1)
 tf_zero_gap = float(gaps[tf.nn.softmax(two_logits).numpy()[:, 1] == 0].min())
+np_zero_gap = float(gaps[np.exp(-gaps) == 0].min())
 tiny = np.finfo(np.float32)
 print(f"tf.nn.softmax gives an exact 0 from a gap of {tf_zero_gap:.3f}")
+print(f"NumPy's float32 exp gives 0 from a gap of    {np_zero_gap:.3f}")
 print(f"-log(smallest normal float32)    = {-np.log(tiny.tiny):.2f}")
-print(
-    f"-log(smallest subnormal float32 {tiny.smallest_subnormal:.1e}) = "
-    f"{-np.log(tiny.smallest_subnormal):.2f}"
-)
-assert tf_zero_gap < -np.log(tiny.tiny) < -np.log(tiny.smallest_subnormal)
+subnormal = float(tiny.smallest_subnormal)
+print(f"-log(smallest subnormal float32 {subnormal:.1e}) = {-np.log(subnormal):.2f}")
+print(f"-log(half of it) = {-np.log(subnormal / 2):.2f}")
+assert tf_zero_gap < -np.log(tiny.tiny) < -np.log(subnormal) < np_zero_gap
+assert 0 <= np_zero_gap - (-np.log(subnormal / 2)) < 0.125
 glue("ch7_zero_gap", tf_zero_gap, display=False)
 
 # %% [markdown]
