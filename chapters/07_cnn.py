@@ -728,9 +728,9 @@ assert fastest == "tf.function" and rate["tf.function"] > 0.4 * matmul_flops
 # How to read these rows. Eager execution dispatches every op of every step from Python, one at a time,
 # with no graph to optimise; `tf.function` runs the traced graph, in which TensorFlow can prune, fuse and
 # schedule ops, and pays Python's overhead once per step. It is the fastest of the three here, and it
-# runs at {glue:text}`ch7_graph_share:.0%` of the matmul's rate in FLOP/s, because most of a step is spent
-# in the two convolutions and the dense layer, which TensorFlow's CPU kernels (oneDNN) run as large,
-# well-blocked matrix products. That share is not bounded by 100%: the matmul is a reference point, not
+# runs at {glue:text}`ch7_graph_share:.0%` of the matmul's rate in FLOP/s: nearly all of a step's FLOPs
+# are in the two convolutions and the dense layer, which oneDNN (TensorFlow's default CPU library on x86)
+# runs with blocked, vectorised kernels of the same kind as a matrix product's. That share is not bounded by 100%: the matmul is a reference point, not
 # the machine's peak (TensorFlow's convolution kernels and its matmul kernel are different code), and the
 # step's FLOPs are an estimate. XLA compiles the whole step into fused code of its own, which helps most when a step
 # consists of many small element-wise ops; this step has few of those, its time is in the convolutions
