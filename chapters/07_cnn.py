@@ -227,7 +227,7 @@ assert max(float(np.abs(k).max()) for k in kernels) <= 0.2
 # | logits | 10 | 10,250 | 20,480 |
 # | **total** | | **3,274,634** | **27,767,808** |
 #
-# The next cell computes both columns from the model's own shapes and checks the table.
+# The next two cells compute both columns from the model's own shapes and check the table.
 
 
 # %%
@@ -245,6 +245,10 @@ def layer_flops(layer):
     return 0
 
 
+# %% [markdown]
+# The table, from the model's layers:
+
+# %%
 table = {
     layer.name: (layer.count_params(), layer_flops(layer)) for layer in model.layers
 }
@@ -610,6 +614,10 @@ def hand_versus_keras(update, keras_optimizer):
     return moved, max(differences)
 
 
+# %% [markdown]
+# Both optimizers, each against its hand-written twin:
+
+# %%
 comparisons = {
     "Momentum": hand_versus_keras(
         momentum_update(0.001, 0.9), keras.optimizers.SGD(0.001, momentum=0.9)
@@ -797,6 +805,10 @@ def better_network(seed=SEED):
     )
 
 
+# %% [markdown]
+# Its size and cost next to the source's network:
+
+# %%
 better_flops = sum(layer_flops(layer) for layer in better_network().layers)
 print(f"{better_network().count_params():,d} parameters")
 print(
