@@ -1151,8 +1151,8 @@ assert chapter_cpu_seconds < 2 * 120
 #
 # ````{solution} ex-cnn-tf1-momentum
 # :class: dropdown
-# They are no longer identical, but the difference is at the level of float32 rounding of the updates
-# (print it: it is orders of magnitude below the size of the updates themselves): in exact arithmetic $v = -\alpha a$ at every step, but
+# Compare them after each step, and compare the difference with the size of the updates: in exact
+# arithmetic $v = -\alpha a$ at every step, but
 # $\mu v - \alpha g$ and $-\alpha(\mu a + g)$ are rounded differently. Over thousands of steps such
 # differences can grow, because training is a chaotic process in the weights, without either form being
 # more correct than the other.
@@ -1210,8 +1210,10 @@ assert chapter_cpu_seconds < 2 * 120
 # per weight and its step counter (the learning-rate schedule reads the step counter too). Build the new
 # optimizer with the same schedule, call `new_optimizer.build(restored.trainable_variables)` so that its slots exist, then
 # `tf.train.Checkpoint(model=restored, optimizer=new_optimizer).restore(path)`. With op determinism
-# on, ten more steps on the same batches give bit-identical weights. Without the optimizer's state, Adam
-# would restart with zero moments and a step counter of 0, and the two models would diverge immediately.
+# on, ten more steps on the same batches should then give bit-identical weights: check it with
+# `np.array_equal` on every pair of `get_weights()`, and if they differ, something the update reads was
+# not restored. Without the optimizer's state, Adam restarts with zero moments and a step counter of 0,
+# so its first steps differ from the original's and the two models part at once.
 # ````
 #
 # ```{exercise}
