@@ -238,6 +238,7 @@ assert round(float(tf_zero_gap)) == 87 and round(float(np_zero_gap)) == 104
 # {glue:text}`ch6_np_zero_gap:.2f`). Two small examples with three classes and logits
 # $(0, -50, -120)$, beyond both limits, show the two ways the textbook loss fails.
 
+
 # %%
 def textbook_loss(labels, logits):
     """The source's loss: log of the softmax, multiplied by the one-hot labels."""
@@ -384,6 +385,7 @@ assert batches.max() < len(x_fit)
 # 100 steps on the validation set (the source printed the *test* accuracy after steps 1, 101, ..., 901;
 # we keep the test set for the end).
 
+
 # %% tags=["nbval-ignore-output"]
 def train_tf1(learning_rate):
     """TF1: the source's softmax regression in a graph, trained in a session."""
@@ -452,6 +454,7 @@ assert tf1_run["val_accuracy"][-1] > tf1_run["val_accuracy"][-2]
 # once; the loop over the batches stays in Python, and every step pays for a call from Python and for
 # fetching its loss, as the TF1 session's loop does.
 
+
 # %% tags=["nbval-ignore-output"]
 def train_tape(learning_rate, snapshot_steps=()):
     """TF2: the same model and batches, the stable loss, and gradient descent written
@@ -511,6 +514,7 @@ print(
 # accuracy every 100 steps; `steps_per_execution=100` lets Keras run 100 steps inside one compiled loop between two calls
 # of the callback, which changes nothing in the arithmetic and returns to Python once per 100 steps
 # instead of after every step.
+
 
 # %% tags=["nbval-ignore-output"]
 class ValAccuracyEvery(keras.callbacks.Callback):
@@ -691,6 +695,7 @@ assert batched_vs_tape < 1e-5
 # reports; both as mean ± standard deviation over the three seeds. (The old reader's split trains on our
 # validation images, so only its test column means anything.)
 
+
 # %%
 def test_accuracies(W, b):
     return np.array(
@@ -764,6 +769,7 @@ assert long_val_final.mean() > fast_val.mean() and long_test.mean() >= 0.92
 # {numref}`fig-softmax-curves` shows the runs: on the left the loss of every batch of seed 0 (thin) and
 # its running mean over 50 steps (thick), on the right the validation accuracy, the mean over the seeds. With the larger rate the loss falls faster at first, and its batch losses are noisier;
 # with the smaller one the accuracy keeps climbing long after step 1000.
+
 
 # %% mystnb={"figure": {"caption": "Batch loss (seed 0) and validation accuracy (mean of three seeds).", "name": "fig-softmax-curves"}}
 def running_mean(values, window=50):
@@ -942,6 +948,7 @@ print(f"{n_parameters} parameters, a Hessian of {n_parameters**2:,} entries")
 # `power_iteration` takes any symmetric matrix-vector product on such lists. Neither knows about softmax
 # regression.
 
+
 # %%
 def hessian_vector_product(loss_fn, params, vectors):
     """H v for the Hessian of loss_fn(*params) with respect to the tensors `params`,
@@ -1043,6 +1050,7 @@ assert np.all(errors[2:4] / errors[1:3] < 2 * gap_ratio**2) and errors[3] < 1e-4
 # limit, and the old tutorial's 0.5 sits right at the edge. To test the prediction, we run 30 steps of
 # full-batch gradient descent on the same 10,000 images with learning rates from half to three times
 # $2/\lambda_{\max}$ and record the loss.
+
 
 # %%
 @tf.function
@@ -1295,6 +1303,10 @@ assert chapter_seconds < 600
 # :label: ex-softmax-grad-check
 # Check {eq}`eq-softmax-grad` numerically: for one batch of 100 training images and random $W$, compare
 # `tape.gradient` of the stable loss with $\frac1n X^\top(P - Y)$. How large is the difference?
+# Then let `gdbook.check` judge the formula in float64, against the tape everywhere and against central
+# differences at 100 random entries of $W$: with `from gdbook import check` and float64 copies `X64`,
+# `Y64`, `W64`,
+# `check.gradient(batch_loss, lambda W: X64.T @ (softmax(X64 @ W) - Y64) / 100, W64, coordinates=100)`.
 # ```
 #
 # ```{solution-start} ex-softmax-grad-check
@@ -1318,6 +1330,27 @@ difference = np.abs(by_tape - by_formula).max()
 print(f"largest difference {difference:.1e}, largest entry {np.abs(by_tape).max():.2f}")
 glue("ch6_grad_check", float(difference), display=False)
 assert difference < 10 * float32.eps * np.abs(by_tape).max()
+
+# %% [markdown]
+# In float64 the formula passes the check:
+
+# %%
+from gdbook import check
+
+X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+W64 = W_random.numpy().astype(np.float64)
+
+
+def batch_loss(W):
+    logits = tf.matmul(X64, W)
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(Y64, logits))
+
+
+def gradient_by_formula(W):
+    return X64.T @ (tf.nn.softmax(tf.matmul(X64, W)).numpy() - Y64) / 100
+
+
+check.gradient(batch_loss, gradient_by_formula, W64, coordinates=100)
 
 # %% [markdown]
 # ```{solution-end}
