@@ -98,6 +98,7 @@ assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1
 # initialises every weight from a normal distribution with standard deviation 0.1 truncated at two standard
 # deviations, and every bias to 0.1 (a small positive bias keeps the ReLUs active at the start). In Keras:
 
+
 # %%
 def source_network(dropout_rate=0.5):
     """The source's CNN: conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout, 10
@@ -149,6 +150,7 @@ initial_weights = model.get_weights()
 # | **total** | | **3,274,634** | **27,767,808** |
 #
 # The next cell computes both columns from the model's own shapes and checks the table.
+
 
 # %%
 def layer_flops(layer):
@@ -347,6 +349,7 @@ assert source_test_accuracy >= 0.90 and source_loss[0] > np.log(10)
 # bias-corrected $\sqrt{\hat s}$. The difference is immaterial for training, but essential for
 # bit-identical results.
 
+
 # %%
 class AdamUpdate:
     """Hand-written Adam in Keras' form (eq-cnn-adam)."""
@@ -445,6 +448,7 @@ for name, (moved, difference) in comparisons.items():
 # on the source's network: eagerly (the Python function as it is, op by op), traced once into a graph by
 # `tf.function`, and compiled by XLA with `jit_compile=True`. Each is warmed up by one call (tracing and
 # compiling happen then) and timed over a few steps.
+
 
 # %% tags=["nbval-ignore-output"]
 def time_steps(step, batches=5):
@@ -552,6 +556,7 @@ assert seconds_per_step["tf.function"] < seconds_per_step["eager"]
 #   decay to 0 over the remaining steps {cite:p}`loshchilov2017`, and 2 passes over the data in batches of
 #   128.
 
+
 # %%
 def better_network():
     layers = keras.layers
@@ -619,6 +624,7 @@ assert (
 # an epoch, not each batch's loss). The update is Keras' `Adam` itself, applied with `optimizer.apply`, the
 # call `fit` makes once it has the gradients; a small wrapper gives it the interface of our hand-written
 # updates.
+
 
 # %%
 class KerasUpdate:
@@ -827,17 +833,50 @@ assert chapter_seconds < 1800
 # :label: ex-cnn-tf1-momentum
 # Replace `momentum_update` by TF1's accumulator form, $a \leftarrow \mu a + g$,
 # $\theta \leftarrow \theta - \alpha a$, and repeat the comparison with Keras' `SGD(0.001, momentum=0.9)`. Are the weights still
-# identical? How large is the difference after 5 steps?
+# identical? How large is the difference after 5 steps? Written as an optimizer with an
+# `apply_gradients` method, TF1's form can be compared with Keras' step by step on a small problem: with
+# `from gdbook import check`,
+# `check.optimizer(lambda: TF1Momentum(0.001, 0.9), lambda: keras.optimizers.SGD(0.001, momentum=0.9))`.
 # ```
 #
-# ````{solution} ex-cnn-tf1-momentum
+# ```{solution-start} ex-cnn-tf1-momentum
 # :class: dropdown
+# ```
+#
 # They are no longer identical, but the difference is at the level of float32 rounding of the updates
 # (print it: it is orders of magnitude below the size of the updates themselves): in exact arithmetic $v = -\alpha a$ at every step, but
 # $\mu v - \alpha g$ and $-\alpha(\mu a + g)$ are rounded differently. Over thousands of steps such
 # differences can grow, because training is a chaotic process in the weights, without either form being
-# more correct than the other.
-# ````
+# more correct than the other. The check, which allows for float32 rounding (its docstring gives the tolerance) but
+# not a different algorithm, accepts TF1's form:
+
+# %%
+from gdbook import check
+
+
+class TF1Momentum:
+    """TF1's accumulator form: a <- mu a + g, theta <- theta - rate a."""
+
+    def __init__(self, learning_rate, momentum):
+        self.learning_rate, self.momentum = learning_rate, momentum
+        self.accumulators = {}
+
+    def apply_gradients(self, grads_and_vars):
+        for grad, var in grads_and_vars:
+            if var.ref() not in self.accumulators:
+                self.accumulators[var.ref()] = tf.Variable(tf.zeros_like(var))
+            accumulator = self.accumulators[var.ref()]
+            accumulator.assign(self.momentum * accumulator + grad)
+            var.assign_sub(self.learning_rate * accumulator)
+
+
+check.optimizer(
+    lambda: TF1Momentum(0.001, 0.9), lambda: keras.optimizers.SGD(0.001, momentum=0.9)
+)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 #
 # ```{exercise}
 # :label: ex-cnn-source-adam
