@@ -2020,7 +2020,9 @@ np.testing.assert_array_equal(labels_grad.numpy(), [0.0, 2.0, 4.0])
 # ```{exercise}
 # :label: ex-tape-2
 # Use three nested tapes to compute the third derivative of $\sin x$ at $x = 0.5$, and compare it with the
-# analytic answer.
+# analytic answer. Written as a function `third_derivative(x)`, it is the derivative of
+# $\sin'' x = -\sin x$, which `gdbook.check` can judge against the tape and central differences: with
+# `from gdbook import check`, `check.gradient(lambda x: -tf.sin(x), third_derivative, 0.5)`.
 # ```
 #
 # ```{solution-start} ex-tape-2
@@ -2045,6 +2047,28 @@ print(d3.numpy(), -np.cos(0.5))
 assert abs(d3.numpy() + np.cos(0.5)) < 1e-15
 
 # %% [markdown]
+# The same tapes as a function of $x$ pass the check:
+
+# %%
+from gdbook import check
+
+
+def third_derivative(x):
+    with tf.GradientTape() as third:
+        third.watch(x)
+        with tf.GradientTape() as second_tape:
+            second_tape.watch(x)
+            with tf.GradientTape() as first_tape:
+                first_tape.watch(x)
+                sine = tf.sin(x)
+            d1 = first_tape.gradient(sine, x)
+        d2 = second_tape.gradient(d1, x)
+    return third.gradient(d2, x)
+
+
+check.gradient(lambda x: -tf.sin(x), third_derivative, 0.5)
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 #
@@ -2052,7 +2076,10 @@ assert abs(d3.numpy() + np.cos(0.5)) < 1e-15
 # :label: ex-tape-3
 # A Hessian-vector product can also be computed *forward-over-reverse*: a `ForwardAccumulator` with tangent
 # $\mathbf v$ around a tape that computes the gradient. Write it and check it against `hessian_vector_product`
-# from this chapter on the 50-dimensional test function.
+# from this chapter on the 50-dimensional test function. Since $H\mathbf v$ is the gradient of the slope
+# $\nabla f(\mathbf x)\cdot\mathbf v$, `gdbook.check` can also judge it: with `from gdbook import check`,
+# `check.gradient(slope_along_v, lambda x: my_hvp(quadratic_plus_cos, x, hvp_direction), hvp_point)`,
+# where `slope_along_v(x)` computes $\nabla f(\mathbf x)\cdot\mathbf v$ with a tape.
 # ```
 #
 # ```{solution-start} ex-tape-3
@@ -2074,6 +2101,36 @@ hvp_forward_over_reverse = accumulator.jvp(grad)
 gap = np.max(np.abs(hvp_forward_over_reverse.numpy() - hvp.numpy()))
 print(f"max gap: {gap:.1e}")
 assert gap < 1e-12
+
+# %% [markdown]
+# As a function of the point, the forward-over-reverse product passes the check against the slope's
+# gradient:
+
+# %%
+from gdbook import check
+
+
+def forward_over_reverse_hvp(f, x, v):
+    with tf.autodiff.ForwardAccumulator(primals=x, tangents=v) as accumulator:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = f(x)
+        grad = tape.gradient(value, x)
+    return accumulator.jvp(grad)
+
+
+def slope_along_v(x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = quadratic_plus_cos(x)
+    return tf.tensordot(tape.gradient(value, x), hvp_direction, 1)
+
+
+check.gradient(
+    slope_along_v,
+    lambda x: forward_over_reverse_hvp(quadratic_plus_cos, x, hvp_direction),
+    hvp_point,
+)
 
 
 # %% [markdown]
@@ -2125,7 +2182,10 @@ np.testing.assert_array_equal(
 # :label: ex-tape-5
 # You need the full Jacobian of a function $\mathbb R^{4} \to \mathbb R^{1000}$ (four physical parameters,
 # a thousand simulated measurements). Which mode do you use, and how many passes does it take? What if it were
-# $\mathbb R^{1000} \to \mathbb R^{4}$?
+# $\mathbb R^{1000} \to \mathbb R^{4}$? A Jacobian $J$ can be checked through any weighted sum of
+# its outputs: $J^\top\mathbf w$ is the gradient of $\mathbf w\cdot F(\mathbf p)$. With
+# `from gdbook import check` and random weights `w`,
+# `check.gradient(lambda p: tf.tensordot(F(p), w, 1), lambda p: tf.linalg.matvec(my_jacobian(p), w, transpose_a=True), p0)`.
 # ```
 #
 # ```{solution-start} ex-tape-5
@@ -2172,6 +2232,31 @@ with contextlib.redirect_stdout(io.StringIO()) as jacobian_log:
 print(jacobian_log.getvalue(), end="")
 assert "5 out of the last 5 calls to <function pfor" in jacobian_log.getvalue()
 np.testing.assert_allclose(forward_jacobian, reverse_jacobian, rtol=1e-14, atol=1e-15)
+
+# %% [markdown]
+# The forward build as a function of the parameters passes the check with random weights:
+
+# %%
+from gdbook import check
+
+
+def forward_jacobian_at(p):
+    columns = []
+    for tangent in tf.eye(4, dtype=tf.float64):
+        with tf.autodiff.ForwardAccumulator(p, tangent) as accumulator:
+            outputs = simulate(p)
+        columns.append(accumulator.jvp(outputs))
+    return tf.stack(columns, axis=1)
+
+
+output_weights = tf.constant(np.random.default_rng(5).normal(size=1000))
+check.gradient(
+    lambda p: tf.tensordot(simulate(p), output_weights, 1),
+    lambda p: tf.linalg.matvec(
+        forward_jacobian_at(p), output_weights, transpose_a=True
+    ),
+    parameters,
+)
 
 # %% [markdown]
 # ```{solution-end}

@@ -78,7 +78,6 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
-
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -112,7 +111,6 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # The weight bounces between 2 and 4 and the loss is stuck at 1.0, as in the source. A smaller step
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
-
 
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
@@ -224,7 +222,6 @@ def add_to_class(cls):
 # %% [markdown]
 # The class itself:
 
-
 # %%
 # @save gdbook.optimizers
 class Optimizer:
@@ -270,7 +267,6 @@ class Optimizer:
 
 # %% [markdown]
 # The remaining methods are attached one cell at a time. First the per-variable state:
-
 
 # %%
 # @save gdbook.optimizers
@@ -327,7 +323,6 @@ def build(self, variables):
 
 # %% [markdown]
 # Every gradient is applied in one call:
-
 
 # %%
 # @save gdbook.optimizers
@@ -394,7 +389,6 @@ def apply_gradients(self, grads_and_vars):
 #
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
-
 
 # %%
 # @save gdbook.optimizers
@@ -471,7 +465,6 @@ assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
-
 # %%
 # @save gdbook.optimizers
 class Adagrad(Optimizer):
@@ -520,7 +513,6 @@ class Adagrad(Optimizer):
 # $$ (eq-optimizers-rmsprop)
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
-
 
 # %%
 # @save gdbook.optimizers
@@ -616,7 +608,6 @@ class RMSprop(Optimizer):
 #
 # so porting a TF1 or TF Addons `weight_decay` to Keras 3 means dividing it by the learning rate, and
 # in Keras and PyTorch a schedule of the rate also schedules the decay.
-
 
 # %%
 # @save gdbook.optimizers
@@ -835,7 +826,6 @@ for name, trace in momentum_traces.items():
 # only says "run both", and the read of $v$ inside $w - v$ may happen before or after $v$ is assigned.
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
-
 
 # %%
 def depends_on(op, other):
@@ -1203,7 +1193,6 @@ assert compiled_gap == 0.0
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
-
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -1230,7 +1219,6 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
-
 
 # %%
 class TF1StyleRMSprop(RMSprop):
@@ -1475,7 +1463,6 @@ for label, build in bad_arguments.items():
 # rate set after the training step has been compiled: one step of gradient descent with rate 0.1 on
 # $w = 1$ with loss $w^2/2$, then the rate set to 0 and a second step, which must leave $w = 0.9$:
 
-
 # %%
 def rate_change_after_compiling(optimizer):
     w = tf.Variable(1.0)
@@ -1511,7 +1498,6 @@ for optimizer in (Adam(0.1), keras_optimizers.Adam(0.1)):
 # for gradient descent that is the same sum (in another order), but Adagrad, RMSprop and Adam square
 # each slice separately, $g_a^2 + g_b^2$ instead of $(g_a + g_b)^2$, so their step is not the step for
 # the dense gradient:
-
 
 # %%
 def gathered_twice(optimizer, densify):
@@ -1600,7 +1586,6 @@ def race_on(f, optimizers, start, steps):
 # The settings are tuned by hand so that each rule shows its character, not so that any of them wins
 # (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
 # the contour plot):
-
 
 # %%
 def quadratic_optimizers():
@@ -1727,7 +1712,6 @@ race_animation
 # run the quadratic race three more ways: the valley aligned with the axes (same start $(-4, 0.5)$),
 # and the 30-degree valley with the start rotated along with it, so that in the valley's own
 # coordinates nothing has changed.
-
 
 # %%
 def quadratic_at(degrees):
@@ -1939,7 +1923,6 @@ plt.show()
 # the whole $(\alpha, \mu)$ plane for this quadratic, as in {cite:t}`goh2017`'s interactive figure, it
 # draws where momentum converges at all (rate below 1) and how fast; the roots of the 2-by-2
 # recurrence, $z^2 - (1 + \mu - \alpha\lambda) z + \mu = 0$, are computed for the whole grid at once:
-
 
 # %%
 def rate_map(alphas, mus):
@@ -2181,6 +2164,10 @@ assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is s
 # rate after 10 steps (use `keras.optimizers.schedules.PiecewiseConstantDecay`) and run our `Momentum`
 # (Keras' convention) and a TF1-convention version ($a \leftarrow \mu a + g$,
 # $\theta \leftarrow \theta - \alpha a$) on the toy problem. Which one reacts to the new rate at once, and why?
+# Write the TF1 convention as a subclass `TF1Momentum(Optimizer)` and let `gdbook.check` compare it
+# with Keras step by step: with `from gdbook import check`,
+# `check.optimizer(lambda: TF1Momentum(0.001, 0.9), lambda: keras_optimizers.SGD(0.001, momentum=0.9))`
+# returns quietly for a constant rate; with the schedule in both, at which step does it say they part?
 # ```
 #
 # ```{solution-start} ex-optimizers-1
@@ -2208,6 +2195,44 @@ assert style_gap[:12].max() < 1e-6 and style_gap[12:].min() > 1e-3
 # The rate changes for the update that leaves step 11 (the boundary step 10 still uses 0.02), so the
 # traces part at $w_{12}$.
 #
+# As an optimizer, the TF1 form keeps the accumulator $a$ as its state. `gdbook.check` confirms that
+# it follows Keras' `SGD` with a constant rate, and with the schedule it names
+# the same place: updates 1 to 11 agree, the 12th parts.
+
+# %%
+from gdbook import check
+
+
+class TF1Momentum(Optimizer):
+    """TF1's accumulator form: a <- mu a + g, theta <- theta - rate a."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0):
+        super().__init__(learning_rate)
+        self.momentum = check_range("momentum", momentum, 0.0, 1.0)
+
+    def state_names(self):
+        return ("accumulator",)
+
+    def _update(self, var, grad, rate, state):
+        accumulator = state["accumulator"]
+        accumulator.assign(accumulator * self.momentum + grad)
+        var.assign_sub(rate * accumulator)
+
+
+check.optimizer(
+    lambda: TF1Momentum(0.001, 0.9), lambda: keras_optimizers.SGD(0.001, momentum=0.9)
+)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.optimizer(
+        lambda: TF1Momentum(schedule, 0.8),
+        lambda: keras_optimizers.SGD(schedule, momentum=0.8),
+        steps=15,
+    )
+print(caught.message.splitlines()[0])
+assert "part at step 12 " in caught.message
+assert "Steps 1 to 11 agree" in caught.message
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 #
@@ -2254,7 +2279,6 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so weights with
 # large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. On the agreement problem, with the settings of the Keras comparison:
-
 
 # %%
 def final_weights(optimizer, l2=0.0, steps=100):
@@ -2327,5 +2351,314 @@ assert round(steps_gd / steps_momentum, -1) == 100
 # Gradient descent needs about $6.9 \times 10^4$ steps and momentum about 690, a hundred times fewer:
 # the ratio is about $\sqrt\kappa$.
 #
+# ```{solution-end}
+# ```
+#
+# Each exercise below asks for an optimizer in the style of this chapter: a subclass of `Optimizer`
+# with `state_names` and `_update`. `gdbook.check.optimizer` trains it and its Keras twin on the same
+# small problem (a scalar, a vector, a matrix and a vector with tiny gradients, with a log-cosh loss)
+# and compares every variable after every step. It returns quietly when the two agree, and otherwise
+# names the first step and the variable where they part, with both values and, when the difference
+# has a recognisable shape, the likely mistake. Start with `from gdbook import check`; the solutions below pass their checks.
+#
+# ```{exercise}
+# :label: ex-optimizers-adamax
+# Adamax {cite:p}`kingma2015` replaces Adam's second moment by an exponentially weighted infinity norm.
+# In Keras' form, with $t$ the step counted from 1,
+#
+# $$
+# m_t = m_{t-1} + (1-\beta_1)(g_t - m_{t-1}), \qquad
+# u_t = \max(\beta_2 u_{t-1},\ \lvert g_t \rvert), \qquad
+# \theta_t = \theta_{t-1} - \frac{\alpha\, m_t}{(1-\beta_1^t)\,(u_t + \epsilon)},
+# $$
+#
+# with $m_0 = u_0 = 0$ and the defaults $\alpha = 0.001$, $\beta_1 = 0.9$, $\beta_2 = 0.999$,
+# $\epsilon = 10^{-7}$. Write `Adamax(Optimizer)` and check it:
+# `check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01))`.
+# Why does Adamax need no bias correction for $u$?
+# ```
+#
+# ```{solution-start} ex-optimizers-adamax
+# :class: dropdown
+# ```
+#
+# $u$ is a maximum, not an average: it is not pulled towards its zero start the way Adam's $v$ is, so
+# only $m$ needs the factor $1/(1-\beta_1^t)$. As in the chapter, the update copies Keras' order of
+# operations.
+
+# %%
+from gdbook import check
+
+
+class Adamax(Optimizer):
+    """Adamax; twin of keras.optimizers.Adamax."""
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        weight_decay=None,
+    ):
+        super().__init__(learning_rate, weight_decay)
+        self.beta_1 = check_range("beta_1", beta_1, 0.0, 1.0)
+        self.beta_2 = check_range("beta_2", beta_2, 0.0, 1.0)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, low_open=True)
+
+    def state_names(self):
+        return ("m", "u")
+
+    def _update(self, var, grad, rate, state):
+        step = tf.cast(self.iterations + 1, var.dtype)
+        beta_1_power = tf.pow(tf.cast(self.beta_1, var.dtype), step)
+        m, u = state["m"], state["u"]
+        m.assign_add((grad - m) * (1 - self.beta_1))
+        u.assign(tf.maximum(self.beta_2 * u, tf.abs(grad)))
+        var.assign_sub(rate * m / ((1 - beta_1_power) * (u + self.epsilon)))
+
+
+# %% [markdown]
+# The check returns quietly:
+
+# %%
+check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01))
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-optimizers-nadam
+# Nadam {cite:p}`dozat2016` puts Nesterov's look-ahead into Adam. Keras uses a momentum schedule
+# $\mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t})$ and its running product $\Pi_t = \mu_1 \mu_2 \cdots \mu_t$:
+#
+# $$
+# \hat m_t = \frac{\mu_{t+1}\, m_t}{1 - \Pi_t\, \mu_{t+1}} + \frac{(1-\mu_t)\, g_t}{1 - \Pi_t},
+# \qquad
+# \hat v_t = \frac{v_t}{1 - \beta_2^t},
+# \qquad
+# \theta_t = \theta_{t-1} - \frac{\alpha\, \hat m_t}{\sqrt{\hat v_t} + \epsilon},
+# $$
+#
+# with $m_t$ and $v_t$ updated as in Adam {eq}`eq-optimizers-adam`. $\Pi_t$ is one number for all
+# variables: keep it in a `tf.Variable` and multiply it by $\mu_t$ once per step, before the
+# variables are updated (override `apply_gradients`). Check your `Nadam` eagerly and traced:
+# `check.optimizer(lambda: Nadam(0.01), lambda: keras_optimizers.Nadam(0.01), compiled=True)`.
+# Where does Nadam put $\epsilon$, compared with Keras' Adam?
+# ```
+#
+# ```{solution-start} ex-optimizers-nadam
+# :class: dropdown
+# ```
+#
+# Nadam adds $\epsilon$ to $\sqrt{\hat v_t}$, after the bias correction; Keras' Adam adds it to
+# $\sqrt{v_t}$, before. A step counter kept in a Python attribute would pass eagerly and fail traced
+# (the check says so): the product lives in a `tf.Variable`, the step comes from `self.iterations`.
+
+# %%
+from gdbook import check
+
+
+class Nadam(Optimizer):
+    """Nadam; twin of keras.optimizers.Nadam."""
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        weight_decay=None,
+    ):
+        super().__init__(learning_rate, weight_decay)
+        self.beta_1 = check_range("beta_1", beta_1, 0.0, 1.0)
+        self.beta_2 = check_range("beta_2", beta_2, 0.0, 1.0)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, low_open=True)
+        self.u_product = tf.Variable(1.0, trainable=False, name="u_product")
+
+    def state_names(self):
+        return ("m", "v")
+
+    def momentum_at(self, step):
+        return self.beta_1 * (1.0 - 0.5 * tf.pow(0.96, step))
+
+    def apply_gradients(self, grads_and_vars):
+        step = tf.cast(self.iterations + 1, tf.float32)
+        self.u_product.assign(self.u_product * self.momentum_at(step))
+        super().apply_gradients(grads_and_vars)
+
+
+# %% [markdown]
+# The update itself, added to the class:
+
+# %%
+def nadam_update(self, var, grad, rate, state):
+    step = tf.cast(self.iterations + 1, var.dtype)
+    u_t, u_next = self.momentum_at(step), self.momentum_at(step + 1)
+    u_product = tf.cast(self.u_product, var.dtype)
+    m, v = state["m"], state["v"]
+    m.assign_add((grad - m) * (1 - self.beta_1))
+    v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
+    m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * grad / (1 - u_product)
+    v_hat = v / (1 - tf.pow(tf.cast(self.beta_2, var.dtype), step))
+    var.assign_sub(m_hat * rate / (tf.sqrt(v_hat) + self.epsilon))
+
+
+Nadam._update = nadam_update
+check.optimizer(
+    lambda: Nadam(0.01), lambda: keras_optimizers.Nadam(0.01), compiled=True
+)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-optimizers-adadelta
+# Adadelta divides a running RMS of past *updates* by a running RMS of gradients, so that the step has
+# the units of $\theta$. In Keras' form,
+#
+# $$
+# s_t = \rho\, s_{t-1} + (1-\rho)\, g_t^2, \qquad
+# \Delta_t = -\frac{\sqrt{d_{t-1} + \epsilon}}{\sqrt{s_t + \epsilon}}\, g_t, \qquad
+# d_t = \rho\, d_{t-1} + (1-\rho)\, \Delta_t^2, \qquad
+# \theta_t = \theta_{t-1} + \alpha\, \Delta_t,
+# $$
+#
+# with $s_0 = d_0 = 0$, $\rho = 0.95$, $\epsilon = 10^{-7}$. The method was designed without a learning
+# rate ($\alpha = 1$) {cite:p}`zeiler2012`; Keras' default is $\alpha = 0.001$. Write `Adadelta(Optimizer)` and check it with
+# the method's own rate:
+# `check.optimizer(lambda: Adadelta(1.0), lambda: keras_optimizers.Adadelta(1.0))`.
+# Then move $\epsilon$ out of the first square root and read what the check says.
+# ```
+#
+# ```{solution-start} ex-optimizers-adadelta
+# :class: dropdown
+# ```
+#
+# Both square roots hold $\epsilon$ inside. The order matters: $s$ is updated before $\Delta_t$, $d$
+# after it.
+
+# %%
+from gdbook import check
+
+
+class Adadelta(Optimizer):
+    """Adadelta; twin of keras.optimizers.Adadelta."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
+        super().__init__(learning_rate, weight_decay)
+        self.rho = check_range("rho", rho, 0.0, 1.0)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, low_open=True)
+
+    def state_names(self):
+        return ("s", "d")
+
+    def _update(self, var, grad, rate, state):
+        s, d = state["s"], state["d"]
+        s.assign(self.rho * s + (1 - self.rho) * tf.square(grad))
+        delta = -tf.sqrt(d + self.epsilon) * grad / tf.sqrt(s + self.epsilon)
+        d.assign(self.rho * d + (1 - self.rho) * tf.square(delta))
+        var.assign_add(rate * delta)
+
+
+check.optimizer(lambda: Adadelta(1.0), lambda: keras_optimizers.Adadelta(1.0))
+
+
+# %% [markdown]
+# With $\epsilon$ outside the first root, $\sqrt{d_{t-1}} + \epsilon$ is $\epsilon$ at the first step
+# instead of $\sqrt\epsilon$: every first step is $\sqrt\epsilon/\epsilon \approx 3000$ times too
+# small, the same factor for every entry, and the check reports that factor at step 1:
+
+# %%
+class AdadeltaEpsilonOutside(Adadelta):
+    def _update(self, var, grad, rate, state):
+        s, d = state["s"], state["d"]
+        s.assign(self.rho * s + (1 - self.rho) * tf.square(grad))
+        delta = -(tf.sqrt(d) + self.epsilon) * grad / tf.sqrt(s + self.epsilon)
+        d.assign(self.rho * d + (1 - self.rho) * tf.square(delta))
+        var.assign_add(rate * delta)
+
+
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.optimizer(
+        lambda: AdadeltaEpsilonOutside(1.0), lambda: keras_optimizers.Adadelta(1.0)
+    )
+first_step_factor = float(np.sqrt(1e-7) / 1e-7)
+print(f"sqrt(eps) / eps = {first_step_factor:.0f}")
+reported = re.search(r"your update is (\S+) times the reference's", caught.message)
+print(f"reported factor {reported[1]}, 1 / that = {1 / float(reported[1]):.0f}")
+assert "part at step 1 " in caught.message
+assert abs(float(reported[1]) * first_step_factor - 1) < 1e-3
+assert round(first_step_factor, -3) == 3000
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-optimizers-lion
+# Lion {cite:p}`chen2023lion`, an optimizer found by a program search, keeps one moving average and moves every entry by
+# exactly $\pm\alpha$:
+#
+# $$
+# \theta_t = \theta_{t-1} - \alpha\, \operatorname{sign}\!\big(\beta_1 m_{t-1} + (1-\beta_1)\, g_t\big),
+# \qquad
+# m_t = \beta_2 m_{t-1} + (1-\beta_2)\, g_t,
+# $$
+#
+# with $m_0 = 0$, $\beta_1 = 0.9$ and $\beta_2 = 0.99$. Note the two different $\beta$s and the order:
+# the step uses the *old* $m$. Write `Lion(Optimizer)` and check it:
+# `check.optimizer(lambda: Lion(0.001), lambda: keras_optimizers.Lion(0.001))`.
+# Which variable of the check's problem does Lion move as fast as the others, although its gradients
+# are orders of magnitude smaller?
+# ```
+#
+# ```{solution-start} ex-optimizers-lion
+# :class: dropdown
+# ```
+#
+# The sign throws the gradient's size away, so the `tiny` variable, whose gradients are the smallest
+# of the problem by orders of magnitude, moves by $\alpha$ per step like every other entry. That is why Lion wants a smaller
+# learning rate than Adam.
+
+# %%
+from gdbook import check
+
+
+class Lion(Optimizer):
+    """Lion; twin of keras.optimizers.Lion."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None):
+        super().__init__(learning_rate, weight_decay)
+        self.beta_1 = check_range("beta_1", beta_1, 0.0, 1.0)
+        self.beta_2 = check_range("beta_2", beta_2, 0.0, 1.0)
+
+    def state_names(self):
+        return ("m",)
+
+    def _update(self, var, grad, rate, state):
+        m = state["m"]
+        var.assign_sub(rate * tf.sign(m * self.beta_1 + grad * (1.0 - self.beta_1)))
+        m.assign(m * self.beta_2 + grad * (1.0 - self.beta_2))
+
+
+check.optimizer(lambda: Lion(0.001), lambda: keras_optimizers.Lion(0.001))
+
+# %% [markdown]
+# One step on two variables whose gradients differ by a factor of a million moves both by the same
+# amount:
+
+# %%
+lion = Lion(0.001)
+big, small = tf.Variable([1.0]), tf.Variable([1.0])
+lion.apply_gradients([(tf.constant([0.5]), big), (tf.constant([5e-7]), small)])
+moves = [1.0 - float(big[0]), 1.0 - float(small[0])]
+print(f"gradient ratio {0.5 / 5e-7:.0e}, moves {moves}")
+assert moves[0] == moves[1] > 0
+assert round(0.5 / 5e-7) == 1_000_000
+
+# %% [markdown]
 # ```{solution-end}
 # ```

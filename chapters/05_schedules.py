@@ -1498,16 +1498,41 @@ plt.show()
 # :label: ex-schedules-staircase
 # A TF1 program uses `tf.train.exponential_decay(0.1, global_step, 1000, 0.96, staircase=True)`.
 # Write the TF2 equivalent, and find the first step at which the learning rate is below 0.05.
+# Check your schedule against TF1's over three stairs (in eager mode TF1's function returns a function
+# of no arguments): with `from gdbook import check`,
+# `check.schedule(my_schedule, lambda s: tf.compat.v1.train.exponential_decay(0.1, s, 1000, 0.96, staircase=True)(), steps=3000)`.
 # ```
 #
-# ````{solution} ex-schedules-staircase
+# ```{solution-start} ex-schedules-staircase
 # :class: dropdown
+# ```
+#
 # `tf.keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1000, decay_rate=0.96, staircase=True)`,
 # given to the optimizer as its `learning_rate`. The rate is $0.1 \cdot 0.96^{\lfloor t/1000 \rfloor}$,
 # which is below 0.05 once $0.96^k < 0.5$, i.e. $k > \ln 0.5 / \ln 0.96 \approx 16.98$, so $k = 17$:
 # the first such step is $t = 17000$ (at $t = 16999$ the rate is still $0.1 \cdot 0.96^{16} \approx
-# 0.052$).
-# ````
+# 0.052$). The check passes, and the schedule itself finds the step:
+
+# %%
+from gdbook import check
+
+tf2_staircase = schedules.ExponentialDecay(
+    0.1, decay_steps=1000, decay_rate=0.96, staircase=True
+)
+check.schedule(
+    tf2_staircase,
+    lambda s: tf.compat.v1.train.exponential_decay(
+        0.1, s, 1000, 0.96, staircase=True
+    )(),
+    steps=3000,
+)
+below = tf2_staircase(tf.range(20000, dtype=tf.int64)).numpy() < 0.05
+print("first step below 0.05:", int(np.argmax(below)))
+assert int(np.argmax(below)) == 17000
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 #
 # ```{exercise}
 # :label: ex-schedules-translate
@@ -1554,16 +1579,36 @@ plt.show()
 # :label: ex-schedules-boundary
 # A Keras optimizer uses `PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02])`. Which rate does the
 # update use that moves `optimizer.iterations` from 300 to 301? And which rate would a schedule written
-# with `step < boundary` use there?
+# with `step < boundary` use there? Write that schedule and let `gdbook.check` compare it with Keras':
+# `check.schedule(lambda s: tf.where(s < 300, 0.1, tf.where(s < 600, 0.05, 0.02)), schedules.PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02]), steps=700)`.
 # ```
 #
-# ````{solution} ex-schedules-boundary
+# ```{solution-start} ex-schedules-boundary
 # :class: dropdown
+# ```
+#
 # The update reads the rate *before* incrementing, at `iterations = 300`, and the boundary belongs to
 # the earlier piece ($t \le 300$), so it uses 0.1: the first 301 updates (steps 0 to 300) use 0.1. A
 # schedule written with `step < boundary` would already use 0.05 at step 300, one step early: a
 # difference of one update that is invisible in a loss curve but breaks a bit-for-bit comparison.
-# ````
+# The check names that step and the likely cause:
+
+# %%
+from gdbook import check
+
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.schedule(
+        lambda s: tf.where(s < 300, 0.1, tf.where(s < 600, 0.05, 0.02)),
+        schedules.PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02]),
+        steps=700,
+    )
+print(caught.message)
+assert "part at step 300 " in caught.message
+assert "one step ahead" in caught.message
+
+# %% [markdown]
+# ```{solution-end}
+# ```
 
 # %% tags=["remove-cell"]
 # Checks of the numbers quoted in the solutions (hidden in the book, run by the tests).
@@ -1592,3 +1637,64 @@ print(
 print(
     f"float32 max {np.finfo(np.float32).max:.1e}; float32 overflow at step {overflow_step}"
 )
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-schedules-cycle
+# `PolynomialDecay(..., cycle=True)` does not stop at its final rate: after `decay_steps` it starts a
+# new, longer decay from a lower peak. In Keras' form the decay length at step $t$ is
+# $T \lceil t/T \rceil$ (and $T$ itself at $t = 0$), and the rate is
+# {eq}`eq-schedules-polynomial` with that length in place of $T$ and no clamping of $t$. Write
+# `cyclic_polynomial(step, lr0, decay_steps, end_lr, power)` with TensorFlow ops (so an optimizer can
+# call it with its `iterations`), and check it against Keras over three cycles (with
+# `from gdbook import check`):
+# `check.schedule(lambda s: cyclic_polynomial(s, 0.1, 20, 0.01, 2.0), schedules.PolynomialDecay(0.1, 20, 0.01, power=2.0, cycle=True), steps=70)`.
+# What does the check say if you forget the special case $t = 0$?
+# ```
+#
+# ```{solution-start} ex-schedules-cycle
+# :class: dropdown
+# ```
+
+# %%
+from gdbook import check
+
+
+def cyclic_polynomial(step, lr0, decay_steps, end_lr, power):
+    step = tf.cast(step, tf.float32)
+    cycles = tf.where(step == 0, 1.0, tf.math.ceil(step / decay_steps))
+    done = step / (decay_steps * cycles)
+    return (lr0 - end_lr) * (1 - done) ** power + end_lr
+
+
+keras_cyclic = schedules.PolynomialDecay(0.1, 20, 0.01, power=2.0, cycle=True)
+check.schedule(
+    lambda s: cyclic_polynomial(s, 0.1, 20, 0.01, 2.0), keras_cyclic, steps=70
+)
+
+
+# %% [markdown]
+# Without the special case, step 0 has a decay length of 0 and the rate is $0/0$, NaN; the check names
+# step 0 as the first that differs, and the only one.
+
+
+# %%
+def cyclic_polynomial_no_special_case(step, lr0, decay_steps, end_lr, power):
+    step = tf.cast(step, tf.float32)
+    done = step / (decay_steps * tf.math.ceil(step / decay_steps))
+    return (lr0 - end_lr) * (1 - done) ** power + end_lr
+
+
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.schedule(
+        lambda s: cyclic_polynomial_no_special_case(s, 0.1, 20, 0.01, 2.0),
+        keras_cyclic,
+        steps=70,
+    )
+assert "part at step 0 " in caught.message
+assert "yours:     nan" in caught.message
+assert "1 of 70 steps differ, the first 0, the last 0" in caught.message
+
+# %% [markdown]
+# ```{solution-end}
+# ```

@@ -1367,6 +1367,10 @@ assert chapter_seconds < 600
 # :label: ex-softmax-grad-check
 # Check {eq}`eq-softmax-grad` numerically: for one batch of 100 training images and random $W$, compare
 # `tape.gradient` of the stable loss with $\frac1n X^\top(P - Y)$. How large is the difference?
+# Then let `gdbook.check` judge the formula in float64, against the tape everywhere and against central
+# differences at 100 random entries of $W$: with `from gdbook import check` and float64 copies `X64`,
+# `Y64`, `W64`,
+# `check.gradient(batch_loss, lambda W: X64.T @ (softmax(X64 @ W) - Y64) / 100, W64, coordinates=100)`.
 # ```
 #
 # ```{solution-start} ex-softmax-grad-check
@@ -1390,6 +1394,27 @@ difference = np.abs(by_tape - by_formula).max()
 print(f"largest difference {difference:.1e}, largest entry {np.abs(by_tape).max():.2f}")
 glue("ch6_grad_check", float(difference), display=False)
 assert difference < 5 * float32.eps * np.abs(by_tape).max()
+
+# %% [markdown]
+# In float64 the formula passes the check:
+
+# %%
+from gdbook import check
+
+X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+W64 = W_random.numpy().astype(np.float64)
+
+
+def batch_loss(W):
+    logits = tf.matmul(X64, W)
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(Y64, logits))
+
+
+def gradient_by_formula(W):
+    return X64.T @ (tf.nn.softmax(tf.matmul(X64, W)).numpy() - Y64) / 100
+
+
+check.gradient(batch_loss, gradient_by_formula, W64, coordinates=100)
 
 # %% [markdown]
 # ```{solution-end}

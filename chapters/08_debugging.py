@@ -2111,7 +2111,10 @@ assert all(table[:, 2].sum() == np.prod(last_kernel.shape) for table in last_tab
 # :label: ex-debugging-forward
 # Replace the central difference in `central_difference_errors` by the forward difference
 # $(f(x+h) - f(x))/h$. Predict the best step and the best relative error in float64 before you run it,
-# using the same reasoning as {eq}`eq-debugging-step-error`.
+# using the same reasoning as {eq}`eq-debugging-step-error`. Then let `gdbook.check` judge your
+# forward difference as a derivative at your predicted step `h` and at `1e-5`: with
+# `from gdbook import check`,
+# `check.gradient(lambda x: tf.reduce_sum(f_test(x)), lambda x: (f_test(x + h) - f_test(x)) / h, x_points)`.
 # ```
 #
 # ```{solution-start} ex-debugging-forward
@@ -2146,8 +2149,30 @@ assert round(np.log10(worse)) == 3
 
 # %% [markdown]
 # Three orders of magnitude worse than the central difference, and too close to the $10^{-7}$ threshold
-# to be a reliable check. This is why gradient checks use central differences despite the second loss
-# evaluation.
+# to be a reliable check. `gdbook.check` accepts the forward difference at the predicted step, and
+# rejects it at $h = 10^{-5}$, a good step for the central difference:
+
+# %%
+from gdbook import check
+
+
+def forward_difference(x, h):
+    return (f_test(x + h) - f_test(x)) / h
+
+
+def summed_f_test(x):
+    return tf.reduce_sum(f_test(x))
+
+
+check.gradient(summed_f_test, lambda x: forward_difference(x, h_forward), x_points)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(summed_f_test, lambda x: forward_difference(x, 1e-5), x_points)
+print(caught.message)
+assert "between 1e-7 and 1e-4" in caught.message
+
+# %% [markdown]
+# The forward difference is good enough only at its own best step, which depends on $f$; this is
+# why gradient checks use central differences despite the second loss evaluation.
 #
 # ```{solution-end}
 # ```
@@ -2278,6 +2303,121 @@ for name, r in ratios.items():
     print(f"{name:30s} smallest {r.min():.1e}, largest {r.max():.1e}")
 assert ratios["exploding, no clipping"].min() > 1
 assert ratios["exploding, global_clipnorm=1"].max() < ratios["He, no clipping"].min()
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-debugging-own-gradient
+# For a linear softmax classifier with weights $W$ ($4 \times 3$), inputs $X$ ($8 \times 4$) and
+# one-hot labels $Y$ ($8 \times 3$), the mean cross-entropy is
+# $L(W) = -\frac1n \sum_{i,k} Y_{ik} \log \operatorname{softmax}(XW)_{ik}$. Derive $\nabla_W L$ by
+# hand, write it with NumPy, and check it against the tape and central differences (with
+# `from gdbook import check`):
+# `check.gradient(loss, my_gradient, W0)`. Then forget the $1/n$ and read the message.
+# ```
+#
+# ```{solution-start} ex-debugging-own-gradient
+# :class: dropdown
+# ```
+#
+# $\nabla_W L = X^\top(\operatorname{softmax}(XW) - Y)/n$: the softmax's Jacobian and the log
+# cancel to "prediction minus label".
+
+# %%
+from gdbook import check
+
+own_rng = np.random.default_rng(8)
+X_own = own_rng.normal(size=(8, 4))
+Y_own = np.eye(3)[own_rng.integers(0, 3, size=8)]
+W0_own = 0.5 * own_rng.normal(size=(4, 3))
+
+
+def softmax_loss(W):
+    logits = tf.matmul(X_own, W)
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(Y_own, logits))
+
+
+def softmax_loss_gradient(W):
+    logits = X_own @ np.asarray(W)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return X_own.T @ (p - Y_own) / len(X_own)
+
+
+check.gradient(softmax_loss, softmax_loss_gradient, W0_own)
+
+# %% [markdown]
+# Without the $1/n$ every coordinate is $n$ times too large, and the check says so:
+
+# %%
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(
+        softmax_loss, lambda W: len(X_own) * softmax_loss_gradient(W), W0_own
+    )
+assert f"Every coordinate is {len(X_own)} times the reference" in caught.message
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+#
+# ```{exercise}
+# :label: ex-debugging-own-check
+# Write your own numerical gradient, `central_gradient(f, x, h=1e-5)`, that returns the central
+# difference {eq}`eq-debugging-central` for every coordinate of a float64 array `x` of any shape.
+# Treat it as a gradient and check it against the tape on $f(x) = \sum_i e^{x_i/2}\sin x_i$:
+# `check.gradient(f, lambda x: central_gradient(f, x), x0)`. Then replace it by the forward
+# difference $(f(x + h e_i) - f(x))/h$: which verdict of the table below
+# {eq}`eq-debugging-relerr` does the check give, and why?
+# ```
+#
+# ```{solution-start} ex-debugging-own-check
+# :class: dropdown
+# ```
+
+# %%
+from gdbook import check
+
+
+def central_gradient(f, x, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = h
+        grad[i] = (float(f(x + step)) - float(f(x - step))) / (2 * h)
+    return grad
+
+
+def f_own(x):
+    return tf.reduce_sum(tf.exp(x / 2) * tf.sin(x))
+
+
+x0_own = np.linspace(-0.5, 1.5, 6).reshape(2, 3)
+check.gradient(f_own, lambda x: central_gradient(f_own, x), x0_own)
+
+
+# %% [markdown]
+# The forward difference has an error of order $h$ instead of $h^2$ {eq}`eq-debugging-step-error`, so
+# with $h = 10^{-5}$ its relative error lands between $10^{-7}$ and $10^{-4}$: "fine for a non-smooth
+# function, too large for a smooth one", and this $f$ is smooth.
+
+
+# %%
+def forward_gradient(f, x, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = h
+        grad[i] = (float(f(x + step)) - float(f(x))) / h
+    return grad
+
+
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(f_own, lambda x: forward_gradient(f_own, x), x0_own)
+assert "between 1e-7 and 1e-4: fine for a non-smooth function" in caught.message
 
 # %% [markdown]
 # ```{solution-end}

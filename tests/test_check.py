@@ -413,3 +413,48 @@ def test_missing_nesterov_look_ahead_is_among_the_causes_named():
     # The first Nesterov step is (1 + momentum) times plain momentum's.
     assert f"your update is {1 / 1.8:.4g} times the reference's" in text
     assert "Nesterov look-ahead" in text
+
+
+def test_schedule_with_python_branches_is_called_step_by_step():
+    """A schedule that cannot take a vector of steps (a Python `if` on the step) is
+    still checked at every step, and a wrong boundary is still found."""
+    reference = keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01])
+
+    def right(step):
+        return 0.1 if int(step) <= 10 else 0.01
+
+    def early(step):
+        return 0.1 if int(step) < 10 else 0.01
+
+    assert check.schedule(right, reference, steps=20) is None
+    with pytest.raises(AssertionError, match="part at step 10 "):
+        check.schedule(early, reference, steps=20)
+
+
+def test_schedule_whose_vector_call_differs_is_called_step_by_step():
+    """A schedule that accepts a vector of steps but computes something else with it
+    (here: only the first step's rate) is not trusted: the scalar calls decide."""
+    reference = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+
+    def misleading(step):
+        step = tf.cast(step, tf.float32)
+        if step.shape.rank:
+            return tf.fill(tf.shape(step), 0.1)
+        return 0.1 * 0.5 ** (step / 10)
+
+    assert check.schedule(misleading, reference, steps=30) is None
+
+
+def test_sampled_coordinates_still_compare_every_coordinate_with_the_tape():
+    """With `coordinates`, central differences run at a few coordinates, but a wrong
+    coordinate that was not sampled is still caught by the tape."""
+    assert check.gradient(f_smooth, grad_smooth, X0, coordinates=2) is None
+
+    def grad_wrong(x):
+        g = grad_smooth(x)
+        g[1, 2] *= 1.001
+        return g
+
+    for n in (1, 2, 3):
+        with pytest.raises(AssertionError, match=r"wrong at coordinate \[1, 2\]"):
+            check.gradient(f_smooth, grad_wrong, X0, coordinates=n)
