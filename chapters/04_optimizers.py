@@ -2287,7 +2287,8 @@ def final_weights(optimizer, l2=0.0, steps=100):
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            loss = problem_loss(W, b) + l2 / 2 * tf.reduce_sum(W**2)
+            penalty = tf.reduce_sum(W**2) + tf.reduce_sum(b**2)
+            loss = problem_loss(W, b) + l2 / 2 * penalty
         optimizer.apply_gradients(zip(tape.gradient(loss, [W, b]), [W, b], strict=True))
 
     for _ in range(steps):
@@ -2305,9 +2306,11 @@ print(
 assert np.abs(adam_l2_W).mean() < np.abs(adamw_W).mean()
 
 # %% [markdown]
-# Here Adam with L2 ends with the smaller weights on average: after Adam's division by $\sqrt{v}$,
-# the penalty's pull $\lambda\theta/\sqrt{v}$ is *stronger* than AdamW's $\alpha\lambda\theta$ for the
-# many weights whose gradients have become small, and weaker for the few with large gradients. With
+# Both arms decay $W$ and $b$ alike. Here Adam with L2 ends with the smaller weights on average: after
+# Adam's division by $\sqrt{\hat v} + \epsilon$, the penalty's pull is about
+# $\alpha\lambda\theta/(\sqrt{\hat v} + \epsilon)$, *stronger* than AdamW's $\alpha\lambda\theta$ for
+# the many weights whose gradients have become small ($\sqrt{\hat v} < 1$), and weaker for the few with
+# large gradients. With
 # L2 the strength of the decay is not the same for every weight; with AdamW it is.
 #
 # ```{solution-end}
