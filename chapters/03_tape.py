@@ -439,6 +439,7 @@ assert only_watched == ["layer_a:0"] and grad_a.numpy() == 5.0 and grad_b is Non
 # *local derivative* of the output with respect to that input, computed while the forward values are at
 # hand. Constants that take part are wrapped too, but only what `watch` returned is a source you can ask for.
 
+
 # %%
 class Traced:
     """A float64 value whose operations are written to a MiniTape."""
@@ -470,6 +471,7 @@ class Traced:
 # times the local derivative on to its inputs, and where a value feeds several operations the contributions
 # add up. A source the walk never reaches keeps no adjoint: `None`, as with TensorFlow.
 
+
 # %%
 class MiniTape:
     def __init__(self):
@@ -494,6 +496,7 @@ class MiniTape:
 
 # %% [markdown]
 # Two elementary functions, sine and exponential, record their local derivatives the same way.
+
 
 # %%
 def mini_sin(value):
@@ -603,6 +606,7 @@ np.testing.assert_array_equal(full_jacobian.numpy(), np.diag(2 * points.numpy())
 # the blocks of each example. `batch_jacobian` computes only those blocks: shape (batch, out, in). The function
 # below maps $(u, v) \mapsto (u v,\ u^2,\ \sin v)$ for each of three examples.
 
+
 # %%
 def per_example(batch):
     u, v = batch[:, 0], batch[:, 1]
@@ -623,6 +627,7 @@ print("jacobian:", jacobian_all.shape, " batch_jacobian:", jacobian_blocks.shape
 # %% [markdown]
 # Each block is the analytic $3\times 2$ Jacobian of one example, and everything outside the blocks is zero,
 # as {numref}`fig-tape-jacobian-blocks` shows.
+
 
 # %%
 def analytic_block(u, v):
@@ -765,6 +770,7 @@ plt.show()
 # The Hessian is the Jacobian of the gradient: an inner tape produces the gradient vector, and the outer tape's
 # `jacobian` differentiates it. We work in float64 so that the comparison can be tight.
 
+
 # %%
 def f2d(p):
     u, v = p[0], p[1]
@@ -904,6 +910,7 @@ assert grad_only_stopped is None
 # records the branch taken, and a loop records one copy of its body per iteration. The piecewise function
 # $g(x) = x^2$ for $x > 0$ and $-3x$ otherwise, and a loop that multiplies by $x$ four times, show both.
 
+
 # %%
 def piecewise(x):
     # a Python if, decided by the value at run time
@@ -925,6 +932,7 @@ assert branch_grads == {2.0: 4.0, -2.0: -3.0}
 
 # %% [markdown]
 # The loop unrolls on the tape: four multiplications are recorded, and their gradients chain to $4x^3$.
+
 
 # %%
 def power_by_loop(x, times):
@@ -1024,6 +1032,7 @@ assert np.isnan(log_guarded_grad[1])
 #
 # where $e^{-|x|} \le 1$ can never overflow. We give the stable form the gradient $\bar y\,\sigma(x)$.
 
+
 # %%
 def softplus_naive(x):
     return tf.math.log(1.0 + tf.exp(x))
@@ -1062,7 +1071,9 @@ float32 = np.finfo(np.float32)
 overflow_point = np.log(float32.max)
 # 1 / (1 + exp(x)) is subnormal beyond this
 flush_point = np.log(1 / float32.tiny)
-print(f"largest float32 {float32.max:.2e}, smallest normal {float32.tiny:.3e}")
+print(
+    f"largest float32 {gdbook.sci(float32.max)}, smallest normal {gdbook.sci(float32.tiny, 2)}"
+)
 print(f"rounding unit eps/2 = {float32.eps / 2:.1e}")
 print(f"exp overflows above x = {overflow_point:.4f}")
 print(f"1/(1 + e^x) is subnormal above x = {flush_point:.4f}")
@@ -1183,6 +1194,7 @@ plt.show()
 # network. The function below is the identity going forward, and going backward it rescales the upstream
 # gradient to a norm of at most `max_norm`.
 
+
 # %%
 def clip_gradient_norm(max_norm):
     @tf.custom_gradient
@@ -1228,6 +1240,7 @@ np.testing.assert_allclose(clipped_grad.numpy(), [0.6, -0.8], rtol=1e-6)
 # where the gradient is small, does it behave like plain descent. On the elongated bowl
 # $q(u, v) = \tfrac12(u^2 + 8v^2)$, with learning rate $\alpha = 0.2$, {numref}`fig-tape-clipped-paths` and the
 # animation below show the difference.
+
 
 # %%
 def bowl(p):
@@ -1284,6 +1297,7 @@ assert np.all(plain_path[1:26, 1] * plain_path[:25, 1] < 0)
 
 # %% [markdown]
 # The figure draws both walks, all forty steps, on the bowl's contours.
+
 
 # %% mystnb={"figure": {"caption": "Forty steps of gradient descent ($\\alpha = 0.2$) on $\\tfrac12(u^2 + 8v^2)$ from $(-4.5, 1)$. Plain descent (blue) takes long steps and zig-zags across the narrow valley; with the gradient clipped to norm 1 in the backward pass (orange), every step is at most 0.2 long.", "name": "fig-tape-clipped-paths"}}
 def bowl_numpy(u, v):
@@ -1364,6 +1378,7 @@ assert scale_by_frozen(tf.constant(2.0)).numpy() == 6.0
 # SGD the scale, and every layer before it (their gradients pass through $\partial y/\partial x$), then
 # learn at half speed; Adam, which divides by the gradients' running magnitude, would undo a constant factor.
 
+
 # %%
 @tf.custom_gradient
 def scale_at_half_speed(x):
@@ -1405,6 +1420,7 @@ assert half_grads == [0.5 * g for g in full_grads] and full_grads == [3.0, 2.0]
 # forward mode wins for functions with few inputs and many outputs, and for directional derivatives. The
 # example has $n = 3$ inputs and $m = 2$ outputs:
 # $f(\mathbf x) = (x_0 x_1 x_2,\ x_0^2 + \sin x_2)$.
+
 
 # %%
 def two_outputs(x):
@@ -1475,6 +1491,7 @@ assert forward_vs_reverse == 0.0 and forward_vs_exact == 0.0
 # multiplies by 7 shows it, with two helpers that return a forward-mode derivative: one opens the accumulator
 # eagerly, the other inside a `tf.function`.
 
+
 # %%
 @tf.custom_gradient
 def times_one_gradient_seven(x):
@@ -1521,6 +1538,7 @@ assert reverse_derivative == 7.0 and eager_forward == traced_forward == 1.0
 # through `tf.stop_gradient`, or through an operation without a gradient such as `tf.round`), the eager
 # accumulator falls back on transposing the custom backward function; inside a `tf.function` the tangent
 # that `IdentityN` passes through is zero.
+
 
 # %%
 @tf.custom_gradient
@@ -1821,6 +1839,7 @@ assert "no entry for: IgammaGradA" in no_gradient.message
 # density; for $a$ we return `None` (not supported). Registering the same name twice is an error, so this
 # belongs in a module that is imported once.
 
+
 # %%
 @tf.RegisterGradient("IgammaGradA")
 def _igamma_grad_a_grad(op, upstream):
@@ -1858,6 +1877,7 @@ assert abs(d_x_of_d_a - d_a_of_d_x) < 1e-15
 #
 # The first three are plain functions of a point.
 
+
 # %%
 def by_finite_differences(f, p, step=1e-5):
     p = np.asarray(p, dtype=np.float64)
@@ -1886,6 +1906,7 @@ def by_tf_gradients(p):
 
 # %% [markdown]
 # Forward mode needs one pass per coordinate direction; then all five run.
+
 
 # %%
 def by_forward_mode(f, p):
@@ -2147,6 +2168,7 @@ check.gradient(
 # ```{solution-start} ex-tape-4
 # :class: dropdown
 # ```
+
 
 # %%
 @tf.custom_gradient

@@ -1347,9 +1347,9 @@ else:
 # ### When the conventions matter
 #
 # Two rows of the table change a run visibly. Where $\epsilon$ sits sets a floor under the
-# denominator: once the squared-gradient average has settled at $v = g^2$, a step of $\alpha g/\sqrt{v
-# + \epsilon}$ shrinks to $\alpha g/\sqrt\epsilon$ for gradients below $\sqrt{\epsilon} \approx 3
-# \times 10^{-4}$ ($\epsilon = 10^{-7}$ inside the root), while $\alpha g/(\sqrt v + \epsilon)$ keeps a
+# denominator: once the squared-gradient average has settled at $v = g^2$, a step of
+# $\alpha g/\sqrt{v + \epsilon}$ shrinks to $\alpha g/\sqrt\epsilon$ for gradients below
+# $\sqrt{\epsilon} \approx 3 \times 10^{-4}$ ($\epsilon = 10^{-7}$ inside the root), while $\alpha g/(\sqrt v + \epsilon)$ keeps a
 # step near $\alpha$ down to gradients of the size of $\epsilon$ itself. And RMSprop's first step
 # depends on where $v$ starts: from $v_0 = 0$ (Keras) it is $\alpha g/\sqrt{(1-\rho) g^2} \approx
 # 3.16\,\alpha$ in the direction of $-g$ whatever the size of $g$; from $v_0 = 1$ (TF1) it is about
@@ -2338,7 +2338,7 @@ steps_gd, steps_momentum = (
     np.log(1e-6) / np.log(r_momentum),
 )
 print(
-    f"GD: r = {r_gd:.6f}, {steps_gd:.1e} steps; momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps"
+    f"GD: r = {r_gd:.6f}, {gdbook.sci(steps_gd)} steps; momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps"
 )
 print(f"ratio {steps_gd / steps_momentum:.0f}")
 eigenvalues_4 = np.array([1.0, kappa_4])

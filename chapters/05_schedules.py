@@ -1631,11 +1631,11 @@ print(
     f"{0.1 * 0.96**16:.3f}; k > {math.log(0.5) / math.log(0.96):.2f}"
 )
 print(
-    f"Keras L2 for 5e-4 * l2_loss: {5e-4 / 2:.1e}; 2/11 = {2 / 11:.4f}; "
+    f"Keras L2 for 5e-4 * l2_loss: {gdbook.sci(5e-4 / 2)}; 2/11 = {2 / 11:.4f}; "
     f"1 - 11 * 0.3 = {1 - 11 * 0.3:.1f}; critical step {critical:.1f}"
 )
 print(
-    f"float32 max {np.finfo(np.float32).max:.1e}; float32 overflow at step {overflow_step}"
+    f"float32 max {gdbook.sci(np.finfo(np.float32).max)}; float32 overflow at step {overflow_step}"
 )
 
 # %% [markdown]

@@ -105,7 +105,9 @@ print("digit:      ", " ".join(f"{d:5d}" for d in range(10)))
 print("train count:", " ".join(f"{c:5d}" for c in train_counts))
 print("test count: ", " ".join(f"{c:5d}" for c in test_counts))
 majority_share = test_counts.max() / test_counts.sum()
-print(f"always answering the most frequent test digit ({test_counts.argmax()}): {majority_share:.4f}")
+print(
+    f"always answering the most frequent test digit ({test_counts.argmax()}): {majority_share:.4f}"
+)
 count_spread = train_counts.max() - train_counts.min()
 print(f"largest minus smallest training count: {count_spread}")
 glue("ch6_count_spread", int(count_spread), display=False)
@@ -123,7 +125,9 @@ assert round(majority_share, 2) == 0.11
 VALIDATION_SIZE = 5000
 x_fit, y_fit = x_train[:-VALIDATION_SIZE], y_train[:-VALIDATION_SIZE]
 x_val, y_val = x_train[-VALIDATION_SIZE:], y_train[-VALIDATION_SIZE:]
-print(f"training {len(x_fit):,} images, validation {len(x_val):,}, test {len(x_test):,}")
+print(
+    f"training {len(x_fit):,} images, validation {len(x_val):,}, test {len(x_test):,}"
+)
 print("validation images per digit:", y_val.sum(axis=0).astype(int))
 
 # %% [markdown]
@@ -150,7 +154,9 @@ assert zero_share > 0.5 and ink_share / (1 - zero_share) > 0.5
 
 # %% mystnb={"figure": {"caption": "Eight training images of each digit.", "name": "fig-softmax-digits"}}
 rows = examples_per_class(y_train, per_class=8)
-fig = plot_image_grid(x_train[rows.T.reshape(-1)].reshape(-1, 28, 28), ncols=10, size=0.62)
+fig = plot_image_grid(
+    x_train[rows.T.reshape(-1)].reshape(-1, 28, 28), ncols=10, size=0.62
+)
 plt.show()
 
 # %% [markdown]
@@ -187,7 +193,9 @@ plt.show()
 # %%
 W_zero, b_zero = tf.zeros([784, 10]), tf.zeros([10])
 logits_at_start = x_train[:100] @ W_zero + b_zero
-loss_at_start = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y_train[:100], logits_at_start))
+loss_at_start = tf.reduce_mean(
+    tf.nn.softmax_cross_entropy_with_logits(y_train[:100], logits_at_start)
+)
 print(f"loss at W = 0: {float(loss_at_start):.6f}   log(10) = {np.log(10):.6f}")
 assert abs(float(loss_at_start) - np.log(10)) < 1e-6
 
@@ -214,7 +222,10 @@ outputs = {
     "NumPy softmax": (shifted / shifted.sum(axis=1, keepdims=True))[:, 1],
 }
 float32 = np.finfo(np.float32)
-print(f"smallest normal {float32.tiny:.3g} = e^{np.log(float32.tiny):.1f}", end=", ")
+print(
+    f"smallest normal {gdbook.sci(float32.tiny, 2)} = e^{np.log(float32.tiny):.1f}",
+    end=", ",
+)
 print(f"2^-125 = {2.0**-125:.3g}, smallest subnormal {float32.smallest_subnormal:.2g}")
 first_zero = {}
 for name, values in outputs.items():
@@ -248,7 +259,9 @@ def textbook_loss(labels, logits):
 
 
 trap_logits = tf.constant([[0.0, -50.0, -120.0], [0.0, -50.0, -120.0]])
-trap_labels = tf.constant([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # wrong and confident; right and confident
+trap_labels = tf.constant(
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+)  # wrong and confident; right and confident
 print("softmax:      ", tf.nn.softmax(trap_logits).numpy()[0])
 print("textbook loss:", textbook_loss(trap_labels, trap_logits).numpy())
 
@@ -279,15 +292,21 @@ assert np.isnan(trap_gradient.numpy()).any()
 # %%
 with tf.GradientTape() as tape:
     tape.watch(trap_logits)
-    stable_loss = tf.nn.softmax_cross_entropy_with_logits(labels=trap_labels, logits=trap_logits)
+    stable_loss = tf.nn.softmax_cross_entropy_with_logits(
+        labels=trap_labels, logits=trap_logits
+    )
 stable_gradient = tape.gradient(stable_loss, trap_logits)
-keras_from_logits = keras.losses.CategoricalCrossentropy(from_logits=True, reduction=None)
+keras_from_logits = keras.losses.CategoricalCrossentropy(
+    from_logits=True, reduction=None
+)
 keras_loss = keras_from_logits(trap_labels, trap_logits).numpy()
 print("stable loss:", stable_loss.numpy(), "  Keras from_logits=True:", keras_loss)
 print("stable gradient:\n", stable_gradient.numpy())
 assert stable_loss[0] == 120.0 and stable_loss[1] == 0.0
 np.testing.assert_allclose(keras_loss, stable_loss.numpy(), atol=1e-4)
-np.testing.assert_allclose(stable_gradient.numpy(), tf.nn.softmax(trap_logits) - trap_labels, atol=1e-7)
+np.testing.assert_allclose(
+    stable_gradient.numpy(), tf.nn.softmax(trap_logits) - trap_labels, atol=1e-7
+)
 
 # %% [markdown]
 # Keras' default, `from_logits=False`, takes probabilities. Given bare probabilities in eager code, as
@@ -299,7 +318,9 @@ np.testing.assert_allclose(stable_gradient.numpy(), tf.nn.softmax(trap_logits) -
 probabilities = tf.nn.softmax(trap_logits)
 with tf.GradientTape() as tape:
     tape.watch(probabilities)
-    clipped_loss = keras.losses.CategoricalCrossentropy(reduction=None)(trap_labels, probabilities)
+    clipped_loss = keras.losses.CategoricalCrossentropy(reduction=None)(
+        trap_labels, probabilities
+    )
 clipped_gradient = tape.gradient(clipped_loss, probabilities)
 print("Keras from_logits=False:", clipped_loss.numpy(), "  -log(1e-7) =", -np.log(1e-7))
 print("its gradient for the wrong image:", clipped_gradient.numpy()[0])
@@ -320,14 +341,20 @@ assert np.all(clipped_gradient.numpy()[0] == 0)
 probability_loss = keras.losses.CategoricalCrossentropy(reduction=None)
 in_graph = tf.function(lambda z: probability_loss(trap_labels, tf.nn.softmax(z)))
 passed_in = tf.function(lambda p: probability_loss(trap_labels, p))
-reshaped = tf.function(lambda z: probability_loss(trap_labels, tf.reshape(tf.nn.softmax(z), [2, 3])))
+reshaped = tf.function(
+    lambda z: probability_loss(trap_labels, tf.reshape(tf.nn.softmax(z), [2, 3]))
+)
 paths = {
     "eager, tf.nn.softmax": probability_loss(trap_labels, tf.nn.softmax(trap_logits)),
     "tf.function, probabilities passed in": passed_in(tf.nn.softmax(trap_logits)),
     "tf.function, softmax then reshape": reshaped(trap_logits),
     "tf.function, tf.nn.softmax": in_graph(trap_logits),
-    "eager, keras.activations.softmax": probability_loss(trap_labels, keras.activations.softmax(trap_logits)),
-    "eager, keras.layers.Softmax": probability_loss(trap_labels, keras.layers.Softmax()(trap_logits)),
+    "eager, keras.activations.softmax": probability_loss(
+        trap_labels, keras.activations.softmax(trap_logits)
+    ),
+    "eager, keras.layers.Softmax": probability_loss(
+        trap_labels, keras.layers.Softmax()(trap_logits)
+    ),
 }
 for name, loss in paths.items():
     print(f"{name:36s} {loss.numpy()}")
@@ -444,7 +471,9 @@ print(f"{time.perf_counter() - started:.1f} s")
 
 # %%
 share_of_zeros = y_val[:, 0].mean()
-print(f"accuracy before training {tf1_run['val_accuracy'][0]:.4f} = share of zeros {share_of_zeros:.4f}")
+print(
+    f"accuracy before training {tf1_run['val_accuracy'][0]:.4f} = share of zeros {share_of_zeros:.4f}"
+)
 print(f"accuracy after {STEPS} steps {tf1_run['val_accuracy'][-1]:.4f}")
 glue("ch6_tf1_val", float(tf1_run["val_accuracy"][-1]), display=False)
 assert tf1_run["val_accuracy"][0] == np.float32(share_of_zeros)
@@ -469,7 +498,9 @@ def make_train_step(W, b, learning_rate):
     def train_step(batch_x, batch_y):
         with tf.GradientTape() as tape:
             logits = batch_x @ W + b
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=batch_y, logits=logits))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(labels=batch_y, logits=logits)
+            )
         grad_W, grad_b = tape.gradient(loss, [W, b])
         W.assign_sub(learning_rate * grad_W)
         b.assign_sub(learning_rate * grad_b)
@@ -513,7 +544,9 @@ def train_tape(learning_rate, snapshot_steps=()):
 started = time.perf_counter()
 SNAPSHOT_STEPS = (5, 10, 20, 50, 100, 200, 400, 600, 800, 1000)
 tape_run = train_tape(learning_rate=0.1, snapshot_steps=SNAPSHOT_STEPS)
-print(f"{time.perf_counter() - started:.1f} s, final validation accuracy {tape_run['val_accuracy'][-1]:.4f}")
+print(
+    f"{time.perf_counter() - started:.1f} s, final validation accuracy {tape_run['val_accuracy'][-1]:.4f}"
+)
 
 
 # %% [markdown]
@@ -550,7 +583,9 @@ class ValAccuracyEvery(keras.callbacks.Callback):
 # The model, compiled and fitted on the same batches:
 
 # %% tags=["nbval-ignore-output"]
-keras_model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+keras_model = keras.Sequential(
+    [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+)
 keras_model.compile(
     optimizer=keras.optimizers.SGD(learning_rate=0.1),
     loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -558,8 +593,12 @@ keras_model.compile(
 )
 keras_accuracy = ValAccuracyEvery(EVAL_EVERY)
 started = time.perf_counter()
-keras_model.fit(train_batches, epochs=1, verbose=0, callbacks=[keras_accuracy], shuffle=False)
-print(f"{time.perf_counter() - started:.1f} s, final validation accuracy {keras_accuracy.history[-1]:.4f}")
+keras_model.fit(
+    train_batches, epochs=1, verbose=0, callbacks=[keras_accuracy], shuffle=False
+)
+print(
+    f"{time.perf_counter() - started:.1f} s, final validation accuracy {keras_accuracy.history[-1]:.4f}"
+)
 
 # %% [markdown]
 # The defaults quoted above, and the claim that `steps_per_execution` changes nothing, are checked here:
@@ -572,7 +611,9 @@ assert np.isclose(sgd_defaults["learning_rate"], 0.01) and sgd_defaults["momentu
 
 
 def weights_after_200(steps_per_execution):
-    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+    model = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.1),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -616,7 +657,9 @@ assert largest_weight > 0.1
 # the three rows of numbers below are identical.
 
 # %%
-accuracy_table = np.stack([tf1_run["val_accuracy"], tape_run["val_accuracy"], keras_accuracy.history])
+accuracy_table = np.stack(
+    [tf1_run["val_accuracy"], tape_run["val_accuracy"], keras_accuracy.history]
+)
 print("step   TF1     tape    Keras")
 for step, row in zip(eval_steps, accuracy_table.T, strict=True):
     print(f"{step:4d}  " + "  ".join(f"{a:.4f}" for a in row))
@@ -712,14 +755,19 @@ def sgd_runs(W, b, rows, learning_rates, every):
 # %% tags=["nbval-ignore-output"]
 SEEDS, LONG_STEPS = (0, 1, 2), 10 * len(x_fit) // BATCH_SIZE
 ours = [batch_indices(len(x_fit), BATCH_SIZE, LONG_STEPS, seed=s) for s in SEEDS]
-old_split = [VALIDATION_SIZE + batch_indices(len(x_fit), BATCH_SIZE, STEPS, seed=s) for s in SEEDS]
+old_split = [
+    VALIDATION_SIZE + batch_indices(len(x_fit), BATCH_SIZE, STEPS, seed=s)
+    for s in SEEDS
+]
 rows = np.stack([r[:STEPS] for r in ours] * 2 + old_split)
 rates = np.repeat(np.float32([0.1, 0.5, 0.1]), len(SEEDS))
 started = time.perf_counter()
 zeros = tf.zeros([len(rates), 784, 10]), tf.zeros([len(rates), 1, 10])
 W_short, b_short, short_losses, short_val = sgd_runs(*zeros, rows, rates, EVAL_EVERY)
 later_rows, LONG_EVERY = np.stack([r[STEPS:] for r in ours]), 500
-W_long, b_long, _, long_val = sgd_runs(W_short[:3], b_short[:3], later_rows, rates[:3], LONG_EVERY)
+W_long, b_long, _, long_val = sgd_runs(
+    W_short[:3], b_short[:3], later_rows, rates[:3], LONG_EVERY
+)
 print(f"{len(rates)} runs of {STEPS} steps, 3 more to {LONG_STEPS}: ", end="")
 print(f"{time.perf_counter() - started:.1f} s")
 batched_vs_tape = np.abs(W_short[0].numpy() - tape_run["weights"][0]).max()
@@ -735,14 +783,18 @@ assert batched_vs_tape < 1e-6
 
 # %%
 def test_accuracies(W, b):
-    return np.array([accuracy(x_test @ w + c, y_test) for w, c in zip(W, b, strict=True)])
+    return np.array(
+        [accuracy(x_test @ w + c, y_test) for w, c in zip(W, b, strict=True)]
+    )
 
 
 def mean_sd(values):
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
-W_short, b_short, W_long, b_long = (t.numpy() for t in (W_short, b_short, W_long, b_long))
+W_short, b_short, W_long, b_long = (
+    t.numpy() for t in (W_short, b_short, W_long, b_long)
+)
 short_val, long_val = short_val.numpy(), long_val.numpy()
 results = {
     "source": (short_val[:3, -1], test_accuracies(W_short[:3], b_short[:3])),
@@ -752,7 +804,9 @@ results = {
 }
 print(f"{'':12s} {'validation':>16s} {'test':>16s}")
 for setting, (val, test) in results.items():
-    print(f"{setting:12s} {'' if val is None else mean_sd(val):>16s} {mean_sd(test):>16s}")
+    print(
+        f"{setting:12s} {'' if val is None else mean_sd(val):>16s} {mean_sd(test):>16s}"
+    )
 
 # %% [markdown]
 # Validation accuracies run above test accuracies in every row: the last 5,000 training images are easier
@@ -784,7 +838,9 @@ for key, value in [
 ]:
     glue(f"ch6_{key}", float(value), display=False)
 glue("ch6_long_steps", LONG_STEPS, display=False)
-assert all(val.mean() > test.mean() for val, test in results.values() if val is not None)
+assert all(
+    val.mean() > test.mean() for val, test in results.values() if val is not None
+)
 assert round(source_test.mean(), 2) == 0.91
 assert round(0.92 - source_test.mean(), 2) == 0.01
 assert source_test.std(ddof=1) < 0.001
@@ -872,7 +928,9 @@ limit = np.abs(snapshots[-1]).max()
 fig, axes = plt.subplots(1, 10, figsize=(9, 1.35))
 images = []
 for digit, ax in enumerate(axes):
-    images.append(ax.imshow(snapshots[0, digit], cmap="RdBu_r", vmin=-limit, vmax=limit))
+    images.append(
+        ax.imshow(snapshots[0, digit], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    )
     ax.set_title(str(digit), fontsize="small")
     ax.set_axis_off()
 frame_steps = (0, *SNAPSHOT_STEPS)
@@ -932,7 +990,9 @@ assert counts.trace() / counts.sum() == accuracy(test_logits, y_test)
 worst = most_confident_mistakes(test_probabilities, y_test, k=16)
 fig = plot_mistakes(x_test, y_test, test_probabilities, worst, ncols=8)
 plt.show()
-print(f"confidence of these mistakes: {test_probabilities[worst].max(axis=1).min():.3f} and above")
+print(
+    f"confidence of these mistakes: {test_probabilities[worst].max(axis=1).min():.3f} and above"
+)
 predicted, truth = test_probabilities.argmax(axis=1), y_test.argmax(axis=1)
 confidence = test_probabilities.max(axis=1)
 mistaken = confidence[predicted != truth]
@@ -972,7 +1032,9 @@ curvature_y = tf.constant(y_fit[:10000])
 
 def full_batch_loss(W, b):
     logits = curvature_x @ W + b
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits))
+    return tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits)
+    )
 
 
 n_parameters = 784 * 10 + 10
@@ -1032,7 +1094,9 @@ def power_iteration(matvec, shapes, iterations=20, seed=0, start=None):
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(part**2) for part in v]))
         v = [part / norm for part in v]
         Hv = matvec(v)
-        estimates.append(float(tf.add_n([tf.reduce_sum(a * c) for a, c in zip(v, Hv, strict=True)])))
+        estimates.append(
+            float(tf.add_n([tf.reduce_sum(a * c) for a, c in zip(v, Hv, strict=True)]))
+        )
         v = Hv
     return np.array(estimates), v
 
@@ -1047,7 +1111,9 @@ compiled_hvp = tf.function(hessian_vector_product)
 
 def curvature(W, b, loss_fn=full_batch_loss, iterations=20):
     params = [tf.constant(W, tf.float32), tf.constant(b, tf.float32)]
-    estimates, _ = power_iteration(lambda v: compiled_hvp(loss_fn, params, v), [(784, 10), (10,)], iterations)
+    estimates, _ = power_iteration(
+        lambda v: compiled_hvp(loss_fn, params, v), [(784, 10), (10,)], iterations
+    )
     return estimates
 
 
@@ -1190,7 +1256,9 @@ assert max(curves[2.0][-1], curves[3.0][-1]) < min(final_losses[:4])
 rate_twice = 2.0 * 2 / lambda_max
 end_twice = curvature(*descent[2.0][1], iterations=30)
 print(f"after 30 steps at lr {rate_twice:.3f}: lambda_max {end_twice[-1]:.3f}", end=" ")
-print(f"(2 / lr = {2 / rate_twice:.3f}; last change {abs(end_twice[-1] - end_twice[-2]):.1e})")
+print(
+    f"(2 / lr = {2 / rate_twice:.3f}; last change {abs(end_twice[-1] - end_twice[-2]):.1e})"
+)
 glue("ch6_lambda_twice", float(end_twice[-1]), display=False)
 glue("ch6_edge_twice", float(2 / rate_twice), display=False)
 assert abs(end_twice[-1] - end_twice[-2]) < 1e-3 * end_twice[-1]
@@ -1209,7 +1277,9 @@ assert 0.9 < end_twice[-1] * rate_twice / 2 < 1.0
 
 # %%
 lambda_trained = curvature(W_trained, b_trained, iterations=30)[-1]
-print(f"lambda_max at W = 0: {lambda_max:.3f}   after 1000 steps at lr 0.1: {lambda_trained:.3f}")
+print(
+    f"lambda_max at W = 0: {lambda_max:.3f}   after 1000 steps at lr 0.1: {lambda_trained:.3f}"
+)
 print(f"2 / lambda_max after training: {2 / lambda_trained:.3f}")
 assert lambda_trained < 0.5 * lambda_max
 
@@ -1290,7 +1360,9 @@ centred_x = curvature_x - tf.constant(mean_pixels, tf.float32)
 
 def centred_loss(W, b):
     logits = centred_x @ W + b
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits))
+    return tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels=curvature_y, logits=logits)
+    )
 
 
 rate = 0.9 * 2 / lambda_centred
@@ -1451,7 +1523,9 @@ probability_model.compile(
 probability_model.fit(train_batches, epochs=1, verbose=0, shuffle=False)
 largest = max(
     np.abs(mine.numpy() - theirs).max()
-    for mine, theirs in zip(probability_model.layers[0].weights, keras_weights, strict=True)
+    for mine, theirs in zip(
+        probability_model.layers[0].weights, keras_weights, strict=True
+    )
 )
 print(f"largest difference from the from_logits=True model: {largest}")
 assert largest == 0.0

@@ -130,7 +130,10 @@ print(
 assert np.array_equal(conv1_values, conv2_values[: conv1_values.size])
 dense1_values = shared((3136, 1024)).numpy().ravel()
 logits_values = shared((1024, 10)).numpy().ravel()
-repeats = [np.array_equal(smaller, dense1_values[: smaller.size]) for smaller in (conv2_values, logits_values)]
+repeats = [
+    np.array_equal(smaller, dense1_values[: smaller.size])
+    for smaller in (conv2_values, logits_values)
+]
 print("conv2's and logits' values == the first of dense1's:", repeats)
 assert all(repeats)
 
@@ -155,7 +158,9 @@ def source_network(dropout_rate=0.5, seed=SEED):
 
     def init():
         return {
-            "kernel_initializer": keras.initializers.TruncatedNormal(stddev=0.1, seed=next(seeds)),
+            "kernel_initializer": keras.initializers.TruncatedNormal(
+                stddev=0.1, seed=next(seeds)
+            ),
             "bias_initializer": keras.initializers.Constant(0.1),
         }
 
@@ -198,7 +203,10 @@ stds = [float(k.std()) for k in kernels]
 print(f"kernel standard deviations {np.round(stds, 4)}")
 print(f"expected {expected_sd:.4f} = {expected_sd / 0.1:.3f} sigma")
 # four standard errors of a sample standard deviation (normal approximation)
-assert all(abs(sd - expected_sd) < 4 * expected_sd / np.sqrt(2 * k.size) for sd, k in zip(stds, kernels, strict=True))
+assert all(
+    abs(sd - expected_sd) < 4 * expected_sd / np.sqrt(2 * k.size)
+    for sd, k in zip(stds, kernels, strict=True)
+)
 assert max(float(np.abs(k).max()) for k in kernels) <= 0.2
 
 
@@ -241,12 +249,20 @@ def layer_flops(layer):
 # The table, from the model's layers:
 
 # %%
-table = {layer.name: (layer.count_params(), layer_flops(layer)) for layer in model.layers}
+table = {
+    layer.name: (layer.count_params(), layer_flops(layer)) for layer in model.layers
+}
 for name, (params, flops) in table.items():
-    print(f"{name:8s} {str(model.get_layer(name).output.shape):20s} {params:>10,d} {flops:>12,d}")
+    print(
+        f"{name:8s} {str(model.get_layer(name).output.shape):20s} {params:>10,d} {flops:>12,d}"
+    )
 FLOPS_PER_IMAGE = sum(flops for _, flops in table.values())
-print(f"total {model.count_params():,d} parameters, {FLOPS_PER_IMAGE:,d} forward FLOPs per image")
-print(f"= {model.count_params() / 1e6:.1f} million parameters, {FLOPS_PER_IMAGE / 1e6:.1f} MFLOPs")
+print(
+    f"total {model.count_params():,d} parameters, {FLOPS_PER_IMAGE:,d} forward FLOPs per image"
+)
+print(
+    f"= {model.count_params() / 1e6:.1f} million parameters, {FLOPS_PER_IMAGE / 1e6:.1f} MFLOPs"
+)
 assert table["conv1"] == (832, 1_254_400) and table["conv2"] == (51_264, 20_070_400)
 assert table["dense1"] == (3_212_288, 6_422_528) and table["logits"] == (10_250, 20_480)
 assert model.count_params() == 3_274_634 and FLOPS_PER_IMAGE == 27_767_808
@@ -259,13 +275,19 @@ assert model.count_params() == 3_274_634 and FLOPS_PER_IMAGE == 27_767_808
 # %%
 share_params = table["dense1"][0] / model.count_params()
 share_flops = table["conv2"][1] / FLOPS_PER_IMAGE
-print(f"dense1 holds {share_params:.1%} of the parameters, conv2 does {share_flops:.1%} of the FLOPs")
+print(
+    f"dense1 holds {share_params:.1%} of the parameters, conv2 does {share_flops:.1%} of the FLOPs"
+)
 assert share_params > 0.98 and 0.72 <= share_flops < 0.73
 # left out of the table: a bias add and a ReLU per output, 3 comparisons per pooled value
 outputs = {name: math.prod(model.get_layer(name).output.shape[1:]) for name in table}
-left_out = 2 * (outputs["conv1"] + outputs["conv2"] + outputs["dense1"]) + outputs["logits"]
+left_out = (
+    2 * (outputs["conv1"] + outputs["conv2"] + outputs["dense1"]) + outputs["logits"]
+)
 left_out += 3 * (outputs["pool1"] + outputs["pool2"])
-print(f"biases, ReLU and pooling: {left_out:,d} FLOPs, {left_out / FLOPS_PER_IMAGE:.2%}")
+print(
+    f"biases, ReLU and pooling: {left_out:,d} FLOPs, {left_out / FLOPS_PER_IMAGE:.2%}"
+)
 assert left_out < 0.01 * FLOPS_PER_IMAGE
 
 # %% [markdown]
@@ -284,15 +306,23 @@ with graph.as_default():
     keep_prob = tf.compat.v1.placeholder(tf.float32)
     W1, b1, W2, b2, W3, b3, W4, b4 = [tf.constant(w) for w in initial_weights]
     image = tf.reshape(x, [-1, 28, 28, 1])
-    h1 = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(image, W1, 1, "SAME") + b1), 2, 2, "SAME")
-    h2 = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h1, W2, 1, "SAME") + b2), 2, 2, "SAME")
+    h1 = tf.nn.max_pool2d(
+        tf.nn.relu(tf.nn.conv2d(image, W1, 1, "SAME") + b1), 2, 2, "SAME"
+    )
+    h2 = tf.nn.max_pool2d(
+        tf.nn.relu(tf.nn.conv2d(h1, W2, 1, "SAME") + b2), 2, 2, "SAME"
+    )
     h3 = tf.nn.relu(tf.reshape(h2, [-1, 7 * 7 * 64]) @ W3 + b3)
     tf1_logits = tf.nn.dropout(h3, rate=1 - keep_prob) @ W4 + b4
 with tf.compat.v1.Session(graph=graph) as sess:
-    logits_tf1 = sess.run(tf1_logits, {x: x_test[:100].reshape(100, 784), keep_prob: 1.0})
+    logits_tf1 = sess.run(
+        tf1_logits, {x: x_test[:100].reshape(100, 784), keep_prob: 1.0}
+    )
 logits_keras = model(x_test[:100], training=False).numpy()
 difference = np.abs(logits_tf1 - logits_keras).max()
-print(f"largest |logit| {np.abs(logits_keras).max():.2f}, TF1 graph vs Keras: max difference {difference:.1e}")
+print(
+    f"largest |logit| {np.abs(logits_keras).max():.2f}, TF1 graph vs Keras: max difference {difference:.1e}"
+)
 assert difference < 1e-4
 
 # %% [markdown]
@@ -383,7 +413,9 @@ print(f"tf.nn.softmax gives an exact 0 from a gap of {tf_zero_gap:.3f}")
 print(f"NumPy's float32 exp gives 0 from a gap of    {np_zero_gap:.3f}")
 print(f"-log(smallest normal float32)    = {-np.log(tiny.tiny):.2f}")
 subnormal = float(tiny.smallest_subnormal)
-print(f"-log(smallest subnormal float32 {subnormal:.1e}) = {-np.log(subnormal):.2f}")
+print(
+    f"-log(smallest subnormal float32 {gdbook.sci(subnormal)}) = {-np.log(subnormal):.2f}"
+)
 print(f"-log(half of it) = {-np.log(subnormal / 2):.2f}")
 assert tf_zero_gap < -np.log(tiny.tiny) < -np.log(subnormal) < np_zero_gap
 assert 0 <= np_zero_gap - (-np.log(subnormal / 2)) < 0.125
@@ -413,7 +445,9 @@ def train_source(seed, steps=RUN_STEPS):
         record["stable"].append(float(loss_fn(batch_y, logits)))
         record["gap"].append(float(np.ptp(logits.numpy(), axis=1).max()))
     predictions = predict_in_batches(lambda b: net(b, training=False), x_val)
-    return {key: np.array(values) for key, values in record.items()}, accuracy(predictions, y_val)
+    return {key: np.array(values) for key, values in record.items()}, accuracy(
+        predictions, y_val
+    )
 
 
 # %% [markdown]
@@ -442,8 +476,12 @@ glue("ch7_source_val_sd", float(source_val.std(ddof=1)), display=False)
 
 # %%
 largest_gap = max(record["gap"].max() for record in source_records)
-loss_difference = max(np.abs(record["loss"] - record["stable"]).max() for record in source_records)
-print(f"largest logit gap in any batch: {largest_gap:.1f} (exact zeros from {tf_zero_gap})")
+loss_difference = max(
+    np.abs(record["loss"] - record["stable"]).max() for record in source_records
+)
+print(
+    f"largest logit gap in any batch: {largest_gap:.1f} (exact zeros from {tf_zero_gap})"
+)
 print(f"largest |textbook - stable| loss on a batch: {loss_difference:.1e}")
 assert all(np.isfinite(record["loss"]).all() for record in source_records)
 assert largest_gap < tf_zero_gap / 1.5 and loss_difference < 1e-5
@@ -474,7 +512,9 @@ dense1_sd = float(pre_activations.std())
 first_losses = [record["loss"][0] for record in source_records]
 print(f"dense1 pre-activations: standard deviation {dense1_sd:.2f}")
 print(f"first losses {np.round(first_losses, 2)}, log 10 = {np.log(10):.3f}")
-still_falling = [r["loss"][-20:].mean() < r["loss"][-40:-20].mean() for r in source_records]
+still_falling = [
+    r["loss"][-20:].mean() < r["loss"][-40:-20].mean() for r in source_records
+]
 print("mean loss of the last 20 batches below that of the 20 before:", still_falling)
 assert dense1_sd > 2 and min(first_losses) > 2 * np.log(10) and all(still_falling)
 glue("ch7_dense1_sd", dense1_sd, display=False)
@@ -517,11 +557,18 @@ class AdamUpdate:
         self.step = tf.Variable(0.0)
 
     def make_slots(self, variables):
-        return [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
+        return [
+            (tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v)))
+            for v in variables
+        ]
 
     def __call__(self, grads, variables, slots):
         self.step.assign_add(1.0)
-        alpha = self.learning_rate * tf.sqrt(1 - self.beta_2**self.step) / (1 - self.beta_1**self.step)
+        alpha = (
+            self.learning_rate
+            * tf.sqrt(1 - self.beta_2**self.step)
+            / (1 - self.beta_1**self.step)
+        )
         for g, var, (m, s) in zip(grads, variables, slots, strict=True):
             m.assign_add((g - m) * (1 - self.beta_1))
             s.assign_add((tf.square(g) - s) * (1 - self.beta_2))
@@ -554,8 +601,14 @@ def hand_versus_keras(update, keras_optimizer):
         verbose=0,
         shuffle=False,
     )
-    moved = max(np.abs(a - b).max() for a, b in zip(by_hand.get_weights(), initial_weights, strict=True))
-    differences = [np.abs(a - b).max() for a, b in zip(by_hand.get_weights(), by_keras.get_weights(), strict=True)]
+    moved = max(
+        np.abs(a - b).max()
+        for a, b in zip(by_hand.get_weights(), initial_weights, strict=True)
+    )
+    differences = [
+        np.abs(a - b).max()
+        for a, b in zip(by_hand.get_weights(), by_keras.get_weights(), strict=True)
+    ]
     return moved, max(differences)
 
 
@@ -564,11 +617,15 @@ def hand_versus_keras(update, keras_optimizer):
 
 # %%
 comparisons = {
-    "Momentum": hand_versus_keras(momentum_update(0.001, 0.9), keras.optimizers.SGD(0.001, momentum=0.9)),
+    "Momentum": hand_versus_keras(
+        momentum_update(0.001, 0.9), keras.optimizers.SGD(0.001, momentum=0.9)
+    ),
     "Adam": hand_versus_keras(AdamUpdate(0.001), keras.optimizers.Adam(0.001)),
 }
 for name, (moved, difference) in comparisons.items():
-    print(f"{name:8s}: weights moved up to {moved:.2e}; hand-written vs Keras: max |difference| = {difference}")
+    print(
+        f"{name:8s}: weights moved up to {moved:.2e}; hand-written vs Keras: max |difference| = {difference}"
+    )
     assert moved > 1e-4 and difference == 0.0
 
 
@@ -615,7 +672,9 @@ speed_model = source_network()
 # CPU too).
 
 # %% tags=["raises-exception"]
-xla_step, _ = make_train_step(speed_model, momentum_update(0.001, 0.9), jit_compile=True)
+xla_step, _ = make_train_step(
+    speed_model, momentum_update(0.001, 0.9), jit_compile=True
+)
 with gdbook.expect_error(tf.errors.UnimplementedError) as xla_error:
     xla_step(tf.constant(x_fit[:100]), tf.constant(y_fit[:100]))
 
@@ -749,7 +808,9 @@ def better_network(seed=SEED):
 # %%
 better_flops = sum(layer_flops(layer) for layer in better_network().layers)
 print(f"{better_network().count_params():,d} parameters")
-print(f"{better_flops:,d} forward FLOPs per image, {better_flops / FLOPS_PER_IMAGE:.1%} of the source's network")
+print(
+    f"{better_flops:,d} forward FLOPs per image, {better_flops / FLOPS_PER_IMAGE:.1%} of the source's network"
+)
 assert better_flops < 0.15 * FLOPS_PER_IMAGE
 glue("ch7_better_flop_share", better_flops / FLOPS_PER_IMAGE, display=False)
 
@@ -830,13 +891,17 @@ print(
 # The choice, on the validation set:
 
 # %%
-val_by_peak = {peak: np.array([val for *_, val in runs]) for peak, runs in better_runs.items()}
+val_by_peak = {
+    peak: np.array([val for *_, val in runs]) for peak, runs in better_runs.items()
+}
 for peak, vals in val_by_peak.items():
     print(f"peak {peak}: {vals.mean():.2%} ± {vals.std(ddof=1):.2%}, per seed {vals}")
 chosen_peak = max(PEAKS, key=lambda peak: val_by_peak[peak].mean())
 difference = abs(val_by_peak[PEAKS[0]].mean() - val_by_peak[PEAKS[1]].mean())
 smallest_sd = min(vals.std(ddof=1) for vals in val_by_peak.values())
-print(f"difference of the means {difference:.2%}, smallest standard deviation {smallest_sd:.2%}")
+print(
+    f"difference of the means {difference:.2%}, smallest standard deviation {smallest_sd:.2%}"
+)
 assert difference < smallest_sd
 glue("ch7_chosen_peak", chosen_peak, display=False)
 glue("ch7_peak_difference", float(difference), display=False)
@@ -901,7 +966,10 @@ assert max(images_to_beat_source) <= BATCH * warmup_steps
 # All choices are made. The test set is read now, once, for the three models the better recipe produced:
 
 # %%
-test_logits = [predict_in_batches(lambda b, net=net: net(b, training=False), x_test) for net in better_models]
+test_logits = [
+    predict_in_batches(lambda b, net=net: net(b, training=False), x_test)
+    for net in better_models
+]
 better_test = np.array([accuracy(logits, y_test) for logits in test_logits])
 print("test accuracy per seed:", better_test)
 print(f"mean {better_test.mean():.2%} ± {better_test.std(ddof=1):.2%}")
@@ -959,7 +1027,9 @@ plot_confusion(counts)
 plt.show()
 mistakes = counts.sum() - counts.trace()
 worst_pair = int((counts - np.diag(np.diag(counts))).max())
-print(f"{mistakes} mistakes among 10,000 test images, at most {worst_pair} for one pair")
+print(
+    f"{mistakes} mistakes among 10,000 test images, at most {worst_pair} for one pair"
+)
 assert worst_pair < mistakes / 5
 glue("ch7_worst_pair", worst_pair, display=False)
 
@@ -989,7 +1059,9 @@ assert top_probability > 0.9
 better_optimizer = better_runs[chosen_peak][0][1]
 trained_logits = predict_in_batches(lambda b: better(b, training=False), x_val)
 with tempfile.TemporaryDirectory() as folder:
-    saved_path = tf.train.Checkpoint(model=better, optimizer=better_optimizer).save(f"{folder}/better")
+    saved_path = tf.train.Checkpoint(model=better, optimizer=better_optimizer).save(
+        f"{folder}/better"
+    )
     saved_names = [name for name, _ in tf.train.list_variables(saved_path)]
     restored = better_network(seed=SEED)
     before = np.abs(restored.get_weights()[0] - better.get_weights()[0]).max()
@@ -997,7 +1069,9 @@ with tempfile.TemporaryDirectory() as folder:
     # the optimizer's slots are in the file but not wanted here
     status.expect_partial()
     restored_logits = predict_in_batches(lambda b: restored(b, training=False), x_val)
-print(f"saved to {saved_path.split('/')[-1]}; first kernels differed by {before:.3f} before restoring")
+print(
+    f"saved to {saved_path.split('/')[-1]}; first kernels differed by {before:.3f} before restoring"
+)
 print(
     "predictions identical after restoring:",
     np.array_equal(restored_logits, trained_logits),
@@ -1017,7 +1091,9 @@ assert "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE" in saved_names
 # %% tags=["nbval-ignore-output"]
 chapter_seconds = time.perf_counter() - chapter_start
 chapter_cpu_seconds = time.process_time() - chapter_start_cpu
-print(f"this chapter's computations took {chapter_seconds:.0f} s wall-clock, {chapter_cpu_seconds:.0f} s of CPU time")
+print(
+    f"this chapter's computations took {chapter_seconds:.0f} s wall-clock, {chapter_cpu_seconds:.0f} s of CPU time"
+)
 assert chapter_cpu_seconds < 2 * 120
 
 # %% [markdown]
@@ -1107,7 +1183,9 @@ class TF1Momentum:
             var.assign_sub(self.learning_rate * accumulator)
 
 
-check.optimizer(lambda: TF1Momentum(0.001, 0.9), lambda: keras.optimizers.SGD(0.001, momentum=0.9))
+check.optimizer(
+    lambda: TF1Momentum(0.001, 0.9), lambda: keras.optimizers.SGD(0.001, momentum=0.9)
+)
 
 # %% [markdown]
 # ```{solution-end}

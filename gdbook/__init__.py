@@ -52,6 +52,7 @@ from gdbook.data import (  # noqa: E402
 )
 from gdbook.errors import CaughtError, expect_error, in_notebook  # noqa: E402
 from gdbook.repro import DEFAULT_SEED, setup  # noqa: E402
+from gdbook.text import sci  # noqa: E402
 
 from gdbook import check  # noqa: E402  (after TensorFlow's quiet import)
 
@@ -68,5 +69,6 @@ __all__ = [
     "load_mnist",
     "one_hot",
     "repo_root",
+    "sci",
     "setup",
 ]

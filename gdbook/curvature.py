@@ -38,6 +38,8 @@ def power_iteration(matvec, shapes, iterations=20, seed=0, start=None):
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(part**2) for part in v]))
         v = [part / norm for part in v]
         Hv = matvec(v)
-        estimates.append(float(tf.add_n([tf.reduce_sum(a * c) for a, c in zip(v, Hv, strict=True)])))
+        estimates.append(
+            float(tf.add_n([tf.reduce_sum(a * c) for a, c in zip(v, Hv, strict=True)]))
+        )
         v = Hv
     return np.array(estimates), v

@@ -90,3 +90,16 @@ def test_setup_shows_numpy_scalars_as_numbers():
     gdbook.setup()
     assert repr(np.float64(0.5)) == "0.5"
     assert repr(np.float32(0.25)) == "0.25"
+
+
+def test_sci_writes_numbers_as_the_prose_does():
+    import pytest
+
+    from gdbook.text import sci
+
+    assert sci(np.finfo(np.float32).max) == "3.4 × 10^38"
+    assert sci(np.finfo(np.float32).tiny, 2) == "1.18 × 10^-38"
+    assert sci(-69077.5, 1) == "-6.9 × 10^4"
+    assert sci(9.99, 1) == "1.0 × 10^1"
+    with pytest.raises(ValueError):
+        sci(float("inf"))

@@ -132,3 +132,26 @@ def test_cells_that_time_are_not_compared(md):
             assert "nbval-ignore-output" in tags, (
                 f"{md.name}: tag this timing cell nbval-ignore-output:\n{source[:200]}"
             )
+
+
+def _markdown_lines_opening_a_list_inside_math(text: str) -> list[str]:
+    """Lines of Markdown prose that start with '+ ', '- ' or '* ' while an inline $...$ is open:
+    Markdown reads them as list items and the equation breaks (the browser test finds the raw TeX)."""
+    bad, in_code, open_dollars = [], False, 0
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or line.strip() == "$$":
+            open_dollars = 0
+            continue
+        if open_dollars % 2 == 1 and line.lstrip()[:2] in {"+ ", "- ", "* "}:
+            bad.append(line)
+        open_dollars = 0 if not line.strip() else open_dollars + line.replace("$$", "").count("$")
+    return bad
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_no_line_of_inline_math_starts_like_a_list_item(md):
+    bad = _markdown_lines_opening_a_list_inside_math(md.read_text())
+    assert bad == [], f"{md.name}: rewrap so that these lines do not start with '+ ', '- ' or '* ': {bad}"
