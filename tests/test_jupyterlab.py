@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -25,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from local_servers import free_port, server_process
 from test_site import ARTIFACTS, MISSING as SITE_MISSING, browser  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +33,6 @@ MISSING = [m for m in SITE_MISSING if "built site" not in m] + ([] if JUPYTER_LA
 if MISSING and os.environ.get("GDBOOK_REQUIRE_BROWSER") == "1":
     raise RuntimeError(f"GDBOOK_REQUIRE_BROWSER=1 but missing: {', '.join(MISSING)}")
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +64,8 @@ def lab_url(tmp_path_factory):
         f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}",
         "--LabApp.news_url=None",
     ]
-    log = (home / "lab.log").open("w")
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with server_process(command, cwd=ROOT, env=env, log_path=home / "lab.log") as server:
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -88,14 +78,6 @@ def lab_url(tmp_path_factory):
                 pytest.fail(f"JupyterLab did not start:\n{(home / 'lab.log').read_text()[-3000:]}")
             time.sleep(1)
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        log.close()
 
 
 OPEN_AND_RUN = """

@@ -15,9 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -25,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from local_servers import free_port, server_process
 from test_site import ARTIFACTS, MISSING as SITE_MISSING, browser, console_errors  # noqa: F401  (a fixture)
 
 TENSORBOARD = shutil.which("tensorboard", path=str(Path(sys.executable).parent)) or shutil.which("tensorboard")
@@ -42,12 +40,6 @@ RUNS = ["chain", "fit/train"]
 # The dashboards group tags by prefix and draw only the first groups' cards; a tag filter matching every
 # tag puts all of them (fewer than a page, 12) in one open group.
 ALL_TAGS = "tagFilter=.*"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_network(name: str):
@@ -74,7 +66,12 @@ def write_logs(root: Path) -> None:
     x = np.linspace(-2, 2, 64, dtype=np.float32)[:, None]
     y = np.sin(1.5 * x)
     losses = train_and_log(
-        root / "chain", tiny_network("chain"), x, y, keras.optimizers.SGD(0.01, global_clipnorm=1.0), STEPS,
+        root / "chain",
+        tiny_network("chain"),
+        x,
+        y,
+        keras.optimizers.SGD(0.01, global_clipnorm=1.0),
+        STEPS,
         histograms=("layer01", "output"),
     )
     assert losses.shape == (STEPS,) and np.all(np.isfinite(losses))
@@ -89,16 +86,12 @@ def tensorboard_url(tmp_path_factory):
     port = free_port()
     home = tmp_path_factory.mktemp("tensorboard-home")
     log_path = home / "tensorboard.log"
-    log = log_path.open("w")
     command = [TENSORBOARD, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--reload_interval", "2"]
-    # Started first: TensorBoard starts up (it imports TensorFlow) while the logs are written.
-    server = subprocess.Popen(
-        command, cwd=home, env=dict(os.environ, HOME=str(home)), stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    # Started first: TensorBoard starts up (it imports TensorFlow) while the logs are written.
+    env = dict(os.environ, HOME=str(home))
+    with server_process(command, cwd=home, env=env, log_path=log_path) as server:
         write_logs(logdir)
         deadline = time.monotonic() + 120
         runs = None
@@ -115,14 +108,6 @@ def tensorboard_url(tmp_path_factory):
                 pytest.fail(f"TensorBoard did not load the runs (runs: {runs}):\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        log.close()
 
 
 # Visible text of the page, through the shadow roots of TensorBoard's Polymer dashboards.
