@@ -483,11 +483,21 @@ def gradient(
             the worst coordinate, your value, the tape's and the central difference,
             both relative errors with Chapter 8's verdict, and a pattern where one is
             clear (a sign, a constant factor, a transposed matrix, a few coordinates).
+        AssertionError: also if grad_f returns None (what ``tape.gradient`` gives for
+            a source it did not record, e.g. an integer tensor).
         ValueError: if f does not return a scalar or grad_f returns another shape.
     """
     x64 = np.array(x, dtype=np.float64)
     x_t = tf.constant(x64)
-    mine = np.asarray(grad_f(tf.constant(x64)), dtype=np.float64)
+    returned = grad_f(tf.constant(x64))
+    if returned is None:
+        raise AssertionError(
+            "your gradient function returned None. tape.gradient returns None for a "
+            "source it did not record: an integer tensor (the tape watches only floats; "
+            "cast first), a source the target does not depend on, or a computation "
+            "done outside the `with tf.GradientTape()` block."
+        )
+    mine = np.asarray(returned, dtype=np.float64)
     if mine.shape != x64.shape:
         raise ValueError(
             f"grad_f returned shape {mine.shape}, but x has shape {x64.shape}: a "
@@ -726,3 +736,133 @@ def schedule(mine, reference, steps: int = 100, *, rtol: float = 1e-5) -> None:
                 "boundary (< or <=), a staircase (floor) or a warm-up?"
             )
     raise AssertionError("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------
+# custom_gradient()
+# --------------------------------------------------------------------------------------
+
+
+def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
+    """Check a function with a gradient of your choosing (``tf.custom_gradient``): its
+    values against a reference function, and what the tape back-propagates through it
+    against the gradient you meant it to have.
+
+    Args:
+        mine: your function, a tensor of the shape of ``x`` -> a tensor (any shape),
+            typically decorated with ``@tf.custom_gradient``.
+        forward: the reference for the values, called the same way, e.g. ``tf.round``.
+        backward: the gradient you intend, as a vector-Jacobian product:
+            ``backward(x, upstream)`` returns the gradient of ``sum(upstream * mine(x))``
+            with respect to ``x``, a tensor of the shape of ``x``; ``upstream`` has the
+            shape of ``mine(x)``. For a straight-through estimator it is
+            ``lambda x, upstream: upstream``.
+        x: the input, an array or a tensor; a floating dtype is kept (Python numbers
+            and lists become float32).
+        rtol: the tolerance (see below).
+
+    What is compared: (1) ``mine(x)`` with ``forward(x)``, entry by entry; (2) for a
+    fixed random ``upstream`` (standard normal, seeded: random so that a gradient that
+    ignores it or moves entries around shows), the tape's gradient of
+    ``sum(upstream * mine(x))`` with respect to ``x`` with ``backward(x, upstream)``.
+    An entry passes if ``|yours - reference| <= rtol * (|reference| + max |reference|)``:
+    relative, with an absolute part (``rtol`` times the largest reference entry) so that
+    entries near zero do not fail on float32 rounding.
+
+    Raises:
+        AssertionError: if a value differs (the first entry that does, both values, the
+            input there); if the tape gives ``None`` (no gradient flows through your
+            function); or if a gradient entry differs (the worst entry, both values, and
+            a pattern where one is clear: the upstream gradient ignored, a constant
+            factor, the opposite sign, zero everywhere).
+        ValueError: if ``mine(x)`` and ``forward(x)`` have different shapes, or
+            ``backward`` returns a shape other than that of ``x``.
+    """
+    x_t = tf.convert_to_tensor(x)
+    if not x_t.dtype.is_floating:
+        x_t = tf.cast(x_t, tf.float32)
+    shape = tuple(x_t.shape)
+
+    def close(a, b):
+        return np.abs(a - b) <= rtol * (np.abs(b) + np.abs(b).max(initial=0.0))
+
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        out = tf.convert_to_tensor(mine(x_t))
+    yours = np.asarray(out, np.float64)
+    theirs = np.asarray(forward(x_t), np.float64)
+    if yours.shape != theirs.shape:
+        raise ValueError(
+            f"your function returned shape {yours.shape}, the reference {theirs.shape}"
+        )
+    ok = close(yours, theirs)
+    if not ok.all():
+        flat = int(np.argmin(ok.reshape(-1)))
+        index = np.unravel_index(flat, yours.shape)
+        where = _fmt_index(index) or "(the scalar)"
+        x_there = np.asarray(x_t).reshape(-1)[flat] if yours.shape == shape else None
+        raise AssertionError(
+            f"the values differ at entry {where} ({int((~ok).sum())} of {ok.size} "
+            "entries differ):\n"
+            f"  yours:     {float(yours[index])!r}\n"
+            f"  reference: {float(theirs[index])!r}\n"
+            + (f"  input there: {float(x_there)!r}\n" if x_there is not None else "")
+            + "The value is what the forward pass returns: with tf.custom_gradient, the "
+            "first element of the pair (value, grad) your function returns."
+        )
+    upstream = tf.constant(
+        np.random.default_rng(19).normal(size=tuple(out.shape)), dtype=out.dtype
+    )
+    with tape:
+        weighted = tf.reduce_sum(upstream * out)
+    taped = tape.gradient(weighted, x_t)
+    if taped is None:
+        raise AssertionError(
+            "the tape gives no gradient through your function (None): an operation "
+            "without a gradient (tf.round, tf.floor, tf.argmax, a cast to an integer) is "
+            "on the path. Wrap the function in @tf.custom_gradient and return the pair "
+            "(value, grad), where grad(upstream) returns the gradient you want."
+        )
+    got = np.asarray(taped, np.float64)
+    want = np.asarray(backward(x_t, upstream), np.float64)
+    if want.shape != shape:
+        raise ValueError(
+            f"backward returned shape {want.shape}, but x has shape {shape}: a gradient "
+            "has the shape of what it differentiates"
+        )
+    ok = close(got, want)
+    if ok.all():
+        return None
+    index = np.unravel_index(int(np.argmax(np.abs(got - want))), shape)
+    where = _fmt_index(index) or "(the scalar)"
+    lines = [
+        f"the gradient through your function differs at entry {where} "
+        f"({int((~ok).sum())} of {ok.size} entries differ), for a random upstream "
+        "gradient:",
+        f"  yours (the tape through your function): {float(got[index])!r}",
+        f"  intended (backward(x, upstream)):       {float(want[index])!r}",
+    ]
+    with_ones = np.asarray(backward(x_t, tf.ones_like(upstream)), np.float64)
+    nonzero = np.abs(want) > 0
+    c = _uniform(got[nonzero] / want[nonzero], rel=rtol * 10) if nonzero.any() else None
+    if not np.any(got):
+        lines.append(
+            "Your gradient is zero everywhere: an operation with a zero gradient (tf.sign, "
+            "a step function) on the path, or a grad function that returns zeros?"
+        )
+    elif close(got, with_ones).all():
+        lines.append(
+            "Yours is the intended gradient for an upstream gradient of ones: your grad "
+            "function ignores `upstream`. By the chain rule it must pass it on (multiply "
+            "by it), not replace it."
+        )
+    elif c is not None and abs(c + 1) < 10 * rtol:
+        lines.append("Every entry has the opposite sign: a minus sign?")
+    elif c is not None:
+        lines.append(
+            f"Every entry is {c:.6g} times the intended one: a constant factor?"
+        )
+    raise AssertionError("\n".join(lines))
+
+
+__all__ += ["custom_gradient"]

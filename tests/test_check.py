@@ -180,97 +180,95 @@ def test_a_schedule_inside_both_optimizers():
 
 # ---------------------------------------------------------------- optimizer: wrong ones
 
+# Each wrong optimizer, the reference it is checked against, and the fragments its
+# message must contain: where the two part, and the mistake named.
+WRONG_OPTIMIZERS = [
+    pytest.param(
+        lambda: Adam(0.015),
+        lambda: keras.optimizers.Adam(0.01),
+        [
+            "part at step 1 ",
+            "constant factor 1.5 from step 1 on",
+            "learning-rate or decay mistake",
+        ],
+        id="learning-rate-is-a-constant-factor-from-step-1",
+    ),
+    pytest.param(
+        lambda: SGD(0.1),
+        lambda: keras.optimizers.SGD(
+            keras.optimizers.schedules.PiecewiseConstantDecay([3], [0.1, 0.0667])
+        ),
+        # iterations 0..3 use 0.1: the first four updates agree, the fifth differs.
+        [
+            "part at step 5 ",
+            "Steps 1 to 4 agree",
+            "a constant factor 1.499 from step 5 on",
+        ],
+        id="missing-decay-names-the-step-where-the-rates-split",
+    ),
+    pytest.param(
+        lambda: Adam(0.01),
+        lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),
+        # Keras shrinks by learning_rate * weight_decay = 0.001: we are missing
+        # -0.001 * var.
+        ["part at step 1 ", "weight decay", "+0.001 times the variable"],
+        id="missing-weight-decay",
+    ),
+    pytest.param(
+        lambda: AdamBiasOffByOne(0.01),
+        lambda: keras.optimizers.Adam(0.01),
+        ["part at step 1 ", "tends to 1: a bias correction off by one step"],
+        id="bias-correction-off-by-one",
+    ),
+    pytest.param(
+        lambda: AdamBiasFromZero(0.01),
+        lambda: keras.optimizers.Adam(0.01),
+        [
+            "part at step 1 ",
+            "yours:     nan",
+            "NaN or Inf at step 1",
+            "1 - beta**0 = 0",
+        ],
+        id="bias-correction-from-zero-gives-nan",
+    ),
+    pytest.param(
+        lambda: AdamEpsilonInside(0.01),
+        lambda: keras.optimizers.Adam(0.01),
+        ["part at step 1 ", "variable 'tiny'", "epsilon placement"],
+        id="epsilon-inside-the-root-located-in-the-small-gradients",
+    ),
+    pytest.param(
+        lambda: Momentum(0.05, momentum=0.9),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.8),
+        [
+            "part at step 2 ",
+            "Step 1 agrees. Diagnosis (both fed the reference's gradients): agrees at "
+            "step 1 only",
+            "state your optimizer carries between steps",
+        ],
+        id="momentum-with-wrong-state-decay-agrees-at-step-1-only",
+    ),
+    pytest.param(
+        lambda: Momentum(0.05, momentum=0.8),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True),
+        # The first Nesterov step is (1 + momentum) times plain momentum's.
+        [
+            "part at step 1 ",
+            f"your update is {1 / 1.8:.4g} times the reference's",
+            "Nesterov look-ahead",
+        ],
+        id="missing-nesterov-look-ahead-among-the-causes",
+    ),
+]
 
-def test_wrong_learning_rate_is_a_constant_factor_from_step_1():
+
+@pytest.mark.parametrize("make_mine, make_reference, fragments", WRONG_OPTIMIZERS)
+def test_wrong_optimizer_is_caught_and_named(make_mine, make_reference, fragments):
     with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: Adam(0.015), lambda: keras.optimizers.Adam(0.01), steps=STEPS
-        )
+        check.optimizer(make_mine, make_reference, steps=STEPS)
     text = message(caught)
-    assert "part at step 1 " in text
-    assert "constant factor 1.5 from step 1 on" in text
-    assert "learning-rate or decay mistake" in text
-
-
-def test_missing_learning_rate_decay_names_the_step_where_the_rates_split():
-    decay = keras.optimizers.schedules.PiecewiseConstantDecay([3], [0.1, 0.0667])
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: SGD(0.1), lambda: keras.optimizers.SGD(decay), steps=STEPS
-        )
-    text = message(caught)
-    # iterations 0..3 use 0.1: the first four updates agree, the fifth differs.
-    assert "part at step 5 " in text
-    assert "Steps 1 to 4 agree" in text
-    assert "a constant factor 1.499 from step 5 on" in text
-
-
-def test_missing_weight_decay_is_named():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: Adam(0.01),
-            lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 1 " in text
-    assert "weight decay" in text
-    # Keras shrinks by learning_rate * weight_decay = 0.001: we are missing -0.001 * var.
-    assert "+0.001 times the variable" in text
-
-
-def test_bias_correction_off_by_one_is_named():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: AdamBiasOffByOne(0.01),
-            lambda: keras.optimizers.Adam(0.01),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 1 " in text
-    assert "tends to 1: a bias correction off by one step" in text
-
-
-def test_bias_correction_from_zero_gives_nan_and_is_named():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: AdamBiasFromZero(0.01),
-            lambda: keras.optimizers.Adam(0.01),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 1 " in text
-    assert "yours:     nan" in text
-    assert "NaN or Inf at step 1" in text and "1 - beta**0 = 0" in text
-
-
-def test_epsilon_inside_the_root_is_named_and_located_in_the_small_gradients():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: AdamEpsilonInside(0.01),
-            lambda: keras.optimizers.Adam(0.01),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 1 " in text
-    assert "variable 'tiny'" in text
-    assert "epsilon placement" in text
-
-
-def test_momentum_with_wrong_state_decay_agrees_at_step_1_only():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: Momentum(0.05, momentum=0.9),
-            lambda: keras.optimizers.SGD(0.05, momentum=0.8),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 2 " in text
-    assert (
-        "Step 1 agrees. Diagnosis (both fed the reference's gradients): agrees at step 1 only"
-        in text
-    )
-    assert "state your optimizer carries between steps" in text
+    for fragment in fragments:
+        assert fragment in text
 
 
 def test_python_state_frozen_by_tf_function_is_named():
@@ -318,25 +316,62 @@ def test_right_gradient_of_a_scalar_passes():
     check.gradient(lambda x: tf.sin(x) * x, lambda x: np.sin(x) + x * np.cos(x), 1.3)
 
 
-def test_wrong_coordinate_is_named():
-    def grad_wrong(x):
-        g = grad_smooth(x)
-        g[1, 2] *= 1.001
-        return g
+def grad_one_coordinate_wrong(x):
+    g = grad_smooth(x)
+    g[1, 2] *= 1.001
+    return g
+
+
+def square_sum(x):
+    return tf.reduce_sum(x**2)
+
+
+# Each wrong gradient, its function, and the fragments its message must contain.
+WRONG_GRADIENTS = [
+    pytest.param(
+        f_smooth,
+        grad_one_coordinate_wrong,
+        [
+            "wrong at coordinate [1, 2] of 6",
+            "1 of 6 coordinates are wrong ([1, 2])",
+            # a relative error of about 1e-3
+            "suspicious",
+        ],
+        id="one-coordinate",
+    ),
+    pytest.param(
+        square_sum, lambda x: np.asarray(x), ["0.5 times the reference"], id="factor"
+    ),
+    pytest.param(
+        square_sum, lambda x: -2 * np.asarray(x), ["opposite sign"], id="sign"
+    ),
+]
+
+
+@pytest.mark.parametrize("f, grad_f, fragments", WRONG_GRADIENTS)
+def test_wrong_gradient_is_caught_and_named(f, grad_f, fragments):
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(f, grad_f, X0)
+    text = message(caught)
+    for fragment in fragments:
+        assert fragment in text
+
+
+def test_a_gradient_of_none_is_named():
+    """tape.gradient gives None for an integer source: the message says so (before, it
+    was a ValueError about shape () for any x that is not a scalar)."""
+
+    def int_tape_gradient(x):
+        labels = tf.cast(x, tf.int32)
+        with tf.GradientTape() as tape:
+            tape.watch(labels)
+            total = tf.reduce_sum(labels * labels)
+        return tape.gradient(total, labels)
 
     with pytest.raises(AssertionError) as caught:
-        check.gradient(f_smooth, grad_wrong, X0)
+        check.gradient(square_sum, int_tape_gradient, [0.0, 1.0, 2.0])
     text = message(caught)
-    assert "wrong at coordinate [1, 2] of 6" in text
-    assert "1 of 6 coordinates are wrong ([1, 2])" in text
-    assert "suspicious" in text  # a relative error of about 1e-3
-
-
-def test_missing_factor_and_sign_are_named():
-    with pytest.raises(AssertionError, match="0.5 times the reference"):
-        check.gradient(lambda x: tf.reduce_sum(x**2), lambda x: np.asarray(x), X0)
-    with pytest.raises(AssertionError, match="opposite sign"):
-        check.gradient(lambda x: tf.reduce_sum(x**2), lambda x: -2 * np.asarray(x), X0)
+    assert "returned None" in text and "integer tensor" in text
 
 
 def test_wrong_shape_is_a_value_error():
@@ -360,59 +395,56 @@ def test_right_schedule_passes():
     assert check.schedule(my_cosine(0.1, 50, alpha=0.1), reference, steps=80) is None
 
 
-def test_schedule_one_step_ahead_is_named():
-    reference = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50)
+# Each wrong schedule, its reference, the steps compared, and the fragments its message
+# must contain.
+WRONG_SCHEDULES = [
+    pytest.param(
+        my_cosine(0.1, 50, shift=1),
+        keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50),
+        40,
+        ["part at step 0 ", "one step ahead"],
+        id="one-step-ahead",
+    ),
+    pytest.param(
+        lambda step: tf.where(step < 10, 0.1, 0.01),
+        keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01]),
+        20,
+        [
+            "part at step 10 ",
+            "Steps 0 to 9 agree",
+            "one step ahead",
+            "boundary test < where the reference has <=",
+        ],
+        id="boundary-off-by-one",
+    ),
+    pytest.param(
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5),
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5, staircase=True),
+        30,
+        [
+            "part at step 1 ",
+            "27 of 30 steps differ, the first 1, the last 29",
+            "staircase",
+        ],
+        id="missing-staircase-counts-the-steps-that-differ",
+    ),
+    pytest.param(
+        lambda s: 0.2 * 0.5 ** (tf.cast(s, tf.float32) / 10),
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5),
+        100,
+        ["2 times the reference"],
+        id="wrong-initial-rate",
+    ),
+]
+
+
+@pytest.mark.parametrize("mine, reference, steps, fragments", WRONG_SCHEDULES)
+def test_wrong_schedule_is_caught_and_named(mine, reference, steps, fragments):
     with pytest.raises(AssertionError) as caught:
-        check.schedule(my_cosine(0.1, 50, shift=1), reference, steps=40)
+        check.schedule(mine, reference, steps=steps)
     text = message(caught)
-    assert "part at step 0 " in text
-    assert "one step ahead" in text
-
-
-def test_schedule_boundary_off_by_one_names_the_step():
-    reference = keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01])
-    with pytest.raises(AssertionError) as caught:
-        check.schedule(lambda step: tf.where(step < 10, 0.1, 0.01), reference, steps=20)
-    text = message(caught)
-    assert "part at step 10 " in text
-    assert "Steps 0 to 9 agree" in text
-    assert (
-        "one step ahead" in text
-        and "boundary test < where the reference has <=" in text
-    )
-
-
-def test_schedule_missing_staircase_counts_the_steps_that_differ():
-    reference = keras.optimizers.schedules.ExponentialDecay(
-        0.1, 10, 0.5, staircase=True
-    )
-    smooth = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    with pytest.raises(AssertionError) as caught:
-        check.schedule(smooth, reference, steps=30)
-    text = message(caught)
-    assert "part at step 1 " in text
-    assert "27 of 30 steps differ, the first 1, the last 29" in text
-    assert "staircase" in text
-
-
-def test_schedule_wrong_initial_rate():
-    reference = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    with pytest.raises(AssertionError, match="2 times the reference"):
-        check.schedule(lambda s: 0.2 * 0.5 ** (tf.cast(s, tf.float32) / 10), reference)
-
-
-def test_missing_nesterov_look_ahead_is_among_the_causes_named():
-    with pytest.raises(AssertionError) as caught:
-        check.optimizer(
-            lambda: Momentum(0.05, momentum=0.8),
-            lambda: keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True),
-            steps=STEPS,
-        )
-    text = message(caught)
-    assert "part at step 1 " in text
-    # The first Nesterov step is (1 + momentum) times plain momentum's.
-    assert f"your update is {1 / 1.8:.4g} times the reference's" in text
-    assert "Nesterov look-ahead" in text
+    for fragment in fragments:
+        assert fragment in text
 
 
 def test_schedule_with_python_branches_is_called_step_by_step():
@@ -449,12 +481,97 @@ def test_sampled_coordinates_still_compare_every_coordinate_with_the_tape():
     """With `coordinates`, central differences run at a few coordinates, but a wrong
     coordinate that was not sampled is still caught by the tape."""
     assert check.gradient(f_smooth, grad_smooth, X0, coordinates=2) is None
-
-    def grad_wrong(x):
-        g = grad_smooth(x)
-        g[1, 2] *= 1.001
-        return g
-
     for n in (1, 2, 3):
         with pytest.raises(AssertionError, match=r"wrong at coordinate \[1, 2\]"):
-            check.gradient(f_smooth, grad_wrong, X0, coordinates=n)
+            check.gradient(f_smooth, grad_one_coordinate_wrong, X0, coordinates=n)
+
+
+# ---------------------------------------------------------------- custom_gradient
+
+
+@tf.custom_gradient
+def round_straight_through(x):
+    return tf.round(x), lambda upstream: upstream
+
+
+@tf.custom_gradient
+def round_ignoring_upstream(x):
+    return tf.round(x), lambda upstream: tf.ones_like(upstream)
+
+
+@tf.custom_gradient
+def round_doubled_gradient(x):
+    return tf.round(x), lambda upstream: 2 * upstream
+
+
+@tf.custom_gradient
+def round_negated_gradient(x):
+    return tf.round(x), lambda upstream: -upstream
+
+
+@tf.custom_gradient
+def floor_straight_through(x):
+    return tf.floor(x), lambda upstream: upstream
+
+
+def pass_upstream(x, upstream):
+    return upstream
+
+
+RAW = [[0.2, 1.7, -2.6], [3.4, -0.4, 0.6]]
+
+
+def test_right_custom_gradient_passes():
+    assert (
+        check.custom_gradient(round_straight_through, tf.round, pass_upstream, RAW)
+        is None
+    )
+
+
+WRONG_CUSTOM_GRADIENTS = [
+    pytest.param(
+        tf.round,
+        ["no gradient through your function (None)", "@tf.custom_gradient"],
+        id="no-custom-gradient",
+    ),
+    pytest.param(
+        floor_straight_through,
+        ["values differ at entry [0, 1]", "input there: 1.7", "first element"],
+        id="wrong-forward",
+    ),
+    pytest.param(
+        round_ignoring_upstream,
+        ["differs at entry", "ignores `upstream`"],
+        id="upstream-ignored",
+    ),
+    pytest.param(
+        round_doubled_gradient, ["Every entry is 2 times the intended"], id="factor"
+    ),
+    pytest.param(round_negated_gradient, ["opposite sign"], id="sign"),
+    pytest.param(
+        lambda x: tf.round(x) + 0 * x, ["zero everywhere"], id="zero-gradient"
+    ),
+]
+
+
+@pytest.mark.parametrize("mine, fragments", WRONG_CUSTOM_GRADIENTS)
+def test_wrong_custom_gradient_is_caught_and_named(mine, fragments):
+    with pytest.raises(AssertionError) as caught:
+        check.custom_gradient(mine, tf.round, pass_upstream, RAW)
+    text = message(caught)
+    for fragment in fragments:
+        assert fragment in text
+
+
+def test_custom_gradient_shapes_are_value_errors():
+    with pytest.raises(ValueError, match="shape"):
+        check.custom_gradient(
+            round_straight_through, tf.round, lambda x, u: tf.reshape(u, [-1]), RAW
+        )
+    with pytest.raises(ValueError, match="shape"):
+        check.custom_gradient(
+            lambda x: tf.reshape(round_straight_through(x), [-1]),
+            tf.round,
+            pass_upstream,
+            RAW,
+        )
