@@ -2009,7 +2009,10 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # :label: ex-tape-1
 # `labels = tf.range(3)` and `tape.watch(labels)` inside a tape, then
 # `tape.gradient(tf.reduce_sum(labels * labels), labels)` returns `None`. Why, and what is the smallest change
-# that returns the gradient $2\,\text{labels}$?
+# that returns the gradient $2\,\text{labels}$? Write it as a function `square_sum_gradient(labels)` that
+# takes the integer tensor and returns that gradient from a tape. `gdbook.check` judges it against the
+# tape and central differences on the same values as floats: with `from gdbook import check`,
+# `check.gradient(lambda x: tf.reduce_sum(x * x), lambda x: square_sum_gradient(tf.cast(x, tf.int32)), [0.0, 1.0, 2.0])`.
 # ```
 #
 # ```{solution-start} ex-tape-1
@@ -2017,22 +2020,54 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # ```
 #
 # `tf.range(3)` is an `int32` tensor, and the tape does not watch integer tensors (`watch` only logs a
-# warning). The first half of the cell shows the `None`; casting to a float first gives the gradient.
+# warning), so the gradient is `None`, and the check says so:
 
 # %%
-int_labels = tf.range(3)
-with tf.GradientTape() as tape:
-    tape.watch(int_labels)
-    int_total = tf.reduce_sum(int_labels * int_labels)
-assert int_labels.dtype == tf.int32 and tape.gradient(int_total, int_labels) is None
+from gdbook import check
 
-labels = tf.cast(tf.range(3), tf.float32)
-with tf.GradientTape() as tape:
-    tape.watch(labels)
-    total = tf.reduce_sum(labels * labels)
-labels_grad = tape.gradient(total, labels)
+
+def square_sum_gradient_int(labels):
+    with tf.GradientTape() as tape:
+        tape.watch(labels)
+        total = tf.reduce_sum(labels * labels)
+    return tape.gradient(total, labels)
+
+
+def square_sum(x):
+    return tf.reduce_sum(x * x)
+
+
+assert square_sum_gradient_int(tf.range(3)) is None
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(
+        square_sum,
+        lambda x: square_sum_gradient_int(tf.cast(x, tf.int32)),
+        [0.0, 1.0, 2.0],
+    )
+assert "returned None" in caught.message and "integer tensor" in caught.message
+
+
+# %% [markdown]
+# Casting to a float before the tape records gives the gradient, and passes the check:
+
+
+# %%
+def square_sum_gradient(labels):
+    labels = tf.cast(labels, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(labels)
+        total = tf.reduce_sum(labels * labels)
+    return tape.gradient(total, labels)
+
+
+labels_grad = square_sum_gradient(tf.range(3))
 print(labels_grad.numpy())
 np.testing.assert_array_equal(labels_grad.numpy(), [0.0, 2.0, 4.0])
+check.gradient(
+    square_sum,
+    lambda x: square_sum_gradient(tf.cast(x, tf.int32)),
+    [0.0, 1.0, 2.0],
+)
 
 # %% [markdown]
 # ```{solution-end}
@@ -2162,7 +2197,10 @@ check.gradient(
 # :label: ex-tape-4
 # `tf.round` has no useful gradient (the tape returns `None` through it). Write a *straight-through*
 # rounding with `tf.custom_gradient`: it rounds going forward and passes the upstream gradient unchanged going
-# backward. Check both directions.
+# backward. Check both directions with `gdbook.check`, which compares your values with `tf.round` and
+# what the tape back-propagates through your function, for a random upstream gradient, with the gradient
+# you intend (here the upstream gradient itself): with `from gdbook import check`,
+# `check.custom_gradient(round_straight_through, tf.round, lambda x, upstream: upstream, [0.2, 1.7, -2.6])`.
 # ```
 #
 # ```{solution-start} ex-tape-4
@@ -2195,6 +2233,28 @@ assert tape.gradient(plain_round, raw) is None
 np.testing.assert_array_equal(
     tape.gradient(straight_through, raw).numpy(), [3.0, 3.0, 3.0]
 )
+
+# %% [markdown]
+# It passes the check. A common slip, a `grad` that returns `tf.ones_like(upstream)` (the gradient for
+# an upstream gradient of ones only), is caught and named:
+
+# %%
+from gdbook import check
+
+
+def pass_upstream(x, upstream):
+    return upstream
+
+
+@tf.custom_gradient
+def round_with_ones(x):
+    return tf.round(x), lambda upstream: tf.ones_like(upstream)
+
+
+check.custom_gradient(round_straight_through, tf.round, pass_upstream, [0.2, 1.7, -2.6])
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.custom_gradient(round_with_ones, tf.round, pass_upstream, [0.2, 1.7, -2.6])
+assert "ignores `upstream`" in caught.message
 
 # %% [markdown]
 # ```{solution-end}

@@ -89,7 +89,6 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # point to the next, so we report the median relative error over 101 points in an interval of width 0.1
 # around $x = 1$.
 
-
 # %%
 def f_test(x):
     return tf.exp(x) * tf.sin(x)
@@ -242,7 +241,6 @@ assert verdict(errors32.min()) != "right"
 # Here is the check, written once for any loss function and any list of variables. It perturbs one entry
 # at a time with `assign`, evaluates the loss twice, and restores the entry.
 
-
 # %%
 def numerical_gradient(loss_fn, variables, h=H_CHECK):
     """Central differences of loss_fn() for every entry of every variable."""
@@ -275,7 +273,6 @@ def relative_error(analytic, numeric, floor):
 # The check itself compares the tape's gradient with the numerical one. `compare` returns, per
 # variable, the worst entry-wise $r$ and the norm-wise error for a given floor; `gradient_check` uses
 # the noise-based $\tau$.
-
 
 # %%
 def both_gradients(loss_fn, variables, h=H_CHECK):
@@ -393,7 +390,6 @@ assert all(verdict(n) == "right" for _, n in report_fixed.values())
 # gradient through `tf.custom_gradient`. Its derivative is the sigmoid $\sigma(x)$. The buggy version
 # returns $\sigma(x)\,(1 - \sigma(x))$ instead: the derivative of the sigmoid, an easy slip when one has
 # just differentiated one function too many. The forward pass is the same in both.
-
 
 # %%
 @tf.custom_gradient
@@ -531,7 +527,6 @@ print(f"{cnn.count_params():,} parameters")
 # The check moves all variables at once along $v$ and restores them afterwards. Its error is judged like
 # an entry of {eq}`eq-debugging-relerr`, with the same noise-based floor.
 
-
 # %%
 def directional_check(loss_fn, variables, rng, h=H_CHECK):
     """Relative error of <grad L, v> against a central difference along a random
@@ -638,7 +633,6 @@ assert subnormal_tf == 0.0 and subnormal_np > 0
 # about {glue:text}`debugging_zero_gap_np:.0f`. Past that gap two things go wrong.
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
 # the product $0 \cdot \log 0 = 0 \cdot (-\infty)$ is NaN, even though the prediction is perfect.
-
 
 # %%
 def naive_cross_entropy(labels_one_hot, logits):
@@ -1081,7 +1075,6 @@ for label, norms in chain_norms.items():
 # of the norms of layers 2 to 16, per seed: its slope is the average factor by which the gradient norm
 # changes from one layer to the next, going up towards the output.
 
-
 # %%
 def factor_per_layer(norms):
     layers = np.arange(2, DEPTH + 1)
@@ -1244,7 +1237,6 @@ assert abs(global_after - CLIP) < 1e-6
 # exactly 1: clipping by value cuts the large entries, and clipping by norm shrinks the variables with
 # large gradients more than the others.
 
-
 # %%
 def flatten(grads):
     return np.concatenate([np.ravel(g) for g in grads]).astype(np.float64)
@@ -1342,7 +1334,6 @@ assert np.array_equal(weights_per_variable.numpy(), np.ones((2, 2)))
 # float16 training. In eager code a Python `if` does it; inside a `tf.function` AutoGraph turns the
 # same `if` on a tensor into a `tf.cond`.
 
-
 # %%
 def guarded_step(optimizer, grads, variables):
     """Apply the step only if the global gradient norm is finite; returns whether."""
@@ -1414,7 +1405,6 @@ for name, points in cliff_paths.items():
 # `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
 # gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
 # within 0.01 of the minimum.
-
 
 # %%
 def first_step_cosine(points):
@@ -1702,7 +1692,6 @@ for step in [0, 1, 2, 18, 19]:
 # count, sum and bucket limits), and a TF2 summary as a `tensor`. One small reader handles all three
 # and groups records by run (subfolder) and tag.
 
-
 # %%
 def read_event_files(logdir):
     """{run: {tag: [(step, value), ...]}} for every event file under logdir."""
@@ -1930,7 +1919,6 @@ assert list(BAND_PERCENTILES[1:-1]) == [6.68, 15.87, 30.85, 50, 69.15, 84.13, 93
 # chain, so the logged gradient is the `exploding_grads` entry of the last hidden kernel, whose exact
 # percentiles NumPy can compute.
 
-
 # %%
 def histogram_percentiles(table, percentiles=BAND_PERCENTILES):
     """Percentiles of the data behind a [buckets, 3] table, assuming uniform spread
@@ -2025,7 +2013,6 @@ print(len(fit_tags), "tags:", fit_tags[:4], "...")
 # The tags read back are the epoch loss, the learning rate, one histogram per kernel and bias, and
 # `keras`, the model's description for the *Graphs* dashboard. The logged losses are the losses
 # `fit` returned in its history, and each histogram holds every entry of its weight.
-
 
 # %%
 def fit_series(tag):
@@ -2180,8 +2167,12 @@ assert "between 1e-7 and 1e-4" in caught.message
 # ```{exercise}
 # :label: ex-debugging-kink
 # Run `gradient_check` on the MLP with `activation="relu"` instead of softplus. Usually every relative
-# error is tiny. Construct an input batch for which the check reports a large error although TensorFlow's
-# ReLU gradient is correct, and explain what happened.
+# error is tiny. Construct an input batch or a hidden bias for which the check reports a large error
+# although TensorFlow's ReLU gradient is correct, and explain what happened. `gdbook.check` tells you
+# whether your construction works: write the loss as a function of the hidden bias, `relu_loss(bias)`,
+# and its gradient by the tape, `relu_tape_gradient(bias)`. With `from gdbook import check`,
+# `check.gradient(relu_loss, relu_tape_gradient, bias)` passes at the bias as built, and at a bias that
+# puts a unit on the kink it fails and says that the tape and central differences disagree.
 # ```
 #
 # ```{solution-start} ex-debugging-kink
@@ -2208,6 +2199,39 @@ assert all(verdict(e) == "right" for e, _ in report_relu.values())
 assert verdict(report_kink["hidden/bias"][0]) == "wrong"
 assert all(verdict(report_kink[name][0]) == "right" for name in output)
 
+# %% [markdown]
+# `gdbook.check` sees the same: as a function of the hidden bias, the loss passes the check at the bias
+# as built, and fails at the shifted one, where the tape and central differences disagree with each
+# other.
+
+# %%
+from gdbook import check
+
+output_layer = relu_mlp.get_layer("output")
+built_bias = hidden_layer.bias.numpy() + np.eye(5)[0] * pre_activation[0]
+
+
+def relu_loss(bias):
+    hidden = tf.nn.relu(tf.matmul(x_check, hidden_layer.kernel) + bias)
+    logits = output_layer(hidden)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(y_check, logits)
+    return tf.reduce_mean(losses)
+
+
+def relu_tape_gradient(bias):
+    with tf.GradientTape() as tape:
+        tape.watch(bias)
+        loss = relu_loss(bias)
+    return tape.gradient(loss, bias)
+
+
+check.gradient(relu_loss, relu_tape_gradient, built_bias)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(relu_loss, relu_tape_gradient, hidden_layer.bias.numpy())
+print(caught.message)
+assert "wrong at coordinate [0]" in caught.message
+assert "disagree with each other here too" in caught.message
+
 
 # %% [markdown]
 # The parameters that feed the unit on the kink fail, although nothing is wrong with the gradient; the
@@ -2220,9 +2244,13 @@ assert all(verdict(report_kink[name][0]) == "right" for name in output)
 #
 # ```{exercise}
 # :label: ex-debugging-where
-# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then show
-# that the following cheaper rewrite gives a finite gradient at 0, and say how it changes the *value*
-# near 0: `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`.
+# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then take
+# the cheaper rewrite `normalize_epsilon(x)`, which returns `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`:
+# derive by hand the gradient of `tf.reduce_sum(normalize_epsilon(x))`, write it as a function
+# `my_gradient(x)`, and check it where it matters, at 0: with `from gdbook import check`,
+# `check.gradient(lambda x: tf.reduce_sum(normalize_epsilon(x)), my_gradient, [0.0, 0.0], h=1e-9)`.
+# Why does the check need a step `h` much smaller than its default? And how does the rewrite change the
+# *value* near 0?
 # ```
 #
 # ```{solution-start} ex-debugging-where
@@ -2237,7 +2265,6 @@ assert all(verdict(report_kink[name][0]) == "right" for name in output)
 # entry (like `tf.math.l2_normalize`), finite. The value is no longer exactly a unit vector: for
 # $\lVert x\rVert = \sqrt{\epsilon}$ the result has norm $1/\sqrt 2$, and it tends to 0 (not to an
 # undefined direction) as $x \to 0$.
-
 
 # %%
 def normalize_epsilon(x):
@@ -2254,6 +2281,34 @@ print(
 assert np.allclose(epsilon_grad, 1 / np.sqrt(1e-12), rtol=1e-6)
 assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 
+# %% [markdown]
+# By the quotient rule, with $s = \lVert x\rVert^2 + \epsilon$, the gradient of
+# $\sum_j x_j / \sqrt s$ is $1/\sqrt s - (\sum_j x_j)\, x / s^{3/2}$: $1/\sqrt\epsilon$ per entry at 0.
+# It passes the check at 0 and near it. The function bends on the scale $\sqrt\epsilon$, so a central
+# difference is accurate only with a step well below it; with the default step, far wider than
+# $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape.
+
+# %%
+from gdbook import check
+
+
+def summed_normalize_epsilon(x):
+    return tf.reduce_sum(normalize_epsilon(x))
+
+
+def my_gradient(x):
+    x = np.asarray(x)
+    s = np.sum(x * x) + 1e-12
+    return 1 / np.sqrt(s) - np.sum(x) * x / s**1.5
+
+
+print(f"sqrt(epsilon) = {np.sqrt(1e-12):.0e}")
+check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0], h=1e-9)
+check.gradient(summed_normalize_epsilon, my_gradient, [3e-7, -4e-7], h=1e-9)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0])
+print(caught.message)
+assert "disagree with each other here too" in caught.message
 
 # %% [markdown]
 # ```{solution-end}
@@ -2261,48 +2316,91 @@ assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 #
 # ```{exercise}
 # :label: ex-debugging-update-ratio
-# Gradient norms alone do not say whether a step is large *for the weights it changes*. Compute, for
-# every hidden layer, the ratio $\lVert \Delta W_\ell\rVert / \lVert W_\ell\rVert$ of the first SGD
-# update to the weights, for the exploding chain without clipping and with `global_clipnorm=1`, and for
-# the He chain. (To log it during training, keep a copy of each kernel before the step in
-# `train_and_log` and log the ratio under `update_ratio/layerNN`.) What do you expect?
+# Gradient norms alone do not say whether a step is large *for the weights it changes*. Write SGD with
+# clipping by global norm as a small optimizer class, `GlobalClipSGD(learning_rate, global_clipnorm)`,
+# whose `apply_gradients(grads_and_vars)` rescales all the gradients by $c/\max(G, c)$
+# {eq}`eq-debugging-clipping` and takes the step,
+# and check it against Keras' own with `from gdbook import check`:
+# `check.optimizer(lambda: GlobalClipSGD(0.1, 0.05), lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05))`.
+# Then compute, for every hidden layer, the ratio $\lVert \Delta W_\ell\rVert / \lVert W_\ell\rVert$ of
+# the first update to the weights: for the exploding chain with plain SGD and with your `GlobalClipSGD`
+# at $c = 1$, and for the He chain with plain SGD. (To log it during training, keep a copy of each kernel
+# before the step in `train_and_log` and log the ratio under `update_ratio/layerNN`.) What do you
+# expect?
 # ```
 #
 # ```{solution-start} ex-debugging-update-ratio
 # :class: dropdown
 # ```
 #
-# Without clipping the update is $\alpha g$ with the huge gradients of the exploding chain, so the
-# ratio is far above 1: the step replaces the weights instead of adjusting them, which is why the loss overflows.
-# With `global_clipnorm=1` the whole step has norm at most $\alpha$, spread over all layers, so every
-# ratio is tiny, far smaller than the He chain's at the same learning rate.
-
+# The global norm $G$ is the norm of all the gradients stacked into one vector; the rescaled gradients
+# are those of the last line of {eq}`eq-debugging-clipping`. The class passes the check; without the
+# clipping (a clip norm too large to act) the check catches the difference from the first step.
 
 # %%
-def update_ratios(model, grads):
-    """||alpha g_l|| / ||W_l|| for the hidden kernels, given grads for all variables."""
-    variables = model.trainable_variables
+from gdbook import check
+
+
+class GlobalClipSGD:
+    def __init__(self, learning_rate, global_clipnorm):
+        self.learning_rate = learning_rate
+        self.global_clipnorm = global_clipnorm
+
+    def apply_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        norm = tf.linalg.global_norm([g for g, _ in grads_and_vars])
+        scale = self.global_clipnorm / tf.maximum(norm, self.global_clipnorm)
+        for grad, var in grads_and_vars:
+            var.assign_sub(self.learning_rate * scale * grad)
+
+
+check.optimizer(
+    lambda: GlobalClipSGD(0.1, 0.05),
+    lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.optimizer(
+        lambda: GlobalClipSGD(0.1, 1e9),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+    )
+assert "part at step 1 " in caught.message
+
+
+# %% [markdown]
+# Without clipping the update is $\alpha g$ with the huge gradients of the exploding chain, so the
+# ratio is far above 1: the step replaces the weights instead of adjusting them, which is why the loss
+# overflows. With the global norm clipped to 1 the whole step has norm at most $\alpha$, spread over all
+# layers, so every ratio is tiny, far smaller than the He chain's at the same learning rate. Each chain
+# is built afresh (the same seed gives the same weights) and takes one step:
+
+# %%
+def first_update_ratios(model, optimizer):
+    """||W_after - W_before|| / ||W_before|| of each hidden kernel after one step."""
+    kernels = [layer.kernel for layer in model.layers[:DEPTH]]
+    before = [k.numpy() for k in kernels]
+    with tf.GradientTape() as tape:
+        loss = mse(model)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
     return np.array(
         [
-            LEARNING_RATE * np.linalg.norm(g) / np.linalg.norm(v.numpy())
-            for v, g in zip(variables, grads, strict=True)
-            if "kernel" in v.path and "output" not in v.path
+            np.linalg.norm(k.numpy() - b) / np.linalg.norm(b)
+            for k, b in zip(kernels, before, strict=True)
         ]
     )
 
 
-with tf.GradientTape() as tape:
-    he_loss = mse(he_chain)
-he_grads = [g.numpy() for g in tape.gradient(he_loss, he_chain.trainable_variables)]
-ratios = {
-    "exploding, no clipping": update_ratios(exploding_chain, exploding_grads),
-    "exploding, global_clipnorm=1": update_ratios(exploding_chain, by_global_hand),
-    "He, no clipping": update_ratios(he_chain, he_grads),
+settings = {
+    "exploding, no clipping": (EXPLODING_GAIN, keras.optimizers.SGD(LEARNING_RATE)),
+    "exploding, GlobalClipSGD(c=1)": (EXPLODING_GAIN, GlobalClipSGD(LEARNING_RATE, 1)),
+    "He, no clipping": (np.sqrt(2.0), keras.optimizers.SGD(LEARNING_RATE)),
 }
-for name, r in ratios.items():
+ratios = {}
+for name, (gain, optimizer) in settings.items():
+    ratios[name] = r = first_update_ratios(make_chain("relu", gain), optimizer)
     print(f"{name:30s} smallest {r.min():.1e}, largest {r.max():.1e}")
 assert ratios["exploding, no clipping"].min() > 1
-assert ratios["exploding, global_clipnorm=1"].max() < ratios["He, no clipping"].min()
+assert ratios["exploding, GlobalClipSGD(c=1)"].max() < ratios["He, no clipping"].min()
 
 # %% [markdown]
 # ```{solution-end}
@@ -2402,7 +2500,6 @@ check.gradient(f_own, lambda x: central_gradient(f_own, x), x0_own)
 # The forward difference has an error of order $h$ instead of $h^2$ {eq}`eq-debugging-step-error`, so
 # with $h = 10^{-5}$ its relative error lands between $10^{-7}$ and $10^{-4}$: "fine for a non-smooth
 # function, too large for a smooth one", and this $f$ is smooth.
-
 
 # %%
 def forward_gradient(f, x, h=1e-5):
