@@ -105,7 +105,6 @@ print("TensorFlow", tf.__version__)
 # We write $f$ once with NumPy operations, so the same function serves NumPy arrays (for plotting) and
 # TensorFlow tensors (for differentiation).
 
-
 # %%
 def bowl(x, y):
     return x**2 + 3 * y**2 + x * y - 2 * x
@@ -221,7 +220,6 @@ assert np.allclose(bowl_gradient_by_hand(*minimum), 0.0)
 # \nabla g(x, y) = \bigl(2xy + y\cos(xy),\; x^2 + x\cos(xy)\bigr).
 # $$ (eq-gradient-g)
 
-
 # %%
 def g(x, y, sin=np.sin):
     return x**2 * y + sin(x * y)
@@ -246,7 +244,6 @@ def central_difference(f, point, h, dtype=np.float64):
 # %% [markdown]
 # The tape needs TensorFlow operations (`tf.sin` instead of `np.sin`); everything computed inside the
 # `with` block is recorded, and `tape.gradient` walks the record backwards.
-
 
 # %%
 def g_gradient_by_tape(point):
@@ -410,7 +407,6 @@ assert callable(tf.compat.v1.enable_eager_execution)
 # Note *what* is printed: the loss is computed before the update, so each line pairs the new $w$ with
 # the loss at the old one. The function prints its lines in the notes' format, so that they can be
 # compared with the notes' as strings.
-
 
 # %%
 def descend_toy_loss(learning_rate, w0=5.0, epochs=40, log=None):
@@ -576,7 +572,6 @@ plt.show()
 # a gradient, by two nested tapes), and with it the largest curvature and the curvature along the
 # gradient at the point $(-1, 1)$ of the first experiment:
 
-
 # %%
 def hessian_by_tape(f, at):
     xy = tf.Variable(at, dtype=tf.float64)
@@ -607,7 +602,6 @@ assert lambda_min < curvature_along_gradient < lambda_max
 # %% [markdown]
 # Three runs from $(-1, 1)$ tell the two candidates apart: just below $2/\lambda_{\max}$, just above it,
 # and at a step that the curvature along the starting gradient would allow but $\lambda_{\max}$ does not.
-
 
 # %%
 def distance_after(rate, steps=200):
@@ -717,7 +711,6 @@ plt.show()
 # {eq}`eq-gradient-stable-step` is $\alpha < 2/\kappa$: the *steep* direction caps the step. The *flat*
 # direction then shrinks only by $1 - \alpha$ per step. The ratio $\kappa$ of largest to smallest
 # curvature, the **condition number**, is what makes a problem hard for gradient descent.
-
 
 # %%
 def descend_2d(kappa, learning_rate, start, steps):
@@ -848,7 +841,6 @@ assert math.isclose(best_condition(rotated), np.linalg.cond(rotated), rel_tol=1e
 # each sign a **saddle point**, here a minimum along $y$ and a maximum along $x$, the line that
 # joins the two minima.
 
-
 # %%
 def two_valleys(x, y):
     return (x**2 - 1) ** 2 + 2 * y**2 + 0.3 * x
@@ -873,7 +865,6 @@ assert two_valleys(left, 0.0) < two_valleys(right, 0.0)
 # $x = x_{\text{saddle}}$ through the saddle: exactly on it, and a thousandth to either side. All seven
 # runs go in one variable of seven rows; the gradient of the sum of the seven values gives each row the
 # gradient of its own run. The next cell defines that descent.
-
 
 # %%
 def descend_from(f, starts, rate=0.05, steps=60):
@@ -987,7 +978,6 @@ plt.show()
 #
 # $\nabla h = (e^x \cos y + y^2,\; -e^x \sin y + 2xy)$. The check, in float64:
 
-
 # %%
 def h_fn(x, y, exp=np.exp, cos=np.cos):
     return exp(x) * cos(y) + x * y**2
@@ -1065,10 +1055,11 @@ assert np.all(np.diff(np.sign(ws_08 + 1)[:20]) != 0)
 # We want to minimise $\max(|1 - \alpha|, |1 - \alpha\kappa|)$. The first term falls and the second rises
 # with $\alpha$ (past $1/\kappa$), so the optimum is where they are equal with opposite signs:
 # $1 - \alpha = \alpha\kappa - 1$, that is $\alpha^\star = 2 / (1 + \kappa)$. The factor is then
-# $(\kappa - 1)/(\kappa + 1)$, which tends to $1$ (no progress at all) as $\kappa \to \infty$. This is the
-# classic result for gradient descent with a fixed step on quadratics ({cite:t}`nesterov2004`,
-# Theorem 2.1.15), and the starting point of the
-# analysis of momentum in {cite:t}`goh2017`. For $\kappa = 15$, a run with $\alpha^\star$ shrinks both
+# $(\kappa - 1)/(\kappa + 1)$, which tends to $1$ (no progress at all) as $\kappa \to \infty$. The same
+# step, $2/(\mu + L)$, and the same factor per step for the distance to the minimum make the classic bound
+# for gradient descent with a fixed step on any $\mu$-strongly convex function with an $L$-Lipschitz
+# gradient, $\kappa = L/\mu$ ({cite:t}`nesterov2004`, Theorem 2.1.15); a quadratic attains it. It is
+# also the starting point of the analysis of momentum in {cite:t}`goh2017`. For $\kappa = 15$, a run with $\alpha^\star$ shrinks both
 # coordinates by the same factor, and a step a little longer or shorter does worse:
 
 # %%

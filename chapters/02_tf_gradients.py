@@ -256,11 +256,11 @@ assert node_values[dz_dx.op.name] == tape_dx.numpy() and tape_dy.numpy() == 2.0
 # %%
 import matplotlib.pyplot as plt
 
-forward_place = {"y": (0, 0), "x": (0, -1.3), "mul": (1.2, 0), "Sin": (1.2, -1.3)}
-backward_place = {"grad_ys_0": (3.6, -3.0), "mul_grad/Mul_1": (2.4, -2.0)}
-backward_place |= {"mul_grad/Mul": (2.4, -3.0), "Sin_grad/Cos": (2.4, -4.6)}
-backward_place |= {"Sin_grad/mul": (1.2, -4.2), "AddN": (0, -3.0)}
-position = forward_place | {"z": (2.4, -0.65)} | backward_place
+forward_place = {"y": (0, 0), "x": (0, -1.2), "mul": (1.4, 0), "Sin": (1.4, -1.2)}
+backward_place = {"grad_ys_0": (4.2, -3.4), "mul_grad/Mul_1": (2.8, -2.1)}
+backward_place |= {"mul_grad/Mul": (2.8, -3.4), "Sin_grad/Cos": (1.4, -2.6)}
+backward_place |= {"Sin_grad/mul": (1.4, -4.3), "AddN": (0, -3.4)}
+position = forward_place | {"z": (2.8, -0.6)} | backward_place
 
 # %% [markdown]
 # {numref}`fig-tf-gradients-graph` shows the whole graph with its values.
@@ -268,21 +268,30 @@ position = forward_place | {"z": (2.4, -0.65)} | backward_place
 # %% mystnb={"figure": {"caption": "The graph of $z = xy + \\sin x$ after `tf.gradients(z, [x, y])`. Blue boxes are the forward pass (top, left to right), orange boxes the backward pass that `tf.gradients` added (bottom, right to left, from the seed; the two constants from which the seed is filled are left out). Each box shows the operation's name and its value at $x = 2$, $y = 3$. Solid arrows carry values, the dashed arrow is a control dependency. The two paths from $x$ meet again in `AddN`.", "name": "fig-tf-gradients-graph"}}
 drawn = [op for op in small_graph.get_operations() if short(op.name) in position]
 fig, ax = plt.subplots(figsize=(9, 4.6))
+boxes = {}
 for op in drawn:
-    edges = [(t.op, "-") for t in op.inputs] + [(c, "--") for c in op.control_inputs]
-    for parent, style in [(p, style) for p, style in edges if p in drawn]:
-        arrow = dict(arrowstyle="->", color="0.45", ls=style, shrinkA=24, shrinkB=24)
-        start, end = position[short(parent.name)], position[short(op.name)]
-        ax.annotate("", xy=end, xytext=start, arrowprops=arrow)
     label = f"{short(op.name)}\n{node_values[op.name]:.4g}"
     color = "C1" if op in added_ops else "C0"
     box = dict(boxstyle="round", facecolor=color, alpha=0.25, edgecolor=color)
-    ax.text(
+    boxes[op] = ax.text(
         *position[short(op.name)], label, ha="center", va="center", fontsize=8, bbox=box
     )
-ax.text(0, -3.45, r"$\partial z/\partial x$", ha="center", va="top")
-ax.text(2.4, -1.55, r"$\partial z/\partial y$", ha="center", va="bottom")
-ax.set(xlim=(-0.5, 4.1), ylim=(-5.0, 0.5))
+# Arrows run from box edge to box edge: each is clipped to the two boxes it joins.
+for op in drawn:
+    edges = [(t.op, "-") for t in op.inputs] + [(c, "--") for c in op.control_inputs]
+    for parent, style in [(p, style) for p, style in edges if p in drawn]:
+        start, end = boxes[parent], boxes[op]
+        arrow = dict(arrowstyle="->", color="0.45", ls=style, shrinkA=2, shrinkB=2)
+        arrow |= dict(patchA=start.get_bbox_patch(), patchB=end.get_bbox_patch())
+        ax.annotate(
+            "",
+            xy=position[short(op.name)],
+            xytext=position[short(parent.name)],
+            arrowprops=arrow,
+        )
+ax.text(0, -3.8, r"$\partial z/\partial x$", ha="center", va="top")
+ax.text(2.8, -1.75, r"$\partial z/\partial y$", ha="center", va="bottom")
+ax.set(xlim=(-0.4, 4.6), ylim=(-4.7, 0.4))
 ax.axis("off")
 plt.show()
 
