@@ -105,6 +105,7 @@ print("TensorFlow", tf.__version__)
 # We write $f$ once with NumPy operations, so the same function serves NumPy arrays (for plotting) and
 # TensorFlow tensors (for differentiation).
 
+
 # %%
 def bowl(x, y):
     return x**2 + 3 * y**2 + x * y - 2 * x
@@ -220,6 +221,7 @@ assert np.allclose(bowl_gradient_by_hand(*minimum), 0.0)
 # \nabla g(x, y) = \bigl(2xy + y\cos(xy),\; x^2 + x\cos(xy)\bigr).
 # $$ (eq-gradient-g)
 
+
 # %%
 def g(x, y, sin=np.sin):
     return x**2 * y + sin(x * y)
@@ -244,6 +246,7 @@ def central_difference(f, point, h, dtype=np.float64):
 # %% [markdown]
 # The tape needs TensorFlow operations (`tf.sin` instead of `np.sin`); everything computed inside the
 # `with` block is recorded, and `tape.gradient` walks the record backwards.
+
 
 # %%
 def g_gradient_by_tape(point):
@@ -407,6 +410,7 @@ assert callable(tf.compat.v1.enable_eager_execution)
 # Note *what* is printed: the loss is computed before the update, so each line pairs the new $w$ with
 # the loss at the old one. The function prints its lines in the notes' format, so that they can be
 # compared with the notes' as strings.
+
 
 # %%
 def descend_toy_loss(learning_rate, w0=5.0, epochs=40, log=None):
@@ -572,6 +576,7 @@ plt.show()
 # a gradient, by two nested tapes), and with it the largest curvature and the curvature along the
 # gradient at the point $(-1, 1)$ of the first experiment:
 
+
 # %%
 def hessian_by_tape(f, at):
     xy = tf.Variable(at, dtype=tf.float64)
@@ -602,6 +607,7 @@ assert lambda_min < curvature_along_gradient < lambda_max
 # %% [markdown]
 # Three runs from $(-1, 1)$ tell the two candidates apart: just below $2/\lambda_{\max}$, just above it,
 # and at a step that the curvature along the starting gradient would allow but $\lambda_{\max}$ does not.
+
 
 # %%
 def distance_after(rate, steps=200):
@@ -711,6 +717,7 @@ plt.show()
 # {eq}`eq-gradient-stable-step` is $\alpha < 2/\kappa$: the *steep* direction caps the step. The *flat*
 # direction then shrinks only by $1 - \alpha$ per step. The ratio $\kappa$ of largest to smallest
 # curvature, the **condition number**, is what makes a problem hard for gradient descent.
+
 
 # %%
 def descend_2d(kappa, learning_rate, start, steps):
@@ -841,6 +848,7 @@ assert math.isclose(best_condition(rotated), np.linalg.cond(rotated), rel_tol=1e
 # each sign a **saddle point**, here a minimum along $y$ and a maximum along $x$, the line that
 # joins the two minima.
 
+
 # %%
 def two_valleys(x, y):
     return (x**2 - 1) ** 2 + 2 * y**2 + 0.3 * x
@@ -865,6 +873,7 @@ assert two_valleys(left, 0.0) < two_valleys(right, 0.0)
 # $x = x_{\text{saddle}}$ through the saddle: exactly on it, and a thousandth to either side. All seven
 # runs go in one variable of seven rows; the gradient of the sum of the seven values gives each row the
 # gradient of its own run. The next cell defines that descent.
+
 
 # %%
 def descend_from(f, starts, rate=0.05, steps=60):
@@ -977,6 +986,7 @@ plt.show()
 # ```
 #
 # $\nabla h = (e^x \cos y + y^2,\; -e^x \sin y + 2xy)$. The check, in float64:
+
 
 # %%
 def h_fn(x, y, exp=np.exp, cos=np.cos):
