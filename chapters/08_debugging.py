@@ -2309,6 +2309,7 @@ with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0])
 print(caught.message)
 assert "disagree with each other here too" in caught.message
+assert "try a smaller h" in caught.message
 
 # %% [markdown]
 # ```{solution-end}

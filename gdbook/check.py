@@ -481,8 +481,11 @@ def gradient(
     Raises:
         AssertionError: if any coordinate has r above ``tol`` against either reference:
             the worst coordinate, your value, the tape's and the central difference,
-            both relative errors with Chapter 8's verdict, and a pattern where one is
-            clear (a sign, a constant factor, a transposed matrix, a few coordinates).
+            both relative errors with Chapter 8's verdict (or, where the central
+            difference's own noise exceeds ``tol`` times the gradient, the difference in
+            units of that noise, with a hint that the step is too large), and a pattern
+            where one is clear (a sign, a constant factor, a transposed matrix, a few
+            coordinates).
         AssertionError: also if grad_f returns None (what ``tape.gradient`` gives for
             a source it did not record, e.g. an integer tensor).
         ValueError: if f does not return a scalar or grad_f returns another shape.
@@ -574,7 +577,20 @@ def gradient(
         lines.append(
             f"  relative error against the tape: {r_tape[index]:.2e} ({_verdict(r_tape[index])})"
         )
-    if checked[index]:
+    if checked[index] and noise[index] / tol > max(
+        abs(mine[index]), abs(central[index])
+    ):
+        # The floor, not the gradient, set the scale: r is the difference in units of
+        # the central difference's own noise (times tol), not a relative error of the
+        # values, and the thresholds of Chapter 8 do not apply to it.
+        lines.append(
+            "  the central difference's own noise (|D(h) - D(2h)| plus rounding) is "
+            f"{noise[index]:.2e}, more than {tol:g} of the gradient itself, so yours is "
+            "judged against that noise: it differs by "
+            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it. f bends "
+            "too fast here for this step (try a smaller h), or has a kink."
+        )
+    elif checked[index]:
         lines.append(
             f"  relative error against central differences: {r_fd[index]:.2e} "
             f"({_verdict(r_fd[index])})"

@@ -377,6 +377,28 @@ def test_a_gradient_of_none_is_named():
     assert "returned None" in text and "integer tensor" in text
 
 
+def test_a_step_too_wide_for_the_bend_is_named():
+    """x / sqrt(|x|^2 + 1e-12) bends on the scale 1e-6: at 0 the default step (1e-5)
+    gives a central difference ten times too small, and its own noise is larger than
+    tol times the gradient, so the message says that instead of a relative error."""
+
+    def f(x):
+        return tf.reduce_sum(x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12))
+
+    def grad_f(x):
+        x = np.asarray(x)
+        s = np.sum(x * x) + 1e-12
+        return 1 / np.sqrt(s) - np.sum(x) * x / s**1.5
+
+    assert check.gradient(f, grad_f, [0.0, 0.0], h=1e-9) is None
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(f, grad_f, [0.0, 0.0])
+    text = message(caught)
+    assert "the central difference's own noise" in text
+    assert "try a smaller h" in text
+    assert "relative error against central differences" not in text
+
+
 def test_wrong_shape_is_a_value_error():
     with pytest.raises(ValueError, match="shape"):
         check.gradient(f_smooth, lambda x: grad_smooth(x).T, X0)
