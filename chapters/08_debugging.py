@@ -2285,7 +2285,7 @@ assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 # By the quotient rule, with $s = \lVert x\rVert^2 + \epsilon$, the gradient of
 # $\sum_j x_j / \sqrt s$ is $1/\sqrt s - (\sum_j x_j)\, x / s^{3/2}$: $1/\sqrt\epsilon$ per entry at 0.
 # It passes the check at 0 and near it. The function bends on the scale $\sqrt\epsilon$, so a central
-# difference is accurate only with a step well below it; with the default step, far wider than
+# difference is accurate only with a step well below it; with the default step, wider than
 # $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape.
 
 # %%

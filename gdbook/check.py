@@ -496,9 +496,10 @@ def gradient(
     if returned is None:
         raise AssertionError(
             "your gradient function returned None. tape.gradient returns None for a "
-            "source it did not record: an integer tensor (the tape watches only floats; "
-            "cast first), a source the target does not depend on, or a computation "
-            "done outside the `with tf.GradientTape()` block."
+            "source it did not record: an integer tensor (the tape watches only "
+            "floating-point and complex tensors; cast first), a source the target does "
+            "not depend on, or a computation done outside the `with tf.GradientTape()` "
+            "block."
         )
     mine = np.asarray(returned, dtype=np.float64)
     if mine.shape != x64.shape:
@@ -586,9 +587,10 @@ def gradient(
         lines.append(
             "  the central difference's own noise (|D(h) - D(2h)| plus rounding) is "
             f"{noise[index]:.2e}, more than {tol:g} of the gradient itself, so yours is "
-            "judged against that noise: it differs by "
-            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it. f bends "
-            "too fast here for this step (try a smaller h), or has a kink."
+            "judged against that noise and differs by "
+            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it: f may "
+            "bend too fast here for this step (try a smaller h) or have a kink; if a "
+            "smaller h agrees with the tape but not with yours, your gradient is off."
         )
     elif checked[index]:
         lines.append(
