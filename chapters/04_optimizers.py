@@ -78,6 +78,7 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
+
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -111,6 +112,7 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # The weight bounces between 2 and 4 and the loss is stuck at 1.0, as in the source. A smaller step
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
+
 
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
@@ -222,6 +224,7 @@ def add_to_class(cls):
 # %% [markdown]
 # The class itself:
 
+
 # %%
 # @save gdbook.optimizers
 class Optimizer:
@@ -267,6 +270,7 @@ class Optimizer:
 
 # %% [markdown]
 # The remaining methods are attached one cell at a time. First the per-variable state:
+
 
 # %%
 # @save gdbook.optimizers
@@ -323,6 +327,7 @@ def build(self, variables):
 
 # %% [markdown]
 # Every gradient is applied in one call:
+
 
 # %%
 # @save gdbook.optimizers
@@ -389,6 +394,7 @@ def apply_gradients(self, grads_and_vars):
 #
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
+
 
 # %%
 # @save gdbook.optimizers
@@ -465,6 +471,7 @@ assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
+
 # %%
 # @save gdbook.optimizers
 class Adagrad(Optimizer):
@@ -513,6 +520,7 @@ class Adagrad(Optimizer):
 # $$ (eq-optimizers-rmsprop)
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
+
 
 # %%
 # @save gdbook.optimizers
@@ -608,6 +616,7 @@ class RMSprop(Optimizer):
 #
 # so porting a TF1 or TF Addons `weight_decay` to Keras 3 means dividing it by the learning rate, and
 # in Keras and PyTorch a schedule of the rate also schedules the decay.
+
 
 # %%
 # @save gdbook.optimizers
@@ -826,6 +835,7 @@ for name, trace in momentum_traces.items():
 # only says "run both", and the read of $v$ inside $w - v$ may happen before or after $v$ is assigned.
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
+
 
 # %%
 def depends_on(op, other):
@@ -1193,6 +1203,7 @@ assert compiled_gap == 0.0
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
+
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -1219,6 +1230,7 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
+
 
 # %%
 class TF1StyleRMSprop(RMSprop):
@@ -1283,37 +1295,396 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # ## The conventions that differ
 #
 # The same name does not mean the same rule. Here is what we found in the papers, in the source of TF1's
-# `tensorflow/python/training` (and its kernels' documentation) and of Keras 3, and in the source of
-# PyTorch's `torch.optim`; Keras 2, the `tf.keras` before Keras 3, follows after the table. The table
-# lists the conventions that change the numbers a program computes; it does not list every default.
+# `tensorflow/python/training` (and its kernels' documentation), of Keras 3 and of Keras 2, and in the
+# source of PyTorch's `torch.optim`. Keras 2 is the `tf.keras` before Keras 3; its column is the
+# `optimizer_v2` classes, the default `tf.keras` optimizers up to TF 2.10, kept as
+# `tf.keras.optimizers.legacy` from TF 2.11 until Keras 3 took over `tf.keras`, and still shipped by
+# the `tf-keras` package as `tf_keras.optimizers.legacy`. The table lists the conventions that change the numbers a program
+# computes; it does not list every default. Every column but the paper's and PyTorch's is run below.
 #
 # ```{container} wide-table
-# | Convention | Paper | TF1 `tf.compat.v1.train` | Keras 3 | PyTorch |
-# | --- | --- | --- | --- | --- |
-# | Momentum: state and learning rate | heavy ball $\theta_{t+1} = \theta_t - \alpha g_t + \mu(\theta_t - \theta_{t-1})$ | $a \leftarrow \mu a + g$, $\theta \leftarrow \theta - \alpha a$ ($\alpha$ outside) | $m \leftarrow \mu m - \alpha g$, $\theta \leftarrow \theta + m$ ($\alpha$ and sign inside) | $b_1 = g_1$, then $b \leftarrow \mu b + (1-d) g$; $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside; dampening $d=0$ by default) |
-# | Nesterov | gradient at the look-ahead point $\theta + \mu v$, parameters $\theta$ {eq}`eq-optimizers-nesterov-sutskever` | stores the look-ahead point {cite:p}`bengio2013nesterov`: $\phi \leftarrow \phi - \alpha g - \alpha\mu a_{t+1}$ | stores the look-ahead point: $\phi \leftarrow \phi + \mu m_{t+1} - \alpha g$ | stores the look-ahead point: $\phi \leftarrow \phi - \alpha(g + \mu b_{t+1})$ |
-# | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0 |
-# | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
-# | RMSprop: defaults | $\rho = 0.9$ {cite:p}`hinton2012rmsprop` | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
-# | RMSprop with momentum | none in Hinton's lecture; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
-# | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ |
-# | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
-# | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
-# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ |
-# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | an L2 term in the loss; or decoupled without the rate, $\theta \leftarrow \theta - \lambda\theta$: `tf.contrib.opt.AdamWOptimizer`, `MomentumWOptimizer`, `extend_with_decoupled_weight_decay` (later TF Addons' `AdamW`, `SGDW`), see {eq}`eq-optimizers-decay-conversions` | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
+# | Convention | Paper | TF1 `tf.compat.v1.train` | Keras 3 | Keras 2 `tf_keras.optimizers.legacy` | PyTorch |
+# | --- | --- | --- | --- | --- | --- |
+# | Momentum: state and learning rate | heavy ball $\theta_{t+1} = \theta_t - \alpha g_t + \mu(\theta_t - \theta_{t-1})$ | $a \leftarrow \mu a + g$, $\theta \leftarrow \theta - \alpha a$ ($\alpha$ outside) | $m \leftarrow \mu m - \alpha g$, $\theta \leftarrow \theta + m$ ($\alpha$ and sign inside) | as Keras 3 | $b_1 = g_1$, then $b \leftarrow \mu b + (1-d) g$; $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside; dampening $d=0$ by default) |
+# | Nesterov | gradient at the look-ahead point $\theta + \mu v$, parameters $\theta$ {eq}`eq-optimizers-nesterov-sutskever` | stores the look-ahead point {cite:p}`bengio2013nesterov`: $\phi \leftarrow \phi - \alpha g - \alpha\mu a_{t+1}$ | stores the look-ahead point: $\phi \leftarrow \phi + \mu m_{t+1} - \alpha g$ | as Keras 3 | stores the look-ahead point: $\phi \leftarrow \phi - \alpha(g + \mu b_{t+1})$ |
+# | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0.1 | 0 |
+# | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-7}$ outside: $\sqrt{s} + \epsilon$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
+# | RMSprop: defaults | $\rho = 0.9$ {cite:p}`hinton2012rmsprop` | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ outside without momentum, inside with it, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
+# | RMSprop with momentum | none in Hinton's lecture; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$, $\epsilon$ inside) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
+# | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ without momentum, $\sqrt{v - a^2 + \epsilon}$ with it | $\sqrt{v - a^2} + \epsilon$ |
+# | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
+# | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | as Keras 3 | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
+# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | as Keras 3 | max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ |
+# | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | an L2 term in the loss; or decoupled without the rate, $\theta \leftarrow \theta - \lambda\theta$: `tf.contrib.opt.AdamWOptimizer`, `MomentumWOptimizer`, `extend_with_decoupled_weight_decay` (later TF Addons' `AdamW`, `SGDW`), see {eq}`eq-optimizers-decay-conversions` | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | none; `decay` is a learning-rate decay, $\alpha_t/(1 + \text{decay}\cdot t)$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
 # ```
 #
-# Keras 2 differs from Keras 3 in three rows. Its `optimizer_v2` classes (the default `tf.keras`
-# optimizers of the early TF 2 releases, `tf.keras.optimizers.legacy` later, and still bundled with
-# TensorFlow as `tensorflow/python/keras/optimizer_v2`) put Adagrad's $\epsilon$ *outside* the root,
-# $\sqrt{s} + \epsilon$ (they call TF's `ResourceApplyAdagradV2` kernel), and RMSprop's $\epsilon$
-# outside the root without momentum, $\sqrt{v} + \epsilon$ (written in Python), but inside with
-# momentum (they call TF1's fused `ResourceApplyRMSProp` kernel). A model ported from Keras 2 to
-# Keras 3 with the same $\epsilon$ therefore takes slightly different steps wherever $v$ is small.
-# And they have no `weight_decay` at all: their `decay` argument is a *learning-rate* decay,
-# $\alpha/(1 + \text{decay}\cdot t)$, which Keras 3 accepts and ignores with only a warning, so a
-# ported `SGD(0.1, decay=1e-4)` silently trains with a constant rate. (Our classes have no `decay`
-# argument and raise a `TypeError`.)
+# ### The table, executed
+#
+# The book installs Keras 2 as the `tf-keras` package, imported as `tf_keras`. It brings its own
+# copy of the Keras 2 code and leaves `tf.keras`, Keras 3, alone, which the cell checks. Besides the
+# `legacy` classes it has `tf_keras.optimizers`, the new optimizers that became `tf.keras`'s default in
+# TF 2.11 and that Keras 3 grew out of; we run those too, as "Keras 2 (2.11+)".
+
+# %%
+keras_3_version = tf.keras.__version__
+import tf_keras
+
+keras_2_legacy = tf_keras.optimizers.legacy
+keras_2 = tf_keras.optimizers
+print(f"tf.keras {tf.keras.__version__} | tf_keras {tf_keras.__version__}")
+assert tf.keras.__version__ == keras_3_version and keras_3_version.startswith("3.")
+assert tf_keras.__version__.startswith("2.")
+assert keras_optimizers.SGD.__module__.startswith("keras.")
+assert keras_2_legacy.SGD.__module__.startswith("tf_keras.")
+
+
+# %% [markdown]
+# Each row becomes a short run: one step (two where the row is about state carried from step to
+# step, or about a rate that changes) of every implementation the book can run, from the same start
+# and with the same gradients fed in directly, and each column's formula of the row written in NumPy.
+# TF1's optimizer gets the gradient and the rate through placeholders; the Keras classes get the rate
+# set before each step:
+
+
+# %%
+def run_tf1(make_optimizer, steps, theta0):
+    """theta after `steps` [(gradient, rate)] of a TF1 optimizer made by
+    make_optimizer(rate_tensor)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        theta = tf1.Variable(theta0.astype(np.float32))
+        grad = tf1.placeholder(tf.float32, theta0.shape)
+        rate = tf1.placeholder(tf.float32, [])
+        train = make_optimizer(rate).apply_gradients([(grad, theta)])
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph) as sess:
+        sess.run(init)
+        for g, r in steps:
+            sess.run(train, {grad: g, rate: r})
+        return sess.run(theta).astype(float)
+
+
+def run_keras(optimizer, steps, theta0):
+    """theta after `steps` [(gradient, rate)] of a Keras 3 or Keras 2 optimizer."""
+    theta = tf.Variable(theta0.astype(np.float32))
+    for g, r in steps:
+        optimizer.learning_rate = r
+        optimizer.apply_gradients([(tf.constant(g, tf.float32), theta)])
+    return theta.numpy().astype(float)
+
+
+# %% [markdown]
+# A row passes when each implementation's change of $\theta$ agrees with its own column's formula to
+# float32 rounding (a relative $10^{-4}$) and with none of the row's other formulas: the settings of
+# each row are chosen so that the conventions give visibly different steps.
+
+# %%
+KERAS_LIBRARIES = {
+    "Keras 3": keras_optimizers,
+    "Keras 2 legacy": keras_2_legacy,
+    "Keras 2 (2.11+)": keras_2,
+}
+table_runs = {}
+
+
+def matching(theta, theta0, steps, formulas):
+    """The names of the formulas whose change of theta agrees with the run's."""
+    names = []
+    for name, formula in formulas.items():
+        change = formula(theta0, steps) - theta0
+        if np.abs(theta - theta0 - change).max() < 1e-4 * np.abs(change).max():
+            names.append(name)
+    return names
+
+
+def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
+    """Run the row on TF1 and on each Keras (class name and arguments in `keras`) from
+    theta = 0; assert that each matches only the formula `expected` names for it
+    ("Keras" stands for every Keras library not named)."""
+    theta0, steps = np.zeros(3), [(np.asarray(g, float), r) for g, r in steps]
+    runs = {"TF1": run_tf1(tf1_optimizer, steps, theta0)} if tf1_optimizer else {}
+    for library, module in KERAS_LIBRARIES.items() if keras else ():
+        optimizer = getattr(module, keras[0])(steps[0][1], **keras[1])
+        runs[library] = run_keras(optimizer, steps, theta0)
+    for library, theta in runs.items():
+        matches = matching(theta, theta0, steps, formulas)
+        table_runs[row, library] = ", ".join(matches) or "none"
+        assert matches == [expected.get(library, expected.get("Keras"))], (row, library)
+
+
+# %% [markdown]
+# The formulas, one function per family with the conventions as arguments. Momentum and Nesterov:
+# TF1 and PyTorch keep $a \leftarrow \mu a + g$ and multiply by the rate afterwards, Keras keeps
+# $m \leftarrow \mu m - \alpha g$; with a constant gradient, Sutskever's $\theta$ moves by the heavy
+# ball's steps, and the look-ahead point $\theta + \mu v$ by the steps of {eq}`eq-optimizers-nesterov`:
+
+
+# %%
+def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
+    def run(theta, steps):
+        velocity = np.zeros_like(theta)
+        for g, rate in steps:
+            if rate_inside:
+                velocity = mu * velocity - rate * g
+                theta = theta + (mu * velocity - rate * g if look_ahead else velocity)
+            else:
+                velocity = mu * velocity + g
+                theta = theta - rate * (g + mu * velocity if look_ahead else velocity)
+        return theta
+
+    return run
+
+
+def adagrad_formula(s0, eps=0.0, inside=True):
+    def run(theta, steps):
+        s = np.full_like(theta, s0)
+        for g, rate in steps:
+            s = s + g**2
+            theta = theta - rate * g / (
+                np.sqrt(s + eps) if inside else np.sqrt(s) + eps
+            )
+        return theta
+
+    return run
+
+
+# %% [markdown]
+# RMSprop, with its velocity's start, $\epsilon$'s place, the rate inside or outside the momentum
+# buffer, and the centered form as arguments:
+
+
+# %%
+def rmsprop_formula(
+    rho=0.9, eps=1e-7, inside=True, v0=0.0, mu=0.0, rate_inside=True, centered=False
+):
+    def run(theta, steps):
+        v, a, p = np.full_like(theta, v0), np.zeros_like(theta), np.zeros_like(theta)
+        for g, rate in steps:
+            v = rho * v + (1 - rho) * g**2
+            a = rho * a + (1 - rho) * g if centered else a
+            var = v - a**2
+            scaled = g / (np.sqrt(var + eps) if inside else np.sqrt(var) + eps)
+            p = mu * p + (rate * scaled if rate_inside else scaled)
+            theta = theta - (p if rate_inside else rate * p)
+        return theta
+
+    return run
+
+
+# %% [markdown]
+# Adam with $\epsilon$ on the corrected $\sqrt{\hat v}$ (the paper, PyTorch) or $\hat\epsilon$ on the
+# uncorrected $\sqrt v$ {eq}`eq-optimizers-adam`, with or without AMSGrad's maximum; Reddi et al.'s
+# and Reddi et al.'s uncorrected AMSGrad:
+
+
+# %%
+def adam_formula(eps, eps_hat=True, amsgrad=False, b1=0.9, b2=0.999, corrected=True):
+    def run(theta, steps):
+        m = v = v_max = np.zeros_like(theta)
+        for t, (g, rate) in enumerate(steps, start=1):
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+            v_max = np.maximum(v_max, v) if amsgrad else v
+            if not corrected:
+                theta = theta - rate * m / np.sqrt(v_max)
+            elif eps_hat:
+                step_size = rate * np.sqrt(1 - b2**t) / (1 - b1**t)
+                theta = theta - step_size * m / (np.sqrt(v_max) + eps)
+            else:
+                v_hat = v_max / (1 - b2**t)
+                theta = theta - rate * m / (1 - b1**t) / (np.sqrt(v_hat) + eps)
+        return theta
+
+    return run
+
+
+# %% [markdown]
+# The rows of the table, in its order. The gradients are $(1, -2, 0.5)$ times a scale chosen per
+# row: around 1 where $\epsilon$ does not matter, small where the row is about $\epsilon$ or $v_0$,
+# and a large gradient followed by a small one for AMSGrad, so that the maximum of $v$ stays behind.
+
+# %%
+G = np.array([1.0, -2.0, 0.5])
+check_row(
+    "Momentum: state and rate",
+    [(G, 0.1), (G, 0.05)],
+    {
+        "rate outside a": momentum_formula(False),
+        "rate inside m": momentum_formula(True),
+    },
+    {"TF1": "rate outside a", "Keras": "rate inside m"},
+    lambda r: tf1.train.MomentumOptimizer(r, 0.9),
+    ("SGD", {"momentum": 0.9}),
+)
+check_row(
+    "Nesterov",
+    [(G, 0.1), (G, 0.1)],
+    {
+        "stores theta": momentum_formula(True),
+        "stores look-ahead": momentum_formula(True, True),
+    },
+    {"TF1": "stores look-ahead", "Keras": "stores look-ahead"},
+    lambda r: tf1.train.MomentumOptimizer(r, 0.9, use_nesterov=True),
+    ("SGD", {"momentum": 0.9, "nesterov": True}),
+)
+check_row(
+    "Adagrad: initial accumulator",
+    [(G, 0.1)],
+    {"s0 = 0": adagrad_formula(0.0), "s0 = 0.1": adagrad_formula(0.1)},
+    {"TF1": "s0 = 0.1", "Keras": "s0 = 0.1"},
+    lambda r: tf1.train.AdagradOptimizer(r),
+    ("Adagrad", {}),
+)
+
+# %% [markdown]
+# Adagrad's $\epsilon$ (set to $10^{-6}$, against squared gradients of $10^{-8}$) and RMSprop's
+# defaults (gradients of $10^{-3}$):
+
+# %%
+check_row(
+    "Adagrad: epsilon",
+    [(1e-4 * G, 0.1)],
+    {
+        "none": adagrad_formula(1e-10),
+        "inside": adagrad_formula(1e-10, 1e-6),
+        "outside": adagrad_formula(1e-10, 1e-6, inside=False),
+    },
+    {"TF1": "none", "Keras": "inside", "Keras 2 legacy": "outside"},
+    lambda r: tf1.train.AdagradOptimizer(r, initial_accumulator_value=1e-10),
+    ("Adagrad", {"initial_accumulator_value": 1e-10, "epsilon": 1e-6}),
+)
+check_row(
+    "RMSprop: defaults",
+    [(1e-3 * G, 0.01)],
+    {
+        "TF1's": rmsprop_formula(eps=1e-10, v0=1.0),
+        "Keras 3's": rmsprop_formula(),
+        "eps outside": rmsprop_formula(inside=False),
+        "PyTorch's": rmsprop_formula(rho=0.99, eps=1e-8, inside=False),
+    },
+    {"TF1": "TF1's", "Keras": "Keras 3's", "Keras 2 legacy": "eps outside"},
+    lambda r: tf1.train.RMSPropOptimizer(r),
+    ("RMSprop", {}),
+)
+
+# %% [markdown]
+# RMSprop with momentum (the rate halved at the second step) and centered, without and with momentum:
+
+# %%
+for row, centered, mu in [
+    ("RMSprop with momentum", False, 0.5),
+    ("RMSprop: centered", True, 0.0),
+    ("RMSprop: centered, momentum", True, 0.5),
+]:
+    options = {"eps": 1e-6, "mu": mu, "centered": centered}
+    formulas = {
+        "TF1's": rmsprop_formula(v0=1.0, **options),
+        "eps inside": rmsprop_formula(**options),
+        "eps outside": rmsprop_formula(inside=False, **options),
+    }
+    if mu:
+        formulas["PyTorch's"] = rmsprop_formula(
+            inside=False, rate_inside=False, **options
+        )
+    arguments = {"epsilon": 1e-6, "momentum": mu, "centered": centered}
+    check_row(
+        row,
+        [(1e-3 * G, 0.01), (1e-3 * G, 0.005)],
+        formulas,
+        {"TF1": "TF1's", "Keras": "eps inside"}
+        | ({} if mu else {"Keras 2 legacy": "eps outside"}),
+        lambda r, arguments=arguments: tf1.train.RMSPropOptimizer(r, **arguments),
+        ("RMSprop", arguments),
+    )
+
+# %% [markdown]
+# Adam's $\epsilon$ and bias correction in one run (gradients of $10^{-6}$, so that $\epsilon$ is not
+# negligible), AMSGrad (TF1 has none), and the decay (TF 2.21 has no `tf.contrib`, so TF1's
+# decoupled decay cannot run; Keras 2's legacy `SGD` gets `decay`, the others `weight_decay`):
+
+# %%
+check_row(
+    "Adam: epsilon, bias correction",
+    [(1e-6 * G, 0.001)] * 2,
+    {
+        "eps 1e-8 on corrected v": adam_formula(1e-8, eps_hat=False),
+        "eps-hat 1e-8": adam_formula(1e-8),
+        "eps-hat 1e-7": adam_formula(1e-7),
+    },
+    {"TF1": "eps-hat 1e-8", "Keras": "eps-hat 1e-7"},
+    lambda r: tf1.train.AdamOptimizer(r),
+    ("Adam", {}),
+)
+check_row(
+    "AMSGrad",
+    [(10 * G, 0.001), (0.1 * G, 0.001)],
+    {
+        "Adam": adam_formula(1e-7),
+        "max, corrected": adam_formula(1e-7, amsgrad=True),
+        "Reddi's, uncorrected": adam_formula(0, amsgrad=True, corrected=False),
+    },
+    {"Keras": "max, corrected"},
+    keras=("Adam", {"amsgrad": True}),
+)
+
+
+# %% [markdown]
+# The decay row runs plain gradient descent with a decay decoupled with the rate, decoupled without
+# it (TF1's `contrib`), a decay of the rate, or none. It needs weights that are not zero, and the
+# Keras libraries need different arguments:
+
+
+# %%
+def decay_formula(kind, lam=0.1):
+    def run(theta, steps):
+        for t, (g, rate) in enumerate(steps):
+            shrink = {"with the rate": rate * lam, "without": lam}.get(kind, 0.0)
+            rate_t = rate / (1 + lam * t) if kind == "of the rate" else rate
+            theta = theta - shrink * theta - rate_t * g
+        return theta
+
+    return run
+
+
+decay_formulas = {
+    kind: decay_formula(kind)
+    for kind in ["with the rate", "without", "of the rate", "none"]
+}
+theta0, decay_steps = np.array([1.0, -0.5, 2.0]), [(G, 0.1), (G, 0.05)]
+for library, module in KERAS_LIBRARIES.items():
+    legacy = module is keras_2_legacy
+    optimizer = module.SGD(0.1, **{("decay" if legacy else "weight_decay"): 0.1})
+    theta = run_keras(optimizer, decay_steps, theta0)
+    matches = matching(theta, theta0, decay_steps, decay_formulas)
+    table_runs["Weight decay", library] = ", ".join(matches)
+    assert matches == ["of the rate" if legacy else "with the rate"], library
+
+# %% [markdown]
+# TF1's `AdamOptimizer` has no `amsgrad` argument. Then the whole table as run, each implementation
+# with the one formula it matched:
+
+# %%
+with gdbook.expect_error(TypeError, reraise=False) as caught:
+    tf1.train.AdamOptimizer(0.001, amsgrad=True)
+table_runs["AMSGrad", "TF1"] = "not available"
+columns = ["TF1", *KERAS_LIBRARIES]
+print(f"{'':31s}" + "".join(f"{column:19s}" for column in columns))
+for row in dict.fromkeys(row for row, _ in table_runs):
+    cells = [table_runs.get((row, column), "-") for column in columns]
+    print(f"{row:31s}" + "".join(f"{cell:19s}" for cell in cells))
+assert "amsgrad" in caught.message and tf.keras.__version__ == keras_3_version
+
+# %% [markdown]
+# Every run matches its column of the table and no other formula of its row. Keras 2's legacy
+# classes part from Keras 3 exactly where the table says: $\epsilon$ outside the root in Adagrad, in
+# RMSprop without momentum (plain or centered) but inside with momentum (there they call TF1's fused
+# `ResourceApplyRMSProp` and `ResourceApplyCenteredRMSProp` kernels, while the path without momentum is
+# written in Python, and Adagrad calls the `ResourceApplyAdagradV2` kernel), and a `decay` that is a
+# decay of the learning rate, $\alpha_t/(1 + \text{decay}\cdot t)$, with no weight decay at all.
+# Keras 2's newer `tf_keras.optimizers` agree with Keras 3 in every row. A model ported from Keras 2's
+# legacy optimizers to Keras 3 with the same $\epsilon$ therefore takes different steps wherever $v$
+# is small, and a ported `SGD(0.1, decay=1e-4)` meets a Keras 3 that accepts `decay` and ignores it with
+# only a warning, so it silently trains with a constant rate. (Our classes have no `decay` argument
+# and raise a `TypeError`.)
 
 # %%
 import warnings
@@ -1463,6 +1834,7 @@ for label, build in bad_arguments.items():
 # rate set after the training step has been compiled: one step of gradient descent with rate 0.1 on
 # $w = 1$ with loss $w^2/2$, then the rate set to 0 and a second step, which must leave $w = 0.9$:
 
+
 # %%
 def rate_change_after_compiling(optimizer):
     w = tf.Variable(1.0)
@@ -1498,6 +1870,7 @@ for optimizer in (Adam(0.1), keras_optimizers.Adam(0.1)):
 # for gradient descent that is the same sum (in another order), but Adagrad, RMSprop and Adam square
 # each slice separately, $g_a^2 + g_b^2$ instead of $(g_a + g_b)^2$, so their step is not the step for
 # the dense gradient:
+
 
 # %%
 def gathered_twice(optimizer, densify):
@@ -1586,6 +1959,7 @@ def race_on(f, optimizers, start, steps):
 # The settings are tuned by hand so that each rule shows its character, not so that any of them wins
 # (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
 # the contour plot):
+
 
 # %%
 def quadratic_optimizers():
@@ -1712,6 +2086,7 @@ race_animation
 # run the quadratic race three more ways: the valley aligned with the axes (same start $(-4, 0.5)$),
 # and the 30-degree valley with the start rotated along with it, so that in the valley's own
 # coordinates nothing has changed.
+
 
 # %%
 def quadratic_at(degrees):
@@ -1923,6 +2298,7 @@ plt.show()
 # the whole $(\alpha, \mu)$ plane for this quadratic, as in {cite:t}`goh2017`'s interactive figure, it
 # draws where momentum converges at all (rate below 1) and how fast; the roots of the 2-by-2
 # recurrence, $z^2 - (1 + \mu - \alpha\lambda) z + \mu = 0$, are computed for the whole grid at once:
+
 
 # %%
 def rate_map(alphas, mus):
@@ -2280,6 +2656,7 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. On the agreement problem, with the settings of the Keras comparison:
 
+
 # %%
 def final_weights(optimizer, l2=0.0, steps=100):
     W, b = tf.Variable(PROBLEM_W0), tf.Variable(PROBLEM_B0)
@@ -2495,6 +2872,7 @@ class Nadam(Optimizer):
 # %% [markdown]
 # The update itself, added to the class:
 
+
 # %%
 def nadam_update(self, var, grad, rate, state):
     step = tf.cast(self.iterations + 1, var.dtype)
@@ -2573,6 +2951,7 @@ check.optimizer(lambda: Adadelta(1.0), lambda: keras_optimizers.Adadelta(1.0))
 # With $\epsilon$ outside the first root, $\sqrt{d_{t-1}} + \epsilon$ is $\epsilon$ at the first step
 # instead of $\sqrt\epsilon$: every first step is $\sqrt\epsilon/\epsilon \approx 3000$ times too
 # small, the same factor for every entry, and the check reports that factor at step 1:
+
 
 # %%
 class AdadeltaEpsilonOutside(Adadelta):
