@@ -102,6 +102,10 @@ def tf1_toy_gradient_descent(learning_rate, steps):
     return np.array(ws), np.array(losses)
 
 
+# %% [markdown]
+# With learning rate 1, five steps:
+
+# %%
 bounce_w, bounce_loss = tf1_toy_gradient_descent(learning_rate=1.0, steps=5)
 print("TF1, learning rate 1:  w =", bounce_w, " loss =", bounce_loss)
 assert np.array_equal(bounce_w, [2.0, 4.0, 2.0, 4.0, 2.0])
@@ -190,6 +194,12 @@ __all__ = [
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
 
+# %% [markdown]
+# Every hyper-parameter goes through one range check, which refuses non-numbers too:
+
+
+# %%
+# @save gdbook.optimizers
 def check_range(name, value, low, high=None, low_open=False):
     """Raise a ValueError unless value is a real number with low <= value < high (low <
     value if low_open)."""
@@ -206,6 +216,12 @@ def check_range(name, value, low, high=None, low_open=False):
     return value
 
 
+# %% [markdown]
+# Two more helpers: a gradient made dense, and the decorator of d2l that lets a class be written over several cells:
+
+
+# %%
+# @save gdbook.optimizers
 def dense(grad):
     """An IndexedSlices gradient as a dense tensor (repeated rows are summed)."""
     return tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
@@ -244,28 +260,40 @@ class Optimizer:
         self._state = {}
         self._no_decay_refs, self._no_decay_names = set(), None
 
-    @property
-    def learning_rate(self):
-        """The rate the next update will use (as Keras: a schedule is evaluated)."""
-        rate = self._learning_rate
-        if isinstance(rate, Schedule):
-            return rate(self.iterations)
-        return rate() if callable(rate) else rate
 
-    @learning_rate.setter
-    def learning_rate(self, rate):
-        # as Keras: a schedule or callable replaces any rate; a number replaces only a
-        # number (or a callable), never a schedule
-        if callable(rate):
-            self._learning_rate = rate
-            return
-        if isinstance(self._learning_rate, Schedule):
-            raise TypeError("the learning rate is a schedule and cannot be set")
-        rate = check_range("learning_rate", rate, 0.0)
-        if isinstance(self._learning_rate, tf.Variable):
-            self._learning_rate.assign(rate)
-        else:
-            self._learning_rate = tf.Variable(rate, trainable=False, name="lr")
+# %% [markdown]
+# The learning rate is a property, as in Keras: reading it gives the rate the next update will use
+# (a schedule is evaluated at the step count), and setting it follows Keras' rules:
+
+
+# %%
+# @save gdbook.optimizers
+def _get_learning_rate(self):
+    """The rate the next update will use (as Keras: a schedule is evaluated)."""
+    rate = self._learning_rate
+    if isinstance(rate, Schedule):
+        return rate(self.iterations)
+    return rate() if callable(rate) else rate
+
+
+def _set_learning_rate(self, rate):
+    # as Keras: a schedule or callable replaces any rate; a number replaces only a
+    # number (or a callable), never a schedule
+    if callable(rate):
+        self._learning_rate = rate
+        return
+    if isinstance(self._learning_rate, Schedule):
+        raise TypeError("the learning rate is a schedule and cannot be set")
+    rate = check_range("learning_rate", rate, 0.0)
+    if isinstance(self._learning_rate, tf.Variable):
+        self._learning_rate.assign(rate)
+    else:
+        self._learning_rate = tf.Variable(rate, trainable=False, name="lr")
+
+
+Optimizer.learning_rate = property(
+    _get_learning_rate, _set_learning_rate, doc=_get_learning_rate.__doc__
+)
 
 
 # %% [markdown]
@@ -290,6 +318,12 @@ def state(self, variable, name):
     return self._state[variable.ref()][name]
 
 
+# %% [markdown]
+# As in Keras, variables can be spared from the decoupled weight decay, by variable or by a part of the name:
+
+
+# %%
+# @save gdbook.optimizers
 @add_to_class(Optimizer)
 def exclude_from_weight_decay(self, var_list=None, var_names=None):
     """As Keras: spare these variables, and those whose name contains one of
@@ -307,6 +341,12 @@ def uses_weight_decay(self, var):
     return not (self._no_decay_names and re.search(self._no_decay_names, var.name))
 
 
+# %% [markdown]
+# The state of a variable is created the first time the variable is seen:
+
+
+# %%
+# @save gdbook.optimizers
 @add_to_class(Optimizer)
 def build(self, variables):
     """Create the state of each variable not seen before."""
@@ -408,6 +448,12 @@ class GradientDescent(Optimizer):
         var.assign_sub(grad * rate)
 
 
+# %% [markdown]
+# Momentum keeps one velocity per variable and, with `nesterov=True`, steps from the look-ahead point:
+
+
+# %%
+# @save gdbook.optimizers
 class Momentum(Optimizer):
     """Heavy ball (eq-optimizers-momentum) or Nesterov (eq-optimizers-nesterov); twin of
     SGD(momentum)."""
@@ -549,22 +595,30 @@ class RMSprop(Optimizer):
             + ("momentum",) * (self.momentum > 0)
         )
 
-    def _update(self, var, grad, rate, state):
-        rho, velocity = self.rho, state["velocity"]
-        velocity.assign(rho * velocity + (1 - rho) * tf.square(grad))
-        if self.centered:
-            average = state["average_gradient"]
-            average.assign(rho * average + (1 - rho) * grad)
-            denominator = velocity - tf.square(average) + self.epsilon
-        else:
-            denominator = velocity + self.epsilon
-        increment = rate * grad / tf.sqrt(denominator)
-        if self.momentum > 0:
-            smoothed = state["momentum"]
-            smoothed.assign(self.momentum * smoothed + increment)
-            var.assign_sub(smoothed)
-        else:
-            var.assign_sub(increment)
+
+# %% [markdown]
+# Its update, with Keras' order of operations:
+
+
+# %%
+# @save gdbook.optimizers
+@add_to_class(RMSprop)
+def _update(self, var, grad, rate, state):
+    rho, velocity = self.rho, state["velocity"]
+    velocity.assign(rho * velocity + (1 - rho) * tf.square(grad))
+    if self.centered:
+        average = state["average_gradient"]
+        average.assign(rho * average + (1 - rho) * grad)
+        denominator = velocity - tf.square(average) + self.epsilon
+    else:
+        denominator = velocity + self.epsilon
+    increment = rate * grad / tf.sqrt(denominator)
+    if self.momentum > 0:
+        smoothed = state["momentum"]
+        smoothed.assign(self.momentum * smoothed + increment)
+        var.assign_sub(smoothed)
+    else:
+        var.assign_sub(increment)
 
 
 # %% [markdown]
@@ -642,20 +696,35 @@ class Adam(Optimizer):
     def state_names(self):
         return ("m", "v") + ("v_max",) * self.amsgrad
 
-    def _update(self, var, grad, rate, state):
-        step = tf.cast(self.iterations + 1, var.dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, var.dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, var.dtype), step)
-        corrected_rate = rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        m, v = state["m"], state["v"]
-        m.assign_add((grad - m) * (1 - self.beta_1))
-        v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
-        if self.amsgrad:
-            state["v_max"].assign(tf.maximum(state["v_max"], v))
-            v = state["v_max"]
-        var.assign_sub(m * corrected_rate / (tf.sqrt(v) + self.epsilon))
+
+# %% [markdown]
+# The update folds both bias corrections into the step size, as {eq}`eq-optimizers-adam` does, and
+# computes $\beta^t$ with `pow` of the step, as Keras does:
 
 
+# %%
+# @save gdbook.optimizers
+@add_to_class(Adam)
+def _update(self, var, grad, rate, state):
+    step = tf.cast(self.iterations + 1, var.dtype)
+    beta_1_power = tf.pow(tf.cast(self.beta_1, var.dtype), step)
+    beta_2_power = tf.pow(tf.cast(self.beta_2, var.dtype), step)
+    corrected_rate = rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    m, v = state["m"], state["v"]
+    m.assign_add((grad - m) * (1 - self.beta_1))
+    v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
+    if self.amsgrad:
+        state["v_max"].assign(tf.maximum(state["v_max"], v))
+        v = state["v_max"]
+    var.assign_sub(m * corrected_rate / (tf.sqrt(v) + self.epsilon))
+
+
+# %% [markdown]
+# AdamW is Adam with a default weight decay:
+
+
+# %%
+# @save gdbook.optimizers
 class AdamW(Adam):
     """Adam with decoupled weight decay (eq-optimizers-adamw); twin of
     keras.optimizers.AdamW."""
@@ -783,6 +852,11 @@ def toy_trace(optimizer, steps):
     return np.array(ws)
 
 
+# %% [markdown]
+# The same on TF1's side, with a `tf.compat.v1.train` optimizer in a graph and a session, and a measure of how far a trace is from a printout:
+
+
+# %%
 def tf1_toy_trace(make_optimizer, steps):
     """TF1: the same with a tf.compat.v1.train optimizer, in a graph and a session."""
     graph = tf.Graph()
@@ -854,23 +928,27 @@ def depends_on(op, other):
     return False
 
 
-def tf1_manual_momentum(order, steps=6, learning_rate=0.01, mu=0.8):
+# %% [markdown]
+# The graph of the source's two assignments, with the read of $v$ in the update of $w$ left open, or
+# pinned before or after the update of $v$ with control dependencies:
+
+
+# %%
+def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
     """TF1 by hand: v <- mu*v + lr*g and w <- w - v, with the read of v in the w update
     'unordered' (a tf.group), pinned 'stale' (before v's update) or 'fresh' (after
-    it)."""
+    it). Returns the graph, x, w, the grouped update and whether w's waits for v's."""
     graph = tf.Graph()
     with graph.as_default():
         x = tf1.placeholder(tf.float32)
-        w = tf1.Variable(2.0)
-        v = tf1.Variable(0.0)
+        w, v = tf1.Variable(2.0), tf1.Variable(0.0)
         (grad,) = tf1.gradients(tf.square(w * x - 3.0), [w])
         if order == "stale":
             v_read = v.read_value()
             with tf.control_dependencies([v_read]):
                 update_v = tf1.assign(v, mu * v + learning_rate * grad)
-            with tf.control_dependencies(
-                [update_v]
-            ):  # w changes only after the gradient was used
+            # w changes only after the gradient was used
+            with tf.control_dependencies([update_v]):
                 update_w = tf1.assign(w, w - v_read)
         else:
             update_v = tf1.assign(v, mu * v + learning_rate * grad)
@@ -880,7 +958,19 @@ def tf1_manual_momentum(order, steps=6, learning_rate=0.01, mu=0.8):
             else:
                 update_w = tf1.assign(w, w - v)
         both = tf.group(update_v, update_w)
-        ordered = depends_on(update_w.op, update_v.op)
+    return graph, x, w, both, depends_on(update_w.op, update_v.op)
+
+
+# %% [markdown]
+# Running it prints $w$ before each step, as the source did:
+
+
+# %%
+def tf1_manual_momentum(order, steps=6):
+    """w before each of `steps` runs of the grouped update, and whether w's update
+    waits for v's."""
+    graph, x, w, both, ordered = manual_momentum_graph(order)
+    with graph.as_default():
         init = tf1.global_variables_initializer()
     with tf1.Session(graph=graph) as sess:
         sess.run(init)
@@ -891,6 +981,10 @@ def tf1_manual_momentum(order, steps=6, learning_rate=0.01, mu=0.8):
     return np.array(ws), ordered
 
 
+# %% [markdown]
+# The three orders:
+
+# %%
 _, unordered_is_ordered = tf1_manual_momentum("unordered", steps=1)
 stale_w, _ = tf1_manual_momentum("stale")
 fresh_w, fresh_is_ordered = tf1_manual_momentum("fresh")
@@ -965,6 +1059,10 @@ def source_hand_adagrad(steps, initial_accumulator=0.0, learning_rate=0.6, delta
     return np.array(ws)
 
 
+# %% [markdown]
+# The source's rule, TF1's `AdagradOptimizer` and Keras' `Adagrad`, four steps each, against the two printouts:
+
+# %%
 adagrad_traces = {
     "source's hand-written": source_hand_adagrad(4),
     "TF1 AdagradOptimizer": tf1_toy_trace(lambda: tf1.train.AdagradOptimizer(0.6), 4),
@@ -1051,6 +1149,11 @@ def problem_loss(W, b, X=PROBLEM_X, Y=PROBLEM_Y):
     return tf.reduce_mean(tf.square(tf.tanh(tf.matmul(X, W)) + b - Y))
 
 
+# %% [markdown]
+# A training run records every parameter after every step; by default the step is traced with `tf.function`, as in real training:
+
+
+# %%
 def run_problem(optimizer, steps=100, compiled=True):
     """All parameters (W then b, flattened) after each of `steps` updates (TF2).
 
@@ -1087,6 +1190,13 @@ keras_pairs = {
         Momentum(0.1, momentum=0.7, nesterov=True),
         keras_optimizers.SGD(0.1, momentum=0.7, nesterov=True),
     ),
+}
+
+# %% [markdown]
+# Adagrad and the two RMSprops:
+
+# %%
+keras_pairs |= {
     "Adagrad": (
         Adagrad(0.2, initial_accumulator_value=0.3, epsilon=1e-5),
         keras_optimizers.Adagrad(0.2, initial_accumulator_value=0.3, epsilon=1e-5),
@@ -1101,6 +1211,13 @@ keras_pairs = {
             0.005, rho=0.8, momentum=0.5, epsilon=1e-5, centered=True
         ),
     ),
+}
+
+# %% [markdown]
+# The Adam family, and gradient descent with a schedule:
+
+# %%
+keras_pairs |= {
     "Adam": (
         Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
         keras_optimizers.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
@@ -1131,6 +1248,10 @@ keras_pairs = {
     ),
 }
 
+# %% [markdown]
+# Each pair trains 100 steps:
+
+# %%
 keras_gaps, ours_histories = {}, {}
 for name, (ours, theirs) in keras_pairs.items():
     ours_histories[name], keras_history = run_problem(ours), run_problem(theirs)
@@ -1240,6 +1361,10 @@ class TF1StyleRMSprop(RMSprop):
         return 1.0 if name == "velocity" else 0.0
 
 
+# %% [markdown]
+# Gradient descent, the two Momentums and Adam reuse the runs of the Keras comparison:
+
+# %%
 tf1_pairs = {  # name: (hand-written history, TF1 optimizer factory)
     "GradientDescent": (
         ours_histories["GradientDescent / SGD"],
@@ -1253,6 +1378,17 @@ tf1_pairs = {  # name: (hand-written history, TF1 optimizer factory)
         ours_histories["Momentum(nesterov) / SGD(nesterov)"],
         lambda: tf1.train.MomentumOptimizer(0.1, 0.7, use_nesterov=True),
     ),
+    "Adam": (
+        ours_histories["Adam"],
+        lambda: tf1.train.AdamOptimizer(0.02, beta1=0.8, beta2=0.99, epsilon=1e-5),
+    ),
+}
+
+# %% [markdown]
+# Adagrad and RMSprop are run again, with TF1's conventions:
+
+# %%
+tf1_pairs |= {
     "Adagrad": (
         run_problem(Adagrad(0.2, initial_accumulator_value=0.3, epsilon=1e-30)),
         lambda: tf1.train.AdagradOptimizer(0.2, initial_accumulator_value=0.3),
@@ -1267,11 +1403,12 @@ tf1_pairs = {  # name: (hand-written history, TF1 optimizer factory)
             0.005, decay=0.8, momentum=0.5, epsilon=1e-5, centered=True
         ),
     ),
-    "Adam": (
-        ours_histories["Adam"],
-        lambda: tf1.train.AdamOptimizer(0.02, beta1=0.8, beta2=0.99, epsilon=1e-5),
-    ),
 }
+
+# %% [markdown]
+# Then each against TF1, in a graph:
+
+# %%
 tf1_gaps = {}
 for name, (ours_history, make_tf1) in tf1_pairs.items():
     tf1_gaps[name] = np.abs(ours_history - run_problem_tf1(make_tf1)).max()
@@ -1397,6 +1534,11 @@ def matching(theta, theta0, steps, formulas):
     return names
 
 
+# %% [markdown]
+# A row runs TF1 (if it has the optimizer) and the three Keras libraries, records which formula each matched, and asserts the expected one:
+
+
+# %%
 def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
     """Run the row on TF1 and on each Keras (class name and arguments in `keras`) from
     theta = 0; assert that each matches only the formula `expected` names for it
@@ -1435,6 +1577,11 @@ def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
     return run
 
 
+# %% [markdown]
+# Adagrad's sum, started at $s_0$, with $\epsilon$ inside the root, outside it, or none:
+
+
+# %%
 def adagrad_formula(s0, eps=0.0, inside=True):
     def run(theta, steps):
         s = np.full_like(theta, s0)
@@ -1526,6 +1673,12 @@ check_row(
     lambda r: tf1.train.MomentumOptimizer(r, 0.9, use_nesterov=True),
     ("SGD", {"momentum": 0.9, "nesterov": True}),
 )
+
+# %% [markdown]
+# Adagrad's initial accumulator, and its $\epsilon$ (set to $10^{-6}$, against squared gradients of
+# $10^{-8}$):
+
+# %%
 check_row(
     "Adagrad: initial accumulator",
     [(G, 0.1)],
@@ -1534,12 +1687,6 @@ check_row(
     lambda r: tf1.train.AdagradOptimizer(r),
     ("Adagrad", {}),
 )
-
-# %% [markdown]
-# Adagrad's $\epsilon$ (set to $10^{-6}$, against squared gradients of $10^{-8}$) and RMSprop's
-# defaults (gradients of $10^{-3}$):
-
-# %%
 check_row(
     "Adagrad: epsilon",
     [(1e-4 * G, 0.1)],
@@ -1552,6 +1699,11 @@ check_row(
     lambda r: tf1.train.AdagradOptimizer(r, initial_accumulator_value=1e-10),
     ("Adagrad", {"initial_accumulator_value": 1e-10, "epsilon": 1e-6}),
 )
+
+# %% [markdown]
+# RMSprop's defaults (gradients of $10^{-3}$):
+
+# %%
 check_row(
     "RMSprop: defaults",
     [(1e-3 * G, 0.01)],
@@ -1741,6 +1893,11 @@ for g in (1e-2, 1e-4, 1e-6):
         f"g = {g:.0e}            {inside:9.4f}          {outside_7:9.4f}          {outside_8:9.4f}"
     )
 assert g / np.sqrt(g**2 + 1e-7) < 0.01 and g / (g + 1e-7) > 0.9
+
+# %% [markdown]
+# And RMSprop's first step from $v_0 = 0$ and from $v_0 = 1$, for a gradient of $10^{-2}$ and one of $10^{-4}$:
+
+# %%
 first_steps = {}
 for name, optimizer in [
     ("Keras, v0 = 0", RMSprop(0.01)),
@@ -1927,6 +2084,11 @@ def rosenbrock(x, y):
     return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
 
+# %% [markdown]
+# A race steps every optimizer once per call of one compiled function and records the points visited:
+
+
+# %%
 def race_on(f, optimizers, start, steps):
     """{name: (points visited, f at those points)} for each optimizer, all started at
     `start`.
@@ -1989,6 +2151,11 @@ race_settings = {  # problem: (function, start, steps, optimizers)
         },
     ),
 }
+
+# %% [markdown]
+# The two races, and the final losses:
+
+# %%
 race = {}
 for problem, (f, start, steps, optimizers) in race_settings.items():
     race[problem] = race_on(f, optimizers, start, steps)
@@ -2216,6 +2383,11 @@ def spectral_rate(learning_rate, momentum):
     return max(radii)
 
 
+# %% [markdown]
+# A run records the distance to the minimum after every step:
+
+
+# %%
 def error_norms(optimizer, steps):
     """||theta_t|| for t = 0..steps: the distance to the minimum at 0
     (the gradient is A theta)."""
@@ -2256,6 +2428,11 @@ theory_settings = {
         None,
     ),
 }
+
+# %% [markdown]
+# Each setting runs 600 steps; its measured rate is compared with the prediction:
+
+# %%
 theory_norms, measured_rates = {}, {}
 for name, (optimizer, predicted, closed_form) in theory_settings.items():
     norms = error_norms(optimizer, 600)
@@ -2387,6 +2564,11 @@ def regression_loss(w, b, x=REG_X, y=REG_Y):
     return 0.5 * np.mean((w * x + b - y) ** 2, axis=-1)
 
 
+# %% [markdown]
+# One run shuffles the data every epoch and takes a step per batch, recording $(w, b)$ and the full-data loss after every update:
+
+
+# %%
 def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
     """Full-data loss and (w, b) after every update; batches drawn by shuffling each
     epoch."""
@@ -2411,6 +2593,10 @@ def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
     return path, regression_loss(path[:, :1], path[:, 1:]).ravel()
 
 
+# %% [markdown]
+# The three ways of feeding the same optimizer:
+
+# %%
 feeding = {f"batch {size}": fit_regression(size) for size in (1, 8, 64)}
 for name, (path, losses) in feeding.items():
     print(
@@ -2478,6 +2664,11 @@ def compiled_update(optimizer):
     return step, weights
 
 
+# %% [markdown]
+# Both sides take turns, and the fastest of their steps is kept:
+
+
+# %%
 def fastest_steps(ours, theirs, repeats=20):
     """Fastest of `repeats` timed steps of each, interleaved so that both see the same
     machine load."""
@@ -2498,6 +2689,10 @@ def fastest_steps(ours, theirs, repeats=20):
     return min(ours_times), min(keras_times)
 
 
+# %% [markdown]
+# The six pairs:
+
+# %% tags=["nbval-ignore-output"]
 speed_pairs = {
     "GradientDescent": (GradientDescent(0.1), keras_optimizers.SGD(0.1)),
     "Momentum": (Momentum(0.1, momentum=0.9), keras_optimizers.SGD(0.1, momentum=0.9)),
