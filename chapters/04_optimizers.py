@@ -27,7 +27,7 @@
 #   compare every variable after every step, down to the last bit.
 # - Why the source's hand-written Adagrad never matched TensorFlow's, and the one-line fix.
 # - Which conventions (where the learning rate sits, where epsilon goes, how the state starts) differ
-#   between the papers, TF1, Keras 3 and PyTorch, and when those differences matter.
+#   between the papers, TF1, Keras 3, Keras 2 and PyTorch, and when those differences matter.
 # - What momentum buys on an ill-conditioned problem, predicted from two eigenvalues and checked by a run.
 # :::
 #
@@ -78,7 +78,6 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
-
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -116,7 +115,6 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # The weight bounces between 2 and 4 and the loss is stuck at 1.0, as in the source. A smaller step
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
-
 
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
@@ -197,7 +195,6 @@ Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 # %% [markdown]
 # Every hyper-parameter goes through one range check, which refuses non-numbers too:
 
-
 # %%
 # @save gdbook.optimizers
 def check_range(name, value, low, high=None, low_open=False):
@@ -219,7 +216,6 @@ def check_range(name, value, low, high=None, low_open=False):
 # %% [markdown]
 # Two more helpers: a gradient made dense, and the decorator of d2l that lets a class be written over several cells:
 
-
 # %%
 # @save gdbook.optimizers
 def dense(grad):
@@ -239,7 +235,6 @@ def add_to_class(cls):
 
 # %% [markdown]
 # The class itself:
-
 
 # %%
 # @save gdbook.optimizers
@@ -264,7 +259,6 @@ class Optimizer:
 # %% [markdown]
 # The learning rate is a property, as in Keras: reading it gives the rate the next update will use
 # (a schedule is evaluated at the step count), and setting it follows Keras' rules:
-
 
 # %%
 # @save gdbook.optimizers
@@ -299,7 +293,6 @@ Optimizer.learning_rate = property(
 # %% [markdown]
 # The remaining methods are attached one cell at a time. First the per-variable state:
 
-
 # %%
 # @save gdbook.optimizers
 @add_to_class(Optimizer)
@@ -320,7 +313,6 @@ def state(self, variable, name):
 
 # %% [markdown]
 # As in Keras, variables can be spared from the decoupled weight decay, by variable or by a part of the name:
-
 
 # %%
 # @save gdbook.optimizers
@@ -344,7 +336,6 @@ def uses_weight_decay(self, var):
 # %% [markdown]
 # The state of a variable is created the first time the variable is seen:
 
-
 # %%
 # @save gdbook.optimizers
 @add_to_class(Optimizer)
@@ -367,7 +358,6 @@ def build(self, variables):
 
 # %% [markdown]
 # Every gradient is applied in one call:
-
 
 # %%
 # @save gdbook.optimizers
@@ -435,7 +425,6 @@ def apply_gradients(self, grads_and_vars):
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
 
-
 # %%
 # @save gdbook.optimizers
 class GradientDescent(Optimizer):
@@ -450,7 +439,6 @@ class GradientDescent(Optimizer):
 
 # %% [markdown]
 # Momentum keeps one velocity per variable and, with `nesterov=True`, steps from the look-ahead point:
-
 
 # %%
 # @save gdbook.optimizers
@@ -517,7 +505,6 @@ assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
-
 # %%
 # @save gdbook.optimizers
 class Adagrad(Optimizer):
@@ -567,7 +554,6 @@ class Adagrad(Optimizer):
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
 
-
 # %%
 # @save gdbook.optimizers
 class RMSprop(Optimizer):
@@ -598,7 +584,6 @@ class RMSprop(Optimizer):
 
 # %% [markdown]
 # Its update, with Keras' order of operations:
-
 
 # %%
 # @save gdbook.optimizers
@@ -671,7 +656,6 @@ def _update(self, var, grad, rate, state):
 # so porting a TF1 or TF Addons `weight_decay` to Keras 3 means dividing it by the learning rate, and
 # in Keras and PyTorch a schedule of the rate also schedules the decay.
 
-
 # %%
 # @save gdbook.optimizers
 class Adam(Optimizer):
@@ -701,7 +685,6 @@ class Adam(Optimizer):
 # The update folds both bias corrections into the step size, as {eq}`eq-optimizers-adam` does, and
 # computes $\beta^t$ with `pow` of the step, as Keras does:
 
-
 # %%
 # @save gdbook.optimizers
 @add_to_class(Adam)
@@ -721,7 +704,6 @@ def _update(self, var, grad, rate, state):
 
 # %% [markdown]
 # AdamW is Adam with a default weight decay:
-
 
 # %%
 # @save gdbook.optimizers
@@ -855,7 +837,6 @@ def toy_trace(optimizer, steps):
 # %% [markdown]
 # The same on TF1's side, with a `tf.compat.v1.train` optimizer in a graph and a session, and a measure of how far a trace is from a printout:
 
-
 # %%
 def tf1_toy_trace(make_optimizer, steps):
     """TF1: the same with a tf.compat.v1.train optimizer, in a graph and a session."""
@@ -910,7 +891,6 @@ for name, trace in momentum_traces.items():
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
 
-
 # %%
 def depends_on(op, other):
     """True if `other` must run before `op` in a TF1 graph (data or control
@@ -931,7 +911,6 @@ def depends_on(op, other):
 # %% [markdown]
 # The graph of the source's two assignments, with the read of $v$ in the update of $w$ left open, or
 # pinned before or after the update of $v$ with control dependencies:
-
 
 # %%
 def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
@@ -963,7 +942,6 @@ def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
 
 # %% [markdown]
 # Running it prints $w$ before each step, as the source did:
-
 
 # %%
 def tf1_manual_momentum(order, steps=6):
@@ -1152,7 +1130,6 @@ def problem_loss(W, b, X=PROBLEM_X, Y=PROBLEM_Y):
 # %% [markdown]
 # A training run records every parameter after every step; by default the step is traced with `tf.function`, as in real training:
 
-
 # %%
 def run_problem(optimizer, steps=100, compiled=True):
     """All parameters (W then b, flattened) after each of `steps` updates (TF2).
@@ -1324,7 +1301,6 @@ assert compiled_gap == 0.0
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
-
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -1351,7 +1327,6 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
-
 
 # %%
 class TF1StyleRMSprop(RMSprop):
@@ -1482,7 +1457,6 @@ assert keras_2_legacy.SGD.__module__.startswith("tf_keras.")
 # TF1's optimizer gets the gradient and the rate through placeholders; the Keras classes get the rate
 # set before each step:
 
-
 # %%
 def run_tf1(make_optimizer, steps, theta0):
     """theta after `steps` [(gradient, rate)] of a TF1 optimizer made by
@@ -1537,7 +1511,6 @@ def matching(theta, theta0, steps, formulas):
 # %% [markdown]
 # A row runs TF1 (if it has the optimizer) and the three Keras libraries, records which formula each matched, and asserts the expected one:
 
-
 # %%
 def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
     """Run the row on TF1 and on each Keras (class name and arguments in `keras`) from
@@ -1560,7 +1533,6 @@ def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
 # $m \leftarrow \mu m - \alpha g$; with a constant gradient, Sutskever's $\theta$ moves by the heavy
 # ball's steps, and the look-ahead point $\theta + \mu v$ by the steps of {eq}`eq-optimizers-nesterov`:
 
-
 # %%
 def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
     def run(theta, steps):
@@ -1580,7 +1552,6 @@ def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
 # %% [markdown]
 # Adagrad's sum, started at $s_0$, with $\epsilon$ inside the root, outside it, or none:
 
-
 # %%
 def adagrad_formula(s0, eps=0.0, inside=True):
     def run(theta, steps):
@@ -1598,7 +1569,6 @@ def adagrad_formula(s0, eps=0.0, inside=True):
 # %% [markdown]
 # RMSprop, with its velocity's start, $\epsilon$'s place, the rate inside or outside the momentum
 # buffer, and the centered form as arguments:
-
 
 # %%
 def rmsprop_formula(
@@ -1622,7 +1592,6 @@ def rmsprop_formula(
 # Adam with $\epsilon$ on the corrected $\sqrt{\hat v}$ (the paper, PyTorch) or $\hat\epsilon$ on the
 # uncorrected $\sqrt v$ {eq}`eq-optimizers-adam`, with or without AMSGrad's maximum; Reddi et al.'s
 # and Reddi et al.'s uncorrected AMSGrad:
-
 
 # %%
 def adam_formula(eps, eps_hat=True, amsgrad=False, b1=0.9, b2=0.999, corrected=True):
@@ -1783,7 +1752,6 @@ check_row(
 # The decay row runs plain gradient descent with a decay decoupled with the rate, decoupled without
 # it (TF1's `contrib`), a decay of the rate, or none. It needs weights that are not zero, and the
 # Keras libraries need different arguments:
-
 
 # %%
 def decay_formula(kind, lam=0.1):
@@ -1991,7 +1959,6 @@ for label, build in bad_arguments.items():
 # rate set after the training step has been compiled: one step of gradient descent with rate 0.1 on
 # $w = 1$ with loss $w^2/2$, then the rate set to 0 and a second step, which must leave $w = 0.9$:
 
-
 # %%
 def rate_change_after_compiling(optimizer):
     w = tf.Variable(1.0)
@@ -2027,7 +1994,6 @@ for optimizer in (Adam(0.1), keras_optimizers.Adam(0.1)):
 # for gradient descent that is the same sum (in another order), but Adagrad, RMSprop and Adam square
 # each slice separately, $g_a^2 + g_b^2$ instead of $(g_a + g_b)^2$, so their step is not the step for
 # the dense gradient:
-
 
 # %%
 def gathered_twice(optimizer, densify):
@@ -2087,7 +2053,6 @@ def rosenbrock(x, y):
 # %% [markdown]
 # A race steps every optimizer once per call of one compiled function and records the points visited:
 
-
 # %%
 def race_on(f, optimizers, start, steps):
     """{name: (points visited, f at those points)} for each optimizer, all started at
@@ -2121,7 +2086,6 @@ def race_on(f, optimizers, start, steps):
 # The settings are tuned by hand so that each rule shows its character, not so that any of them wins
 # (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
 # the contour plot):
-
 
 # %%
 def quadratic_optimizers():
@@ -2270,7 +2234,6 @@ race_animation
 # and the 30-degree valley with the start rotated along with it, so that in the valley's own
 # coordinates nothing has changed.
 
-
 # %%
 def quadratic_at(degrees):
     """The race's quadratic with its valley turned by `degrees` instead of 30."""
@@ -2386,7 +2349,6 @@ def spectral_rate(learning_rate, momentum):
 # %% [markdown]
 # A run records the distance to the minimum after every step:
 
-
 # %%
 def error_norms(optimizer, steps):
     """||theta_t|| for t = 0..steps: the distance to the minimum at 0
@@ -2492,7 +2454,6 @@ plt.show()
 # draws where momentum converges at all (rate below 1) and how fast; the roots of the 2-by-2
 # recurrence, $z^2 - (1 + \mu - \alpha\lambda) z + \mu = 0$, are computed for the whole grid at once:
 
-
 # %%
 def rate_map(alphas, mus):
     """max over the extreme eigenvalues of the larger root modulus, on a grid."""
@@ -2566,7 +2527,6 @@ def regression_loss(w, b, x=REG_X, y=REG_Y):
 
 # %% [markdown]
 # One run shuffles the data every epoch and takes a step per batch, recording $(w, b)$ and the full-data loss after every update:
-
 
 # %%
 def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
@@ -2667,8 +2627,7 @@ def compiled_update(optimizer):
 # %% [markdown]
 # Both sides take turns, and the fastest of their steps is kept:
 
-
-# %%
+# %% tags=["nbval-ignore-output"]
 def fastest_steps(ours, theirs, repeats=20):
     """Fastest of `repeats` timed steps of each, interleaved so that both see the same
     machine load."""
@@ -2738,8 +2697,9 @@ assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is s
 #   order (eager, `tf.function`) fix it.
 # - The Adagrad mystery: TensorFlow's accumulator starts at 0.1, not 0. That one number explains the
 #   source's discrepancy, and fixing it makes the hand-written code follow TF1.
-# - Defaults and formulas differ between papers, TF1, Keras and PyTorch (the table above); "Adam with
-#   epsilon 1e-8" does not name one algorithm.
+# - Defaults and formulas differ between papers, TF1, Keras 3, Keras 2 and PyTorch (the table above,
+#   each row run on TF1, Keras 3 and Keras 2 against its formulas); "Adam with epsilon 1e-8" does not
+#   name one algorithm.
 # - On a quadratic, two eigenvalues predict the best step, the best momentum and the convergence rate;
 #   the runs confirm it, and momentum turns $\kappa$ into $\sqrt\kappa$.
 #
@@ -2802,7 +2762,6 @@ assert style_gap[:12].max() < 1e-6 and style_gap[12:].min() > 1e-3
 # As an optimizer, the TF1 form keeps the accumulator $a$ as its state. `gdbook.check` confirms that
 # it follows Keras' `SGD` with a constant rate, and with the schedule it names
 # the same place: updates 1 to 11 agree, the 12th parts.
-
 
 # %%
 class TF1Momentum(Optimizer):
@@ -2869,7 +2828,6 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # Both agree with the source's library trace to the digits it printed. As an optimizer, the source's
 # rule keeps its accumulator as state:
 
-
 # %%
 class SourceAdagrad(Optimizer):
     """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + delta)."""
@@ -2928,7 +2886,6 @@ assert "part at step 1 " in message and "initial value of an accumulator" in mes
 # The reference of this check, Keras' `Adam` fed the gradient of the loss plus
 # $\tfrac{\lambda}{2}\lVert\theta\rVert^2$:
 
-
 # %%
 class WithL2:
     """`optimizer` fed g + l2 * theta instead of g."""
@@ -2948,7 +2905,6 @@ class WithL2:
 # With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so weights with
 # large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. `AdamL2` adds the term in `_update` and leaves the rest to `Adam`:
-
 
 # %%
 class AdamL2(Adam):
@@ -2971,7 +2927,6 @@ check.optimizer(
 
 # %% [markdown]
 # On the agreement problem, with the settings of the Keras comparison:
-
 
 # %%
 def final_weights(optimizer, steps=100):
@@ -3083,7 +3038,6 @@ assert round(steps_gd / steps_momentum, -1) == 100
 # operations. Adamax has Adam's arguments and defaults, so it subclasses `Adam` for them (and their
 # checks) and replaces the state and the update:
 
-
 # %%
 class Adamax(Adam):
     """Adamax; twin of keras.optimizers.Adamax."""
@@ -3139,7 +3093,6 @@ check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01), ste
 # $\sqrt{v_t}$, before. A step counter kept in a Python attribute would pass eagerly and fail traced
 # (the check says so): the product lives in a `tf.Variable`, the step comes from `self.iterations`.
 
-
 # %%
 class Nadam(Adam):
     """Nadam; twin of keras.optimizers.Nadam (Adam's arguments, Adam's state m and v)."""
@@ -3159,7 +3112,6 @@ class Nadam(Adam):
 
 # %% [markdown]
 # The update itself, added to the class:
-
 
 # %%
 def nadam_update(self, var, grad, rate, state):
@@ -3210,7 +3162,6 @@ check.optimizer(
 # Both square roots hold $\epsilon$ inside. The order matters: $s$ is updated before $\Delta_t$, $d$
 # after it.
 
-
 # %%
 class Adadelta(Optimizer):
     """Adadelta; twin of keras.optimizers.Adadelta."""
@@ -3238,7 +3189,6 @@ check.optimizer(lambda: Adadelta(1.0), lambda: keras_optimizers.Adadelta(1.0), s
 # With $\epsilon$ outside the first root, $\sqrt{d_{t-1}} + \epsilon$ is $\epsilon$ at the first step
 # instead of $\sqrt\epsilon$: every first step is $\sqrt\epsilon/\epsilon \approx 3000$ times too
 # small, the same factor for every entry, and the check reports that factor at step 1:
-
 
 # %%
 class AdadeltaEpsilonOutside(Adadelta):
@@ -3291,7 +3241,6 @@ assert round(first_step_factor, -3) == 3000
 # The sign throws the gradient's size away, so the `tiny` variable, whose gradients are the smallest
 # of the problem by orders of magnitude, moves by $\alpha$ per step like every other entry. That is why Lion wants a smaller
 # learning rate than Adam.
-
 
 # %%
 class Lion(Optimizer):
