@@ -78,6 +78,7 @@ print("TensorFlow", tf.__version__, "| Keras", tf.keras.__version__)
 # it: a graph with a placeholder for $x$, `tf.gradients`, an explicit `assign`, and a session that runs
 # the update.
 
+
 # %%
 def tf1_toy_gradient_descent(learning_rate, steps):
     """TF1: w and the loss before each of `steps` hand-written gradient descent
@@ -115,6 +116,7 @@ assert np.array_equal(bounce_loss, [1.0] * 5)
 # The weight bounces between 2 and 4 and the loss is stuck at 1.0, as in the source. A smaller step
 # converges, and at exactly the rate {eq}`eq-optimizers-toy-contraction` predicts: here is the TF2 way
 # (eager, `GradientTape`) with $\alpha = 0.1$, whose factor is $0.8$.
+
 
 # %%
 def tf2_toy_gradient_descent(learning_rate, steps):
@@ -195,6 +197,7 @@ Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 # %% [markdown]
 # Every hyper-parameter goes through one range check, which refuses non-numbers too:
 
+
 # %%
 # @save gdbook.optimizers
 def check_range(name, value, low, high=None, low_open=False):
@@ -216,6 +219,7 @@ def check_range(name, value, low, high=None, low_open=False):
 # %% [markdown]
 # Two more helpers: a gradient made dense, and the decorator of d2l that lets a class be written over several cells:
 
+
 # %%
 # @save gdbook.optimizers
 def dense(grad):
@@ -235,6 +239,7 @@ def add_to_class(cls):
 
 # %% [markdown]
 # The class itself:
+
 
 # %%
 # @save gdbook.optimizers
@@ -259,6 +264,7 @@ class Optimizer:
 # %% [markdown]
 # The learning rate is a property, as in Keras: reading it gives the rate the next update will use
 # (a schedule is evaluated at the step count), and setting it follows Keras' rules:
+
 
 # %%
 # @save gdbook.optimizers
@@ -293,6 +299,7 @@ Optimizer.learning_rate = property(
 # %% [markdown]
 # The remaining methods are attached one cell at a time. First the per-variable state:
 
+
 # %%
 # @save gdbook.optimizers
 @add_to_class(Optimizer)
@@ -313,6 +320,7 @@ def state(self, variable, name):
 
 # %% [markdown]
 # As in Keras, variables can be spared from the decoupled weight decay, by variable or by a part of the name:
+
 
 # %%
 # @save gdbook.optimizers
@@ -336,6 +344,7 @@ def uses_weight_decay(self, var):
 # %% [markdown]
 # The state of a variable is created the first time the variable is seen:
 
+
 # %%
 # @save gdbook.optimizers
 @add_to_class(Optimizer)
@@ -358,6 +367,7 @@ def build(self, variables):
 
 # %% [markdown]
 # Every gradient is applied in one call:
+
 
 # %%
 # @save gdbook.optimizers
@@ -425,6 +435,7 @@ def apply_gradients(self, grads_and_vars):
 # The two classes keep Keras' argument names and defaults (Keras' `SGD` has `momentum=0.0` by default,
 # so our `Momentum()` with no arguments is plain gradient descent too).
 
+
 # %%
 # @save gdbook.optimizers
 class GradientDescent(Optimizer):
@@ -439,6 +450,7 @@ class GradientDescent(Optimizer):
 
 # %% [markdown]
 # Momentum keeps one velocity per variable and, with `nesterov=True`, steps from the look-ahead point:
+
 
 # %%
 # @save gdbook.optimizers
@@ -505,6 +517,7 @@ assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
 # s_{t+1} = s_t + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t\, g_t}{\sqrt{s_{t+1} + \epsilon}} .
 # $$ (eq-optimizers-adagrad)
 
+
 # %%
 # @save gdbook.optimizers
 class Adagrad(Optimizer):
@@ -554,6 +567,7 @@ class Adagrad(Optimizer):
 #
 # where the uncentered form drops $a$ and the form without momentum uses $\Delta_t$ as the step.
 
+
 # %%
 # @save gdbook.optimizers
 class RMSprop(Optimizer):
@@ -584,6 +598,7 @@ class RMSprop(Optimizer):
 
 # %% [markdown]
 # Its update, with Keras' order of operations:
+
 
 # %%
 # @save gdbook.optimizers
@@ -656,6 +671,7 @@ def _update(self, var, grad, rate, state):
 # so porting a TF1 or TF Addons `weight_decay` to Keras 3 means dividing it by the learning rate, and
 # in Keras and PyTorch a schedule of the rate also schedules the decay.
 
+
 # %%
 # @save gdbook.optimizers
 class Adam(Optimizer):
@@ -685,6 +701,7 @@ class Adam(Optimizer):
 # The update folds both bias corrections into the step size, as {eq}`eq-optimizers-adam` does, and
 # computes $\beta^t$ with `pow` of the step, as Keras does:
 
+
 # %%
 # @save gdbook.optimizers
 @add_to_class(Adam)
@@ -704,6 +721,7 @@ def _update(self, var, grad, rate, state):
 
 # %% [markdown]
 # AdamW is Adam with a default weight decay:
+
 
 # %%
 # @save gdbook.optimizers
@@ -837,6 +855,7 @@ def toy_trace(optimizer, steps):
 # %% [markdown]
 # The same on TF1's side, with a `tf.compat.v1.train` optimizer in a graph and a session, and a measure of how far a trace is from a printout:
 
+
 # %%
 def tf1_toy_trace(make_optimizer, steps):
     """TF1: the same with a tf.compat.v1.train optimizer, in a graph and a session."""
@@ -891,6 +910,7 @@ for name, trace in momentum_traces.items():
 # We can ask the graph whether anything forces the order, by searching the inputs and control inputs of
 # the `w` update for the `v` update:
 
+
 # %%
 def depends_on(op, other):
     """True if `other` must run before `op` in a TF1 graph (data or control
@@ -911,6 +931,7 @@ def depends_on(op, other):
 # %% [markdown]
 # The graph of the source's two assignments, with the read of $v$ in the update of $w$ left open, or
 # pinned before or after the update of $v$ with control dependencies:
+
 
 # %%
 def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
@@ -942,6 +963,7 @@ def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
 
 # %% [markdown]
 # Running it prints $w$ before each step, as the source did:
+
 
 # %%
 def tf1_manual_momentum(order, steps=6):
@@ -1130,6 +1152,7 @@ def problem_loss(W, b, X=PROBLEM_X, Y=PROBLEM_Y):
 # %% [markdown]
 # A training run records every parameter after every step; by default the step is traced with `tf.function`, as in real training:
 
+
 # %%
 def run_problem(optimizer, steps=100, compiled=True):
     """All parameters (W then b, flattened) after each of `steps` updates (TF2).
@@ -1301,6 +1324,7 @@ assert compiled_gap == 0.0
 # TF1's `tf.compat.v1.train` has five of these optimizers, with different defaults and, in places,
 # different formulas. To compare, we run the same problem in a TF1 graph:
 
+
 # %%
 def run_problem_tf1(make_optimizer, steps=100):
     graph = tf.Graph()
@@ -1327,6 +1351,7 @@ def run_problem_tf1(make_optimizer, steps=100):
 # subclass changes only where the velocity starts. We pass $\epsilon = 10^{-5}$ to both RMSprops: with TF1's default
 # $10^{-10}$ the centered denominator $v - a^2$ of a parameter whose gradient has settled becomes tiny,
 # and last-bit differences grow into visible ones within a hundred steps.
+
 
 # %%
 class TF1StyleRMSprop(RMSprop):
@@ -1435,7 +1460,7 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # The book installs Keras 2 as the `tf-keras` package, imported as `tf_keras`. It brings its own
 # copy of the Keras 2 code and leaves `tf.keras`, Keras 3, alone, which the cell checks. Besides the
 # `legacy` classes it has `tf_keras.optimizers`, the new optimizers that became `tf.keras`'s default in
-# TF 2.11 and that Keras 3 grew out of; we run those too, as "Keras 2 (2.11+)".
+# TF 2.11 and whose design Keras 3's optimizers continue; we run those too, as "Keras 2 (2.11+)".
 
 # %%
 keras_3_version = tf.keras.__version__
@@ -1456,6 +1481,7 @@ assert keras_2_legacy.SGD.__module__.startswith("tf_keras.")
 # and with the same gradients fed in directly, and each column's formula of the row written in NumPy.
 # TF1's optimizer gets the gradient and the rate through placeholders; the Keras classes get the rate
 # set before each step:
+
 
 # %%
 def run_tf1(make_optimizer, steps, theta0):
@@ -1509,7 +1535,9 @@ def matching(theta, theta0, steps, formulas):
 
 
 # %% [markdown]
-# A row runs TF1 (if it has the optimizer) and the three Keras libraries, records which formula each matched, and asserts the expected one:
+# A row runs TF1 (if it has the optimizer) and the three Keras libraries, records which formula each
+# matched, and asserts the expected one:
+
 
 # %%
 def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
@@ -1533,6 +1561,7 @@ def check_row(row, steps, formulas, expected, tf1_optimizer=None, keras=None):
 # $m \leftarrow \mu m - \alpha g$; with a constant gradient, Sutskever's $\theta$ moves by the heavy
 # ball's steps, and the look-ahead point $\theta + \mu v$ by the steps of {eq}`eq-optimizers-nesterov`:
 
+
 # %%
 def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
     def run(theta, steps):
@@ -1552,6 +1581,7 @@ def momentum_formula(rate_inside, look_ahead=False, mu=0.9):
 # %% [markdown]
 # Adagrad's sum, started at $s_0$, with $\epsilon$ inside the root, outside it, or none:
 
+
 # %%
 def adagrad_formula(s0, eps=0.0, inside=True):
     def run(theta, steps):
@@ -1569,6 +1599,7 @@ def adagrad_formula(s0, eps=0.0, inside=True):
 # %% [markdown]
 # RMSprop, with its velocity's start, $\epsilon$'s place, the rate inside or outside the momentum
 # buffer, and the centered form as arguments:
+
 
 # %%
 def rmsprop_formula(
@@ -1590,8 +1621,9 @@ def rmsprop_formula(
 
 # %% [markdown]
 # Adam with $\epsilon$ on the corrected $\sqrt{\hat v}$ (the paper, PyTorch) or $\hat\epsilon$ on the
-# uncorrected $\sqrt v$ {eq}`eq-optimizers-adam`, with or without AMSGrad's maximum; Reddi et al.'s
-# and Reddi et al.'s uncorrected AMSGrad:
+# uncorrected $\sqrt v$ {eq}`eq-optimizers-adam`, with or without AMSGrad's maximum, and Reddi et
+# al.'s uncorrected AMSGrad:
+
 
 # %%
 def adam_formula(eps, eps_hat=True, amsgrad=False, b1=0.9, b2=0.999, corrected=True):
@@ -1616,7 +1648,7 @@ def adam_formula(eps, eps_hat=True, amsgrad=False, b1=0.9, b2=0.999, corrected=T
 # %% [markdown]
 # The rows of the table, in its order. The gradients are $(1, -2, 0.5)$ times a scale chosen per
 # row: around 1 where $\epsilon$ does not matter, small where the row is about $\epsilon$ or $v_0$,
-# and a large gradient followed by a small one for AMSGrad, so that the maximum of $v$ stays behind.
+# and a large gradient followed by a small one for AMSGrad, so that $v$ falls below its maximum.
 
 # %%
 G = np.array([1.0, -2.0, 0.5])
@@ -1719,8 +1751,7 @@ for row, centered, mu in [
 
 # %% [markdown]
 # Adam's $\epsilon$ and bias correction in one run (gradients of $10^{-6}$, so that $\epsilon$ is not
-# negligible), AMSGrad (TF1 has none), and the decay (TF 2.21 has no `tf.contrib`, so TF1's
-# decoupled decay cannot run; Keras 2's legacy `SGD` gets `decay`, the others `weight_decay`):
+# negligible), and AMSGrad, which TF1 does not have:
 
 # %%
 check_row(
@@ -1750,8 +1781,10 @@ check_row(
 
 # %% [markdown]
 # The decay row runs plain gradient descent with a decay decoupled with the rate, decoupled without
-# it (TF1's `contrib`), a decay of the rate, or none. It needs weights that are not zero, and the
-# Keras libraries need different arguments:
+# it (TF1's `contrib`), a decay of the rate, or none, from weights that are not zero. TensorFlow 2 has
+# no `tf.contrib`, so TF1's decoupled decay cannot run; Keras 2's legacy `SGD` gets `decay` (it has no
+# `weight_decay`), the others `weight_decay`:
+
 
 # %%
 def decay_formula(kind, lam=0.1):
@@ -1770,6 +1803,7 @@ decay_formulas = {
     for kind in ["with the rate", "without", "of the rate", "none"]
 }
 theta0, decay_steps = np.array([1.0, -0.5, 2.0]), [(G, 0.1), (G, 0.05)]
+assert not hasattr(tf1, "contrib")
 for library, module in KERAS_LIBRARIES.items():
     legacy = module is keras_2_legacy
     optimizer = module.SGD(0.1, **{("decay" if legacy else "weight_decay"): 0.1})
@@ -1779,7 +1813,7 @@ for library, module in KERAS_LIBRARIES.items():
     assert matches == ["of the rate" if legacy else "with the rate"], library
 
 # %% [markdown]
-# TF1's `AdamOptimizer` has no `amsgrad` argument. Then the whole table as run, each implementation
+# TF1's `AdamOptimizer` refuses an `amsgrad` argument. Then the whole table as run, each implementation
 # with the one formula it matched:
 
 # %%
@@ -1959,6 +1993,7 @@ for label, build in bad_arguments.items():
 # rate set after the training step has been compiled: one step of gradient descent with rate 0.1 on
 # $w = 1$ with loss $w^2/2$, then the rate set to 0 and a second step, which must leave $w = 0.9$:
 
+
 # %%
 def rate_change_after_compiling(optimizer):
     w = tf.Variable(1.0)
@@ -1994,6 +2029,7 @@ for optimizer in (Adam(0.1), keras_optimizers.Adam(0.1)):
 # for gradient descent that is the same sum (in another order), but Adagrad, RMSprop and Adam square
 # each slice separately, $g_a^2 + g_b^2$ instead of $(g_a + g_b)^2$, so their step is not the step for
 # the dense gradient:
+
 
 # %%
 def gathered_twice(optimizer, densify):
@@ -2053,6 +2089,7 @@ def rosenbrock(x, y):
 # %% [markdown]
 # A race steps every optimizer once per call of one compiled function and records the points visited:
 
+
 # %%
 def race_on(f, optimizers, start, steps):
     """{name: (points visited, f at those points)} for each optimizer, all started at
@@ -2086,6 +2123,7 @@ def race_on(f, optimizers, start, steps):
 # The settings are tuned by hand so that each rule shows its character, not so that any of them wins
 # (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
 # the contour plot):
+
 
 # %%
 def quadratic_optimizers():
@@ -2234,6 +2272,7 @@ race_animation
 # and the 30-degree valley with the start rotated along with it, so that in the valley's own
 # coordinates nothing has changed.
 
+
 # %%
 def quadratic_at(degrees):
     """The race's quadratic with its valley turned by `degrees` instead of 30."""
@@ -2349,6 +2388,7 @@ def spectral_rate(learning_rate, momentum):
 # %% [markdown]
 # A run records the distance to the minimum after every step:
 
+
 # %%
 def error_norms(optimizer, steps):
     """||theta_t|| for t = 0..steps: the distance to the minimum at 0
@@ -2454,6 +2494,7 @@ plt.show()
 # draws where momentum converges at all (rate below 1) and how fast; the roots of the 2-by-2
 # recurrence, $z^2 - (1 + \mu - \alpha\lambda) z + \mu = 0$, are computed for the whole grid at once:
 
+
 # %%
 def rate_map(alphas, mus):
     """max over the extreme eigenvalues of the larger root modulus, on a grid."""
@@ -2527,6 +2568,7 @@ def regression_loss(w, b, x=REG_X, y=REG_Y):
 
 # %% [markdown]
 # One run shuffles the data every epoch and takes a step per batch, recording $(w, b)$ and the full-data loss after every update:
+
 
 # %%
 def fit_regression(batch_size, epochs=10, learning_rate=0.1, seed=0):
@@ -2626,6 +2668,7 @@ def compiled_update(optimizer):
 
 # %% [markdown]
 # Both sides take turns, and the fastest of their steps is kept:
+
 
 # %% tags=["nbval-ignore-output"]
 def fastest_steps(ours, theirs, repeats=20):
@@ -2763,6 +2806,7 @@ assert style_gap[:12].max() < 1e-6 and style_gap[12:].min() > 1e-3
 # it follows Keras' `SGD` with a constant rate, and with the schedule it names
 # the same place: updates 1 to 11 agree, the 12th parts.
 
+
 # %%
 class TF1Momentum(Optimizer):
     """TF1's accumulator form: a <- mu a + g, theta <- theta - rate a."""
@@ -2828,6 +2872,7 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 # Both agree with the source's library trace to the digits it printed. As an optimizer, the source's
 # rule keeps its accumulator as state:
 
+
 # %%
 class SourceAdagrad(Optimizer):
     """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + delta)."""
@@ -2853,8 +2898,8 @@ class SourceAdagrad(Optimizer):
 
 # %% [markdown]
 # Started at 0.1 it passes the check against Keras 2's legacy Adagrad; started at 0, the source's
-# choice, it parts at the first step, and the check's diagnosis points at the small gradients, where
-# the missing 0.1 in the accumulator matters most:
+# choice, it parts at the first step, most of all for the small gradients of the check's `tiny`
+# variable, where the missing 0.1 in the accumulator matters most:
 
 # %%
 check.optimizer(
@@ -2865,7 +2910,7 @@ check.optimizer(
 message = parting(
     lambda: SourceAdagrad(0.6, 0.0, 1e-7), lambda: keras_2_legacy.Adagrad(0.6), steps=10
 )
-assert "part at step 1 " in message and "initial value of an accumulator" in message
+assert "part at step 1 " in message and "variable 'tiny'" in message
 
 
 # %% [markdown]
@@ -2886,6 +2931,7 @@ assert "part at step 1 " in message and "initial value of an accumulator" in mes
 # The reference of this check, Keras' `Adam` fed the gradient of the loss plus
 # $\tfrac{\lambda}{2}\lVert\theta\rVert^2$:
 
+
 # %%
 class WithL2:
     """`optimizer` fed g + l2 * theta instead of g."""
@@ -2905,6 +2951,7 @@ class WithL2:
 # With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so weights with
 # large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. `AdamL2` adds the term in `_update` and leaves the rest to `Adam`:
+
 
 # %%
 class AdamL2(Adam):
@@ -2927,6 +2974,7 @@ check.optimizer(
 
 # %% [markdown]
 # On the agreement problem, with the settings of the Keras comparison:
+
 
 # %%
 def final_weights(optimizer, steps=100):
@@ -3038,6 +3086,7 @@ assert round(steps_gd / steps_momentum, -1) == 100
 # operations. Adamax has Adam's arguments and defaults, so it subclasses `Adam` for them (and their
 # checks) and replaces the state and the update:
 
+
 # %%
 class Adamax(Adam):
     """Adamax; twin of keras.optimizers.Adamax."""
@@ -3093,6 +3142,7 @@ check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01), ste
 # $\sqrt{v_t}$, before. A step counter kept in a Python attribute would pass eagerly and fail traced
 # (the check says so): the product lives in a `tf.Variable`, the step comes from `self.iterations`.
 
+
 # %%
 class Nadam(Adam):
     """Nadam; twin of keras.optimizers.Nadam (Adam's arguments, Adam's state m and v)."""
@@ -3112,6 +3162,7 @@ class Nadam(Adam):
 
 # %% [markdown]
 # The update itself, added to the class:
+
 
 # %%
 def nadam_update(self, var, grad, rate, state):
@@ -3162,6 +3213,7 @@ check.optimizer(
 # Both square roots hold $\epsilon$ inside. The order matters: $s$ is updated before $\Delta_t$, $d$
 # after it.
 
+
 # %%
 class Adadelta(Optimizer):
     """Adadelta; twin of keras.optimizers.Adadelta."""
@@ -3189,6 +3241,7 @@ check.optimizer(lambda: Adadelta(1.0), lambda: keras_optimizers.Adadelta(1.0), s
 # With $\epsilon$ outside the first root, $\sqrt{d_{t-1}} + \epsilon$ is $\epsilon$ at the first step
 # instead of $\sqrt\epsilon$: every first step is $\sqrt\epsilon/\epsilon \approx 3000$ times too
 # small, the same factor for every entry, and the check reports that factor at step 1:
+
 
 # %%
 class AdadeltaEpsilonOutside(Adadelta):
@@ -3241,6 +3294,7 @@ assert round(first_step_factor, -3) == 3000
 # The sign throws the gradient's size away, so the `tiny` variable, whose gradients are the smallest
 # of the problem by orders of magnitude, moves by $\alpha$ per step like every other entry. That is why Lion wants a smaller
 # learning rate than Adam.
+
 
 # %%
 class Lion(Optimizer):
