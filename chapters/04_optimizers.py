@@ -449,7 +449,8 @@ class GradientDescent(Optimizer):
 
 
 # %% [markdown]
-# Momentum keeps one velocity per variable and, with `nesterov=True`, steps from the look-ahead point:
+# Momentum keeps one velocity per variable and, with `nesterov=True`, takes the step of
+# {eq}`eq-optimizers-nesterov`:
 
 
 # %%
@@ -962,7 +963,7 @@ def manual_momentum_graph(order, learning_rate=0.01, mu=0.8):
 
 
 # %% [markdown]
-# Running it prints $w$ before each step, as the source did:
+# Running it records $w$ before each step, as the source printed it:
 
 
 # %%
