@@ -248,7 +248,8 @@ for requirement in requirements:
 
 
 # %% [markdown]
-# The whole tree, as `requirements.txt` locks it:
+# The whole tree, as `requirements.txt` locks it, with the one package of `requirements-nodeps.txt`
+# (installed without its dependencies, see the README):
 
 # %%
 def installed_version(name: str) -> str | None:
@@ -259,6 +260,7 @@ def installed_version(name: str) -> str | None:
 
 
 locked = pinned_requirements(gdbook.repo_root() / "requirements.txt")
+locked += pinned_requirements(gdbook.repo_root() / "requirements-nodeps.txt")
 differs = [
     (r.name, str(r.specifier), installed_version(r.name))
     for r in locked
@@ -294,7 +296,8 @@ assert links, "no external links found: the pattern is broken"
 #
 # ```bash
 # python3 -m venv .venv && source .venv/bin/activate
-# pip install -r requirements.txt && pip install --no-deps -e .   # the locked tree, then gdbook
+# pip install -r requirements.txt                 # the locked tree
+# pip install --no-deps -r requirements-nodeps.txt && pip install --no-deps -e .   # tf-keras, gdbook
 # jupyter-book build .                       # the site, in _build/html
 # jupyter-book build . -n -W --keep-going    # the strict build CI runs
 # pytest                                     # every test, every chapter through nbval

@@ -69,28 +69,33 @@ class Optimizer:
         self._state = {}
         self._no_decay_refs, self._no_decay_names = set(), None
 
-    @property
-    def learning_rate(self):
-        """The rate the next update will use (as Keras: a schedule is evaluated)."""
-        rate = self._learning_rate
-        if isinstance(rate, Schedule):
-            return rate(self.iterations)
-        return rate() if callable(rate) else rate
 
-    @learning_rate.setter
-    def learning_rate(self, rate):
-        # as Keras: a schedule or callable replaces any rate; a number replaces only a
-        # number (or a callable), never a schedule
-        if callable(rate):
-            self._learning_rate = rate
-            return
-        if isinstance(self._learning_rate, Schedule):
-            raise TypeError("the learning rate is a schedule and cannot be set")
-        rate = check_range("learning_rate", rate, 0.0)
-        if isinstance(self._learning_rate, tf.Variable):
-            self._learning_rate.assign(rate)
-        else:
-            self._learning_rate = tf.Variable(rate, trainable=False, name="lr")
+def _get_learning_rate(self):
+    """The rate the next update will use (as Keras: a schedule is evaluated)."""
+    rate = self._learning_rate
+    if isinstance(rate, Schedule):
+        return rate(self.iterations)
+    return rate() if callable(rate) else rate
+
+
+def _set_learning_rate(self, rate):
+    # as Keras: a schedule or callable replaces any rate; a number replaces only a
+    # number (or a callable), never a schedule
+    if callable(rate):
+        self._learning_rate = rate
+        return
+    if isinstance(self._learning_rate, Schedule):
+        raise TypeError("the learning rate is a schedule and cannot be set")
+    rate = check_range("learning_rate", rate, 0.0)
+    if isinstance(self._learning_rate, tf.Variable):
+        self._learning_rate.assign(rate)
+    else:
+        self._learning_rate = tf.Variable(rate, trainable=False, name="lr")
+
+
+Optimizer.learning_rate = property(
+    _get_learning_rate, _set_learning_rate, doc=_get_learning_rate.__doc__
+)
 
 
 @add_to_class(Optimizer)
@@ -256,22 +261,24 @@ class RMSprop(Optimizer):
             + ("momentum",) * (self.momentum > 0)
         )
 
-    def _update(self, var, grad, rate, state):
-        rho, velocity = self.rho, state["velocity"]
-        velocity.assign(rho * velocity + (1 - rho) * tf.square(grad))
-        if self.centered:
-            average = state["average_gradient"]
-            average.assign(rho * average + (1 - rho) * grad)
-            denominator = velocity - tf.square(average) + self.epsilon
-        else:
-            denominator = velocity + self.epsilon
-        increment = rate * grad / tf.sqrt(denominator)
-        if self.momentum > 0:
-            smoothed = state["momentum"]
-            smoothed.assign(self.momentum * smoothed + increment)
-            var.assign_sub(smoothed)
-        else:
-            var.assign_sub(increment)
+
+@add_to_class(RMSprop)
+def _update(self, var, grad, rate, state):
+    rho, velocity = self.rho, state["velocity"]
+    velocity.assign(rho * velocity + (1 - rho) * tf.square(grad))
+    if self.centered:
+        average = state["average_gradient"]
+        average.assign(rho * average + (1 - rho) * grad)
+        denominator = velocity - tf.square(average) + self.epsilon
+    else:
+        denominator = velocity + self.epsilon
+    increment = rate * grad / tf.sqrt(denominator)
+    if self.momentum > 0:
+        smoothed = state["momentum"]
+        smoothed.assign(self.momentum * smoothed + increment)
+        var.assign_sub(smoothed)
+    else:
+        var.assign_sub(increment)
 
 
 class Adam(Optimizer):
@@ -296,18 +303,20 @@ class Adam(Optimizer):
     def state_names(self):
         return ("m", "v") + ("v_max",) * self.amsgrad
 
-    def _update(self, var, grad, rate, state):
-        step = tf.cast(self.iterations + 1, var.dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, var.dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, var.dtype), step)
-        corrected_rate = rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        m, v = state["m"], state["v"]
-        m.assign_add((grad - m) * (1 - self.beta_1))
-        v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
-        if self.amsgrad:
-            state["v_max"].assign(tf.maximum(state["v_max"], v))
-            v = state["v_max"]
-        var.assign_sub(m * corrected_rate / (tf.sqrt(v) + self.epsilon))
+
+@add_to_class(Adam)
+def _update(self, var, grad, rate, state):
+    step = tf.cast(self.iterations + 1, var.dtype)
+    beta_1_power = tf.pow(tf.cast(self.beta_1, var.dtype), step)
+    beta_2_power = tf.pow(tf.cast(self.beta_2, var.dtype), step)
+    corrected_rate = rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    m, v = state["m"], state["v"]
+    m.assign_add((grad - m) * (1 - self.beta_1))
+    v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
+    if self.amsgrad:
+        state["v_max"].assign(tf.maximum(state["v_max"], v))
+        v = state["v_max"]
+    var.assign_sub(m * corrected_rate / (tf.sqrt(v) + self.epsilon))
 
 
 class AdamW(Adam):
