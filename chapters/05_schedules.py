@@ -197,7 +197,7 @@ assert np.allclose(
 
 
 # %% [markdown]
-# ## Seven schedules, three ways each
+# ## Nine schedules, three ways each
 #
 # TF1 offered its schedules as functions of a `global_step` tensor (`tf.train.exponential_decay` and
 # friends, now under `tf.compat.v1.train`); TF2 offers them as objects that are called with the step
@@ -232,9 +232,25 @@ assert np.allclose(
 # \end{cases}
 # $$ (eq-schedules-warmup)
 #
+# $$
+# \alpha_t = \alpha_0\Bigl[(1 - a)\, m^{i}\,\tfrac12\Bigl(1 + \cos\frac{\pi (t - s_i)}{T c^{i}}\Bigr) + a\Bigr],
+# \qquad s_i = T\,\frac{1 - c^{i}}{1 - c} \le t < s_{i+1}
+# $$ (eq-schedules-restarts)
+#
+# $$
+# \alpha_t = \begin{cases}
+# \alpha_\text{peak}\,t/W & t < W\\[2pt]
+# (\alpha_\text{peak} - \alpha_\text{end})\Bigl(1 - \frac{\min(t - W, T)}{T}\Bigr) + \alpha_\text{end} & t \ge W
+# \end{cases}
+# $$ (eq-schedules-warmup-linear)
+#
 # together with the exponential decay {eq}`eq-schedules-exp`. For the staircase variants of
 # {eq}`eq-schedules-exp`, {eq}`eq-schedules-natural-exp` and {eq}`eq-schedules-inverse-time`, $t/T$
-# becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`. The linear warm-up in front of it was introduced by
+# becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`, and so are its *warm
+# restarts* {eq}`eq-schedules-restarts`: cycle $i = 0, 1, \ldots$ starts at step $s_i$, lasts $T c^{i}$
+# steps (each cycle $c$ times longer than the one before) and starts from a peak multiplied by $m$
+# once more; at each restart the rate jumps back up. The last schedule, {eq}`eq-schedules-warmup-linear`,
+# is the same linear warm-up followed by a straight line down to $\alpha_\text{end}$ instead of a cosine. The linear warm-up in front of it was introduced by
 # {cite:t}`goyal2017` for large-batch SGD with momentum: with the learning rate scaled up in proportion
 # to the batch, the first steps, taken while the network is changing fastest, were unstable, and a few
 # epochs of ramp-up fixed that. A second, different argument is specific to Adam: its adaptive rate
@@ -251,6 +267,8 @@ assert np.allclose(
 # | polynomial | {eq}`eq-schedules-polynomial` | `polynomial_decay` | `PolynomialDecay` |
 # | cosine | {eq}`eq-schedules-cosine` | `cosine_decay` | `CosineDecay` |
 # | cosine with warm-up | {eq}`eq-schedules-warmup` | (none) | `CosineDecay(warmup_target=..., warmup_steps=...)` |
+# | cosine with restarts | {eq}`eq-schedules-restarts` | `cosine_decay_restarts` | `CosineDecayRestarts` (with $c$ = `t_mul`, $m$ = `m_mul`) |
+# | warm-up, then linear | {eq}`eq-schedules-warmup-linear` | (none) | (none: a linear warm-up in front of `PolynomialDecay(power=1)`, below) |
 #
 # Keras has no natural-exponential class because it does not need one: $e^{-k t/T} = (e^{-k})^{t/T}$.
 # TensorFlow's own `natural_exp_decay` is implemented exactly that way (read
@@ -282,6 +300,11 @@ def piecewise_constant(step, boundaries, values):
     return values[-1]
 
 
+# %% [markdown]
+# The schedules that end somewhere, warm up or restart are a few more lines each:
+
+
+# %%
 def polynomial_decay(step, lr0, decay_steps, end_lr, power):
     done = min(step, decay_steps) / decay_steps
     return (lr0 - end_lr) * (1 - done) ** power + end_lr
@@ -298,9 +321,46 @@ def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha
     return cosine_decay(step - warmup_steps, peak_lr, decay_steps, alpha)
 
 
+def cosine_restarts(step, lr0, first_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+    cycle, start, length = 0, 0, first_steps
+    while step >= start + length:  # find the cycle i with s_i <= step < s_(i+1)
+        cycle, start, length = cycle + 1, start + length, length * t_mul
+    done = (step - start) / length
+    return lr0 * (
+        (1 - alpha) * m_mul**cycle * 0.5 * (1 + math.cos(math.pi * done)) + alpha
+    )
+
+
+def warmup_linear(step, peak_lr, warmup_steps, decay_steps, end_lr=0.0):
+    if step < warmup_steps:
+        return peak_lr * step / warmup_steps
+    return polynomial_decay(step - warmup_steps, peak_lr, decay_steps, end_lr, 1.0)
+
+
+# %% [markdown]
+# Keras has no class for the last one, so we build it the way a Keras user would: a subclass of
+# `LearningRateSchedule` whose `__call__` takes the step as a tensor and puts a linear ramp in front of
+# Keras' own `PolynomialDecay` with `power=1`. Written with `tf.where`, it accepts a whole vector of
+# steps at once.
+
+
+# %%
+class WarmupThenLinear(schedules.LearningRateSchedule):
+    def __init__(self, peak_lr, warmup_steps, decay_steps, end_lr=0.0):
+        self.peak_lr, self.warmup_steps = peak_lr, warmup_steps
+        self.decay = schedules.PolynomialDecay(peak_lr, decay_steps, end_lr, power=1.0)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        ramp = self.peak_lr * step / self.warmup_steps
+        after = self.decay(tf.maximum(step - self.warmup_steps, 0.0))
+        return tf.where(step < self.warmup_steps, ramp, after)
+
+
 # %% [markdown]
 # One set of settings per schedule, all starting from (or peaking at) 0.1 and chosen so that the curves
-# can be told apart over 1000 steps. Each entry holds the hand-written function with its arguments, the
+# can be told apart over 1000 steps. The restarts come at steps 100, 300 and 700 (cycles of 100, 200
+# and 400 steps), each from a peak 0.8 times the last. Each entry holds the hand-written function with its arguments, the
 # TF1 function (or `None`) and the Keras object:
 
 
@@ -344,6 +404,13 @@ variants = {
         lambda step: tf1.train.piecewise_constant(step, [300, 600], [0.1, 0.05, 0.02]),
         schedules.PiecewiseConstantDecay([300, 600], [0.1, 0.05, 0.02]),
     ),
+}
+
+# %% [markdown]
+# and the second group, the schedules of the second cell above:
+
+# %%
+variants |= {
     "polynomial (q = 2)": (
         lambda t: polynomial_decay(t, 0.1, 800, 0.005, 2.0),
         tf1_schedule(
@@ -364,6 +431,23 @@ variants = {
         lambda t: cosine_with_warmup(t, 0.0, 0.1, 100, 900),
         None,
         schedules.CosineDecay(0.0, 900, warmup_target=0.1, warmup_steps=100),
+    ),
+    "cosine with restarts": (
+        lambda t: cosine_restarts(t, 0.1, 100, t_mul=2.0, m_mul=0.8, alpha=0.05),
+        tf1_schedule(
+            tf1.train.cosine_decay_restarts,
+            0.1,
+            first_decay_steps=100,
+            t_mul=2.0,
+            m_mul=0.8,
+            alpha=0.05,
+        ),
+        schedules.CosineDecayRestarts(0.1, 100, t_mul=2.0, m_mul=0.8, alpha=0.05),
+    ),
+    "warm-up, then linear": (
+        lambda t: warmup_linear(t, 0.1, 100, 800, 0.002),
+        None,
+        WarmupThenLinear(0.1, 100, 800, 0.002),
     ),
 }
 
@@ -432,7 +516,7 @@ assert tf1_keras_exact == ["exponential, staircase", "piecewise constant"]
 # The hand-written functions agree with both libraries to float32 rounding (about $10^{-7}$ of the
 # initial rate) at all 1001 steps. TF1 and Keras compute the same formulas in float32: for the two
 # step-shaped schedules (the staircase and the piecewise constant) they agree bit for bit, but for the
-# five that change at every step they do not. TF1's decay functions are today thin wrappers: `exponential_decay` and
+# six that change at every step they do not. TF1's decay functions are today thin wrappers: `exponential_decay` and
 # its siblings build a Keras 2 schedule object (TensorFlow's bundled copy in
 # `tensorflow/python/keras/optimizer_v2/`) and call it with `global_step` in the graph (in eager mode
 # they return that callable instead of a tensor). So both sides evaluate the same expression; which
@@ -440,18 +524,22 @@ assert tf1_keras_exact == ["exponential, staircase", "piecewise constant"]
 # pinned down. Where a bit-for-bit comparison
 # matters, as in the next section, give both sides the *same* schedule object. {numref}`fig-schedules-all` draws them.
 
-# %% mystnb={"figure": {"caption": "The seven schedules of the table (the exponential one twice, continuous and staircase) over 1000 steps. The staircase and piecewise-constant schedules jump; cosine with warm-up climbs linearly for 100 steps and then follows a cosine from its peak.", "name": "fig-schedules-all"}}
-styles = {
-    "exponential, staircase": "--",
-    "piecewise constant": "--",
-    "cosine with warm-up": "-.",
-}
-fig, ax = plt.subplots(figsize=(8, 4.4))
-for name in variants:
-    ax.plot(steps, by_keras[name], styles.get(name, "-"), label=name)
-ax.set_xlabel("step $t$")
-ax.set_ylabel(r"learning rate $\alpha_t$")
-ax.legend(ncol=2, fontsize="small")
+# %% mystnb={"figure": {"caption": "The schedules of the table over 1000 steps, in two panels. Left, the decays that start at their peak (the exponential one twice, continuous and staircase); right, those that warm up, restart or end at a final rate. The warm-ups climb linearly for 100 steps; the restarts jump back up at steps 100, 300 and 700.", "name": "fig-schedules-all"}}
+GROUPS = [
+    ["exponential", "exponential, staircase", "natural exponential", "inverse time"]
+    + ["piecewise constant"],
+    ["polynomial (q = 2)", "cosine", "cosine with warm-up", "cosine with restarts"]
+    + ["warm-up, then linear"],
+]
+LINE_STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+for ax, group in zip(axes, GROUPS, strict=True):
+    for name, style in zip(group, LINE_STYLES, strict=True):
+        ax.plot(steps, by_keras[name], linestyle=style, lw=1.8, label=name)
+    ax.set_xlabel("step $t$")
+    ax.legend(fontsize="small")
+axes[0].set_ylabel(r"learning rate $\alpha_t$")
+assert sorted(GROUPS[0] + GROUPS[1]) == sorted(variants)
 plt.show()
 
 # %% [markdown]
@@ -469,6 +557,27 @@ print(
 )
 assert piecewise[300] == np.float32(0.1) and piecewise[301] == np.float32(0.05)
 assert np.all(by_keras["polynomial (q = 2)"][800:] == np.float32(0.005))
+
+# %% [markdown]
+# `gdbook.check.schedule`, which the exercises below use on the reader's schedules, makes the same
+# comparison and, when two schedules part, names the first step where they do. The two schedules
+# added last pass it against their formulas (called with plain Python integers) over 1000 steps, and
+# the restarts come where {eq}`eq-schedules-restarts` puts them, each from a lower peak:
+
+# %%
+from gdbook import check
+
+for name in ["cosine with restarts", "warm-up, then linear"]:
+    formula, _, keras_schedule = variants[name]
+    check.schedule(lambda s, f=formula: f(int(s)), keras_schedule, steps=1000)
+restarts = by_keras["cosine with restarts"]
+jumps = np.flatnonzero(np.diff(restarts) > 0) + 1
+print("restarts at steps", jumps, "from peaks", restarts[jumps])
+assert list(jumps) == [100, 300, 700]
+peaks = [0.1 * (0.05 + 0.95 * 0.8**i) for i in (1, 2, 3)]
+assert np.allclose(restarts[jumps], peaks, rtol=1e-6)
+linear = by_keras["warm-up, then linear"]
+assert linear.argmax() == 100 and np.allclose(np.diff(linear[101:901]), -0.098 / 800)
 
 
 # %% [markdown]
@@ -1168,15 +1277,23 @@ quad_rates = (
 )
 
 
-def hand_adam_run(mode):
+def hand_adam_path(mode):
+    """The points visited by the hand-written Adam, shape (quad_steps + 1, 2)."""
     w, m, v = np.zeros(2), np.zeros(2), np.zeros(2)
+    path = [w]
     for t in range(quad_steps):
         grad = quad_h * (w - quad_c) + (quad_lam * w if mode == "L2" else 0.0)
         decay = quad_lam if mode == "AdamW" else 0.0
         w, m, v = adam_update(w, grad, m, v, t + 1, quad_rates[t], decay=decay)
-    return w
+        path.append(w)
+    return np.array(path)
 
 
+# %% [markdown]
+# Keras' `Adam` and `AdamW` run the same 2000 steps inside one `tf.function`:
+
+
+# %%
 def keras_adam_run(mode):
     w = tf.Variable(tf.zeros(2))
     if mode == "AdamW":
@@ -1199,9 +1316,10 @@ def keras_adam_run(mode):
 
 
 quad_minimum = quad_h * quad_c / (quad_h + quad_lam)
-adam_results = {}
+adam_results, adam_paths = {}, {}
 for mode in ["L2", "AdamW"]:
-    adam_results[mode] = hand_adam_run(mode), keras_adam_run(mode)
+    adam_paths[mode] = hand_adam_path(mode)
+    adam_results[mode] = adam_paths[mode][-1], keras_adam_run(mode)
     hand, keras_w = adam_results[mode]
     print(
         f"{mode:6s} hand {hand}   Keras {keras_w}   max difference "
@@ -1224,6 +1342,7 @@ assert np.max(np.abs(l2_end - quad_minimum)) < 1e-4
 assert abs(adamw_end[0] - adamw_end[1]) < 1e-3 and adamw_end[1] - quad_minimum[1] > 0.25
 print(f"soft coordinate: L2 in the loss {l2_end[1]:.4f}, AdamW {adamw_end[1]:.4f}")
 
+
 # %% [markdown]
 # Neither is wrong; they are different regularizers. With L2 in the loss, Adam's strength of
 # regularization depends on the gradient history of each weight; with AdamW it does not, which is
@@ -1233,6 +1352,112 @@ print(f"soft coordinate: L2 in the loss {l2_end[1]:.4f}, AdamW {adamw_end[1]:.4f
 # the whole rate, so in Keras it is the product $\alpha\lambda_\text{wd}$ that should stay fixed when
 # the base rate is changed ({eq}`eq-optimizers-decay-conversions`).
 #
+# ### The picture in the plane
+#
+# {numref}`fig-schedules-l2-plane` draws the three ways of regularizing on this quadratic. The
+# geometry of the L2 penalty first {cite:p}`goodfellow2016`: the penalized loss
+# $f(w) + \tfrac{\lambda}{2}\lVert w\rVert^2$ is smallest where $\nabla f(w) = -\lambda w$, that is
+# where a contour of $f$ touches a circle around the origin. Along an eigen-direction of $f$ with
+# curvature $h$, the penalty moves the minimum from $c$ to $\tfrac{h}{h + \lambda}\,c$: a stiff
+# direction ($h = 100 \gg \lambda$) barely moves (to 0.995), a soft one ($h = 1$) is pulled in to
+# two thirds. Gradient descent on the penalized loss (SGD + L2, constant rate 0.01) and Adam + L2 both
+# end there. AdamW does not: its path runs along the diagonal and ends on it.
+
+
+# %%
+def sgd_l2_path(rate=0.01):
+    w, path = np.zeros(2), [np.zeros(2)]
+    for _ in range(quad_steps):
+        w = w - rate * (quad_h * (w - quad_c) + quad_lam * w)
+        path.append(w)
+    return np.array(path)
+
+
+plane_paths = {
+    "SGD + L2": sgd_l2_path(),
+    "Adam + L2": adam_paths["L2"],
+    "AdamW": adam_paths["AdamW"],
+}
+for name, path in plane_paths.items():
+    print(f"{name:9s} ends at {np.round(path[-1], 4)}")
+assert np.max(np.abs(plane_paths["SGD + L2"][-1] - quad_minimum)) < 1e-9
+assert round(quad_minimum[0], 3) == 0.995 and round(quad_minimum[1], 4) == 0.6667
+
+# %% mystnb={"figure": {"caption": "Minimizing $f(w) = \\tfrac12\\,(100\\,(w_1 - 1)^2 + (w_2 - 1)^2)$ with $\\lambda = 0.5$, from $w = 0$. Grey, contours of $f$ (minimum $+$); red dashed, contours of $f + \\tfrac{\\lambda}{2}\\lVert w\\rVert^2$ (minimum $\\times$), which touches the dotted circle around the origin there. SGD + L2 and Adam + L2 end at the penalized minimum; AdamW moves along the diagonal and ends on it.", "name": "fig-schedules-l2-plane"}}
+grid_1, grid_2 = np.meshgrid(
+    np.linspace(-0.05, 1.15, 241), np.linspace(-0.05, 1.15, 241)
+)
+f_grid = 0.5 * (quad_h[0] * (grid_1 - 1) ** 2 + quad_h[1] * (grid_2 - 1) ** 2)
+penalized = f_grid + quad_lam / 2 * (grid_1**2 + grid_2**2)
+offsets = np.array([0.01, 0.05, 0.15, 0.3, 0.5])
+fig, ax = plt.subplots(figsize=(6, 5.6))
+ax.contour(grid_1, grid_2, f_grid, levels=offsets, colors="0.6", linewidths=0.8)
+ax.contour(
+    grid_1,
+    grid_2,
+    penalized,
+    levels=penalized.min() + offsets,
+    colors="C3",
+    linestyles="--",
+    linewidths=0.8,
+)
+radius = float(np.linalg.norm(quad_minimum))
+ax.add_patch(plt.Circle((0, 0), radius, fill=False, ls=":", color="k", lw=0.8))
+for (name, path), style in zip(plane_paths.items(), ["-", "--", "-."], strict=True):
+    ax.plot(path[:, 0], path[:, 1], linestyle=style, lw=1.8, label=name)
+ax.plot(*quad_c, "k+", ms=12, mew=2, label="minimum of $f$")
+ax.plot(*quad_minimum, "kx", ms=9, mew=2, label="minimum of $f$ + penalty")
+ax.set_aspect("equal")
+ax.set_xlabel("$w_1$ (stiff, $h_1 = 100$)")
+ax.set_ylabel("$w_2$ (soft, $h_2 = 1$)")
+ax.legend(loc="lower right", fontsize="small", framealpha=0.9, frameon=True)
+plt.show()
+
+
+# %% [markdown]
+# Why the diagonal? Adam's step does not change when a coordinate's gradients are all multiplied by
+# the same positive number $k$: $m_t$ grows by $k$, $\sqrt{v_t}$ by $k$, and their ratio is the same
+# (up to $\hat\epsilon$). Here the gradient of coordinate $i$ is $h_i(w_i - 1)$. As long as
+# $w_1 = w_2$, the two gradients differ only by the factor $h_1/h_2 = 100$, so Adam moves both
+# coordinates by the same amount, and AdamW's decay $\alpha_t\lambda w_i$ is the same for both too:
+# starting from $w_1 = w_2 = 0$, the two coordinates stay equal at every step, and the curvature
+# never enters. With L2 in the loss the penalty's gradient $\lambda w_i$ is *added* to $h_i(w_i - 1)$,
+# which breaks the proportionality, and the soft coordinate, whose own gradient is small, feels the
+# penalty a hundred times more. The next cell checks both halves of the argument: Adam's steps for a
+# random gradient sequence and for 100 times that sequence, and the largest gap between the two
+# coordinates along each path:
+
+
+# %%
+def adam_steps(gradients, rate=0.01):
+    w, m, v, moves = np.zeros(1), np.zeros(1), np.zeros(1), []
+    for t, grad in enumerate(gradients, start=1):
+        new_w, m, v = adam_update(w, grad, m, v, t, rate)
+        moves.append(new_w - w)
+        w = new_w
+    return np.array(moves)
+
+
+random_gradients = np.random.default_rng(3).normal(size=(200, 1))
+scaling_gap = np.max(
+    np.abs(adam_steps(100 * random_gradients) - adam_steps(random_gradients))
+)
+coordinate_gap = {
+    name: float(np.max(np.abs(path[:, 0] - path[:, 1])))
+    for name, path in plane_paths.items()
+}
+print(
+    f"Adam, gradients x100: steps differ by at most {scaling_gap / 0.01:.1e} of the "
+    "rate 0.01 (the epsilon)"
+)
+print(
+    "max |w1 - w2| along each path:", {k: f"{v:.1e}" for k, v in coordinate_gap.items()}
+)
+assert scaling_gap / 0.01 < 1e-5
+assert coordinate_gap["AdamW"] < 1e-6
+assert coordinate_gap["Adam + L2"] > 0.3 and coordinate_gap["SGD + L2"] > 0.3
+
+# %% [markdown]
 # ## Overfitting, and three ways to hold it back
 #
 # Now a model that can memorize its data: a multilayer perceptron with 256 hidden ReLU units, trained on
@@ -1462,6 +1687,121 @@ for ax in (ax_train, ax_test):
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
 ax_test.legend(fontsize="small")
+plt.show()
+
+# %% [markdown]
+# ## Early stopping is an L2 penalty, nearly
+#
+# Why should stopping early regularize at all? On a quadratic the answer is exact
+# {cite:p}`goodfellow2016`. Take $f(w) = \tfrac12 (w - w^*)^\top H (w - w^*)$ and gradient descent at
+# rate $\alpha$ from $w_0 = 0$. Along an eigenvector of $H$ with eigenvalue $h$, each step multiplies
+# the distance to $w^*$ by $1 - \alpha h$, so after $\tau$ steps the component of $w_\tau$ is that of
+# $w^*$ times $1 - (1 - \alpha h)^\tau$. The L2-penalized minimum, by the previous section, has the
+# component of $w^*$ times $h/(h + \lambda)$. Both factors are near 0 in flat directions and near 1
+# in stiff ones. For $\alpha h \ll 1$, $(1 - \alpha h)^\tau \approx e^{-\tau\alpha h}$, and for
+# $\tau\alpha h \ll 1$ both factors are $\approx \tau\alpha h$ and $\approx h/\lambda$; they agree there if
+#
+# $$
+# \lambda \approx \frac{1}{\tau\alpha} .
+# $$ (eq-schedules-early-stopping-l2)
+#
+# Training longer is a weaker penalty. In between, the two factors are $1 - e^{-x}$ and $x/(1 + x)$ with
+# $x = \tau\alpha h$, which differ most, by about a fifth of $w^*$, near $x = 2.5$:
+
+# %%
+x_grid = np.geomspace(1e-3, 1e3, 60001)
+filter_gap = 1 - np.exp(-x_grid) - x_grid / (1 + x_grid)
+print(f"largest gap {filter_gap.max():.3f} at x = {x_grid[filter_gap.argmax()]:.2f}")
+glue("ch5_filter_gap", filter_gap.max(), display=False)
+assert (
+    round(filter_gap.max(), 2) == 0.20 and round(x_grid[filter_gap.argmax()], 1) == 2.5
+)
+
+# %% [markdown]
+# We check the prediction on a quadratic in 40 dimensions whose eigenvalues are spread evenly on a log
+# scale from $10^{-4}$ to 1, in a random orientation (so the run itself knows nothing of the
+# eigenvectors), with $\alpha = 0.5$. Gradient descent is stopped after $\tau$ = 10, 100 and 1000
+# steps; each result is compared with the ridge solution for the predicted $\lambda = 1/(\tau\alpha)$,
+# and with ten times and a tenth of it. A grid search also finds the $\lambda$ that matches best.
+
+# %%
+es_h = np.geomspace(1e-4, 1.0, 40)
+es_q = np.linalg.qr(np.random.default_rng(8).normal(size=(40, 40)))[0]
+es_hessian = es_q @ np.diag(es_h) @ es_q.T
+es_target = es_q @ np.ones(40)
+es_alpha, es_taus = 0.5, (10, 100, 1000)
+
+
+def ridge(lam):
+    return np.linalg.solve(es_hessian + lam * np.eye(40), es_hessian @ es_target)
+
+
+def early_stopped(tau):
+    w = np.zeros(40)
+    for _ in range(tau):
+        w = w - es_alpha * es_hessian @ (w - es_target)
+    return w
+
+
+# %%
+lam_grid = np.geomspace(1e-5, 10, 601)
+print(
+    "  tau   lambda   |w_es - ridge| / |w_es| at lambda, x10, /10   best lambda * tau * alpha"
+)
+es_rows = {}
+for tau in es_taus:
+    w_es, lam = early_stopped(tau), 1 / (tau * es_alpha)
+    # the component along each eigenvector: the factor 1 - (1 - alpha h)^tau exactly
+    factors = es_q.T @ w_es
+    assert np.allclose(factors, 1 - (1 - es_alpha * es_h) ** tau, atol=1e-10)
+    gap = {
+        k: np.linalg.norm(w_es - ridge(k * lam)) / np.linalg.norm(w_es)
+        for k in (1, 10, 0.1)
+    }
+    best = lam_grid[np.argmin([np.linalg.norm(w_es - ridge(g)) for g in lam_grid])]
+    factor_gap = np.max(np.abs(factors - es_h / (es_h + lam)))
+    es_rows[tau] = gap, best * tau * es_alpha, factor_gap
+    print(
+        f"{tau:5d} {lam:8.4f}   {gap[1]:5.2f} {gap[10]:5.2f} {gap[0.1]:5.2f}"
+        f"   {best * tau * es_alpha:5.2f}   (largest factor gap {factor_gap:.2f})"
+    )
+
+# %% [markdown]
+# The early-stopped weights are closest to the ridge solution with a $\lambda$ near the predicted one:
+# the best match is at about $0.6/(\tau\alpha)$ for every $\tau$, within a factor of two of
+# {eq}`eq-schedules-early-stopping-l2`, and $\lambda$ ten times larger or smaller is more than twice as
+# far off. The match is not exact: the per-direction factors differ by up to about a fifth, as
+# predicted, in the directions with $h$ near $\lambda$. {numref}`fig-schedules-early-stopping` shows
+# the factors.
+
+# %%
+for tau, (gap, best_ratio, factor_gap) in es_rows.items():
+    assert round(best_ratio, 1) == 0.6, tau
+    assert gap[1] < 0.25 and min(gap[10], gap[0.1]) > 2 * gap[1], tau
+    assert 0.19 < factor_gap < 0.24, tau
+
+# %% mystnb={"figure": {"caption": "The factor that multiplies the component of $w^*$ along an eigen-direction of curvature $h$: gradient descent stopped after $\\tau$ steps at rate $\\alpha = 0.5$ (solid, $1 - (1 - \\alpha h)^\\tau$) and the L2-penalized minimum with $\\lambda = 1/(\\tau\\alpha)$ (dashed, $h/(h + \\lambda)$). Both keep the stiff directions and suppress the flat ones, with the threshold at the same curvature.", "name": "fig-schedules-early-stopping"}}
+fig, ax = plt.subplots(figsize=(7, 4))
+h_fine = np.geomspace(1e-4, 1.0, 400)
+for tau in es_taus:
+    lam = 1 / (tau * es_alpha)
+    (line,) = ax.plot(
+        h_fine,
+        1 - (1 - es_alpha * h_fine) ** tau,
+        lw=1.8,
+        label=rf"stopped at $\tau$ = {tau}",
+    )
+    ax.plot(
+        h_fine,
+        h_fine / (h_fine + lam),
+        "--",
+        color=line.get_color(),
+        label=rf"L2, $\lambda$ = {lam:g}",
+    )
+ax.set_xscale("log")
+ax.set_xlabel("curvature $h$ of the eigen-direction")
+ax.set_ylabel("fraction of $w^*$ kept")
+ax.legend(fontsize="small", ncol=3, loc="upper left")
 plt.show()
 
 # %% [markdown]
