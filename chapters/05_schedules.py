@@ -31,7 +31,9 @@
 # - The three L2 conventions (`tf.nn.l2_loss` halves, Keras' `L2` does not, TF1's `l2_regularizer`
 #   scales the half) and how to translate a TF1 setting into TF2.
 # - Why an L2 penalty and weight decay are the same thing for gradient descent and different things
-#   for Adam, and what that means on a small MNIST model that overfits.
+#   for Adam, drawn in the plane, and what that means on a small MNIST model that overfits.
+# - Why early stopping acts like an L2 penalty with $\lambda \approx 1/(\tau\alpha)$, predicted and
+#   checked on a quadratic.
 # :::
 #
 # A learning rate that is right at the start of training is usually too large at the end: far from the
@@ -321,9 +323,16 @@ def cosine_with_warmup(step, start_lr, peak_lr, warmup_steps, decay_steps, alpha
     return cosine_decay(step - warmup_steps, peak_lr, decay_steps, alpha)
 
 
+# %% [markdown]
+# Cosine with restarts first finds the cycle the step falls in; the warm-up followed by a linear
+# decay reuses `polynomial_decay` with power 1:
+
+
+# %%
 def cosine_restarts(step, lr0, first_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
     cycle, start, length = 0, 0, first_steps
-    while step >= start + length:  # find the cycle i with s_i <= step < s_(i+1)
+    # find the cycle i with s_i <= step < s_(i+1)
+    while step >= start + length:
         cycle, start, length = cycle + 1, start + length, length * t_mul
     done = (step - start) / length
     return lr0 * (
@@ -387,6 +396,13 @@ variants = {
         ),
         schedules.ExponentialDecay(0.1, 250, 0.5, staircase=True),
     ),
+}
+
+# %% [markdown]
+# The rest of the first group: the natural exponential, inverse time and piecewise constant decays.
+
+# %%
+variants |= {
     "natural exponential": (
         lambda t: natural_exp_decay(t, 0.1, 200, 1.0),
         tf1_schedule(tf1.train.natural_exp_decay, 0.1, decay_steps=200, decay_rate=1.0),
@@ -407,7 +423,8 @@ variants = {
 }
 
 # %% [markdown]
-# and the second group, the schedules of the second cell above:
+# The second group, the schedules of the second cell above, starts with the polynomial decay and the
+# two cosine decays:
 
 # %%
 variants |= {
@@ -432,6 +449,13 @@ variants |= {
         None,
         schedules.CosineDecay(0.0, 900, warmup_target=0.1, warmup_steps=100),
     ),
+}
+
+# %% [markdown]
+# and ends with the restarts and the warm-up followed by a linear decay:
+
+# %%
+variants |= {
     "cosine with restarts": (
         lambda t: cosine_restarts(t, 0.1, 100, t_mul=2.0, m_mul=0.8, alpha=0.05),
         tf1_schedule(
@@ -615,6 +639,10 @@ def source_problem_tf1(pass_global_step, steps=11):
         return np.array(predictions), session.run(step), session.run(rate)
 
 
+# %% [markdown]
+# Run with and without the counter, and compared with the hand-applied update of the first graph:
+
+# %%
 with_step, counter_with, rate_with = source_problem_tf1(pass_global_step=True)
 without_step, counter_without, rate_without = source_problem_tf1(pass_global_step=False)
 print(
@@ -658,9 +686,8 @@ def run_keras_sgd(steps):
     path, rates = [], []
     for _ in range(steps):
         path.append(np.concatenate([w.numpy().ravel(), b.numpy()]))
-        rates.append(
-            float(optimizer.learning_rate)
-        )  # the rate the coming update will use
+        # the rate the coming update will use
+        rates.append(float(optimizer.learning_rate))
         with tf.GradientTape() as tape:
             loss_value = source_loss(w, b)
         optimizer.apply_gradients(
@@ -669,6 +696,11 @@ def run_keras_sgd(steps):
     return np.array(path), np.array(rates), int(optimizer.iterations)
 
 
+# %% [markdown]
+# The hand-written loop asks the schedule for the rate of each step itself:
+
+
+# %%
 def run_hand_sgd(steps, schedule):
     w, b = tf.Variable([[1.0], [2.0]]), tf.Variable([0.0, 0.0])
     path = []
@@ -830,6 +862,10 @@ def sgd_line_path(rates, xs, ys):
     return path.stack()
 
 
+# %% [markdown]
+# Seven rate sequences, four constant and three scheduled, each run on the five orders of the data:
+
+# %%
 sgd_steps = tf.range(1000, dtype=tf.int64)
 line_rates = {
     "constant 0.1": tf.fill([1000], 0.1),
@@ -889,6 +925,12 @@ assert cosine.mean() < final_excess["constant 0.03"].mean() / 3
 assert (
     excess["constant 0.01"][:, 100].mean() > 10 * excess["constant 0.1"][:, 100].mean()
 )
+
+# %% [markdown]
+# How much movement each schedule has, summed over all its steps, and how much it would need along
+# the flattest direction of the loss:
+
+# %%
 exp_rates = line_rates["exponential 0.1 → 0.001"].numpy().astype(np.float64)
 exp_total = 0.1 / (1 - 0.01 ** (1 / 1000))
 glue("ch5_exp_total", exp_total, display=False)
@@ -1119,6 +1161,11 @@ def ls_loss(w):
     return 0.5 * tf.reduce_mean((tf.linalg.matvec(ls_a, w) - ls_y) ** 2)
 
 
+# %% [markdown]
+# The hand-written gradient descent, with the penalty in the loss or with the fixed-factor decay:
+
+
+# %%
 @tf.function
 def gd_path(mode, steps=200):
     w = tf.zeros(10)
@@ -1138,6 +1185,11 @@ def gd_path(mode, steps=200):
     return path.stack()
 
 
+# %% [markdown]
+# Keras' `SGD` runs the same 200 steps, with an optional penalty added to the loss:
+
+
+# %%
 def keras_path(optimizer, penalty=None, steps=200):
     w = tf.Variable(tf.zeros(10))
 
@@ -1154,6 +1206,10 @@ def keras_path(optimizer, penalty=None, steps=200):
     return run().numpy()
 
 
+# %% [markdown]
+# The four runs, each compared with the hand-written one on the penalized loss:
+
+# %%
 gd_runs = {
     "hand, L2 in loss": gd_path("l2").numpy(),
     "Keras SGD, L2(λ/2) in loss": keras_path(
@@ -1340,6 +1396,11 @@ def keras_adam_run(mode):
     return w.numpy()
 
 
+# %% [markdown]
+# Both ways, with the penalty in the loss and with AdamW's decay, next to the minimum of the
+# penalized loss:
+
+# %%
 quad_minimum = quad_h * quad_c / (quad_h + quad_lam)
 adam_results, adam_paths = {}, {}
 for mode in ["L2", "AdamW"]:
@@ -1408,13 +1469,21 @@ for name, path in plane_paths.items():
 assert np.max(np.abs(plane_paths["SGD + L2"][-1] - quad_minimum)) < 1e-9
 assert round(quad_minimum[0], 3) == 0.995 and round(quad_minimum[1], 4) == 0.6667
 
-# %% mystnb={"figure": {"caption": "Minimizing $f(w) = \\tfrac12\\,(100\\,(w_1 - 1)^2 + (w_2 - 1)^2)$ with $\\lambda = 0.5$, from $w = 0$. Grey, contours of $f$ (minimum $+$); red dashed, contours of $f + \\tfrac{\\lambda}{2}\\lVert w\\rVert^2$ (minimum $\\times$), which touches the dotted circle around the origin there. SGD + L2 and Adam + L2 end at the penalized minimum; AdamW moves along the diagonal and ends on it.", "name": "fig-schedules-l2-plane"}}
+# %% [markdown]
+# The figure draws the paths on the contours of the two losses, computed on a grid:
+
+# %%
 grid_1, grid_2 = np.meshgrid(
     np.linspace(-0.05, 1.15, 241), np.linspace(-0.05, 1.15, 241)
 )
 f_grid = 0.5 * (quad_h[0] * (grid_1 - 1) ** 2 + quad_h[1] * (grid_2 - 1) ** 2)
 penalized = f_grid + quad_lam / 2 * (grid_1**2 + grid_2**2)
-offsets = np.array([0.01, 0.05, 0.15, 0.3, 0.5])
+
+# %% [markdown]
+# Then the contours, the circle through the penalized minimum and the three paths:
+
+# %% mystnb={"figure": {"caption": "Minimizing $f(w) = \\tfrac12\\,(100\\,(w_1 - 1)^2 + (w_2 - 1)^2)$ with $\\lambda = 0.5$, from $w = 0$. Grey, contours of $f$ (minimum $+$); red dashed, contours of $f + \\tfrac{\\lambda}{2}\\lVert w\\rVert^2$ (minimum $\\times$), which touches the dotted circle around the origin there. SGD + L2 and Adam + L2 end at the penalized minimum; AdamW moves along the diagonal and ends on it.", "name": "fig-schedules-l2-plane"}}
+offsets = np.array([0.01, 0.05, 0.2, 0.5, 1, 2, 5, 10, 20, 40])
 fig, ax = plt.subplots(figsize=(6, 5.6))
 ax.contour(grid_1, grid_2, f_grid, levels=offsets, colors="0.6", linewidths=0.8)
 ax.contour(
@@ -1432,7 +1501,7 @@ for (name, path), style in zip(plane_paths.items(), ["-", "--", "-."], strict=Tr
     ax.plot(path[:, 0], path[:, 1], linestyle=style, lw=1.8, label=name)
 ax.plot(*quad_c, "k+", ms=12, mew=2, label="minimum of $f$")
 ax.plot(*quad_minimum, "kx", ms=9, mew=2, label="minimum of $f$ + penalty")
-ax.set_aspect("equal")
+ax.set(xlim=(-0.05, 1.15), ylim=(-0.05, 1.15), aspect="equal")
 ax.set_xlabel("$w_1$ (stiff, $h_1 = 100$)")
 ax.set_ylabel("$w_2$ (soft, $h_2 = 1$)")
 ax.legend(loc="lower right", fontsize="small", framealpha=0.9, frameon=True)
@@ -1463,6 +1532,11 @@ def adam_steps(gradients, rate=0.01):
     return np.array(moves)
 
 
+# %% [markdown]
+# The same 200 random gradients, once as they are and once multiplied by 100, and the gap between the
+# coordinates along the three paths:
+
+# %%
 random_gradients = np.random.default_rng(3).normal(size=(200, 1))
 scaling_gap = np.max(
     np.abs(adam_steps(100 * random_gradients) - adam_steps(random_gradients))
@@ -1511,7 +1585,11 @@ print("train", fit_x.shape, "validation", val_x.shape, "test", test_x.shape)
 # %% [markdown]
 # A *seed* fixes the initial weights and the order of the mini-batches of 50; within a seed, every run
 # starts from the same weights and sees the same batches in the same order, for 30 epochs, so only the
-# regularization changes. Every comparison below is repeated for three seeds.
+# regularization changes. Every run is made for three seeds, and to keep that cheap the three
+# networks are trained side by side: each weight variable holds the three seeds' copies stacked along
+# a first axis of length 3. Adam and AdamW update every entry separately, and the loss is the sum of
+# the three networks' losses, so each copy receives exactly its own network's gradient: three
+# independent runs in one.
 
 # %%
 HIDDEN, EPOCHS, BATCH = 256, 30, 50
@@ -1533,75 +1611,91 @@ def epoch_orders(seed):
     return np.stack([rng.permutation(500) for _ in range(EPOCHS)])
 
 
+stacked_weights = [
+    np.stack(ws) for ws in zip(*map(initial_weights, SEEDS), strict=True)
+]
+# (EPOCHS, seeds, 500): the order of the examples in each epoch, for each seed
+stacked_orders = np.stack([epoch_orders(seed) for seed in SEEDS], axis=1)
+
+
 # %% [markdown]
-# The network, its loss and its accuracy:
+# The network, its loss and its accuracy, one number per seed, and the L2 penalty, which sums the
+# squares of the two weight matrices only. Images come either as one set for all seeds (shape
+# (examples, 196)) or as one batch per seed (shape (seeds, examples, 196)):
 
 
 # %%
 def mlp_logits(params, images):
-    return tf.nn.relu(images @ params[0] + params[1]) @ params[2] + params[3]
+    hidden = tf.nn.relu(images @ params[0] + params[1][:, None, :])
+    return hidden @ params[2] + params[3][:, None, :]
 
 
 def cross_entropy(params, images, labels):
     logits = mlp_logits(params, images)
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-    )
+    labels = tf.broadcast_to(labels, tf.shape(logits)[:-1])
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    return tf.reduce_mean(losses, axis=-1)
 
 
 def accuracy(params, images, labels):
-    guesses = tf.argmax(mlp_logits(params, images), axis=1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(guesses == labels, tf.float32))
+    guesses = tf.argmax(mlp_logits(params, images), axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(guesses == labels, tf.float32), axis=-1)
+
+
+def weight_penalty(params):
+    """Each seed's sum of squares of its two weight matrices; the biases are spared."""
+    return tf.reduce_sum(params[0] ** 2, axis=[1, 2]) + tf.reduce_sum(
+        params[2] ** 2, axis=[1, 2]
+    )
+
+
+SETS = [(fit_x, fit_y), (val_x, val_y), (test_x, test_y)]
 
 
 # %% [markdown]
-# One `tf.function` trains an epoch and returns the loss and accuracy on the three sets. The L2 penalty
-# sums the squares of the two weight matrices only, and an optimizer with a `weight_decay` is told to
-# spare the two bias vectors (`exclude_from_weight_decay`), so that both arms regularize the same
-# parameters:
+# One `tf.function` trains an epoch and returns the loss and accuracy on the three sets. An optimizer
+# with a `weight_decay` is told to spare the two bias vectors (`exclude_from_weight_decay`), as the
+# penalty does, so that both arms regularize the same parameters:
 
 
 # %%
-def train_mlp(optimizer, l2=0.0, seed=0):
-    """Returns an (EPOCHS, 6) array: train, validation, test loss and accuracy after
-    each epoch."""
-    params = [tf.Variable(value) for value in initial_weights(seed)]
-    sets = [(fit_x, fit_y), (val_x, val_y), (test_x, test_y)]
+def train_mlp(optimizer, l2=0.0):
+    """Returns a (seeds, EPOCHS, 6) array: train, validation, test loss and accuracy
+    after each epoch, for each seed."""
+    params = [tf.Variable(value) for value in stacked_weights]
     if getattr(optimizer, "weight_decay", None):
         optimizer.exclude_from_weight_decay(var_list=[params[1], params[3]])
 
     @tf.function
-    def one_epoch(order):
+    def one_epoch(orders):
         for k in tf.range(500 // BATCH):
-            batch = order[k * BATCH : (k + 1) * BATCH]
+            batch = orders[:, k * BATCH : (k + 1) * BATCH]
             with tf.GradientTape() as tape:
-                loss_value = cross_entropy(
+                per_seed = cross_entropy(
                     params, tf.gather(fit_x, batch), tf.gather(fit_y, batch)
                 )
-                loss_value += l2 * (
-                    tf.reduce_sum(params[0] ** 2) + tf.reduce_sum(params[2] ** 2)
-                )
-            optimizer.apply_gradients(
-                zip(tape.gradient(loss_value, params), params, strict=True)
-            )
+                loss_value = tf.reduce_sum(per_seed + l2 * weight_penalty(params))
+            grads = tape.gradient(loss_value, params)
+            optimizer.apply_gradients(zip(grads, params, strict=True))
         return tf.stack(
-            [f(params, x, y) for x, y in sets for f in (cross_entropy, accuracy)]
+            [f(params, x, y) for x, y in SETS for f in (cross_entropy, accuracy)]
         )
 
-    orders = epoch_orders(seed)
-    return np.array([one_epoch(tf.constant(order)).numpy() for order in orders])
+    history = np.array([one_epoch(tf.constant(o)).numpy() for o in stacked_orders])
+    return history.transpose(2, 0, 1)
 
 
 # %% [markdown]
 # The optimizer is Adam with rate $3 \times 10^{-3}$ for every run; the rate, the width, the batch size
 # and the number of epochs were set once, by hand, before any regularization was tried, and are not
 # tuned. What *is* chosen here is the strength of each regularizer, and it is chosen on the validation
-# set, with the runs of seed 0: an L2 penalty on the two weight matrices (Keras convention,
-# $\ell\sum w^2$) with $\ell \in \{3 \times 10^{-4}, 10^{-3}, 3 \times 10^{-3}\}$, and AdamW's
-# `weight_decay` in $\{0.3, 1, 3\}$. Each candidate is trained for all 30 epochs, and the one with the
-# lowest validation loss at the end is kept. The test set plays no part in any choice.
+# set: an L2 penalty on the two weight matrices (Keras convention, $\ell\sum w^2$) with
+# $\ell \in \{3 \times 10^{-4}, 10^{-3}, 3 \times 10^{-3}\}$, and AdamW's `weight_decay` in
+# $\{0.3, 1, 3\}$. Each candidate is trained for all 30 epochs, and the one with the lowest final
+# validation loss, averaged over the three seeds, is kept. The test set plays no part in any choice.
 
 # %%
+plain_runs = train_mlp(tf.keras.optimizers.Adam(3e-3))
 candidates = {
     "L2 in the loss": {
         l2: train_mlp(tf.keras.optimizers.Adam(3e-3), l2=l2)
@@ -1613,48 +1707,34 @@ candidates = {
     },
 }
 TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC = range(6)
+
+# %% [markdown]
+# The final validation losses, and the choice:
+
+# %%
 chosen = {}
 for name, runs in candidates.items():
-    for strength, history in runs.items():
+    for strength, run in runs.items():
+        final_val = run[:, -1, VAL_LOSS]
         print(
-            f"{name:21s} {strength:7g}: final validation loss {history[-1, VAL_LOSS]:.4f}"
+            f"{name:21s} {strength:7g}: final validation loss "
+            f"{final_val.mean():.4f} ± {final_val.std():.4f}"
         )
-    chosen[name] = min(runs, key=lambda strength: runs[strength][-1, VAL_LOSS])
+    chosen[name] = min(
+        runs, key=lambda strength: runs[strength][:, -1, VAL_LOSS].mean()
+    )
 print("chosen on the validation set:", chosen)
 glue("ch5_l2_chosen", chosen["L2 in the loss"], display=False)
 glue("ch5_wd_chosen", chosen["AdamW (weight decay)"], display=False)
-
-# %% [markdown]
-# The validation set picks $\ell =$ {glue:text}`ch5_l2_chosen` and `weight_decay` $=$
-# {glue:text}`ch5_wd_chosen`. With these two values fixed, the unregularized network and the two
-# regularized ones are trained with each of the three seeds (seed 0's regularized runs are the ones
-# just made):
-
-# %%
-ARMS = {
-    "no regularization": lambda seed: train_mlp(
-        tf.keras.optimizers.Adam(3e-3), seed=seed
-    ),
-    "L2 in the loss": lambda seed: train_mlp(
-        tf.keras.optimizers.Adam(3e-3), l2=chosen["L2 in the loss"], seed=seed
-    ),
-    "AdamW (weight decay)": lambda seed: train_mlp(
-        tf.keras.optimizers.AdamW(3e-3, weight_decay=chosen["AdamW (weight decay)"]),
-        seed=seed,
-    ),
-}
-histories = {name: {} for name in ARMS}
-for name, train in ARMS.items():
-    for seed in SEEDS:
-        if seed == 0 and name in chosen:
-            histories[name][seed] = candidates[name][chosen[name]]
-        else:
-            histories[name][seed] = train(seed)
+histories = {"no regularization": dict(zip(SEEDS, plain_runs, strict=True))}
+for name, runs in candidates.items():
+    histories[name] = dict(zip(SEEDS, runs[chosen[name]], strict=True))
 plain = histories["no regularization"]
 
 
 # %% [markdown]
-# *Early stopping* {cite:p}`prechelt1998` needs no extra run: it is a rule applied to the validation
+# The validation set picks $\ell =$ {glue:text}`ch5_l2_chosen` and `weight_decay` $=$
+# {glue:text}`ch5_wd_chosen`. *Early stopping* {cite:p}`prechelt1998` needs no extra run: it is a rule applied to the validation
 # curve. With patience 5 it stops after five epochs without a new best validation loss and goes back
 # to the weights of the best epoch; `tf.keras.callbacks.EarlyStopping(patience=5,
 # restore_best_weights=True)` does the same inside `model.fit`. Applied to the unregularized run of
@@ -1687,12 +1767,12 @@ for seed, (best_epoch, stop_epoch) in stopping.items():
 
 # %%
 finals = {
-    name: np.array([histories[name][seed][-1] for seed in SEEDS]) for name in ARMS
+    name: np.array([runs[seed][-1] for seed in SEEDS])
+    for name, runs in histories.items()
 }
 finals["early stopping"] = np.array([plain[seed][stopping[seed][0]] for seed in SEEDS])
-print(
-    f"{'':21s} {'train loss':>15s} {'train acc':>13s} {'test loss':>15s} {'test acc':>13s}"
-)
+HEADS = ["train loss", "train acc", "test loss", "test acc"]
+print(" " * 21 + "".join(f"{head:>16s}" for head in HEADS))
 for name, rows in finals.items():
     cells = [
         f"{rows[:, col].mean():.{digits}f} ± {rows[:, col].std():.{digits}f}"
@@ -1703,7 +1783,7 @@ for name, rows in finals.items():
             (TEST_ACC, 3),
         ]
     ]
-    print(f"{name:21s}" + "".join(f"{c:>16s}" for c in cells))
+    print(f"{name:21s}" + "".join(f"{cell:>16s}" for cell in cells))
 lowest_epochs = [int(plain[seed][:, TEST_LOSS].argmin()) + 1 for seed in SEEDS]
 print("unregularized: epoch of the lowest test loss, per seed:", lowest_epochs)
 glue("ch5_lowest_epoch_min", min(lowest_epochs), display=False)
@@ -1747,26 +1827,43 @@ adamw_rows, l2_rows = finals["AdamW (weight decay)"], finals["L2 in the loss"]
 assert np.all(adamw_rows[:, TEST_LOSS] < l2_rows[:, TEST_LOSS])
 assert np.all(adamw_rows[:, TEST_ACC] > l2_rows[:, TEST_ACC])
 
+
 # %% [markdown]
 # That agrees with what {cite:t}`loshchilov2019` report for decoupled decay, but three seeds of one
 # small network on 500 digits measure this setting, not a law. The loss, which measures how confident
-# the wrong answers are, is where overfitting shows first, as {numref}`fig-schedules-overfitting`
-# shows.
+# the wrong answers are, is where overfitting shows first. {numref}`fig-schedules-overfitting`
+# draws each curve as its mean over the seeds, with a band from the smallest to the largest value;
+# a small helper draws one such curve:
+
+
+# %%
+def plot_band(ax, curves, style, label):
+    """Mean of `curves` (seeds x epochs) over the seeds, and their range as a band."""
+    epochs = np.arange(1, curves.shape[1] + 1)
+    (line,) = ax.plot(epochs, curves.mean(axis=0), style, label=label)
+    ax.fill_between(
+        epochs,
+        curves.min(axis=0),
+        curves.max(axis=0),
+        color=line.get_color(),
+        alpha=0.15,
+    )
+
+
+lowest_mean = min(
+    np.mean([run[:, TEST_LOSS] for run in runs.values()], axis=0).min()
+    for runs in histories.values()
+)
+
+# %% [markdown]
+# The two panels, and the epochs early stopping returns to:
 
 # %% mystnb={"figure": {"caption": "Cross-entropy of a 256-unit MLP on 500 MNIST digits, on the training set (left, log scale) and on the test set (right), with the regularization strengths chosen on the validation set; mean over three seeds, band from the smallest to the largest. Without regularization the training loss goes to zero and the test loss turns upward after its minimum near the middle of the run; L2 and AdamW's weight decay keep it lower. The dots mark, for each seed, the epoch that early stopping (patience 5 on the validation set) returns to.", "name": "fig-schedules-overfitting"}}
 fig, (ax_train, ax_test) = plt.subplots(1, 2, figsize=(9, 4.2))
-epochs = np.arange(1, EPOCHS + 1)
 for (name, runs), style in zip(histories.items(), ["-", "--", "-."], strict=True):
     curves = np.stack([runs[seed] for seed in SEEDS])
-    for ax, col in [(ax_train, TRAIN_LOSS), (ax_test, TEST_LOSS)]:
-        (line,) = ax.plot(epochs, curves[:, :, col].mean(axis=0), style, label=name)
-        ax.fill_between(
-            epochs,
-            curves[:, :, col].min(axis=0),
-            curves[:, :, col].max(axis=0),
-            color=line.get_color(),
-            alpha=0.15,
-        )
+    plot_band(ax_train, curves[:, :, TRAIN_LOSS], style, name)
+    plot_band(ax_test, curves[:, :, TEST_LOSS], style, name)
 best_epochs = [stopping[seed][0] for seed in SEEDS]
 ax_test.plot(
     [e + 1 for e in best_epochs],
@@ -1777,11 +1874,12 @@ ax_test.plot(
     label="early stopping",
 )
 ax_train.set_yscale("log")
+# the test panel starts near its lowest mean, so that the upturn shows
+ax_test.set_ylim(0.95 * lowest_mean, 1.5 * lowest_mean)
 ax_train.set_title("training loss")
 ax_test.set_title("test loss")
 for ax in (ax_train, ax_test):
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy")
+    ax.set(xlabel="epoch", ylabel="cross-entropy")
 ax_test.legend(fontsize="small")
 plt.show()
 
@@ -1839,6 +1937,10 @@ def early_stopped(tau):
     return w
 
 
+# %% [markdown]
+# For each $\tau$, the components of the early-stopped weights along the eigenvectors are first
+# checked against $1 - (1 - \alpha h)^\tau$; then the weights are compared with the ridge solutions:
+
 # %%
 lam_grid = np.geomspace(1e-5, 10, 601)
 print(
@@ -1876,8 +1978,11 @@ for tau, (gap, best_ratio, factor_gap) in es_rows.items():
     assert gap[1] < 0.25 and min(gap[10], gap[0.1]) > 2 * gap[1], tau
     assert 0.19 < factor_gap < 0.24, tau
 
+# %% [markdown]
+# The factors themselves, as functions of the curvature:
+
 # %% mystnb={"figure": {"caption": "The factor that multiplies the component of $w^*$ along an eigen-direction of curvature $h$: gradient descent stopped after $\\tau$ steps at rate $\\alpha = 0.5$ (solid, $1 - (1 - \\alpha h)^\\tau$) and the L2-penalized minimum with $\\lambda = 1/(\\tau\\alpha)$ (dashed, $h/(h + \\lambda)$). Both keep the stiff directions and suppress the flat ones, with the threshold at the same curvature.", "name": "fig-schedules-early-stopping"}}
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(8.5, 4))
 h_fine = np.geomspace(1e-4, 1.0, 400)
 for tau in es_taus:
     lam = 1 / (tau * es_alpha)
@@ -1897,7 +2002,7 @@ for tau in es_taus:
 ax.set_xscale("log")
 ax.set_xlabel("curvature $h$ of the eigen-direction")
 ax.set_ylabel("fraction of $w^*$ kept")
-ax.legend(fontsize="small", ncol=3, loc="upper left")
+ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.show()
 
 # %% [markdown]
