@@ -250,9 +250,10 @@ assert np.allclose(
 # {eq}`eq-schedules-exp`, {eq}`eq-schedules-natural-exp` and {eq}`eq-schedules-inverse-time`, $t/T$
 # becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`, and so are its *warm
 # restarts* {eq}`eq-schedules-restarts`: cycle $i = 0, 1, \ldots$ starts at step $s_i$, lasts $T c^{i}$
-# steps (each cycle $c$ times longer than the one before) and starts from a peak multiplied by $m$
-# once more; at each restart the rate jumps back up. The last schedule, {eq}`eq-schedules-warmup-linear`,
-# is the same linear warm-up followed by a straight line down to $\alpha_\text{end}$ instead of a cosine. The linear warm-up in front of it was introduced by
+# steps (each cycle $c$ times longer than the one before), and its cosine part starts from a height
+# multiplied by $m$ once more; at each restart the rate jumps back up. The linear warm-up, in front of a cosine in
+# {eq}`eq-schedules-warmup` and in front of a straight line down to $\alpha_\text{end}$ in
+# {eq}`eq-schedules-warmup-linear`, was introduced by
 # {cite:t}`goyal2017` for large-batch SGD with momentum: with the learning rate scaled up in proportion
 # to the batch, the first steps, taken while the network is changing fastest, were unstable, and a few
 # epochs of ramp-up fixed that. A second, different argument is specific to Adam: its adaptive rate
@@ -369,7 +370,8 @@ class WarmupThenLinear(schedules.LearningRateSchedule):
 # %% [markdown]
 # One set of settings per schedule, all starting from (or peaking at) 0.1 and chosen so that the curves
 # can be told apart over 1000 steps. The restarts come at steps 100, 300 and 700 (cycles of 100, 200
-# and 400 steps), each from a peak 0.8 times the last. Each entry holds the hand-written function with its arguments, the
+# and 400 steps), each with a cosine part 0.8 times as high as the last ($m = 0.8$) above a floor of
+# $a = 0.05$ times the initial rate. Each entry holds the hand-written function with its arguments, the
 # TF1 function (or `None`) and the Keras object:
 
 
