@@ -481,13 +481,20 @@ def gradient(
     Raises:
         AssertionError: if any coordinate has r above ``tol`` against either reference:
             the worst coordinate, your value, the tape's and the central difference,
-            both relative errors with Chapter 8's verdict (or, where the central
-            difference's own noise exceeds ``tol`` times the gradient, the difference in
-            units of that noise, with a hint that the step is too large), and a pattern
-            where one is clear (a sign, a constant factor, a transposed matrix, a few
-            coordinates).
+            both relative errors with Chapter 8's verdict, and a pattern where one is
+            clear (a sign, a constant factor, a transposed matrix, a few coordinates).
+            Where the central difference's own noise exceeds ``tol`` times the larger
+            of yours and the central difference, the message gives the difference in
+            units of that noise instead of a relative error, and advice on the step:
+            none if the central difference agrees with the tape within its noise; a
+            smaller ``h`` if ``|D(h) - D(2h)|`` dominates (f bends within the step) and
+            the central difference disagrees with the tape (or there is no tape); a
+            larger ``h``, or removing a constant offset from f, if the rounding of f
+            dominates (a smaller ``h`` would only make it worse). A noise that large
+            also makes the central difference a weak judge: with no tape, a step whose
+            rounding exceeds the gradient lets almost any gradient pass.
         AssertionError: also if grad_f returns None (what ``tape.gradient`` gives for
-            a source it did not record, e.g. an integer tensor).
+            a source it did not record: a tensor not watched, an integer tensor).
         ValueError: if f does not return a scalar or grad_f returns another shape.
     """
     x64 = np.array(x, dtype=np.float64)
@@ -496,10 +503,11 @@ def gradient(
     if returned is None:
         raise AssertionError(
             "your gradient function returned None. tape.gradient returns None for a "
-            "source it did not record: an integer tensor (the tape watches only "
-            "floating-point and complex tensors; cast first), a source the target does "
-            "not depend on, or a computation done outside the `with tf.GradientTape()` "
-            "block."
+            "source it did not record: most often a tensor that was not watched (the "
+            "tape watches tf.Variables by itself; call tape.watch(x) for a tensor), an "
+            "integer tensor (the tape watches only floating-point and complex tensors; "
+            "cast first), a source the target does not depend on, or a computation done "
+            "outside the `with tf.GradientTape()` block."
         )
     mine = np.asarray(returned, dtype=np.float64)
     if mine.shape != x64.shape:
@@ -516,7 +524,11 @@ def gradient(
 
     flat = x64.reshape(-1)
     steps = h * np.maximum(1.0, np.abs(flat))
-    central, noise = np.zeros_like(flat), np.zeros_like(flat)
+    central = np.zeros_like(flat)
+    # The central difference's noise, in two parts: |D(h) - D(2h)|, which the truncation
+    # error (f bending within the step) dominates unless rounding is larger, and the
+    # rounding of f itself, 4 eps64 |f| / h.
+    bend, rounding = np.zeros_like(flat), np.zeros_like(flat)
     checked = np.ones(flat.size, bool)
     if coordinates is not None and coordinates < flat.size:
         if tape_grad is None:
@@ -535,9 +547,11 @@ def gradient(
             if s == steps[i]:
                 f_scale = max(abs(f_plus), abs(f_minus), abs(fx))
         central[i] = values[0]
-        noise[i] = abs(values[0] - values[1]) + 4 * _EPS64 * f_scale / steps[i]
+        bend[i] = abs(values[0] - values[1])
+        rounding[i] = 4 * _EPS64 * f_scale / steps[i]
     central = central.reshape(x64.shape)
-    noise = noise.reshape(x64.shape)
+    bend, rounding = bend.reshape(x64.shape), rounding.reshape(x64.shape)
+    noise = bend + rounding
     checked = checked.reshape(x64.shape)
 
     def rel_err(ref, ref_noise):
@@ -578,6 +592,13 @@ def gradient(
         lines.append(
             f"  relative error against the tape: {r_tape[index]:.2e} ({_verdict(r_tape[index])})"
         )
+    if tape_grad is not None:
+        r_between = np.abs(tape_grad - central) / np.maximum(
+            np.maximum(np.abs(tape_grad), np.abs(central)),
+            np.maximum(noise / tol, 1e-300),
+        )
+        r_between = np.where(checked, r_between, 0.0)
+    step_advice = None
     if checked[index] and noise[index] / tol > max(
         abs(mine[index]), abs(central[index])
     ):
@@ -585,13 +606,33 @@ def gradient(
         # the central difference's own noise (times tol), not a relative error of the
         # values, and the thresholds of Chapter 8 do not apply to it.
         lines.append(
-            "  the central difference's own noise (|D(h) - D(2h)| plus rounding) is "
-            f"{noise[index]:.2e}, more than {tol:g} of the gradient itself, so yours is "
-            "judged against that noise and differs by "
-            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it: f may "
-            "bend too fast here for this step (try a smaller h) or have a kink; if a "
-            "smaller h agrees with the tape but not with yours, your gradient is off."
+            "  the central difference's own noise (|D(h) - D(2h)| plus the rounding of "
+            f"f, 4 eps64 |f| / h) is {noise[index]:.2e}, more than {tol:g} of the "
+            "larger of yours and the central difference, so yours is judged against "
+            "that noise and differs by "
+            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it."
         )
+        if tape_grad is not None and r_between[index] <= tol:
+            lines.append(
+                "  The central difference agrees with the tape within that noise: the "
+                "step is not at fault."
+            )
+        elif bend[index] > rounding[index]:
+            step_advice = "smaller"
+            lines.append(
+                f"  Most of that noise is |D(h) - D(2h)| = {bend[index]:.2e}: f bends "
+                "within the step (or has a kink). Try a smaller h; if the central "
+                "difference then agrees with the tape but not with yours, your gradient "
+                "is off."
+            )
+        else:
+            step_advice = "larger"
+            lines.append(
+                f"  Most of that noise is the rounding of f ({rounding[index]:.2e}, with "
+                f"|f| near {abs(fx):.3g}): a smaller h makes it worse. Try a larger h "
+                "(while f does not bend within it), or subtract f's constant offset: "
+                "the rounding grows with |f|, not with the gradient."
+            )
     elif checked[index]:
         lines.append(
             f"  relative error against central differences: {r_fd[index]:.2e} "
@@ -599,16 +640,19 @@ def gradient(
         )
     bad = worst_r > tol
     hints = []
-    if tape_grad is not None:
-        r_between = np.abs(tape_grad - central) / np.maximum(
-            np.maximum(np.abs(tape_grad), np.abs(central)),
-            np.maximum(noise / tol, 1e-300),
-        )
-        if np.where(checked, r_between, 0.0).max() > tol:
+    if tape_grad is not None and r_between.max() > tol:
+        if step_advice is not None:
+            hints.append(
+                "The tape and central differences disagree with each other here too: "
+                f"the step, as above (a {step_advice} h), or a kink near x (try another "
+                "x)."
+            )
+        else:
             hints.append(
                 "The tape and central differences disagree with each other here too: f "
-                "may have a kink near x (try another x or a larger tol), or compute in "
-                "float32 (central differences need float64)."
+                "may have a kink near x (try another x or a larger tol), bend within the "
+                "step (try a smaller h), or compute in float32 (central differences need "
+                "float64)."
             )
     ok = np.abs(ref) > 0
     if ok.sum() >= 2 and np.all(np.isfinite(mine)):

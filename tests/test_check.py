@@ -395,8 +395,89 @@ def test_a_step_too_wide_for_the_bend_is_named():
         check.gradient(f, grad_f, [0.0, 0.0])
     text = message(caught)
     assert "the central difference's own noise" in text
-    assert "try a smaller h" in text
+    assert "f bends within the step" in text and "Try a smaller h" in text
+    assert "larger of yours and the central difference" in text
+    assert "disagree with each other here too: the step" in text
     assert "relative error against central differences" not in text
+
+
+def test_an_unwatched_tensor_is_named():
+    """The commonest None: a tensor (not a tf.Variable) that the tape was not told to
+    watch. With tape.watch the same function passes."""
+
+    def tape_gradient(watch):
+        def grad_f(x):
+            with tf.GradientTape() as tape:
+                if watch:
+                    tape.watch(x)
+                total = square_sum(x)
+            return tape.gradient(total, x)
+
+        return grad_f
+
+    assert check.gradient(square_sum, tape_gradient(True), [0.0, 1.0, 2.0]) is None
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(square_sum, tape_gradient(False), [0.0, 1.0, 2.0])
+    text = message(caught)
+    assert "returned None" in text and "not watched" in text and "tape.watch" in text
+
+
+def summed_normalize(x):
+    return tf.reduce_sum(x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12))
+
+
+def normalize_gradient(second=1.0):
+    """The gradient of summed_normalize, with its second term times `second` (1 is
+    right; 0, -1, 0.5 are the wrong derivations a check at 0 alone cannot see)."""
+
+    def grad_f(x):
+        x = np.asarray(x)
+        s = np.sum(x * x) + 1e-12
+        return 1 / np.sqrt(s) - second * np.sum(x) * x / s**1.5
+
+    return grad_f
+
+
+@pytest.mark.parametrize("second", [0.0, -1.0, 0.5])
+def test_central_difference_that_agrees_with_the_tape_gives_no_step_advice(second):
+    """At [3e-7, -4e-7] with h = 1e-9 the central difference's noise exceeds tol times
+    the gradient, but it agrees with the tape: a wrong second term is caught and the
+    message blames neither the step nor the bend (at 0 all of them pass: the term
+    vanishes there)."""
+    point = [3e-7, -4e-7]
+    assert check.gradient(summed_normalize, normalize_gradient(), point, h=1e-9) is None
+    assert (
+        check.gradient(summed_normalize, normalize_gradient(second), [0.0, 0.0], h=1e-9)
+        is None
+    )
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(summed_normalize, normalize_gradient(second), point, h=1e-9)
+    text = message(caught)
+    assert "almost certainly wrong" in text
+    assert "agrees with the tape within that noise: the step is not at fault" in text
+    assert "smaller h" not in text and "larger h" not in text and "bends" not in text
+    assert "disagree with each other" not in text
+
+
+def test_a_rounding_dominated_step_asks_for_a_larger_h():
+    """f = |x|^2 + 1e6, not tape-differentiable (NumPy): at the default step the
+    rounding of f (4 eps |f| / h, about 9e-5) dwarfs the gradient (about 4e-3). A
+    gradient 1.5 times too large is caught, and the advice is a larger h or removing
+    the offset, never a smaller h (with h = 1e-7 the rounding exceeds the gradient
+    and the wrong gradient would pass); at h = 1e-3 the right gradient passes."""
+
+    def f(x):
+        return np.sum(np.asarray(x) ** 2) + 1e6
+
+    point = [1e-3, 2e-3]
+    assert check.gradient(f, lambda x: 2 * np.asarray(x), point, h=1e-3) is None
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(f, lambda x: 3 * np.asarray(x), point)
+    text = message(caught)
+    assert "rounding of f" in text and "Try a larger h" in text
+    assert "constant offset" in text and "smaller h" not in text.replace(
+        "a smaller h makes it worse", ""
+    )
 
 
 def test_wrong_shape_is_a_value_error():
