@@ -836,7 +836,8 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
             input there); if the tape gives ``None`` (no gradient flows through your
             function); or if a gradient entry differs (the worst entry, both values, and
             a pattern where one is clear: the upstream gradient ignored, a constant
-            factor, the opposite sign, zero everywhere).
+            factor or the opposite sign (the same at every entry, zeros included),
+            zero everywhere).
         ValueError: if ``mine(x)`` and ``forward(x)`` have different shapes, or
             ``backward`` returns a shape other than that of ``x``.
     """
@@ -880,10 +881,12 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
     taped = tape.gradient(weighted, x_t)
     if taped is None:
         raise AssertionError(
-            "the tape gives no gradient through your function (None): an operation "
-            "without a gradient (tf.round, tf.floor, tf.argmax, a cast to an integer) is "
-            "on the path. Wrap the function in @tf.custom_gradient and return the pair "
-            "(value, grad), where grad(upstream) returns the gradient you want."
+            "the tape gives no gradient through your function (None). Possible causes: "
+            "an operation without a gradient (tf.round, tf.floor, tf.argmax, a cast to "
+            "an integer) on the path, outside @tf.custom_gradient (wrap the function and "
+            "return the pair (value, grad), where grad(upstream) returns the gradient "
+            "you want); your grad function returns None; or a computation outside "
+            "TensorFlow (NumPy, .numpy()), which the tape does not record."
         )
     got = np.asarray(taped, np.float64)
     want = np.asarray(backward(x_t, upstream), np.float64)
@@ -905,8 +908,12 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
         f"  intended (backward(x, upstream)):       {float(want[index])!r}",
     ]
     with_ones = np.asarray(backward(x_t, tf.ones_like(upstream)), np.float64)
+    # A constant factor c (or -1) needs the same c at every entry: zero where the
+    # intended gradient is zero, and c itself away from 1 (else it is not a factor).
     nonzero = np.abs(want) > 0
     c = _uniform(got[nonzero] / want[nonzero], rel=rtol * 10) if nonzero.any() else None
+    if c is not None and (np.any(got[~nonzero] != 0) or abs(c - 1) <= 10 * rtol):
+        c = None
     if not np.any(got):
         lines.append(
             "Your gradient is zero everywhere: an operation with a zero gradient (tf.sign, "
@@ -923,6 +930,13 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
     elif c is not None:
         lines.append(
             f"Every entry is {c:.6g} times the intended one: a constant factor?"
+        )
+    elif close(got, want)[nonzero].all() and not nonzero.all():
+        lines.append(
+            "Yours agrees where the intended gradient is non-zero, but is non-zero at "
+            f"{int((~ok & ~nonzero).sum())} entries where it should be 0: a missing mask "
+            "(a clipped straight-through estimator passes the gradient only where "
+            "|x| <= 1)?"
         )
     raise AssertionError("\n".join(lines))
 

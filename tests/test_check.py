@@ -663,6 +663,74 @@ def test_wrong_custom_gradient_is_caught_and_named(mine, fragments):
     )
 
 
+def clipped_straight_through(x, upstream):
+    """The gradient of a clipped straight-through estimator: upstream where |x| <= 1."""
+    return upstream * tf.cast(tf.abs(x) <= 1, upstream.dtype)
+
+
+@tf.custom_gradient
+def round_clipped_straight_through(x):
+    return tf.round(x), lambda upstream: clipped_straight_through(x, upstream)
+
+
+@tf.custom_gradient
+def round_clipped_doubled(x):
+    return tf.round(x), lambda upstream: 2 * clipped_straight_through(x, upstream)
+
+
+def test_a_missing_mask_is_not_called_a_factor():
+    """A plain pass-through against an intended clipped straight-through estimator
+    agrees wherever |x| <= 1 (a ratio of 1 there) and is wrong only where the intended
+    gradient is 0: no "1 times" factor, the mask is named. A doubled clipped one is a
+    factor 2 (zero where it should be)."""
+    mask = ["differs at entry", "non-zero at 3 entries where it should be 0", "mask"]
+    assert (
+        check.custom_gradient(
+            round_clipped_straight_through, tf.round, clipped_straight_through, RAW
+        )
+        is None
+    )
+    assert_caught(
+        lambda: check.custom_gradient(
+            round_straight_through, tf.round, clipped_straight_through, RAW
+        ),
+        mask,
+    )
+    with pytest.raises(AssertionError) as caught:
+        check.custom_gradient(
+            round_straight_through, tf.round, clipped_straight_through, RAW
+        )
+    assert "times the intended" not in message(caught)
+    assert_caught(
+        lambda: check.custom_gradient(
+            round_clipped_doubled, tf.round, clipped_straight_through, RAW
+        ),
+        ["Every entry is 2 times the intended"],
+    )
+
+
+def test_none_through_a_custom_gradient_names_its_causes():
+    """A wrapped function whose grad returns None, and a NumPy forward pass: the message
+    lists both causes, not only a missing @tf.custom_gradient."""
+
+    @tf.custom_gradient
+    def grad_returns_none(x):
+        return tf.round(x), lambda upstream: None
+
+    def numpy_round(x):
+        return tf.constant(np.round(x.numpy()))
+
+    for mine in (grad_returns_none, numpy_round):
+        assert_caught(
+            lambda mine=mine: check.custom_gradient(mine, tf.round, pass_upstream, RAW),
+            [
+                "no gradient through your function (None)",
+                "your grad function returns None",
+                "a computation outside TensorFlow (NumPy, .numpy())",
+            ],
+        )
+
+
 def test_custom_gradient_shapes_are_value_errors():
     with pytest.raises(ValueError, match="shape"):
         check.custom_gradient(
