@@ -188,6 +188,54 @@ def _spearman(a, b):
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _clipping(d_mine, d_ref, prev, resolved, start):
+    """A hint if the updates differ the way clipping by another rule makes them differ:
+    a factor constant within each variable but not between them (per-variable norms),
+    or entries whose steps share one largest size (clipping by value); else None."""
+    sizes = [int(np.size(start[name])) for name in _INITIAL]
+    bounds = np.cumsum([0, *sizes])
+    per_variable = []
+    for name, a, b in zip(_INITIAL, bounds[:-1], bounds[1:], strict=True):
+        sel = resolved[a:b]
+        if sel.any():
+            # Tight (1e-3): a clipping factor is exact within a variable, whereas a
+            # state mistake (momentum) gives factors that merely vary slowly.
+            factor = _common_factor(
+                d_mine[a:b][sel], d_ref[a:b][sel], prev[a:b][sel], rel=1e-3
+            )
+            per_variable.append((name, factor))
+    factors = [f for _, f in per_variable]
+    if len(factors) >= 2 and all(f is not None for f in factors):
+        if max(factors) - min(factors) > 0.05 * max(abs(f) for f in factors):
+            listing = ", ".join(f"{name} {f:.3g}" for name, f in per_variable)
+            return (
+                "within each variable your update is a constant factor times the "
+                "reference's, but the factor differs between variables "
+                f"({listing}): clipping (or scaling) per variable rather than by the "
+                "global norm?"
+            )
+    steps = np.abs(d_mine[resolved])
+    if steps.size >= 3:
+        largest = steps.max()
+        capped = steps >= largest * (1 - 1e-3)
+        others = ~capped
+        if 2 <= capped.sum() < steps.size and (
+            _common_factor(
+                d_mine[resolved][others],
+                d_ref[resolved][others],
+                prev[resolved][others],
+            )
+            is not None
+        ):
+            return (
+                f"{int(capped.sum())} entries take the same largest step "
+                f"({largest:.3g}) and the others are a constant factor times the "
+                "reference's: clipping each entry by value (tf.clip_by_value) rather "
+                "than by the global norm?"
+            )
+    return None
+
+
 def _diagnose(mine, ref, grads, rtol):
     """A hint about the kind of mistake, from a replay in which both optimizers were fed
     the same gradients (so that differences do not compound through the loss)."""
@@ -264,7 +312,8 @@ def _diagnose(mine, ref, grads, rtol):
                 "and tends to 1: a bias correction off by one step, or missing?"
                 if abs(last - 1) < 0.5 * abs(c_k - 1)
                 else "and does not tend to 1: a learning-rate schedule or decay, a bias "
-                "correction, or a step counter that advances differently?"
+                "correction, a step counter that advances differently, or a rescaling "
+                "by a norm of the gradients (clipping by another norm)?"
             )
             return (
                 f"{before}: a factor that is the same for every entry but changes from "
@@ -277,6 +326,10 @@ def _diagnose(mine, ref, grads, rtol):
             "Nesterov look-ahead, or an epsilon that dominates while the state is "
             "still near zero?"
         )
+    if c_k is None:
+        hint = _clipping(d_mine, d_ref, prev, resolved, ref[0])
+        if hint is not None:
+            return f"{before}: {hint}"
     # Epsilon: the relative difference grows as the gradient shrinks.
     g = np.abs(np.concatenate([np.ravel(x) for x in grads[k - 1]]).astype(float))
     dev = np.abs(ratios - 1)

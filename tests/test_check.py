@@ -124,6 +124,32 @@ class PythonCounterAdam(Adam):
             self._update(var, grad, self.slots[var.ref()], float(self.t), rate)
 
 
+class ClipSGD:
+    """SGD with its gradients clipped to `c` by one of several rules; "global" is
+    Keras' SGD(global_clipnorm=c): all scaled by c / max(G, c), G the global norm."""
+
+    def __init__(self, learning_rate, c, rule="global"):
+        self.learning_rate, self.c, self.rule = learning_rate, c, rule
+
+    def apply_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        grads = [g for g, _ in grads_and_vars]
+        global_norm = tf.linalg.global_norm(grads)
+        if self.rule == "global":
+            grads = [g * self.c / tf.maximum(global_norm, self.c) for g in grads]
+        elif self.rule == "always-normalise":
+            grads = [g * self.c / global_norm for g in grads]
+        elif self.rule == "per-variable":
+            grads = [tf.clip_by_norm(g, self.c) for g in grads]
+        elif self.rule == "by-value":
+            grads = [tf.clip_by_value(g, -self.c, self.c) for g in grads]
+        elif self.rule == "summed-norms":
+            summed = tf.add_n([tf.norm(g) for g in grads])
+            grads = [g * self.c / tf.maximum(summed, self.c) for g in grads]
+        for grad, (_, var) in zip(grads, grads_and_vars, strict=True):
+            var.assign_sub(self.learning_rate * grad)
+
+
 # Fewer steps than the default (20) keep the tests fast; every mistake shows by step 5.
 STEPS = 10
 
@@ -267,6 +293,45 @@ WRONG_OPTIMIZERS = [
             "Nesterov look-ahead",
         ],
         id="missing-nesterov-look-ahead-among-the-causes",
+    ),
+]
+
+
+def test_global_clipping_passes_whether_or_not_it_acts():
+    """The test problem's global norms (about 1) exceed 0.05 and stay below 10."""
+    for c in (0.05, 10.0):
+        check.optimizer(
+            lambda c=c: ClipSGD(0.1, c),
+            lambda c=c: keras.optimizers.SGD(0.1, global_clipnorm=c),
+            steps=STEPS,
+        )
+
+
+WRONG_OPTIMIZERS += [
+    pytest.param(
+        lambda: ClipSGD(0.1, 10.0, "always-normalise"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=10.0),
+        ["part at step 1 ", "rescaling by a norm of the gradients"],
+        # with c = 0.05 it passes: clipping acts at every step there
+        id="clipping-that-always-rescales-caught-where-clipping-does-not-act",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "per-variable"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "factor differs between variables", "per variable"],
+        id="clipping-per-variable",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "by-value"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "same largest step", "tf.clip_by_value"],
+        id="clipping-by-value",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "summed-norms"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "rescaling by a norm of the gradients"],
+        id="clipping-by-summed-norms",
     ),
 ]
 
