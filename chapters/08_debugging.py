@@ -2154,7 +2154,8 @@ def summed_f_test(x):
 check.gradient(summed_f_test, lambda x: forward_difference(x, h_forward), x_points)
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(summed_f_test, lambda x: forward_difference(x, 1e-5), x_points)
-print(caught.message)
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
 assert "between 1e-7 and 1e-4" in caught.message
 
 # %% [markdown]
@@ -2228,12 +2229,18 @@ def relu_tape_gradient(bias):
 check.gradient(relu_loss, relu_tape_gradient, built_bias)
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(relu_loss, relu_tape_gradient, hidden_layer.bias.numpy())
-print(caught.message)
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
 assert "wrong at coordinate [0]" in caught.message
+assert "relative error against the tape: 0.00e+00" in caught.message
 assert "disagree with each other here too" in caught.message
 
 
 # %% [markdown]
+# The headline blames "your gradient", but here your gradient *is* the tape's, so its relative error
+# against the tape is 0, as expected: the culprit is the central difference, whose two evaluations
+# straddle the kink, and the last line says so.
+#
 # The parameters that feed the unit on the kink fail, although nothing is wrong with the gradient; the
 # output layer passes. This is why the thresholds table allows larger errors for non-smooth functions,
 # and why checks are best run on inputs that keep pre-activations away from kinks (or with a smooth
@@ -2244,13 +2251,13 @@ assert "disagree with each other here too" in caught.message
 #
 # ```{exercise}
 # :label: ex-debugging-where
-# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then take
-# the cheaper rewrite `normalize_epsilon(x)`, which returns `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`:
+# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then
+# define the cheaper rewrite `normalize_epsilon(x)` as `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`,
 # derive by hand the gradient of `tf.reduce_sum(normalize_epsilon(x))`, write it as a function
-# `my_gradient(x)`, and check it where it matters, at 0: with `from gdbook import check`,
-# `check.gradient(lambda x: tf.reduce_sum(normalize_epsilon(x)), my_gradient, [0.0, 0.0], h=1e-9)`.
-# Why does the check need a step `h` much smaller than its default? And how does the rewrite change the
-# *value* near 0?
+# `my_gradient(x)`, and check it at 0 and near it: with `from gdbook import check`,
+# `check.gradient(lambda x: tf.reduce_sum(normalize_epsilon(x)), my_gradient, [0.0, 0.0], h=1e-9)`,
+# and the same call at `[3e-7, -4e-7]`. Why is the check at 0 alone not enough? Why does the check need
+# a step `h` much smaller than its default? And how does the rewrite change the *value* near 0?
 # ```
 #
 # ```{solution-start} ex-debugging-where
@@ -2284,9 +2291,15 @@ assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 # %% [markdown]
 # By the quotient rule, with $s = \lVert x\rVert^2 + \epsilon$, the gradient of
 # $\sum_j x_j / \sqrt s$ is $1/\sqrt s - (\sum_j x_j)\, x / s^{3/2}$: $1/\sqrt\epsilon$ per entry at 0.
-# It passes the check at 0 and near it. The function bends on the scale $\sqrt\epsilon$, so a central
-# difference is accurate only with a step well below it; with the default step, wider than
-# $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape.
+# It passes the check at 0 and near it. At 0 alone the check proves little: the second term vanishes
+# there, so every derivation with the right first term passes, whatever it does to the second.
+# At `[3e-7, -4e-7]`, within $\sqrt\epsilon$ of 0, the second term is a few per cent of the first (the
+# cell prints the ratio), far above the check's tolerance, and the check catches a derivation that
+# forgets it, flips its sign or halves it; the message adds that the central difference agrees with the
+# tape there, so the step is not at fault. The function bends on the scale $\sqrt\epsilon$, so a
+# central difference is accurate only with a step well below it; with the default step, wider than
+# $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape, and the
+# message asks for a smaller step.
 
 # %%
 from gdbook import check
@@ -2296,20 +2309,46 @@ def summed_normalize_epsilon(x):
     return tf.reduce_sum(normalize_epsilon(x))
 
 
-def my_gradient(x):
-    x = np.asarray(x)
-    s = np.sum(x * x) + 1e-12
-    return 1 / np.sqrt(s) - np.sum(x) * x / s**1.5
+def gradient_with_second_term(factor):
+    """The gradient above with its second term times `factor` (1 is right)."""
+
+    def gradient(x):
+        x = np.asarray(x)
+        s = np.sum(x * x) + 1e-12
+        return 1 / np.sqrt(s) - factor * np.sum(x) * x / s**1.5
+
+    return gradient
 
 
-print(f"sqrt(epsilon) = {np.sqrt(1e-12):.0e}")
+my_gradient = gradient_with_second_term(1.0)
+near_zero = np.array([3e-7, -4e-7])
+s_near = np.sum(near_zero**2) + 1e-12
+second_over_first = abs(np.sum(near_zero) * near_zero[1]) / s_near
+print(f"sqrt(epsilon) = {np.sqrt(1e-12):.0e}; at {near_zero}, second term / first term")
+print(f"  = {second_over_first:.3f} (coordinate 1)")
+assert 0.01 < second_over_first < 0.1
 check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0], h=1e-9)
-check.gradient(summed_normalize_epsilon, my_gradient, [3e-7, -4e-7], h=1e-9)
+check.gradient(summed_normalize_epsilon, my_gradient, near_zero, h=1e-9)
+
+# %% [markdown]
+# Three wrong derivations (no second term, the opposite sign, half of it) pass at 0 and are caught near
+# it; at 0 with the default step even the right one fails, on the step:
+
+# %%
+for factor in (0.0, -1.0, 0.5):
+    wrong = gradient_with_second_term(factor)
+    check.gradient(summed_normalize_epsilon, wrong, [0.0, 0.0], h=1e-9)
+    with gdbook.expect_error(AssertionError, reraise=False) as caught:
+        check.gradient(summed_normalize_epsilon, wrong, near_zero, h=1e-9)
+    assert "almost certainly wrong" in caught.message
+    assert "the step is not at fault" in caught.message
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0])
-print(caught.message)
-assert "disagree with each other here too" in caught.message
-assert "try a smaller h" in caught.message
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
+assert "f bends within the step" in caught.message
+assert "disagree with each other here too: the step" in caught.message
+assert "Try a smaller h" in caught.message
 
 # %% [markdown]
 # ```{solution-end}
@@ -2322,7 +2361,8 @@ assert "try a smaller h" in caught.message
 # whose `apply_gradients(grads_and_vars)` rescales all the gradients by $c/\max(G, c)$
 # {eq}`eq-debugging-clipping` and takes the step,
 # and check it against Keras' own with `from gdbook import check`:
-# `check.optimizer(lambda: GlobalClipSGD(0.1, 0.05), lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05))`.
+# `check.optimizer(lambda: GlobalClipSGD(0.1, 0.05), lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05))`,
+# and the same with `10.0` for `0.05` (a clip norm that does not act).
 # Then compute, for every hidden layer, the ratio $\lVert \Delta W_\ell\rVert / \lVert W_\ell\rVert$ of
 # the first update to the weights: for the exploding chain with plain SGD and with your `GlobalClipSGD`
 # at $c = 1$, and for the He chain with plain SGD. (To log it during training, keep a copy of each kernel
@@ -2336,7 +2376,11 @@ assert "try a smaller h" in caught.message
 #
 # The global norm $G$ is the norm of all the gradients stacked into one vector; the rescaled gradients
 # are those of the last line of {eq}`eq-debugging-clipping`. The class passes the check; without the
-# clipping (a clip norm too large to act) the check catches the difference from the first step.
+# clipping (a clip norm too large to act) the check catches the difference from the first step. The
+# check's test problem has gradients whose global norm stays above $c = 0.05$, so that check only tries
+# the branch where clipping acts: a class that always rescales to norm $c$, forgetting the $\max(G,
+# c)$, passes it too. A second check with a clip norm that never acts ($c = 10$) catches it, and the
+# right class passes both.
 
 # %%
 from gdbook import check
@@ -2355,16 +2399,45 @@ class GlobalClipSGD:
             var.assign_sub(self.learning_rate * scale * grad)
 
 
-check.optimizer(
-    lambda: GlobalClipSGD(0.1, 0.05),
-    lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
-)
+for c in (0.05, 10.0):
+    check.optimizer(
+        lambda c=c: GlobalClipSGD(0.1, c),
+        lambda c=c: keras.optimizers.SGD(0.1, global_clipnorm=c),
+    )
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.optimizer(
         lambda: GlobalClipSGD(0.1, 1e9),
         lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
     )
 assert "part at step 1 " in caught.message
+
+
+# %% [markdown]
+# The version that always rescales, `AlwaysRescaledSGD`, passes where clipping acts and is caught where
+# it does not:
+
+# %%
+class AlwaysRescaledSGD(GlobalClipSGD):
+    def apply_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        norm = tf.linalg.global_norm([g for g, _ in grads_and_vars])
+        for grad, var in grads_and_vars:
+            var.assign_sub(self.learning_rate * self.global_clipnorm / norm * grad)
+
+
+check.optimizer(
+    lambda: AlwaysRescaledSGD(0.1, 0.05),
+    lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.optimizer(
+        lambda: AlwaysRescaledSGD(0.1, 10.0),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=10.0),
+    )
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
+assert "part at step 1 " in caught.message
+assert "rescaling by a norm of the gradients" in caught.message
 
 
 # %% [markdown]
