@@ -2379,7 +2379,7 @@ assert "Try a smaller h" in caught.message
 # clipping (a clip norm too large to act) the check catches the difference from the first step. The
 # check's test problem has gradients whose global norm stays above $c = 0.05$, so that check only tries
 # the branch where clipping acts: a class that always rescales to norm $c$, forgetting the $\max(G,
-# c)$, passes it too. A second check with a clip norm that never acts ($c = 10$) catches it, and the
+# c)$, passes it too. A second check with a clip norm too large to act ($c = 10$) catches it, and the
 # right class passes both.
 
 # %%
