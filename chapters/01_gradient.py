@@ -1065,11 +1065,10 @@ assert np.all(np.diff(np.sign(ws_08 + 1)[:20]) != 0)
 # We want to minimise $\max(|1 - \alpha|, |1 - \alpha\kappa|)$. The first term falls and the second rises
 # with $\alpha$ (past $1/\kappa$), so the optimum is where they are equal with opposite signs:
 # $1 - \alpha = \alpha\kappa - 1$, that is $\alpha^\star = 2 / (1 + \kappa)$. The factor is then
-# $(\kappa - 1)/(\kappa + 1)$, which tends to $1$ (no progress at all) as $\kappa \to \infty$. The same
-# step, $2/(\mu + L)$, and the same factor per step for the distance to the minimum make the classic bound
-# for gradient descent with a fixed step on any $\mu$-strongly convex function with an $L$-Lipschitz
-# gradient, $\kappa = L/\mu$ ({cite:t}`nesterov2004`, Theorem 2.1.15); a quadratic attains it. It is
-# also the starting point of the analysis of momentum in {cite:t}`goh2017`. For $\kappa = 15$, a run with $\alpha^\star$ shrinks both
+# $(\kappa - 1)/(\kappa + 1)$, which tends to $1$ (no progress at all) as $\kappa \to \infty$. Nesterov's
+# Theorem 2.1.15 {cite:p}`nesterov2004` gives the same step, $2/(\mu + L)$, and the same factor for the
+# distance to the minimum on any $\mu$-strongly convex function with $L$-Lipschitz gradient
+# ($\kappa = L/\mu$); a quadratic attains it. It is also the starting point of the analysis of momentum in {cite:t}`goh2017`. For $\kappa = 15$, a run with $\alpha^\star$ shrinks both
 # coordinates by the same factor, and a step a little longer or shorter does worse:
 
 # %%

@@ -283,6 +283,9 @@ for op in drawn:
         start, end = boxes[parent], boxes[op]
         arrow = dict(arrowstyle="->", color="0.45", ls=style, shrinkA=2, shrinkB=2)
         arrow |= dict(patchA=start.get_bbox_patch(), patchB=end.get_bbox_patch())
+        if style == "--":
+            # Up from the top edge, then across: apart from the seed's value arrows.
+            arrow["connectionstyle"] = "angle,angleA=90,angleB=0,rad=8"
         ax.annotate(
             "",
             xy=position[short(op.name)],

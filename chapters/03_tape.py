@@ -2010,8 +2010,9 @@ assert gaps["finite differences"] > 1000 * rounding_level
 # `labels = tf.range(3)` and `tape.watch(labels)` inside a tape, then
 # `tape.gradient(tf.reduce_sum(labels * labels), labels)` returns `None`. Why, and what is the smallest change
 # that returns the gradient $2\,\text{labels}$? Write it as a function `square_sum_gradient(labels)` that
-# takes the integer tensor and returns that gradient from a tape. `gdbook.check` judges it against the
-# tape and central differences on the same values as floats: with `from gdbook import check`,
+# takes the integer tensor and returns that gradient, computed with a tape (the check compares values
+# only: it cannot tell how you computed them). `gdbook.check` judges the values against the tape and
+# central differences on the same points as floats: with `from gdbook import check`,
 # `check.gradient(lambda x: tf.reduce_sum(x * x), lambda x: square_sum_gradient(tf.cast(x, tf.int32)), [0.0, 1.0, 2.0])`.
 # ```
 #
@@ -2197,9 +2198,10 @@ check.gradient(
 # :label: ex-tape-4
 # `tf.round` has no useful gradient (the tape returns `None` through it). Write a *straight-through*
 # rounding with `tf.custom_gradient`: it rounds going forward and passes the upstream gradient unchanged going
-# backward. Check both directions with `gdbook.check`, which compares your values with `tf.round` and
-# what the tape back-propagates through your function, for a random upstream gradient, with the gradient
-# you intend (here the upstream gradient itself): with `from gdbook import check`,
+# backward. Check both directions with `gdbook.check`, which compares (1) your values against
+# `tf.round`; (2) for a random upstream gradient, the tape's gradient through your function against
+# `backward(x, upstream)`, the gradient you intend (here the upstream gradient itself): with
+# `from gdbook import check`,
 # `check.custom_gradient(round_straight_through, tf.round, lambda x, upstream: upstream, [0.2, 1.7, -2.6])`.
 # ```
 #
@@ -2254,6 +2256,8 @@ def round_with_ones(x):
 check.custom_gradient(round_straight_through, tf.round, pass_upstream, [0.2, 1.7, -2.6])
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.custom_gradient(round_with_ones, tf.round, pass_upstream, [0.2, 1.7, -2.6])
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
 assert "ignores `upstream`" in caught.message
 
 # %% [markdown]

@@ -89,6 +89,7 @@ print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 # point to the next, so we report the median relative error over 101 points in an interval of width 0.1
 # around $x = 1$.
 
+
 # %%
 def f_test(x):
     return tf.exp(x) * tf.sin(x)
@@ -107,8 +108,12 @@ def central_difference_errors(dtype):
     errors = []
     for h in steps:
         h_t = tf.constant(h, dtype)
-        estimates = ((f_test(x + h_t) - f_test(x - h_t)) / (2 * h_t)).numpy().astype(np.float64)
-        errors.append(np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives)))
+        estimates = (
+            ((f_test(x + h_t) - f_test(x - h_t)) / (2 * h_t)).numpy().astype(np.float64)
+        )
+        errors.append(
+            np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives))
+        )
     return np.array(errors)
 
 
@@ -241,6 +246,7 @@ assert verdict(errors32.min()) != "right"
 # Here is the check, written once for any loss function and any list of variables. It perturbs one entry
 # at a time with `assign`, evaluates the loss twice, and restores the entry.
 
+
 # %%
 def numerical_gradient(loss_fn, variables, h=H_CHECK):
     """Central differences of loss_fn() for every entry of every variable."""
@@ -274,6 +280,7 @@ def relative_error(analytic, numeric, floor):
 # variable, the worst entry-wise $r$ and the norm-wise error for a given floor; `gradient_check` uses
 # the noise-based $\tau$.
 
+
 # %%
 def both_gradients(loss_fn, variables, h=H_CHECK):
     """The loss, the tape's gradients and the central differences."""
@@ -302,7 +309,10 @@ def gradient_check(loss_fn, variables, h=H_CHECK):
 
 def print_report(report):
     for name, (entrywise, normwise) in report.items():
-        print(f"{name:14s} worst entry {entrywise:8.1e}  norm-wise {normwise:8.1e}  {verdict(entrywise)}")
+        print(
+            f"{name:14s} worst entry {entrywise:8.1e}  norm-wise {normwise:8.1e}  "
+            f"{verdict(entrywise)}"
+        )
 
 
 # %% [markdown]
@@ -323,7 +333,9 @@ def make_mlp(activation, seed=0):
     return keras.Sequential(
         [
             keras.Input((4,), dtype="float64"),
-            keras.layers.Dense(5, activation=activation, dtype="float64", name="hidden"),
+            keras.layers.Dense(
+                5, activation=activation, dtype="float64", name="hidden"
+            ),
             keras.layers.Dense(3, dtype="float64", name="output"),
         ]
     )
@@ -331,7 +343,9 @@ def make_mlp(activation, seed=0):
 
 def mlp_loss(model):
     logits = model(x_check)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y_check, logits))
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(y_check, logits)
+    )
 
 
 mlp = make_mlp(tf.nn.softplus)
@@ -359,10 +373,16 @@ output_kernel.assign(tf.concat([output_kernel[:1] * 1e-6, output_kernel[1:]], 0)
 quiet_loss = float(mlp_loss(quiet_mlp))
 noise = EPS64 * quiet_loss / H_CHECK
 with tf.GradientTape() as tape:
-    hidden_grad = tape.gradient(mlp_loss(quiet_mlp), quiet_mlp.get_layer("hidden").kernel).numpy()
+    hidden_grad = tape.gradient(
+        mlp_loss(quiet_mlp), quiet_mlp.get_layer("hidden").kernel
+    ).numpy()
 print(f"loss {quiet_loss:.4f}, noise delta {noise:.1e}, floor tau {noise / R_OK:.1e}")
-print(f"largest gradient entry of unit 0's weights {np.abs(hidden_grad[:, 0]).max():.1e}")
-quiet_results = both_gradients(lambda: mlp_loss(quiet_mlp), quiet_mlp.trainable_variables)
+print(
+    f"largest gradient entry of unit 0's weights {np.abs(hidden_grad[:, 0]).max():.1e}"
+)
+quiet_results = both_gradients(
+    lambda: mlp_loss(quiet_mlp), quiet_mlp.trainable_variables
+)
 report_fixed = compare(quiet_mlp.trainable_variables, *quiet_results[1:], floor=1e-12)
 report_noise = compare(quiet_mlp.trainable_variables, *quiet_results[1:], noise / R_OK)
 print("fixed floor 1e-12:")
@@ -391,6 +411,7 @@ assert all(verdict(n) == "right" for _, n in report_fixed.values())
 # returns $\sigma(x)\,(1 - \sigma(x))$ instead: the derivative of the sigmoid, an easy slip when one has
 # just differentiated one function too many. The forward pass is the same in both.
 
+
 # %%
 @tf.custom_gradient
 def softplus_correct(x):
@@ -415,8 +436,12 @@ def softplus_buggy(x):
 # %%
 mlp_correct = make_mlp(softplus_correct)
 mlp_buggy = make_mlp(softplus_buggy)
-report_correct = gradient_check(lambda: mlp_loss(mlp_correct), mlp_correct.trainable_variables)
-report_buggy = gradient_check(lambda: mlp_loss(mlp_buggy), mlp_buggy.trainable_variables)
+report_correct = gradient_check(
+    lambda: mlp_loss(mlp_correct), mlp_correct.trainable_variables
+)
+report_buggy = gradient_check(
+    lambda: mlp_loss(mlp_buggy), mlp_buggy.trainable_variables
+)
 print("correct gradient:")
 print_report(report_correct)
 print("buggy gradient:")
@@ -434,7 +459,9 @@ assert all(verdict(e) == "right" for e, _ in report_correct.values())
 assert all(verdict(report_buggy[name][0]) == "wrong" for name in hidden)
 assert all(verdict(report_buggy[name][1]) == "wrong" for name in hidden)
 assert all(verdict(report_buggy[name][0]) == "right" for name in output)
-print("bug caught in:", [n for n, (e, _) in report_buggy.items() if verdict(e) == "wrong"])
+print(
+    "bug caught in:", [n for n, (e, _) in report_buggy.items() if verdict(e) == "wrong"]
+)
 
 # %% [markdown]
 # ### TensorFlow's own checker
@@ -448,7 +475,10 @@ print("bug caught in:", [n for n, (e, _) in report_buggy.items() if verdict(e) =
 points = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0], tf.float64)
 for name, fn in [("correct", softplus_correct), ("buggy", softplus_buggy)]:
     theoretical, numerical = tf.test.compute_gradient(fn, [points])
-    print(f"{name:8s} max |theoretical - numerical| = {np.abs(theoretical[0] - numerical[0]).max():.1e}")
+    print(
+        f"{name:8s} max |theoretical - numerical| = "
+        f"{np.abs(theoretical[0] - numerical[0]).max():.1e}"
+    )
 theoretical_buggy, numerical_buggy = tf.test.compute_gradient(softplus_buggy, [points])
 theoretical_ok, numerical_ok = tf.test.compute_gradient(softplus_correct, [points])
 assert np.abs(theoretical_ok[0] - numerical_ok[0]).max() < 1e-6
@@ -461,13 +491,16 @@ assert np.abs(theoretical_buggy[0] - numerical_buggy[0]).max() > 1e-1
 
 # %%
 points_var = tf.Variable(points)
-(ours,) = numerical_gradient(lambda: tf.reduce_sum(tf.nn.softplus(points_var)), [points_var], h=1 / 1024)
+(ours,) = numerical_gradient(
+    lambda: tf.reduce_sum(tf.nn.softplus(points_var)), [points_var], h=1 / 1024
+)
 difference = np.abs(ours - np.diag(numerical_ok[0])).max()
 print("ours:      ", ours)
 print("TensorFlow:", np.diag(numerical_ok[0]))
 print(f"max difference {difference:.1e}")
 assert difference < 1e-12
-assert np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0  # off-diagonal entries are exactly zero
+# off-diagonal entries are exactly zero
+assert np.abs(np.triu(numerical_ok[0], 1)).max() == 0.0
 
 # %% [markdown]
 # `tf.test.compute_gradient` leaves the verdict to you. TensorFlow's own tests pass the two Jacobians
@@ -517,7 +550,9 @@ cnn = keras.Sequential(
 
 def cnn_loss():
     logits = cnn(x_digits)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y_digits, logits))
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(y_digits, logits)
+    )
 
 
 print(f"{cnn.count_params():,} parameters")
@@ -526,6 +561,7 @@ print(f"{cnn.count_params():,} parameters")
 # %% [markdown]
 # The check moves all variables at once along $v$ and restores them afterwards. Its error is judged like
 # an entry of {eq}`eq-debugging-relerr`, with the same noise-based floor.
+
 
 # %%
 def directional_check(loss_fn, variables, rng, h=H_CHECK):
@@ -552,7 +588,10 @@ def directional_check(loss_fn, variables, rng, h=H_CHECK):
 
 
 direction_rng = np.random.default_rng(8)
-cnn_errors = [directional_check(cnn_loss, cnn.trainable_variables, direction_rng) for _ in range(3)]
+cnn_errors = [
+    directional_check(cnn_loss, cnn.trainable_variables, direction_rng)
+    for _ in range(3)
+]
 print("relative errors of three directions:", [f"{e:.1e}" for e in cnn_errors])
 assert all(verdict(e) == "right" for e in cnn_errors)
 
@@ -570,7 +609,9 @@ first_conv = cnn.layers[0]
 first_pre_activation = tf.nn.conv2d(x_digits, first_conv.kernel, 1, "SAME")
 on_kink = int(tf.reduce_sum(tf.cast(first_pre_activation == 0, tf.int32)))
 zero_bias_error = directional_check(cnn_loss, cnn.trainable_variables, direction_rng)
-print(f"first layer: {on_kink} of {first_pre_activation.shape.num_elements()} on the kink")
+print(
+    f"first layer: {on_kink} of {first_pre_activation.shape.num_elements()} on the kink"
+)
 print(f"zero biases: relative error {zero_bias_error:.1e}, {verdict(zero_bias_error)}")
 glue("debugging_on_kink", on_kink, display=False)
 assert on_kink > 1000
@@ -633,6 +674,7 @@ assert subnormal_tf == 0.0 and subnormal_np > 0
 # about {glue:text}`debugging_zero_gap_np:.0f`. Past that gap two things go wrong.
 # If the *true* class underflows, the loss is $-\log 0 = \infty$. If a *wrong* class underflows,
 # the product $0 \cdot \log 0 = 0 \cdot (-\infty)$ is NaN, even though the prediction is perfect.
+
 
 # %%
 def naive_cross_entropy(labels_one_hot, logits):
@@ -741,7 +783,8 @@ def normalize_one_where(x):
 
 def normalize_two_wheres(x):
     squared = tf.reduce_sum(x * x)
-    safe_squared = tf.where(squared > 0, squared, tf.ones_like(squared))  # never sqrt(0) below
+    # never sqrt(0) below
+    safe_squared = tf.where(squared > 0, squared, tf.ones_like(squared))
     norm = tf.where(squared > 0, tf.sqrt(safe_squared), tf.zeros_like(squared))
     return tf.where(
         squared > 0,
@@ -770,8 +813,14 @@ for name, (value, grad) in results.items():
 # large, legitimate-looking number that an optimizer will happily use.
 
 # %%
-assert np.isnan(results["normalize_naive"][0]) and np.isnan(results["normalize_naive"][1]).all()
-assert results["normalize_one_where"][0] == 0 and np.isnan(results["normalize_one_where"][1]).all()
+assert (
+    np.isnan(results["normalize_naive"][0])
+    and np.isnan(results["normalize_naive"][1]).all()
+)
+assert (
+    results["normalize_one_where"][0] == 0
+    and np.isnan(results["normalize_one_where"][1]).all()
+)
 assert np.array_equal(results["normalize_two_wheres"][1], [0.0, 0.0])
 l2_grad = results["l2_normalize"][1]
 print("l2_normalize gradient / 1e6 - 1:", l2_grad / 1e6 - 1)
@@ -787,7 +836,9 @@ assert np.allclose(l2_grad, 1e6, rtol=1e-6)
 # %% tags=["raises-exception"]
 log_probabilities = tf.math.log(tf.nn.softmax(logits))
 with gdbook.expect_error(tf.errors.InvalidArgumentError) as checked:
-    tf.debugging.check_numerics(log_probabilities, "log-probabilities of the naive cross-entropy")
+    tf.debugging.check_numerics(
+        log_probabilities, "log-probabilities of the naive cross-entropy"
+    )
 
 # %% [markdown]
 # The error repeats our message and says which kind of non-finite value it found.
@@ -827,7 +878,11 @@ tf.debugging.disable_check_numerics()
 report = instrumented.message
 print(report[report.index("!!! Detected") : report.index("Stack trace")].strip())
 lines = report.splitlines()
-user_functions = [lines[i - 1].split()[-1] for i, line in enumerate(lines) if line.strip().startswith("->")]
+user_functions = [
+    lines[i - 1].split()[-1]
+    for i, line in enumerate(lines)
+    if line.strip().startswith("->")
+]
 print("user code in the creation stack:", user_functions)
 assert 'graph op "Log"' in report and "-Inf values" in report
 assert user_functions[-2:] == ["naive_loss", "naive_cross_entropy"]
@@ -841,20 +896,27 @@ assert user_functions[-2:] == ["naive_loss", "naive_cross_entropy"]
 # the arithmetic optimizer off for one trace brings the NaN back; we turn it on again at once.
 
 # %%
-with gdbook.expect_error(tf.errors.InvalidArgumentError, reraise=False) as still_instrumented:
+with gdbook.expect_error(
+    tf.errors.InvalidArgumentError, reraise=False
+) as still_instrumented:
     naive_loss(perfect_prediction, logits)
 eager_value = float(naive_loss.python_function(perfect_prediction, logits))
 graph_value = float(tf.function(naive_loss.python_function)(perfect_prediction, logits))
 tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-unoptimized_graph_value = float(tf.function(naive_loss.python_function)(perfect_prediction, logits))
-tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})  # the default
+unoptimized_graph_value = float(
+    tf.function(naive_loss.python_function)(perfect_prediction, logits)
+)
+# the default
+tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
 print("old trace raises:", still_instrumented.error is not None)
 print(
     f"eager: {eager_value} | fresh tf.function: {graph_value} | "
     f"without the arithmetic optimizer: {unoptimized_graph_value}"
 )
 assert "CheckNumericsV2" in still_instrumented.message
-assert np.isnan(eager_value) and graph_value == 0.0 and np.isnan(unoptimized_graph_value)
+assert (
+    np.isnan(eager_value) and graph_value == 0.0 and np.isnan(unoptimized_graph_value)
+)
 
 # %% [markdown]
 # Do not rely on the rewrite: it applies only in graphs, only to this exact pattern, and not to the
@@ -875,7 +937,9 @@ nan_rng = np.random.default_rng(3)
 x_wide = nan_rng.uniform(-10, 10, size=(64, 1)).astype(np.float32)
 y_wide = 3 * x_wide + 2
 features = np.hstack([x_wide, np.ones_like(x_wide)]).astype(np.float64)
-stability_limit = 2 / np.linalg.eigvalsh(2 * features.T @ features / len(features)).max()
+stability_limit = (
+    2 / np.linalg.eigvalsh(2 * features.T @ features / len(features)).max()
+)
 TOO_LARGE_RATE, NAN_EPOCHS = 0.1, 200
 keras.utils.set_random_seed(0)
 regression = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -889,7 +953,10 @@ nan_history = regression.fit(
     callbacks=[keras.callbacks.TerminateOnNaN()],
 ).history["loss"]
 print(f"stability limit 2/lambda_max = {stability_limit:.4f}, rate {TOO_LARGE_RATE}")
-print(f"stopped after {len(nan_history)} of {NAN_EPOCHS} epochs; last losses {nan_history[-3:]}")
+print(
+    f"stopped after {len(nan_history)} of {NAN_EPOCHS} epochs; last losses "
+    f"{nan_history[-3:]}"
+)
 assert TOO_LARGE_RATE > stability_limit
 assert len(nan_history) < NAN_EPOCHS and not np.isfinite(nan_history[-1])
 assert np.isfinite(nan_history[:-1]).all()
@@ -915,9 +982,15 @@ loss_scaler.build([scaled_weights])
 scale_before = float(loss_scaler.dynamic_scale)
 loss_scaler.apply_gradients([(tf.constant([np.inf, 1.0]), scaled_weights)])
 scale_after = float(loss_scaler.dynamic_scale)
-print(f"non-finite gradient: weights {scaled_weights.numpy()}, scale {scale_before:g} -> {scale_after:g}")
+print(
+    f"non-finite gradient: weights {scaled_weights.numpy()}, scale {scale_before:g} -> "
+    f"{scale_after:g}"
+)
 assert np.isinf(float(tf.constant(300.0, tf.float16) ** 2))
-assert np.array_equal(scaled_weights.numpy(), [1.0, 1.0]) and scale_after == scale_before / 2
+assert (
+    np.array_equal(scaled_weights.numpy(), [1.0, 1.0])
+    and scale_after == scale_before / 2
+)
 
 # %% [markdown]
 # And when `enable_check_numerics` is too blunt, `tf.debugging.experimental.enable_dump_debug_info`
@@ -931,7 +1004,9 @@ assert np.array_equal(scaled_weights.numpy(), [1.0, 1.0]) and scale_after == sca
 # %%
 import inspect
 
-dump_options = inspect.signature(tf.debugging.experimental.enable_dump_debug_info).parameters
+dump_options = inspect.signature(
+    tf.debugging.experimental.enable_dump_debug_info
+).parameters
 print("circular_buffer_size default:", dump_options["circular_buffer_size"].default)
 assert dump_options["circular_buffer_size"].default == 1000
 
@@ -993,7 +1068,9 @@ y_chain = np.sin(1.5 * x_chain).astype(np.float32)
 def chain_initializers(gain, seed):
     """One initializer per layer (DEPTH hidden + output): variance gain^2 / fan_in."""
     return [
-        keras.initializers.VarianceScaling(gain**2, "fan_in", "truncated_normal", seed=1000 * seed + i)
+        keras.initializers.VarianceScaling(
+            gain**2, "fan_in", "truncated_normal", seed=1000 * seed + i
+        )
         for i in range(DEPTH + 1)
     ]
 
@@ -1001,7 +1078,9 @@ def chain_initializers(gain, seed):
 def make_chain(activation, gain, seed=1):
     inits = chain_initializers(gain, seed)
     hidden = [
-        keras.layers.Dense(WIDTH, activation, kernel_initializer=inits[i], name=f"layer{i + 1:02d}")
+        keras.layers.Dense(
+            WIDTH, activation, kernel_initializer=inits[i], name=f"layer{i + 1:02d}"
+        )
         for i in range(DEPTH)
     ]
     output = keras.layers.Dense(1, kernel_initializer=inits[DEPTH], name="output")
@@ -1021,10 +1100,15 @@ def reset_chain(model, gain, seed):
 # %%
 chain = make_chain("relu", np.sqrt(2.0), seed=1)
 square = [layer.kernel.numpy() for layer in chain.layers[1:DEPTH]]
-distinct_pairs = sum(not np.array_equal(a, b) for i, a in enumerate(square) for b in square[i + 1 :])
+distinct_pairs = sum(
+    not np.array_equal(a, b) for i, a in enumerate(square) for b in square[i + 1 :]
+)
 reset_chain(chain, np.sqrt(2.0), seed=2)
 fresh = make_chain("relu", np.sqrt(2.0), seed=2)
-same_as_fresh = all(np.array_equal(a, b) for a, b in zip(chain.get_weights(), fresh.get_weights(), strict=True))
+same_as_fresh = all(
+    np.array_equal(a, b)
+    for a, b in zip(chain.get_weights(), fresh.get_weights(), strict=True)
+)
 print(f"distinct pairs of hidden kernels: {distinct_pairs} of {15 * 14 // 2}")
 print("reset equals fresh:", same_as_fresh)
 assert distinct_pairs == 15 * 14 // 2 and same_as_fresh
@@ -1075,6 +1159,7 @@ for label, norms in chain_norms.items():
 # of the norms of layers 2 to 16, per seed: its slope is the average factor by which the gradient norm
 # changes from one layer to the next, going up towards the output.
 
+
 # %%
 def factor_per_layer(norms):
     layers = np.arange(2, DEPTH + 1)
@@ -1123,7 +1208,9 @@ layer_numbers = np.arange(1, DEPTH + 1)
 for i, (label, norms) in enumerate(chain_norms.items()):
     ax.semilogy(layer_numbers, norms.T, color=f"C{i}", lw=0.6, alpha=0.6)
     geometric_mean = np.exp(np.log(norms).mean(axis=0))
-    ax.semilogy(layer_numbers, geometric_mean, "os^"[i] + "-", color=f"C{i}", ms=4, label=label)
+    ax.semilogy(
+        layer_numbers, geometric_mean, "os^"[i] + "-", color=f"C{i}", ms=4, label=label
+    )
 ax.set_xlabel("hidden layer (1 = next to the input)")
 ax.set_ylabel(r"$\|\partial \mathcal{L} / \partial W_\ell\|$")
 ax.set_xticks(layer_numbers)
@@ -1187,9 +1274,15 @@ exploding_grads = tape.gradient(exploding_loss, exploding_chain.trainable_variab
 CLIP = 1.0
 
 by_value_hand = [np.clip(g.numpy(), -CLIP, CLIP) for g in exploding_grads]
-by_norm_hand = [g.numpy() * CLIP / max(np.linalg.norm(g.numpy()), CLIP) for g in exploding_grads]
-global_norm_hand = np.sqrt(sum(np.sum(g.numpy().astype(np.float64) ** 2) for g in exploding_grads))
-by_global_hand = [g.numpy() * CLIP / max(global_norm_hand, CLIP) for g in exploding_grads]
+by_norm_hand = [
+    g.numpy() * CLIP / max(np.linalg.norm(g.numpy()), CLIP) for g in exploding_grads
+]
+global_norm_hand = np.sqrt(
+    sum(np.sum(g.numpy().astype(np.float64) ** 2) for g in exploding_grads)
+)
+by_global_hand = [
+    g.numpy() * CLIP / max(global_norm_hand, CLIP) for g in exploding_grads
+]
 
 by_value_tf = [tf.clip_by_value(g, -CLIP, CLIP) for g in exploding_grads]
 by_norm_tf = [tf.clip_by_norm(g, CLIP) for g in exploding_grads]
@@ -1197,7 +1290,10 @@ by_global_tf, global_norm_tf = tf.clip_by_global_norm(exploding_grads, CLIP)
 
 
 def max_relative_difference(hand, library):
-    return max(np.abs(h - t.numpy()).max() / np.abs(h).max() for h, t in zip(hand, library, strict=True))
+    return max(
+        np.abs(h - t.numpy()).max() / np.abs(h).max()
+        for h, t in zip(hand, library, strict=True)
+    )
 
 
 print(
@@ -1210,7 +1306,10 @@ for name, hand, library in [
     ("by norm", by_norm_hand, by_norm_tf),
     ("by global norm", by_global_hand, by_global_tf),
 ]:
-    print(f"{name:15s} max relative difference hand vs tf: {max_relative_difference(hand, library):.1e}")
+    print(
+        f"{name:15s} max relative difference hand vs tf: "
+        f"{max_relative_difference(hand, library):.1e}"
+    )
 
 # %% [markdown]
 # The three rules agree with TensorFlow to float32 rounding (the hand versions compute norms in float64
@@ -1236,6 +1335,7 @@ assert abs(global_after - CLIP) < 1e-6
 # the cosine of the angle between the original and each clipped gradient. Only the global rule gives
 # exactly 1: clipping by value cuts the large entries, and clipping by norm shrinks the variables with
 # large gradients more than the others.
+
 
 # %%
 def flatten(grads):
@@ -1289,9 +1389,14 @@ for option, hand_clipped in [
     ("global_clipnorm", by_global_hand),
 ]:
     before, after = one_keras_step(**{option: CLIP})
-    expected = [b - LEARNING_RATE * g for b, g in zip(before, hand_clipped, strict=True)]
+    expected = [
+        b - LEARNING_RATE * g for b, g in zip(before, hand_clipped, strict=True)
+    ]
     # relative to the largest entry of each variable: the scale of float32 rounding
-    worst = max(np.abs(a - e).max() / np.abs(e).max() for a, e in zip(after, expected, strict=True))
+    worst = max(
+        np.abs(a - e).max() / np.abs(e).max()
+        for a, e in zip(after, expected, strict=True)
+    )
     print(f"{option:16s} max relative |Keras step - hand step| = {worst:.1e}")
     assert worst < 1e-6
 
@@ -1334,6 +1439,7 @@ assert np.array_equal(weights_per_variable.numpy(), np.ones((2, 2)))
 # float16 training. In eager code a Python `if` does it; inside a `tf.function` AutoGraph turns the
 # same `if` on a tensor into a `tf.cond`.
 
+
 # %%
 def guarded_step(optimizer, grads, variables):
     """Apply the step only if the global gradient norm is finite; returns whether."""
@@ -1347,7 +1453,9 @@ guarded = tf.Variable(tf.ones((2, 2)))
 guard_optimizer = keras.optimizers.SGD(LEARNING_RATE, global_clipnorm=CLIP)
 applied_overflow = bool(guarded_step(guard_optimizer, overflowing, [guarded]))
 applied_normal = bool(guarded_step(guard_optimizer, [tf.ones((2, 2))], [guarded]))
-print("overflowing gradient applied?", applied_overflow, "| a normal one?", applied_normal)
+print(
+    "overflowing gradient applied?", applied_overflow, "| a normal one?", applied_normal
+)
 print("weights:", guarded.numpy().tolist())
 assert not applied_overflow and applied_normal
 assert np.allclose(guarded.numpy(), 1 - LEARNING_RATE * 0.5)
@@ -1397,7 +1505,10 @@ cliff_paths = {
     "global_clipnorm=2": cliff_path(global_clipnorm=CLIFF_CLIP),
 }
 for name, points in cliff_paths.items():
-    print(f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: {points[-1]}")
+    print(
+        f"{name:18s} steps 1-3: {np.round(points[1:4], 3).tolist()}  final: "
+        f"{points[-1]}"
+    )
 
 
 # %% [markdown]
@@ -1405,6 +1516,7 @@ for name, points in cliff_paths.items():
 # `clipvalue` and `clipnorm` are identical; the first `global_clipnorm` step points exactly down the
 # gradient while the first `clipvalue` step is bent towards the diagonal; and every clipped run ends
 # within 0.01 of the minimum.
+
 
 # %%
 def first_step_cosine(points):
@@ -1418,7 +1530,10 @@ def first_step_cosine(points):
 exploded = cliff_paths["no clipping"]
 print(f"no clipping: |y| at step 3 = {abs(exploded[3, 1]):.1f}")
 for name in ["clipvalue=2", "global_clipnorm=2"]:
-    print(f"{name:18s} cosine(first step, -gradient) = {first_step_cosine(cliff_paths[name]):.6f}")
+    print(
+        f"{name:18s} cosine(first step, -gradient) = "
+        f"{first_step_cosine(cliff_paths[name]):.6f}"
+    )
 assert abs(exploded[3, 1]) > 100 and not np.isfinite(exploded[-1]).all()
 assert np.array_equal(cliff_paths["clipvalue=2"], cliff_paths["clipnorm=2"])
 assert first_step_cosine(cliff_paths["global_clipnorm=2"]) > 1 - 1e-6
@@ -1435,7 +1550,9 @@ for name in ["clipvalue=2", "clipnorm=2", "global_clipnorm=2"]:
 # %%
 ANIMATED_STEPS = 12  # the interesting part; afterwards the clipped paths just settle
 visible = {name: points[: ANIMATED_STEPS + 1] for name, points in cliff_paths.items()}
-visible["no clipping"] = visible["no clipping"][np.abs(visible["no clipping"]).max(axis=1) < 50]
+visible["no clipping"] = visible["no clipping"][
+    np.abs(visible["no clipping"]).max(axis=1) < 50
+]
 cliff_panel = Panel(
     cliff_numpy,
     xlim=(-5, 5),
@@ -1501,7 +1618,10 @@ for name, (losses, _) in runs.items():
 # is a guard rail, not a cure. The cure is the initialization of {numref}`fig-debugging-layer-norms`.
 
 # %%
-first_non_finite = [int(np.flatnonzero(~np.isfinite(losses))[0]) for losses in runs["exploding, no clipping"][0]]
+first_non_finite = [
+    int(np.flatnonzero(~np.isfinite(losses))[0])
+    for losses in runs["exploding, no clipping"][0]
+]
 he_final = runs["He init, no clipping"][0][:, -1]
 print("first non-finite step per seed:", first_non_finite)
 print(f"{'He init, no clipping':30s} mean final loss {he_final.mean():.3f}")
@@ -1541,7 +1661,11 @@ for name, value in clipped_norms.items():
     print(f"norm of the gradient clipped {name}: {value:.2f}")
 mean_final = {name: runs[name][0][:, -1].mean() for name in clipped}
 assert min(mean_final, key=mean_final.get) == "exploding, clipvalue=1"
-assert clipped_norms["by value"] > clipped_norms["by norm"] > clipped_norms["by global norm"]
+assert (
+    clipped_norms["by value"]
+    > clipped_norms["by norm"]
+    > clipped_norms["by global norm"]
+)
 
 # %% mystnb={"figure": {"caption": "Training loss (left) and global gradient norm before clipping (right) of a 16-layer ReLU network (seed 1), full-batch SGD with learning rate 0.01. Without clipping the exploding network's loss is non-finite from the second step on (only its first point is drawn); clipping by value, by norm or by global norm keeps training alive, but the well-initialized network (He) ends lower than any of them.", "name": "fig-debugging-clip-training"}}
 fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -1549,7 +1673,9 @@ for name, (all_losses, all_grad_norms) in runs.items():
     losses, grad_norms = all_losses[0], all_grad_norms[0]
     style = "k--" if name.startswith("He") else "-"
     ax_loss.semilogy(np.where(np.isfinite(losses), losses, np.nan), style, label=name)
-    ax_norm.semilogy(np.where(np.isfinite(grad_norms), grad_norms, np.nan), style, label=name)
+    ax_norm.semilogy(
+        np.where(np.isfinite(grad_norms), grad_norms, np.nan), style, label=name
+    )
 blow_up = runs["exploding, no clipping"][0][0]
 last_finite = np.flatnonzero(np.isfinite(blow_up))[-1]
 assert last_finite == 0 and first_non_finite[0] == 1
@@ -1561,7 +1687,9 @@ ax_loss.annotate(
     arrowprops={"arrowstyle": "->", "color": "C0"},
 )
 ax_loss.set_ylim(3e-2, 1e6)
-assert all(runs[name][0][0, -1] > runs["He init, no clipping"][0][0, -1] for name in clipped)
+assert all(
+    runs[name][0][0, -1] > runs["He init, no clipping"][0][0, -1] for name in clipped
+)
 ax_loss.set(xlabel="step", ylabel="training loss (MSE)")
 ax_norm.set(xlabel="step", ylabel="global gradient norm $G$")
 ax_loss.legend(fontsize="x-small")
@@ -1621,7 +1749,11 @@ with (
 # The message says exactly that: a scalar tag with a one-element value.
 
 # %%
-print([line for line in as_written.message.splitlines() if "not the same shape" in line][0])
+print(
+    [line for line in as_written.message.splitlines() if "not the same shape" in line][
+        0
+    ]
+)
 assert "tags and values are not the same shape: [] != [1]" in as_written.message
 
 # %% [markdown]
@@ -1664,14 +1796,19 @@ with tf.compat.v1.Session(graph=tf1_graph) as sess:
     sess.run(init)
     for step in range(LINE_STEPS):
         feed = {x_in: x_line[step], y_in: y_line[step]}
-        summary, loss_value, norm_value, _ = sess.run([merged, loss_op, grad_norm, train_op], feed)
+        summary, loss_value, norm_value, _ = sess.run(
+            [merged, loss_op, grad_norm, train_op], feed
+        )
         writer.add_summary(summary, step)
         tf1_printed.append((loss_value, norm_value))
     writer.close()
     tf1_w = sess.run(w)
 tf1_printed = np.array(tf1_printed)
 for step in [0, 1, 2, 18, 19]:
-    print(f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm {tf1_printed[step, 1]:12.6g}")
+    print(
+        f"step {step:2d}  loss {tf1_printed[step, 0]:12.6g}  gradient norm "
+        f"{tf1_printed[step, 1]:12.6g}"
+    )
 
 
 # %% [markdown]
@@ -1692,6 +1829,7 @@ for step in [0, 1, 2, 18, 19]:
 # count, sum and bucket limits), and a TF2 summary as a `tensor`. One small reader handles all three
 # and groups records by run (subfolder) and tag.
 
+
 # %%
 def read_event_files(logdir):
     """{run: {tag: [(step, value), ...]}} for every event file under logdir."""
@@ -1709,7 +1847,9 @@ def read_event_files(logdir):
                     data = tf.make_ndarray(value.tensor)
                 else:
                     continue
-                records.setdefault(run, {}).setdefault(value.tag, []).append((event.step, data))
+                records.setdefault(run, {}).setdefault(value.tag, []).append(
+                    (event.step, data)
+                )
     return records
 
 
@@ -1718,10 +1858,12 @@ print("tags:", sorted(tf1_logged))
 tf1_norms = np.array([v for _, v in tf1_logged["grad_norm"]], dtype=np.float32)
 first_histogram = tf1_logged["grads"][0][1]
 print(
-    f"step 0 histogram: count {first_histogram.num:.0f}, min {first_histogram.min:.6g}, max {first_histogram.max:.6g}"
+    f"step 0 histogram: count {first_histogram.num:.0f}, min "
+    f"{first_histogram.min:.6g}, max {first_histogram.max:.6g}"
 )
 assert [s for s, _ in tf1_logged["grad_norm"]] == list(range(LINE_STEPS))
-assert np.array_equal(tf1_norms, tf1_printed[:, 1])  # bit for bit what sess.run returned
+# bit for bit what sess.run returned
+assert np.array_equal(tf1_norms, tf1_printed[:, 1])
 
 # %% [markdown]
 # ### TF2: the same log
@@ -1743,7 +1885,9 @@ tf2_printed = []
 with tf.summary.create_file_writer(str(LOGDIR / "tf2")).as_default():
     for step in range(LINE_STEPS):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.pow(y_line[step] - (x_line[step] * w2 + b2), 2)) / (2 * 32)
+            loss = tf.reduce_sum(tf.pow(y_line[step] - (x_line[step] * w2 + b2), 2)) / (
+                2 * 32
+            )
         grads = tape.gradient(loss, [w2, b2])
         grad_norm = tf.linalg.global_norm(grads)
         tf.summary.scalar("loss", loss, step=step)
@@ -1767,7 +1911,10 @@ tf1_losses = np.array([v for _, v in tf1_logged["loss"]], dtype=np.float32)
 tf2_losses = np.array([v for _, v in tf2_logged["loss"]])
 norm_gap = np.abs(tf2_norms - tf1_norms).max()
 loss_gap = np.abs(tf2_losses - tf1_losses).max()
-print(f"max |TF2 - TF1| of logged gradient norms: {norm_gap}, of logged losses: {loss_gap}")
+print(
+    f"max |TF2 - TF1| of logged gradient norms: {norm_gap}, of logged losses: "
+    f"{loss_gap}"
+)
 print(f"final w: TF2 - TF1 = {float(w2) - tf1_w}")
 assert np.array_equal(tf2_norms, tf1_norms) and np.array_equal(tf2_losses, tf1_losses)
 assert float(w2) == tf1_w
@@ -1786,7 +1933,9 @@ assert histogram_shape == (30, 3)
 # %%
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-scalar_plugin = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+scalar_plugin = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")
+)
 with tf.summary.create_file_writer(str(LOGDIR / "raw")).as_default():
     tf.summary.write("loss", tf.constant(tf2_losses[0]), step=0, metadata=scalar_plugin)
 
@@ -1831,7 +1980,10 @@ def train_and_log(logdir, model, x, y, optimizer, steps, histograms=()):
     global gradient norm, the gradient norm of every layer's kernel and histograms of
     the kernel gradients of the layers named in `histograms`; returns the losses."""
     variables = model.trainable_variables
-    kernels = {layer.name: next(i for i, v in enumerate(variables) if v is layer.kernel) for layer in model.layers}
+    kernels = {
+        layer.name: next(i for i, v in enumerate(variables) if v is layer.kernel)
+        for layer in model.layers
+    }
     writer = tf.summary.create_file_writer(str(logdir))
 
     @tf.function
@@ -1890,8 +2042,14 @@ assert sorted(chain_log) == sorted(
 # %%
 logged_losses = np.array([v for _, v in chain_log["loss"]])
 earlier_losses = runs["exploding, global_clipnorm=1"][0][0]
-print(f"max |logged - returned| loss: {np.abs(logged_losses - logged_run_losses).max():.1e}")
-print(f"max |logged - earlier run| loss: {np.abs(logged_losses - earlier_losses).max():.1e}")
+print(
+    "max |logged - returned| loss: "
+    f"{np.abs(logged_losses - logged_run_losses).max():.1e}"
+)
+print(
+    "max |logged - earlier run| loss: "
+    f"{np.abs(logged_losses - earlier_losses).max():.1e}"
+)
 assert len(logged_losses) == TRAIN_STEPS
 assert np.array_equal(logged_losses, logged_run_losses.astype(np.float32))
 assert np.array_equal(logged_losses, earlier_losses.astype(np.float32))
@@ -1918,6 +2076,7 @@ assert list(BAND_PERCENTILES[1:-1]) == [6.68, 15.87, 30.85, 50, 69.15, 84.13, 93
 # width. We check it on the first logged table: at step 0 the network is the freshly built exploding
 # chain, so the logged gradient is the `exploding_grads` entry of the last hidden kernel, whose exact
 # percentiles NumPy can compute.
+
 
 # %%
 def histogram_percentiles(table, percentiles=BAND_PERCENTILES):
@@ -1969,7 +2128,9 @@ ax_norms.legend()
 
 band_steps = [s for s, _ in chain_log[f"grads/layer{DEPTH:02d}"]]
 for inner, alpha in zip(range(4), [0.15, 0.25, 0.35, 0.5], strict=True):
-    ax_bands.fill_between(band_steps, bands[:, inner], bands[:, -1 - inner], color="C0", alpha=alpha, lw=0)
+    ax_bands.fill_between(
+        band_steps, bands[:, inner], bands[:, -1 - inner], color="C0", alpha=alpha, lw=0
+    )
 ax_bands.plot(band_steps, bands[:, 4], color="C0", lw=1.2)
 ax_bands.set_yscale("symlog", linthresh=1.0)
 ax_bands.set(xlabel="step", ylabel=f"gradient entries, layer {DEPTH} kernel")
@@ -1998,12 +2159,20 @@ fit_model = keras.Sequential(
         )
         for n in range(1, 4)
     ]
-    + [keras.layers.Dense(1, kernel_initializer=keras.initializers.HeNormal(seed=4), name="output")],
+    + [
+        keras.layers.Dense(
+            1, kernel_initializer=keras.initializers.HeNormal(seed=4), name="output"
+        )
+    ],
     name="fit_demo",
 )
 fit_model.compile(keras.optimizers.SGD(LEARNING_RATE), loss="mse")
-fit_history = fit_and_log(LOGDIR / "fit", fit_model, x_chain, y_chain, FIT_EPOCHS, batch_size=len(x_chain))
-fit_events = EventAccumulator(str(LOGDIR / "fit" / "train"), size_guidance={"tensors": 0})
+fit_history = fit_and_log(
+    LOGDIR / "fit", fit_model, x_chain, y_chain, FIT_EPOCHS, batch_size=len(x_chain)
+)
+fit_events = EventAccumulator(
+    str(LOGDIR / "fit" / "train"), size_guidance={"tensors": 0}
+)
 fit_events.Reload()
 fit_tags = fit_events.Tags()["tensors"]
 print(len(fit_tags), "tags:", fit_tags[:4], "...")
@@ -2013,6 +2182,7 @@ print(len(fit_tags), "tags:", fit_tags[:4], "...")
 # The tags read back are the epoch loss, the learning rate, one histogram per kernel and bias, and
 # `keras`, the model's description for the *Graphs* dashboard. The logged losses are the losses
 # `fit` returned in its history, and each histogram holds every entry of its weight.
+
 
 # %%
 def fit_series(tag):
@@ -2030,7 +2200,9 @@ print(
     logged_fit_losses.round(4),
 )
 assert sorted(weight_tags) == sorted(
-    f"fit_demo/{layer.name}/{weight}/histogram" for layer in fit_model.layers for weight in ["kernel", "bias"]
+    f"fit_demo/{layer.name}/{weight}/histogram"
+    for layer in fit_model.layers
+    for weight in ["kernel", "bias"]
 )
 assert {"epoch_loss", "epoch_learning_rate", "keras"} <= set(fit_tags)
 assert "write_grads" not in inspect.signature(keras.callbacks.TensorBoard).parameters
@@ -2120,14 +2292,18 @@ forward_errors = []
 for h in steps:
     h_t = tf.constant(h, tf.float64)
     estimates = ((f_test(x_tensor + h_t) - f_test(x_tensor)) / h_t).numpy()
-    forward_errors.append(np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives)))
+    forward_errors.append(
+        np.median(np.abs(estimates - exact_derivatives) / np.abs(exact_derivatives))
+    )
 forward_errors = np.array(forward_errors)
 eps64 = np.finfo(np.float64).eps
 second_derivative = 2 * np.exp(x0) * np.cos(x0)
 h_forward = np.sqrt(2 * eps64 * abs(f_value) / abs(second_derivative))
 error_forward = 2 * eps64 * abs(f_value) / h_forward / abs(f_prime)
 worse = forward_errors.min() / errors64.min()
-print(f"best h: predicted {h_forward:.1e}, measured {steps[forward_errors.argmin()]:.1e}")
+print(
+    f"best h: predicted {h_forward:.1e}, measured {steps[forward_errors.argmin()]:.1e}"
+)
 print(f"best error: predicted {error_forward:.1e}, measured {forward_errors.min():.1e}")
 print(f"{worse:.0f} times the central difference's best error")
 assert 0.1 < steps[forward_errors.argmin()] / h_forward < 10
@@ -2154,7 +2330,8 @@ def summed_f_test(x):
 check.gradient(summed_f_test, lambda x: forward_difference(x, h_forward), x_points)
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(summed_f_test, lambda x: forward_difference(x, 1e-5), x_points)
-print(caught.message)
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
 assert "between 1e-7 and 1e-4" in caught.message
 
 # %% [markdown]
@@ -2228,12 +2405,18 @@ def relu_tape_gradient(bias):
 check.gradient(relu_loss, relu_tape_gradient, built_bias)
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(relu_loss, relu_tape_gradient, hidden_layer.bias.numpy())
-print(caught.message)
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
 assert "wrong at coordinate [0]" in caught.message
+assert "relative error against the tape: 0.00e+00" in caught.message
 assert "disagree with each other here too" in caught.message
 
 
 # %% [markdown]
+# The headline blames "your gradient", but here your gradient *is* the tape's, so its relative error
+# against the tape is 0, as expected: the culprit is the central difference, whose two evaluations
+# straddle the kink, and the last line says so.
+#
 # The parameters that feed the unit on the kink fail, although nothing is wrong with the gradient; the
 # output layer passes. This is why the thresholds table allows larger errors for non-smooth functions,
 # and why checks are best run on inputs that keep pre-activations away from kinks (or with a smooth
@@ -2244,13 +2427,13 @@ assert "disagree with each other here too" in caught.message
 #
 # ```{exercise}
 # :label: ex-debugging-where
-# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then take
-# the cheaper rewrite `normalize_epsilon(x)`, which returns `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`:
+# Explain, in terms of the chain rule, why the gradient of `normalize_one_where` at 0 is NaN. Then
+# define the cheaper rewrite `normalize_epsilon(x)` as `x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12)`,
 # derive by hand the gradient of `tf.reduce_sum(normalize_epsilon(x))`, write it as a function
-# `my_gradient(x)`, and check it where it matters, at 0: with `from gdbook import check`,
-# `check.gradient(lambda x: tf.reduce_sum(normalize_epsilon(x)), my_gradient, [0.0, 0.0], h=1e-9)`.
-# Why does the check need a step `h` much smaller than its default? And how does the rewrite change the
-# *value* near 0?
+# `my_gradient(x)`, and check it at 0 and near it: with `from gdbook import check`,
+# `check.gradient(lambda x: tf.reduce_sum(normalize_epsilon(x)), my_gradient, [0.0, 0.0], h=1e-9)`,
+# and the same call at `[3e-7, -4e-7]`. Why is the check at 0 alone not enough? Why does the check need
+# a step `h` much smaller than its default? And how does the rewrite change the *value* near 0?
 # ```
 #
 # ```{solution-start} ex-debugging-where
@@ -2265,6 +2448,7 @@ assert "disagree with each other here too" in caught.message
 # entry (like `tf.math.l2_normalize`), finite. The value is no longer exactly a unit vector: for
 # $\lVert x\rVert = \sqrt{\epsilon}$ the result has norm $1/\sqrt 2$, and it tends to 0 (not to an
 # undefined direction) as $x \to 0$.
+
 
 # %%
 def normalize_epsilon(x):
@@ -2284,9 +2468,15 @@ assert abs(at_sqrt_eps - 1 / np.sqrt(2)) < 1e-6
 # %% [markdown]
 # By the quotient rule, with $s = \lVert x\rVert^2 + \epsilon$, the gradient of
 # $\sum_j x_j / \sqrt s$ is $1/\sqrt s - (\sum_j x_j)\, x / s^{3/2}$: $1/\sqrt\epsilon$ per entry at 0.
-# It passes the check at 0 and near it. The function bends on the scale $\sqrt\epsilon$, so a central
-# difference is accurate only with a step well below it; with the default step, wider than
-# $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape.
+# It passes the check at 0 and near it. At 0 alone the check proves little: the second term vanishes
+# there, so every derivation with the right first term passes, whatever it does to the second.
+# At `[3e-7, -4e-7]`, within $\sqrt\epsilon$ of 0, the second term is a few per cent of the first (the
+# cell prints the ratio), far above the check's tolerance, and the check catches a derivation that
+# forgets it, flips its sign or halves it; the message adds that the central difference agrees with the
+# tape there, so the step is not at fault. The function bends on the scale $\sqrt\epsilon$, so a
+# central difference is accurate only with a step well below it; with the default step, wider than
+# $\sqrt\epsilon$, the central difference averages over the bend and disagrees with the tape, and the
+# message asks for a smaller step.
 
 # %%
 from gdbook import check
@@ -2296,20 +2486,46 @@ def summed_normalize_epsilon(x):
     return tf.reduce_sum(normalize_epsilon(x))
 
 
-def my_gradient(x):
-    x = np.asarray(x)
-    s = np.sum(x * x) + 1e-12
-    return 1 / np.sqrt(s) - np.sum(x) * x / s**1.5
+def gradient_with_second_term(factor):
+    """The gradient above with its second term times `factor` (1 is right)."""
+
+    def gradient(x):
+        x = np.asarray(x)
+        s = np.sum(x * x) + 1e-12
+        return 1 / np.sqrt(s) - factor * np.sum(x) * x / s**1.5
+
+    return gradient
 
 
-print(f"sqrt(epsilon) = {np.sqrt(1e-12):.0e}")
+my_gradient = gradient_with_second_term(1.0)
+near_zero = np.array([3e-7, -4e-7])
+s_near = np.sum(near_zero**2) + 1e-12
+second_over_first = abs(np.sum(near_zero) * near_zero[1]) / s_near
+print(f"sqrt(epsilon) = {np.sqrt(1e-12):.0e}; at {near_zero}, second term / first term")
+print(f"  = {second_over_first:.3f} (coordinate 1)")
+assert 0.01 < second_over_first < 0.1
 check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0], h=1e-9)
-check.gradient(summed_normalize_epsilon, my_gradient, [3e-7, -4e-7], h=1e-9)
+check.gradient(summed_normalize_epsilon, my_gradient, near_zero, h=1e-9)
+
+# %% [markdown]
+# Three wrong derivations (no second term, the opposite sign, half of it) pass at 0 and are caught near
+# it; at 0 with the default step even the right one fails, on the step:
+
+# %%
+for factor in (0.0, -1.0, 0.5):
+    wrong = gradient_with_second_term(factor)
+    check.gradient(summed_normalize_epsilon, wrong, [0.0, 0.0], h=1e-9)
+    with gdbook.expect_error(AssertionError, reraise=False) as caught:
+        check.gradient(summed_normalize_epsilon, wrong, near_zero, h=1e-9)
+    assert "almost certainly wrong" in caught.message
+    assert "the step is not at fault" in caught.message
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.gradient(summed_normalize_epsilon, my_gradient, [0.0, 0.0])
-print(caught.message)
-assert "disagree with each other here too" in caught.message
-assert "try a smaller h" in caught.message
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
+assert "f bends within the step" in caught.message
+assert "disagree with each other here too: the step" in caught.message
+assert "Try a smaller h" in caught.message
 
 # %% [markdown]
 # ```{solution-end}
@@ -2322,7 +2538,8 @@ assert "try a smaller h" in caught.message
 # whose `apply_gradients(grads_and_vars)` rescales all the gradients by $c/\max(G, c)$
 # {eq}`eq-debugging-clipping` and takes the step,
 # and check it against Keras' own with `from gdbook import check`:
-# `check.optimizer(lambda: GlobalClipSGD(0.1, 0.05), lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05))`.
+# `check.optimizer(lambda: GlobalClipSGD(0.1, 0.05), lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05))`,
+# and the same with `10.0` for `0.05` (a clip norm that does not act).
 # Then compute, for every hidden layer, the ratio $\lVert \Delta W_\ell\rVert / \lVert W_\ell\rVert$ of
 # the first update to the weights: for the exploding chain with plain SGD and with your `GlobalClipSGD`
 # at $c = 1$, and for the He chain with plain SGD. (To log it during training, keep a copy of each kernel
@@ -2336,7 +2553,11 @@ assert "try a smaller h" in caught.message
 #
 # The global norm $G$ is the norm of all the gradients stacked into one vector; the rescaled gradients
 # are those of the last line of {eq}`eq-debugging-clipping`. The class passes the check; without the
-# clipping (a clip norm too large to act) the check catches the difference from the first step.
+# clipping (a clip norm too large to act) the check catches the difference from the first step. The
+# check's test problem has gradients whose global norm stays above $c = 0.05$, so that check only tries
+# the branch where clipping acts: a class that always rescales to norm $c$, forgetting the $\max(G,
+# c)$, passes it too. A second check with a clip norm too large to act ($c = 10$) catches it, and the
+# right class passes both.
 
 # %%
 from gdbook import check
@@ -2355,10 +2576,11 @@ class GlobalClipSGD:
             var.assign_sub(self.learning_rate * scale * grad)
 
 
-check.optimizer(
-    lambda: GlobalClipSGD(0.1, 0.05),
-    lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
-)
+for c in (0.05, 10.0):
+    check.optimizer(
+        lambda c=c: GlobalClipSGD(0.1, c),
+        lambda c=c: keras.optimizers.SGD(0.1, global_clipnorm=c),
+    )
 with gdbook.expect_error(AssertionError, reraise=False) as caught:
     check.optimizer(
         lambda: GlobalClipSGD(0.1, 1e9),
@@ -2368,11 +2590,41 @@ assert "part at step 1 " in caught.message
 
 
 # %% [markdown]
+# The version that always rescales, `AlwaysRescaledSGD`, passes where clipping acts and is caught where
+# it does not:
+
+
+# %%
+class AlwaysRescaledSGD(GlobalClipSGD):
+    def apply_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        norm = tf.linalg.global_norm([g for g, _ in grads_and_vars])
+        for grad, var in grads_and_vars:
+            var.assign_sub(self.learning_rate * self.global_clipnorm / norm * grad)
+
+
+check.optimizer(
+    lambda: AlwaysRescaledSGD(0.1, 0.05),
+    lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+)
+with gdbook.expect_error(AssertionError, reraise=False) as caught:
+    check.optimizer(
+        lambda: AlwaysRescaledSGD(0.1, 10.0),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=10.0),
+    )
+# expect_error printed the first line of the message; the rest:
+print(caught.message.partition("\n")[2])
+assert "part at step 1 " in caught.message
+assert "rescaling by a norm of the gradients" in caught.message
+
+
+# %% [markdown]
 # Without clipping the update is $\alpha g$ with the huge gradients of the exploding chain, so the
 # ratio is far above 1: the step replaces the weights instead of adjusting them, which is why the loss
 # overflows. With the global norm clipped to 1 the whole step has norm at most $\alpha$, spread over all
 # layers, so every ratio is tiny, far smaller than the He chain's at the same learning rate. Each chain
 # is built afresh (the same seed gives the same weights) and takes one step:
+
 
 # %%
 def first_update_ratios(model, optimizer):
@@ -2501,6 +2753,7 @@ check.gradient(f_own, lambda x: central_gradient(f_own, x), x0_own)
 # The forward difference has an error of order $h$ instead of $h^2$ {eq}`eq-debugging-step-error`, so
 # with $h = 10^{-5}$ its relative error lands between $10^{-7}$ and $10^{-4}$: "fine for a non-smooth
 # function, too large for a smooth one", and this $f$ is smooth.
+
 
 # %%
 def forward_gradient(f, x, h=1e-5):

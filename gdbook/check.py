@@ -188,6 +188,54 @@ def _spearman(a, b):
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _clipping(d_mine, d_ref, prev, resolved, start):
+    """A hint if the updates differ the way clipping by another rule makes them differ:
+    a factor constant within each variable but not between them (per-variable norms),
+    or entries whose steps share one largest size (clipping by value); else None."""
+    sizes = [int(np.size(start[name])) for name in _INITIAL]
+    bounds = np.cumsum([0, *sizes])
+    per_variable = []
+    for name, a, b in zip(_INITIAL, bounds[:-1], bounds[1:], strict=True):
+        sel = resolved[a:b]
+        if sel.any():
+            # Tight (1e-3): a clipping factor is exact within a variable, whereas a
+            # state mistake (momentum) gives factors that merely vary slowly.
+            factor = _common_factor(
+                d_mine[a:b][sel], d_ref[a:b][sel], prev[a:b][sel], rel=1e-3
+            )
+            per_variable.append((name, factor))
+    factors = [f for _, f in per_variable]
+    if len(factors) >= 2 and all(f is not None for f in factors):
+        if max(factors) - min(factors) > 0.05 * max(abs(f) for f in factors):
+            listing = ", ".join(f"{name} {f:.3g}" for name, f in per_variable)
+            return (
+                "within each variable your update is a constant factor times the "
+                "reference's, but the factor differs between variables "
+                f"({listing}): clipping (or scaling) per variable rather than by the "
+                "global norm?"
+            )
+    steps = np.abs(d_mine[resolved])
+    if steps.size >= 3:
+        largest = steps.max()
+        capped = steps >= largest * (1 - 1e-3)
+        others = ~capped
+        if 2 <= capped.sum() < steps.size and (
+            _common_factor(
+                d_mine[resolved][others],
+                d_ref[resolved][others],
+                prev[resolved][others],
+            )
+            is not None
+        ):
+            return (
+                f"{int(capped.sum())} entries take the same largest step "
+                f"({largest:.3g}) and the others are a constant factor times the "
+                "reference's: clipping each entry by value (tf.clip_by_value) rather "
+                "than by the global norm?"
+            )
+    return None
+
+
 def _diagnose(mine, ref, grads, rtol):
     """A hint about the kind of mistake, from a replay in which both optimizers were fed
     the same gradients (so that differences do not compound through the loss)."""
@@ -264,7 +312,8 @@ def _diagnose(mine, ref, grads, rtol):
                 "and tends to 1: a bias correction off by one step, or missing?"
                 if abs(last - 1) < 0.5 * abs(c_k - 1)
                 else "and does not tend to 1: a learning-rate schedule or decay, a bias "
-                "correction, or a step counter that advances differently?"
+                "correction, a step counter that advances differently, or a rescaling "
+                "by a norm of the gradients (clipping by another norm)?"
             )
             return (
                 f"{before}: a factor that is the same for every entry but changes from "
@@ -277,6 +326,10 @@ def _diagnose(mine, ref, grads, rtol):
             "Nesterov look-ahead, or an epsilon that dominates while the state is "
             "still near zero?"
         )
+    if c_k is None:
+        hint = _clipping(d_mine, d_ref, prev, resolved, ref[0])
+        if hint is not None:
+            return f"{before}: {hint}"
     # Epsilon: the relative difference grows as the gradient shrinks.
     g = np.abs(np.concatenate([np.ravel(x) for x in grads[k - 1]]).astype(float))
     dev = np.abs(ratios - 1)
@@ -481,13 +534,20 @@ def gradient(
     Raises:
         AssertionError: if any coordinate has r above ``tol`` against either reference:
             the worst coordinate, your value, the tape's and the central difference,
-            both relative errors with Chapter 8's verdict (or, where the central
-            difference's own noise exceeds ``tol`` times the gradient, the difference in
-            units of that noise, with a hint that the step is too large), and a pattern
-            where one is clear (a sign, a constant factor, a transposed matrix, a few
-            coordinates).
+            both relative errors with Chapter 8's verdict, and a pattern where one is
+            clear (a sign, a constant factor, a transposed matrix, a few coordinates).
+            Where the central difference's own noise exceeds ``tol`` times the larger
+            of yours and the central difference, the message gives the difference in
+            units of that noise instead of a relative error, and advice on the step:
+            none if the central difference agrees with the tape within its noise; a
+            smaller ``h`` if ``|D(h) - D(2h)|`` dominates (f bends within the step) and
+            the central difference disagrees with the tape (or there is no tape); a
+            larger ``h``, or removing a constant offset from f, if the rounding of f
+            dominates (a smaller ``h`` would only make it worse). A noise that large
+            also makes the central difference a weak judge: with no tape, a step whose
+            rounding exceeds the gradient lets almost any gradient pass.
         AssertionError: also if grad_f returns None (what ``tape.gradient`` gives for
-            a source it did not record, e.g. an integer tensor).
+            a source it did not record: a tensor not watched, an integer tensor).
         ValueError: if f does not return a scalar or grad_f returns another shape.
     """
     x64 = np.array(x, dtype=np.float64)
@@ -496,10 +556,11 @@ def gradient(
     if returned is None:
         raise AssertionError(
             "your gradient function returned None. tape.gradient returns None for a "
-            "source it did not record: an integer tensor (the tape watches only "
-            "floating-point and complex tensors; cast first), a source the target does "
-            "not depend on, or a computation done outside the `with tf.GradientTape()` "
-            "block."
+            "source it did not record: most often a tensor that was not watched (the "
+            "tape watches tf.Variables by itself; call tape.watch(x) for a tensor), an "
+            "integer tensor (the tape watches only floating-point and complex tensors; "
+            "cast first), a source the target does not depend on, or a computation done "
+            "outside the `with tf.GradientTape()` block."
         )
     mine = np.asarray(returned, dtype=np.float64)
     if mine.shape != x64.shape:
@@ -516,7 +577,11 @@ def gradient(
 
     flat = x64.reshape(-1)
     steps = h * np.maximum(1.0, np.abs(flat))
-    central, noise = np.zeros_like(flat), np.zeros_like(flat)
+    central = np.zeros_like(flat)
+    # The central difference's noise, in two parts: |D(h) - D(2h)|, which the truncation
+    # error (f bending within the step) dominates unless rounding is larger, and the
+    # rounding of f itself, 4 eps64 |f| / h.
+    bend, rounding = np.zeros_like(flat), np.zeros_like(flat)
     checked = np.ones(flat.size, bool)
     if coordinates is not None and coordinates < flat.size:
         if tape_grad is None:
@@ -535,9 +600,11 @@ def gradient(
             if s == steps[i]:
                 f_scale = max(abs(f_plus), abs(f_minus), abs(fx))
         central[i] = values[0]
-        noise[i] = abs(values[0] - values[1]) + 4 * _EPS64 * f_scale / steps[i]
+        bend[i] = abs(values[0] - values[1])
+        rounding[i] = 4 * _EPS64 * f_scale / steps[i]
     central = central.reshape(x64.shape)
-    noise = noise.reshape(x64.shape)
+    bend, rounding = bend.reshape(x64.shape), rounding.reshape(x64.shape)
+    noise = bend + rounding
     checked = checked.reshape(x64.shape)
 
     def rel_err(ref, ref_noise):
@@ -578,6 +645,13 @@ def gradient(
         lines.append(
             f"  relative error against the tape: {r_tape[index]:.2e} ({_verdict(r_tape[index])})"
         )
+    if tape_grad is not None:
+        r_between = np.abs(tape_grad - central) / np.maximum(
+            np.maximum(np.abs(tape_grad), np.abs(central)),
+            np.maximum(noise / tol, 1e-300),
+        )
+        r_between = np.where(checked, r_between, 0.0)
+    step_advice = None
     if checked[index] and noise[index] / tol > max(
         abs(mine[index]), abs(central[index])
     ):
@@ -585,13 +659,33 @@ def gradient(
         # the central difference's own noise (times tol), not a relative error of the
         # values, and the thresholds of Chapter 8 do not apply to it.
         lines.append(
-            "  the central difference's own noise (|D(h) - D(2h)| plus rounding) is "
-            f"{noise[index]:.2e}, more than {tol:g} of the gradient itself, so yours is "
-            "judged against that noise and differs by "
-            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it: f may "
-            "bend too fast here for this step (try a smaller h) or have a kink; if a "
-            "smaller h agrees with the tape but not with yours, your gradient is off."
+            "  the central difference's own noise (|D(h) - D(2h)| plus the rounding of "
+            f"f, 4 eps64 |f| / h) is {noise[index]:.2e}, more than {tol:g} of the "
+            "larger of yours and the central difference, so yours is judged against "
+            "that noise and differs by "
+            f"{abs(mine[index] - central[index]) / noise[index]:.3g} times it."
         )
+        if tape_grad is not None and r_between[index] <= tol:
+            lines.append(
+                "  The central difference agrees with the tape within that noise: the "
+                "step is not at fault."
+            )
+        elif bend[index] > rounding[index]:
+            step_advice = "smaller"
+            lines.append(
+                f"  Most of that noise is |D(h) - D(2h)| = {bend[index]:.2e}: f bends "
+                "within the step (or has a kink). Try a smaller h; if the central "
+                "difference then agrees with the tape but not with yours, your gradient "
+                "is off."
+            )
+        else:
+            step_advice = "larger"
+            lines.append(
+                f"  Most of that noise is the rounding of f ({rounding[index]:.2e}, with "
+                f"|f| near {abs(fx):.3g}): a smaller h makes it worse. Try a larger h "
+                "(while f does not bend within it), or subtract f's constant offset: "
+                "the rounding grows with |f|, not with the gradient."
+            )
     elif checked[index]:
         lines.append(
             f"  relative error against central differences: {r_fd[index]:.2e} "
@@ -599,16 +693,19 @@ def gradient(
         )
     bad = worst_r > tol
     hints = []
-    if tape_grad is not None:
-        r_between = np.abs(tape_grad - central) / np.maximum(
-            np.maximum(np.abs(tape_grad), np.abs(central)),
-            np.maximum(noise / tol, 1e-300),
-        )
-        if np.where(checked, r_between, 0.0).max() > tol:
+    if tape_grad is not None and r_between.max() > tol:
+        if step_advice is not None:
+            hints.append(
+                "The tape and central differences disagree with each other here too: "
+                f"the step, as above (a {step_advice} h), or a kink near x (try another "
+                "x)."
+            )
+        else:
             hints.append(
                 "The tape and central differences disagree with each other here too: f "
-                "may have a kink near x (try another x or a larger tol), or compute in "
-                "float32 (central differences need float64)."
+                "may have a kink near x (try another x or a larger tol), bend within the "
+                "step (try a smaller h), or compute in float32 (central differences need "
+                "float64)."
             )
     ok = np.abs(ref) > 0
     if ok.sum() >= 2 and np.all(np.isfinite(mine)):
@@ -792,7 +889,8 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
             input there); if the tape gives ``None`` (no gradient flows through your
             function); or if a gradient entry differs (the worst entry, both values, and
             a pattern where one is clear: the upstream gradient ignored, a constant
-            factor, the opposite sign, zero everywhere).
+            factor or the opposite sign (the same at every entry, zeros included),
+            zero everywhere).
         ValueError: if ``mine(x)`` and ``forward(x)`` have different shapes, or
             ``backward`` returns a shape other than that of ``x``.
     """
@@ -836,10 +934,12 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
     taped = tape.gradient(weighted, x_t)
     if taped is None:
         raise AssertionError(
-            "the tape gives no gradient through your function (None): an operation "
-            "without a gradient (tf.round, tf.floor, tf.argmax, a cast to an integer) is "
-            "on the path. Wrap the function in @tf.custom_gradient and return the pair "
-            "(value, grad), where grad(upstream) returns the gradient you want."
+            "the tape gives no gradient through your function (None). Possible causes: "
+            "an operation without a gradient (tf.round, tf.floor, tf.argmax, a cast to "
+            "an integer) on the path, outside @tf.custom_gradient (wrap the function and "
+            "return the pair (value, grad), where grad(upstream) returns the gradient "
+            "you want); your grad function returns None; or a computation outside "
+            "TensorFlow (NumPy, .numpy()), which the tape does not record."
         )
     got = np.asarray(taped, np.float64)
     want = np.asarray(backward(x_t, upstream), np.float64)
@@ -861,8 +961,12 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
         f"  intended (backward(x, upstream)):       {float(want[index])!r}",
     ]
     with_ones = np.asarray(backward(x_t, tf.ones_like(upstream)), np.float64)
+    # A constant factor c (or -1) needs the same c at every entry: zero where the
+    # intended gradient is zero, and c itself away from 1 (else it is not a factor).
     nonzero = np.abs(want) > 0
     c = _uniform(got[nonzero] / want[nonzero], rel=rtol * 10) if nonzero.any() else None
+    if c is not None and (np.any(got[~nonzero] != 0) or abs(c - 1) <= 10 * rtol):
+        c = None
     if not np.any(got):
         lines.append(
             "Your gradient is zero everywhere: an operation with a zero gradient (tf.sign, "
@@ -879,6 +983,13 @@ def custom_gradient(mine, forward, backward, x, *, rtol: float = 1e-6) -> None:
     elif c is not None:
         lines.append(
             f"Every entry is {c:.6g} times the intended one: a constant factor?"
+        )
+    elif close(got, want)[nonzero].all() and not nonzero.all():
+        lines.append(
+            "Yours agrees where the intended gradient is non-zero, but is non-zero at "
+            f"{int((~ok & ~nonzero).sum())} entries where it should be 0: a missing mask "
+            "(a clipped straight-through estimator passes the gradient only where "
+            "|x| <= 1)?"
         )
     raise AssertionError("\n".join(lines))
 

@@ -124,6 +124,32 @@ class PythonCounterAdam(Adam):
             self._update(var, grad, self.slots[var.ref()], float(self.t), rate)
 
 
+class ClipSGD:
+    """SGD with its gradients clipped to `c` by one of several rules; "global" is
+    Keras' SGD(global_clipnorm=c): all scaled by c / max(G, c), G the global norm."""
+
+    def __init__(self, learning_rate, c, rule="global"):
+        self.learning_rate, self.c, self.rule = learning_rate, c, rule
+
+    def apply_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        grads = [g for g, _ in grads_and_vars]
+        global_norm = tf.linalg.global_norm(grads)
+        if self.rule == "global":
+            grads = [g * self.c / tf.maximum(global_norm, self.c) for g in grads]
+        elif self.rule == "always-normalise":
+            grads = [g * self.c / global_norm for g in grads]
+        elif self.rule == "per-variable":
+            grads = [tf.clip_by_norm(g, self.c) for g in grads]
+        elif self.rule == "by-value":
+            grads = [tf.clip_by_value(g, -self.c, self.c) for g in grads]
+        elif self.rule == "summed-norms":
+            summed = tf.add_n([tf.norm(g) for g in grads])
+            grads = [g * self.c / tf.maximum(summed, self.c) for g in grads]
+        for grad, (_, var) in zip(grads, grads_and_vars, strict=True):
+            var.assign_sub(self.learning_rate * grad)
+
+
 # Fewer steps than the default (20) keep the tests fast; every mistake shows by step 5.
 STEPS = 10
 
@@ -271,6 +297,45 @@ WRONG_OPTIMIZERS = [
 ]
 
 
+def test_global_clipping_passes_whether_or_not_it_acts():
+    """The test problem's global norms (about 1) exceed 0.05 and stay below 10."""
+    for c in (0.05, 10.0):
+        check.optimizer(
+            lambda c=c: ClipSGD(0.1, c),
+            lambda c=c: keras.optimizers.SGD(0.1, global_clipnorm=c),
+            steps=STEPS,
+        )
+
+
+WRONG_OPTIMIZERS += [
+    pytest.param(
+        lambda: ClipSGD(0.1, 10.0, "always-normalise"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=10.0),
+        ["part at step 1 ", "rescaling by a norm of the gradients"],
+        # with c = 0.05 it passes: clipping acts at every step there
+        id="clipping-that-always-rescales-caught-where-clipping-does-not-act",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "per-variable"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "factor differs between variables", "per variable"],
+        id="clipping-per-variable",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "by-value"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "same largest step", "tf.clip_by_value"],
+        id="clipping-by-value",
+    ),
+    pytest.param(
+        lambda: ClipSGD(0.1, 0.05, "summed-norms"),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=0.05),
+        ["part at step 1 ", "rescaling by a norm of the gradients"],
+        id="clipping-by-summed-norms",
+    ),
+]
+
+
 @pytest.mark.parametrize("make_mine, make_reference, fragments", WRONG_OPTIMIZERS)
 def test_wrong_optimizer_is_caught_and_named(make_mine, make_reference, fragments):
     assert_caught(
@@ -395,8 +460,89 @@ def test_a_step_too_wide_for_the_bend_is_named():
         check.gradient(f, grad_f, [0.0, 0.0])
     text = message(caught)
     assert "the central difference's own noise" in text
-    assert "try a smaller h" in text
+    assert "f bends within the step" in text and "Try a smaller h" in text
+    assert "larger of yours and the central difference" in text
+    assert "disagree with each other here too: the step" in text
     assert "relative error against central differences" not in text
+
+
+def test_an_unwatched_tensor_is_named():
+    """The commonest None: a tensor (not a tf.Variable) that the tape was not told to
+    watch. With tape.watch the same function passes."""
+
+    def tape_gradient(watch):
+        def grad_f(x):
+            with tf.GradientTape() as tape:
+                if watch:
+                    tape.watch(x)
+                total = square_sum(x)
+            return tape.gradient(total, x)
+
+        return grad_f
+
+    assert check.gradient(square_sum, tape_gradient(True), [0.0, 1.0, 2.0]) is None
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(square_sum, tape_gradient(False), [0.0, 1.0, 2.0])
+    text = message(caught)
+    assert "returned None" in text and "not watched" in text and "tape.watch" in text
+
+
+def summed_normalize(x):
+    return tf.reduce_sum(x / tf.sqrt(tf.reduce_sum(x * x) + 1e-12))
+
+
+def normalize_gradient(second=1.0):
+    """The gradient of summed_normalize, with its second term times `second` (1 is
+    right; 0, -1, 0.5 are the wrong derivations a check at 0 alone cannot see)."""
+
+    def grad_f(x):
+        x = np.asarray(x)
+        s = np.sum(x * x) + 1e-12
+        return 1 / np.sqrt(s) - second * np.sum(x) * x / s**1.5
+
+    return grad_f
+
+
+@pytest.mark.parametrize("second", [0.0, -1.0, 0.5])
+def test_central_difference_that_agrees_with_the_tape_gives_no_step_advice(second):
+    """At [3e-7, -4e-7] with h = 1e-9 the central difference's noise exceeds tol times
+    the gradient, but it agrees with the tape: a wrong second term is caught and the
+    message blames neither the step nor the bend (at 0 all of them pass: the term
+    vanishes there)."""
+    point = [3e-7, -4e-7]
+    assert check.gradient(summed_normalize, normalize_gradient(), point, h=1e-9) is None
+    assert (
+        check.gradient(summed_normalize, normalize_gradient(second), [0.0, 0.0], h=1e-9)
+        is None
+    )
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(summed_normalize, normalize_gradient(second), point, h=1e-9)
+    text = message(caught)
+    assert "almost certainly wrong" in text
+    assert "agrees with the tape within that noise: the step is not at fault" in text
+    assert "smaller h" not in text and "larger h" not in text and "bends" not in text
+    assert "disagree with each other" not in text
+
+
+def test_a_rounding_dominated_step_asks_for_a_larger_h():
+    """f = |x|^2 + 1e6, not tape-differentiable (NumPy): at the default step the
+    rounding of f (4 eps |f| / h, about 9e-5) dwarfs the gradient (about 4e-3). A
+    gradient 1.5 times too large is caught, and the advice is a larger h or removing
+    the offset, never a smaller h (with h = 1e-7 the rounding exceeds the gradient
+    and the wrong gradient would pass); at h = 1e-3 the right gradient passes."""
+
+    def f(x):
+        return np.sum(np.asarray(x) ** 2) + 1e6
+
+    point = [1e-3, 2e-3]
+    assert check.gradient(f, lambda x: 2 * np.asarray(x), point, h=1e-3) is None
+    with pytest.raises(AssertionError) as caught:
+        check.gradient(f, lambda x: 3 * np.asarray(x), point)
+    text = message(caught)
+    assert "rounding of f" in text and "Try a larger h" in text
+    assert "constant offset" in text and "smaller h" not in text.replace(
+        "a smaller h makes it worse", ""
+    )
 
 
 def test_wrong_shape_is_a_value_error():
@@ -580,6 +726,74 @@ def test_wrong_custom_gradient_is_caught_and_named(mine, fragments):
     assert_caught(
         lambda: check.custom_gradient(mine, tf.round, pass_upstream, RAW), fragments
     )
+
+
+def clipped_straight_through(x, upstream):
+    """The gradient of a clipped straight-through estimator: upstream where |x| <= 1."""
+    return upstream * tf.cast(tf.abs(x) <= 1, upstream.dtype)
+
+
+@tf.custom_gradient
+def round_clipped_straight_through(x):
+    return tf.round(x), lambda upstream: clipped_straight_through(x, upstream)
+
+
+@tf.custom_gradient
+def round_clipped_doubled(x):
+    return tf.round(x), lambda upstream: 2 * clipped_straight_through(x, upstream)
+
+
+def test_a_missing_mask_is_not_called_a_factor():
+    """A plain pass-through against an intended clipped straight-through estimator
+    agrees wherever |x| <= 1 (a ratio of 1 there) and is wrong only where the intended
+    gradient is 0: no "1 times" factor, the mask is named. A doubled clipped one is a
+    factor 2 (zero where it should be)."""
+    mask = ["differs at entry", "non-zero at 3 entries where it should be 0", "mask"]
+    assert (
+        check.custom_gradient(
+            round_clipped_straight_through, tf.round, clipped_straight_through, RAW
+        )
+        is None
+    )
+    assert_caught(
+        lambda: check.custom_gradient(
+            round_straight_through, tf.round, clipped_straight_through, RAW
+        ),
+        mask,
+    )
+    with pytest.raises(AssertionError) as caught:
+        check.custom_gradient(
+            round_straight_through, tf.round, clipped_straight_through, RAW
+        )
+    assert "times the intended" not in message(caught)
+    assert_caught(
+        lambda: check.custom_gradient(
+            round_clipped_doubled, tf.round, clipped_straight_through, RAW
+        ),
+        ["Every entry is 2 times the intended"],
+    )
+
+
+def test_none_through_a_custom_gradient_names_its_causes():
+    """A wrapped function whose grad returns None, and a NumPy forward pass: the message
+    lists both causes, not only a missing @tf.custom_gradient."""
+
+    @tf.custom_gradient
+    def grad_returns_none(x):
+        return tf.round(x), lambda upstream: None
+
+    def numpy_round(x):
+        return tf.constant(np.round(x.numpy()))
+
+    for mine in (grad_returns_none, numpy_round):
+        assert_caught(
+            lambda mine=mine: check.custom_gradient(mine, tf.round, pass_upstream, RAW),
+            [
+                "no gradient through your function (None)",
+                "your grad function returns None",
+                "a computation outside TensorFlow (NumPy, .numpy())",
+            ],
+        )
 
 
 def test_custom_gradient_shapes_are_value_errors():
