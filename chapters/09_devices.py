@@ -1002,37 +1002,36 @@ def step(x, y):
 """
 
 # %% [markdown]
-# The third part trains: worker $k$ takes shard $k$ of every global batch, as replica $k$ did above. It
-# also times each step, and then times bare all-reduces of three sizes, for the cost model further down; both
-# workers run the same number of them, for a reason the section after next makes plain.
+# The third part trains: worker $k$ takes shard $k$ of every global batch, as replica $k$ did above. For the
+# cost model further down, it times each step, and after each step bare all-reduces of three sizes, so that
+# both are measured under the same conditions on this shared machine. Both workers run the same number of
+# all-reduces, for a reason the section after next makes plain.
 
 # %% tags=["nbval-ignore-output"]
 WORKER_TRAIN = """
-losses, step_seconds = [], []
-for x, y in zip(x_batches, y_batches):
-    start = time.perf_counter()
-    losses.append(float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard])))
-    step_seconds.append(time.perf_counter() - start)
-
 @tf.function
 def all_reduce(tensor):
     sum_up = lambda t: tf.distribute.get_replica_context().all_reduce("sum", t + 0.0)
     return strategy.run(sum_up, args=(tensor,))
 
-all_reduce_sizes, all_reduce_seconds = [1, 7850, 2**21], []
-for size in all_reduce_sizes:
-    tensor, times = tf.ones([size]), []
-    for _ in range(21):
+probes = [tf.ones([size]) for size in (1, 7850, 2**21)]
+losses, step_seconds, all_reduce_seconds = [], [], []
+for x, y in zip(x_batches, y_batches):
+    start = time.perf_counter()
+    losses.append(float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard])))
+    step_seconds.append(time.perf_counter() - start)
+    all_reduce_seconds.append([])
+    for probe in probes:
         start = time.perf_counter()
-        all_reduce(tensor).numpy()
-        times.append(time.perf_counter() - start)
-    all_reduce_seconds.append(np.median(times[1:]))
+        all_reduce(probe).numpy()
+        all_reduce_seconds[-1].append(time.perf_counter() - start)
 """
 
 # %% [markdown]
 # The last part saves the weights, in the way the TensorFlow guides prescribe for several workers. Every
-# worker must take part in a save (with other strategies, saving can itself involve collective operations),
-# but only one, the **chief**, may write to the real path, or the workers would overwrite each other's files.
+# worker must take part in a save (saving can involve collective operations, and a worker that skipped it
+# would leave the others waiting), but only one, the **chief**, may write to the real path, or the workers
+# would overwrite each other's files.
 # Without a task named `"chief"` in the cluster, worker 0 is the chief; the others write to a temporary
 # folder `workertemp_<k>` next to the real one and delete it afterwards. (TensorFlow's
 # `PreemptionCheckpointHandler` uses the same folder names.)
@@ -1211,7 +1210,7 @@ assert np.array_equal(restored_b.numpy(), outputs[0]["b"])
 # partner that is busy elsewhere, or gone.
 #
 # A short worker program shows both halves. Each worker all-reduces the number 1, step after step. The first
-# steps have no time limit. After those, worker 1 is late, idling (alive, but in no collective) for
+# three steps have no time limit. After those, worker 1 is late, idling (alive, but in no collective) for
 # `late_seconds` before it joins its last such step; then it stops for good. Worker 0 runs one step more, with
 # `tf.distribute.experimental.CommunicationOptions(timeout_seconds=...)` passed to the all-reduce.
 
@@ -1302,7 +1301,9 @@ assert stdout_1.splitlines()[-1] == "worker 1: done"
 # process dies instead, the cluster's health checks notice it after a while, and the blocked collective fails
 # with `UnavailableError`.) The TensorFlow documentation recommends the time limit for debugging only,
 # because it starts a thread for every collective; in production the cure is the rule above: every worker
-# runs the same number of steps, which the distributed datasets of `tf.data` arrange for you.
+# runs the same number of steps. A dataset distributed by the strategy arranges that: in multi-worker mode its
+# iterator first asks all workers whether any of them still has data (an all-reduce of its own) and hands
+# empty batches to those that have run out.
 #
 # ### Surviving an interruption: `BackupAndRestore`
 #
@@ -1398,7 +1399,7 @@ backup_dir.parent.rmdir()
 # The restarted `fit` ran only epochs 3 and 4, and ended with weights and optimizer state *bit for bit* equal
 # to those of the uninterrupted run, not merely equal to float32 rounding: the backup stores the float32
 # values exactly, the batches come in the same order (`shuffle=False`; with shuffling, the order after a
-# restart is a new draw), and with deterministic kernels the same operations on the same numbers give the
+# restart need not be the one the uninterrupted run drew), and with deterministic kernels the same operations on the same numbers give the
 # same bits. Two cautions. With several workers, every worker must get its own `backup_dir`: Keras 3 writes to
 # the folder it is given on every worker, as the previous section noted. And the backup is only as fresh as its
 # last save. `save_freq=k` saves every $k$ batches, but a restart still begins at the start of the saved
@@ -1408,8 +1409,8 @@ backup_dir.parent.rmdir()
 # ### What an all-reduce costs
 #
 # Does data parallelism pay? Per step, one device computes the gradient of the whole batch; $N$ workers each
-# compute the gradient of a shard and then all-reduce it. On CPUs (and in NCCL on GPUs) the all-reduce is a
-# **ring** {cite:p}`patarasuk2009`: the workers form a circle, each cuts its gradient of $S$ bytes into $N$
+# compute the gradient of a shard and then all-reduce it. On CPUs the all-reduce is a **ring**
+# {cite:p}`patarasuk2009` (NCCL on GPUs uses rings too, among other patterns): the workers form a circle, each cuts its gradient of $S$ bytes into $N$
 # pieces, and in $N - 1$ rounds each passes one piece to its neighbour, which adds its own part and passes it
 # on (a *reduce-scatter*, after which each worker holds the complete sum of one piece); $N - 1$ more rounds
 # pass the summed pieces around the circle (an *all-gather*). Each worker sends $2(N - 1)$ pieces of $S/N$
@@ -1421,10 +1422,11 @@ backup_dir.parent.rmdir()
 # t_N \approx t_{\text{compute}}(B / N) + t_{\text{all-reduce}}.
 # $$ (eq-devices-ring-cost)
 #
-# The bytes each worker sends barely grow with $N$ (they approach $2S$), which is why the ring scales.
+# The bytes each worker sends barely grow with $N$ (they approach $2S$), which is why the ring scales; the
+# latency term, though, grows with $N$.
 # Data parallelism pays when $t_N < t_1$, that is when the compute time the workers save,
 # $t_{\text{compute}}(B) - t_{\text{compute}}(B/N)$, exceeds the time of the all-reduce. The two workers
-# measured both terms: each step of the training run, and bare all-reduces of one number, of the
+# measured each step of the training run and, after each, bare all-reduces of one number, of the
 # gradient's size (7850 float32 numbers, $S$ = 31.4 kB) and of 2²¹ numbers (8.4 MB). On one device we time
 # the same step on the global batch, on a shard and on all 6000 images:
 
@@ -1465,7 +1467,7 @@ print({size: f"{seconds * 1e3:.2f} ms" for size, seconds in compute_seconds.item
 # %% tags=["nbval-ignore-output"]
 gradient_bytes, large_bytes = 7850 * 4, 2**21 * 4
 one_number, gradient_reduce, large_reduce = np.max(
-    [out["all_reduce_seconds"] for out in outputs], axis=0
+    [np.median(out["all_reduce_seconds"][1:], axis=0) for out in outputs], axis=0
 )
 # 2(N - 1)/N = 1 for N = 2
 bandwidth = (large_bytes - 4) / (large_reduce - one_number)
@@ -1526,8 +1528,8 @@ assert measured_two > 2 * compute_seconds[96] and break_even > 6 * GLOBAL_BATCH
 # of 96, two workers are more than twice as slow as one device (here {glue:text}`ch9_cost_slowdown:.0f` times):
 # the prediction says they would pay only above a global
 # batch of about {glue:text}`ch9_cost_break_even:.0f` images. That threshold assumes each worker has its own
-# processor. Here both workers share the two cores that the single device already used, so on this machine
-# data parallelism cannot pay at any batch size; the agreement we can check is that of the step times. For a
+# processor. Here both workers share the two cores that the single device already uses for a large batch, so
+# on this machine data parallelism would not pay at any batch size; the agreement we can check is that of the step times. For a
 # large model the balance shifts: the compute per image grows with the number of parameters, and so do the
 # bytes, but the latency does not; and past a few megabytes per step, the bytes term, at most $2S/\beta$,
 # sets the price.
