@@ -1204,10 +1204,10 @@ assert np.array_equal(restored_b.numpy(), outputs[0]["b"])
 # ### When a worker falls out of step
 #
 # An all-reduce is a meeting: it completes only when every worker has arrived with its part. A worker that
-# reaches a collective early waits for the others, and nothing bounds the wait. This is why every worker must
-# run the same number of steps: if one of them has fewer batches (a data file split unevenly by hand, a
-# loop that stops on a condition only one worker sees), its peers block in their next step, waiting for a
-# partner that is busy elsewhere, or gone.
+# reaches a collective early waits for the others, and as long as they are alive, nothing bounds the wait.
+# This is why every worker must run the same number of steps: if one of them has fewer batches (a data file
+# split unevenly by hand, a loop that stops on a condition only one worker sees), its peers block in their
+# next step, waiting for a partner that is busy elsewhere, or gone.
 #
 # A short worker program shows both halves. Each worker all-reduces the number 1, step after step. The first
 # three steps have no time limit. After those, worker 1 is late, idling (alive, but in no collective) for
@@ -1280,15 +1280,15 @@ for code, stdout, _ in out_of_step:
 # and after the time limit the all-reduce raised `DeadlineExceededError`, "Collective has timed out during
 # execution", which ended the worker with a clear message instead of a silent hang.
 
-# %%
-(code_0, stdout_0, _), (code_1, stdout_1, _) = out_of_step
+# %% tags=["nbval-ignore-output"]
+(code_0, stdout_0, _), (_, stdout_1, _) = out_of_step
 lines_0 = stdout_0.splitlines()
 waited_third = float(re.search(r"after ([\d.]+) s", lines_0[2]).group(1))
 waited_fourth = float(re.search(r"after ([\d.]+) s", lines_0[3]).group(1))
 print(
     f"worker 0 waited {waited_third:.2f} s in step 3, {waited_fourth:.2f} s in step 4"
 )
-assert code_0 == 1 and code_1 == 0 and len(lines_0) == 4
+assert code_0 == 1 and len(lines_0) == 4
 assert LATE_SECONDS - 0.5 < waited_third < LATE_SECONDS + 2
 assert "DeadlineExceededError" in lines_0[3]
 assert "Collective has timed out during execution" in lines_0[3]
