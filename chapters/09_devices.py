@@ -1312,9 +1312,10 @@ assert stdout_1.splitlines()[-1] == "worker 1: done"
 # like); the job is restarted, and training should resume where it stopped instead of from the beginning.
 # Keras' `keras.callbacks.BackupAndRestore(backup_dir)` does this for `fit`: at the end of every epoch it
 # writes the model's weights and the optimizer's state to `latest.weights.h5` and the epoch number to
-# `training_metadata.json` in `backup_dir`; a later `fit` with the same callback restores both and skips the
-# epochs already done; a run that completes deletes the folder. We try it on one machine, with two replicas,
-# on the model of the Keras section, now with momentum (so that the optimizer has state of its own to lose),
+# `training_metadata.json` in `backup_dir`; a later `fit` with a `BackupAndRestore` on the same folder restores
+# both and skips the epochs already done; a run that completes deletes the folder. We try it on one machine, with two replicas,
+# on the model of the Keras section, now with random initial weights and with momentum (so that the optimizer
+# has state of its own to lose),
 # for four epochs over the 30 batches. First the uninterrupted run:
 
 
@@ -1369,8 +1370,8 @@ assert "interrupted after epoch 2" in interruption.message
 assert backup_metadata["epoch"] == 2
 
 # %% [markdown]
-# The restart: a new model, as a new process would build it, with fresh initial weights (another seed), and
-# the same callback.
+# The restart: a new model, as a new process would build it, with other initial weights (another seed), and a
+# new `BackupAndRestore` on the same folder.
 
 # %%
 keras.utils.set_random_seed(8)
@@ -2100,9 +2101,9 @@ assert 10 < 800 / noise_at_zero < 100
 #   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
 #   CPUs) changes only the order of additions.
 # - Every worker must run the same number of collective steps: a worker that stops early leaves its peers
-#   waiting in their next all-reduce, without limit unless `CommunicationOptions(timeout_seconds=...)` turns
-#   the wait into a `DeadlineExceededError`. Only the chief writes a checkpoint to the real path, the others to
-#   temporary folders; `BackupAndRestore` resumed an interrupted `fit` bit for bit. A ring all-reduce sends
+#   waiting in their next all-reduce, without limit while it lives, unless
+#   `CommunicationOptions(timeout_seconds=...)` turns the wait into a `DeadlineExceededError`. Only the chief
+#   writes a checkpoint to the real path, the others to temporary folders; `BackupAndRestore` resumed an interrupted `fit` bit for bit. A ring all-reduce sends
 #   $2(N-1)/N$ times the gradient's bytes per worker {eq}`eq-devices-ring-cost`; for a small model the
 #   latency of the step's collectives dominates, and two workers were slower than one device, as predicted.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
