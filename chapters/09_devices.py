@@ -182,7 +182,7 @@ print(x_train.shape, x_train.dtype, y_train[:10])
 
 
 def softmax_regression_gradient(W, b, x, y, divide_by):
-    """Gradient of sum_i(cross-entropy_i) / divide_by for softmax regression, in NumPy."""
+    """Gradient of sum_i(cross-entropy_i) / divide_by for softmax regression (NumPy)."""
     logits = x @ W + b
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -223,7 +223,8 @@ gap_correct = np.abs(global_scaled_W - batch_gradient_W).max()
 gap_bug = np.abs(shard_mean_W - replicas * batch_gradient_W).max()
 print(f"max |sum of shard gradients / B    - batch gradient|     = {gap_correct:.1e}")
 print(
-    f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = {gap_bug:.1e}"
+    f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = "
+    f"{gap_bug:.1e}"
 )
 assert gap_correct < 1e-15 and gap_bug < 1e-14
 
@@ -482,7 +483,7 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 
 # %%
 def step_gaps(history):
-    """Largest |difference| from the one-device reference in W and b, after each step."""
+    """Largest |difference| from the one-device reference in W and b, at each step."""
     return np.array(
         [
             max(np.abs(W - ref_W).max(), np.abs(b - ref_b).max())
@@ -523,10 +524,12 @@ buggy_gaps = step_gaps(buggy_history)
 first_W, first_ref_W = buggy_history[0][0], reference[0][0]
 doubling_gap = np.abs(first_W - 2 * first_ref_W).max()
 print(
-    f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x reference| = {doubling_gap:.1e}"
+    f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x "
+    f"reference| = {doubling_gap:.1e}"
 )
 print(
-    f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is {reference_losses[0]:.6f})"
+    f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is "
+    f"{reference_losses[0]:.6f})"
 )
 print(f"reported loss at step {STEPS}: {buggy_losses[-1]:.6f}")
 print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
@@ -717,7 +720,8 @@ def replica_batches(context):
 from_function = strategy.distribute_datasets_from_function(replica_batches)
 (context,) = contexts
 print(
-    f"input pipelines {context.num_input_pipelines}, this one {context.input_pipeline_id},"
+    f"input pipelines {context.num_input_pipelines}, this one "
+    f"{context.input_pipeline_id},"
     f" replicas {context.num_replicas_in_sync}, per-replica batch "
     f"{context.get_per_replica_batch_size(GLOBAL_BATCH)}"
 )
@@ -802,7 +806,8 @@ keras_gaps = {
 }
 for name, gaps in keras_gaps.items():
     print(
-        f"Keras fit, {name}: max |weight difference| from the custom loop over {STEPS} steps {gaps.max():.1e}"
+        f"Keras fit, {name}: max |weight difference| from the custom loop over "
+        f"{STEPS} steps {gaps.max():.1e}"
     )
     assert len(gaps) == STEPS and gaps.max() < 1e-6
 
@@ -867,7 +872,8 @@ one_device_norm = keras.layers.BatchNormalization(momentum=0.0)
 one_device = one_device_norm(four_values, training=True).numpy().ravel()
 for synchronized in (False, True):
     print(
-        f"synchronized={synchronized!s:5}: outputs {np.round(normalized[synchronized], 4)},"
+        f"synchronized={synchronized!s:5}: outputs "
+        f"{np.round(normalized[synchronized], 4)},"
         f" moving mean on the two replicas {moving_means[synchronized]}"
     )
 print(
@@ -933,7 +939,8 @@ def count_one_each():
 strategy.run(count_one_each)
 metric_variable = images_seen_metric.variables[0].value
 print(
-    f"metric: {type(metric_variable).__name__}, result {float(images_seen_metric.result())}"
+    f"metric: {type(metric_variable).__name__}, result "
+    f"{float(images_seen_metric.result())}"
 )
 counter_value = float(plain_counter.numpy())
 print(f"own counter: {type(plain_counter).__name__}, value {counter_value}")
@@ -973,6 +980,7 @@ global_batch = x_batches.shape[1]
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 shard = global_batch // strategy.num_replicas_in_sync
+mine = slice(me * shard, (me + 1) * shard)
 with strategy.scope():
     W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
 """
@@ -1018,7 +1026,7 @@ probes = [tf.ones([size]) for size in (1, 7850, 2**21)]
 losses, step_seconds, all_reduce_seconds = [], [], []
 for x, y in zip(x_batches, y_batches):
     start = time.perf_counter()
-    losses.append(float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard])))
+    losses.append(float(step(x[mine], y[mine])))
     step_seconds.append(time.perf_counter() - start)
     all_reduce_seconds.append([])
     for probe in probes:
@@ -1251,9 +1259,11 @@ for k in range(1, steps + 1):
         waited = time.perf_counter() - start
         lines = [line for line in error.message.splitlines() if line.strip()]
         reason = re.sub(r"[{][{].*?[}][}]", "", lines[-2]).strip()
-        print(f"worker {me}, step {k}: {type(error).__name__} after {waited:.2f} s: {reason}")
+        name = type(error).__name__
+        print(f"worker {me}, step {k}: {name} after {waited:.2f} s:", reason)
         sys.exit(1)
-    print(f"worker {me}, step {k}: sum {total:.0f} after {time.perf_counter() - start:.2f} s")
+    waited = time.perf_counter() - start
+    print(f"worker {me}, step {k}: sum {total:.0f} after {waited:.2f} s")
 time.sleep(late_seconds)
 print(f"worker {me}: done")
 """
@@ -1387,7 +1397,8 @@ resume_gaps = [
     )
 ]
 print(
-    f"max |resumed - uninterrupted| over weights and optimizer state: {max(resume_gaps)}"
+    "max |resumed - uninterrupted| over weights and optimizer state: "
+    f"{max(resume_gaps)}"
 )
 print("backup folder deleted at the end:", not backup_dir.exists())
 assert len(resumed_history.history["loss"]) == 2 and not backup_dir.exists()
@@ -1478,15 +1489,18 @@ print(
     f"bytes: gradient {gradient_bytes / 1e3:.1f} kB, large {large_bytes / 1e6:.1f} MB"
 )
 print(
-    f"all-reduce: one number {one_number * 1e3:.2f} ms, gradient {gradient_reduce * 1e3:.2f} ms,"
+    f"all-reduce: one number {one_number * 1e3:.2f} ms, gradient "
+    f"{gradient_reduce * 1e3:.2f} ms,"
     f" large {large_reduce * 1e3:.1f} ms; bandwidth {bandwidth / 1e9:.2f} GB/s"
 )
 print(
-    f"bandwidth part of the gradient's all-reduce: {gradient_bytes / bandwidth * 1e3:.3f} ms"
+    "bandwidth part of the gradient's all-reduce: "
+    f"{gradient_bytes / bandwidth * 1e3:.3f} ms"
 )
 print(f"one device, B = 96: {compute_seconds[96] * 1e3:.2f} ms per step")
 print(
-    f"two workers: predicted {predicted_two * 1e3:.2f} ms, measured {measured_two * 1e3:.2f} ms"
+    f"two workers: predicted {predicted_two * 1e3:.2f} ms, measured "
+    f"{measured_two * 1e3:.2f} ms"
 )
 
 # %% [markdown]
@@ -1498,7 +1512,8 @@ print(
 seconds_per_image = (compute_seconds[6000] - compute_seconds[96]) / (6000 - 96)
 break_even = (gradient_reduce + one_number) / (seconds_per_image / 2)
 print(
-    f"compute per image {seconds_per_image * 1e6:.2f} us; two workers pay above B = {break_even:.0f}"
+    f"compute per image {seconds_per_image * 1e6:.2f} us; two workers pay above B = "
+    f"{break_even:.0f}"
 )
 for name, value in [
     ("one_number", one_number * 1e3),
@@ -1888,7 +1903,8 @@ def sharpness(W, b, iterations=50, start=None):
 # %%
 at_zero, _ = sharpness(tf.zeros([784, 10]), tf.zeros([10]))
 print(
-    f"power iteration at zero weights: {at_zero:.4f} (closed form {curvature_at_start:.4f})"
+    f"power iteration at zero weights: {at_zero:.4f} (closed form "
+    f"{curvature_at_start:.4f})"
 )
 assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
 
@@ -1951,7 +1967,8 @@ end_sharpness_4 = over_seeds(
 print(f"steps 9-36: above 2 at {above_two} of {products[:, :-1].size} measurements")
 print("at step 45:", np.round(products[:, -1], 2))
 print(
-    f"sharpness at step 9: {curvatures[:, 0].min():.2f} to {curvatures[:, 0].max():.2f},"
+    f"sharpness at step 9: {curvatures[:, 0].min():.2f} to "
+    f"{curvatures[:, 0].max():.2f},"
     f" at the end: {curvatures[:, -1].min():.2f} to {curvatures[:, -1].max():.2f}"
 )
 print(
