@@ -29,7 +29,8 @@
 # per-batch state the algorithm is unchanged: trained on two or four devices, softmax regression on MNIST
 # ends with the same weights as on one device, step for step, to float32 rounding. It also shows where that
 # equivalence ends (layers whose state or randomness comes from the batch, regularization terms added on every
-# replica), the one-line mistake that silently multiplies the learning rate by the number of devices, and what
+# replica), the one-line mistake that silently multiplies the learning rate by the number of devices, what
+# happens when workers fall out of step or are interrupted, what the communication costs, and what
 # happens to training when the batch grows with the number of devices.
 #
 # :::{admonition} What you will learn
@@ -44,6 +45,10 @@
 # - The classic scaling bug (per-replica mean loss) and its fix, `tf.nn.compute_average_loss`; why the
 #   regularization term needs `tf.nn.scale_regularization_loss`; and what stays per replica (batch-norm
 #   statistics, dropout masks) unless you synchronize it.
+# - What breaks between workers and what guards against it: a worker that runs fewer steps than its peers
+#   (and the collective time limit that turns the hang into an error), checkpoints written by the chief alone,
+#   `keras.callbacks.BackupAndRestore`; and a cost model of the ring all-reduce, checked against measured
+#   step times.
 # - What happens to the loss curve when the global batch grows with the number of replicas, how the linear
 #   learning-rate scaling rule and warm-up help, and how to measure (with Hessian-vector products) how far
 #   beyond the edge of stability the scaled step goes, along the whole run; and how the gradient noise scale
@@ -78,7 +83,9 @@ import tensorflow as tf
 
 # %%
 physical_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(4)])
+tf.config.set_logical_device_configuration(
+    physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(4)]
+)
 logical_cpus = tf.config.list_logical_devices("CPU")
 print(physical_cpu.name, "->", [device.name for device in logical_cpus])
 assert len(logical_cpus) == 4
@@ -89,7 +96,9 @@ assert len(logical_cpus) == 4
 
 # %% tags=["raises-exception"]
 with gdbook.expect_error(RuntimeError) as too_late:
-    tf.config.set_logical_device_configuration(physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(2)])
+    tf.config.set_logical_device_configuration(
+        physical_cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(2)]
+    )
 
 # %% [markdown]
 # The message names the cause. In a notebook the remedy is to restart the kernel and configure the devices in
@@ -108,6 +117,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -172,7 +182,7 @@ print(x_train.shape, x_train.dtype, y_train[:10])
 
 
 def softmax_regression_gradient(W, b, x, y, divide_by):
-    """Gradient of sum_i(cross-entropy_i) / divide_by for softmax regression, in NumPy."""
+    """Gradient of sum_i(cross-entropy_i) / divide_by for softmax regression (NumPy)."""
     logits = x @ W + b
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -193,14 +203,29 @@ x_batch, y_batch = x_train[batch].astype(np.float64), y_train[batch]
 replicas = 4
 shards = np.split(np.arange(96), replicas)
 
-batch_gradient_W, _ = softmax_regression_gradient(W_random, b_random, x_batch, y_batch, divide_by=96)
-global_scaled_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0] for s in shards)
-shard_mean_W = sum(softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0] for s in shards)
+batch_gradient_W, _ = softmax_regression_gradient(
+    W_random, b_random, x_batch, y_batch, divide_by=96
+)
+global_scaled_W = sum(
+    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], 96)[0]
+    for s in shards
+)
+shard_mean_W = sum(
+    softmax_regression_gradient(W_random, b_random, x_batch[s], y_batch[s], len(s))[0]
+    for s in shards
+)
 
+# %% [markdown]
+# The two comparisons, the first against the batch gradient, the second against $N$ times it:
+
+# %%
 gap_correct = np.abs(global_scaled_W - batch_gradient_W).max()
 gap_bug = np.abs(shard_mean_W - replicas * batch_gradient_W).max()
 print(f"max |sum of shard gradients / B    - batch gradient|     = {gap_correct:.1e}")
-print(f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = {gap_bug:.1e}")
+print(
+    f"max |sum of per-shard mean gradients - {replicas} x batch gradient| = "
+    f"{gap_bug:.1e}"
+)
 assert gap_correct < 1e-15 and gap_bug < 1e-14
 
 # %% [markdown]
@@ -222,9 +247,17 @@ print("batches:", batches.shape, "first images of batch 0:", batches[0, :5])
 
 
 def per_example_loss(W, b, x, y):
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.matmul(x, W) + b)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=y, logits=tf.matmul(x, W) + b
+    )
 
 
+# %% [markdown]
+# The reference run itself: one compiled step, applied to the 30 batches in turn, keeping the weights after
+# each step.
+
+
+# %%
 def train_one_device():
     """The reference: one device, mean loss over the batch; returns the weights after
     every step.
@@ -247,9 +280,16 @@ def train_one_device():
     return history, np.array(losses)
 
 
+# %% [markdown]
+# Run once, it gives the weights and the loss of every step:
+
+# %%
 reference, reference_losses = train_one_device()
-print(f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}")
-assert abs(reference_losses[0] - np.log(10)) < 1e-6  # zero weights: uniform probabilities
+print(
+    f"loss: step 1 {reference_losses[0]:.6f}, step {STEPS} {reference_losses[-1]:.6f}"
+)
+# zero weights: uniform probabilities
+assert abs(reference_losses[0] - np.log(10)) < 1e-6
 assert reference_losses[-1] < 0.5 * reference_losses[0]
 
 # %% [markdown]
@@ -274,17 +314,32 @@ with graph.as_default():  # TF1: build a graph, then run it in a session
     W_tf1 = tf1.get_variable("W", [784, 10], initializer=tf1.zeros_initializer())
     b_tf1 = tf1.get_variable("b", [10], initializer=tf1.zeros_initializer())
     tower_gradients = []
-    for k, (x_shard, y_shard) in enumerate(zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)):
+    for k, (x_shard, y_shard) in enumerate(
+        zip(tf.split(x_ph, towers), tf.split(y_ph, towers), strict=True)
+    ):
         with tf.device(f"/cpu:{k}"):
-            tower_loss = tf.reduce_mean(per_example_loss(W_tf1, b_tf1, x_shard, y_shard))
+            tower_loss = tf.reduce_mean(
+                per_example_loss(W_tf1, b_tf1, x_shard, y_shard)
+            )
             tower_gradients.append(tf1.gradients(tower_loss, [W_tf1, b_tf1]))
-    with tf.device("/cpu:0"):
-        averaged = [tf.add_n(list(grads)) / towers for grads in zip(*tower_gradients, strict=True)]
-        train_op = tf1.train.GradientDescentOptimizer(LEARNING_RATE).apply_gradients(
-            zip(averaged, [W_tf1, b_tf1], strict=True)
-        )
+
+# %% [markdown]
+# On `/cpu:0` the towers' gradients are averaged, and one optimizer op applies them to the shared variables:
+
+# %%
+with graph.as_default(), tf.device("/cpu:0"):
+    averaged = [
+        tf.add_n(list(grads)) / towers for grads in zip(*tower_gradients, strict=True)
+    ]
+    train_op = tf1.train.GradientDescentOptimizer(LEARNING_RATE).apply_gradients(
+        zip(averaged, [W_tf1, b_tf1], strict=True)
+    )
     init_op = tf1.global_variables_initializer()
 
+# %% [markdown]
+# The session runs the graph on the 30 batches, keeping $W$ after each step, and we compare with the reference:
+
+# %%
 print("tower devices:", [grads[0].device for grads in tower_gradients])
 tf1_history = []
 with tf1.Session(graph=graph) as session:
@@ -293,7 +348,10 @@ with tf1.Session(graph=graph) as session:
         session.run(train_op, {x_ph: x_train[batch], y_ph: y_train[batch]})
         tf1_history.append(session.run(W_tf1).copy())
 
-tf1_gap = max(np.abs(W - ref_W).max() for W, (ref_W, _) in zip(tf1_history, reference, strict=True))
+tf1_gap = max(
+    np.abs(W - ref_W).max()
+    for W, (ref_W, _) in zip(tf1_history, reference, strict=True)
+)
 print(f"TF1 towers vs one device, max |W difference| over {STEPS} steps: {tf1_gap:.1e}")
 assert tf1_gap < 1e-6
 
@@ -362,23 +420,42 @@ def shard_of(array, batch, replicas):
 
 
 # %%
-def train_mirrored(replicas, scale_by_global_batch=True):
-    strategy = mirrored_strategy(replicas)
-    with strategy.scope():
-        W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+def mirrored_replica_step(W, b, scale_by_global_batch):
+    """The step each replica runs on its shard, updating its copies of W and b."""
 
     def replica_step(x, y):
         with tf.GradientTape() as tape:
             losses = per_example_loss(W, b, x, y)
             if scale_by_global_batch:
-                loss = tf.nn.compute_average_loss(losses, global_batch_size=GLOBAL_BATCH)
+                loss = tf.nn.compute_average_loss(
+                    losses, global_batch_size=GLOBAL_BATCH
+                )
             else:
-                loss = tf.reduce_mean(losses)  # the bug: mean over this replica's shard only
+                # the bug: mean over this replica's shard only
+                loss = tf.reduce_mean(losses)
         gradients = tape.gradient(loss, [W, b])
-        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        grad_W, grad_b = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, gradients
+        )
         W.assign_sub(LEARNING_RATE * grad_W)
         b.assign_sub(LEARNING_RATE * grad_b)
         return loss
+
+    return replica_step
+
+
+# %% [markdown]
+# The loop around it: the mirrored variables, created in the strategy's scope; a compiled step that runs the
+# replica step on every replica and sums the replicas' losses; and the 30 batches, each split with
+# `shard_of`.
+
+
+# %%
+def train_mirrored(replicas, scale_by_global_batch=True):
+    strategy = mirrored_strategy(replicas)
+    with strategy.scope():
+        W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+    replica_step = mirrored_replica_step(W, b, scale_by_global_batch)
 
     @tf.function
     def step(x, y):
@@ -387,8 +464,12 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 
     history, losses = [], []
     for batch in batches:
-        x = strategy.experimental_distribute_values_from_function(shard_of(x_train, batch, replicas))
-        y = strategy.experimental_distribute_values_from_function(shard_of(y_train, batch, replicas))
+        x = strategy.experimental_distribute_values_from_function(
+            shard_of(x_train, batch, replicas)
+        )
+        y = strategy.experimental_distribute_values_from_function(
+            shard_of(y_train, batch, replicas)
+        )
         losses.append(float(step(x, y)))
         history.append((W.numpy().copy(), b.numpy().copy()))
     copies = [v.numpy() for v in strategy.experimental_local_results(W)]
@@ -402,7 +483,7 @@ def train_mirrored(replicas, scale_by_global_batch=True):
 
 # %%
 def step_gaps(history):
-    """Largest |difference| from the one-device reference in W and b, after each step."""
+    """Largest |difference| from the one-device reference in W and b, at each step."""
     return np.array(
         [
             max(np.abs(W - ref_W).max(), np.abs(b - ref_b).max())
@@ -442,8 +523,14 @@ buggy_history, buggy_losses, _ = train_mirrored(2, scale_by_global_batch=False)
 buggy_gaps = step_gaps(buggy_history)
 first_W, first_ref_W = buggy_history[0][0], reference[0][0]
 doubling_gap = np.abs(first_W - 2 * first_ref_W).max()
-print(f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x reference| = {doubling_gap:.1e}")
-print(f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is {reference_losses[0]:.6f})")
+print(
+    f"first update: largest entry {np.abs(first_W).max():.6f}, max |buggy - 2 x "
+    f"reference| = {doubling_gap:.1e}"
+)
+print(
+    f"reported loss at step 1: {buggy_losses[0]:.6f} (the true batch loss is "
+    f"{reference_losses[0]:.6f})"
+)
 print(f"reported loss at step {STEPS}: {buggy_losses[-1]:.6f}")
 print(f"max |weight difference| after {STEPS} steps: {buggy_gaps[-1]:.3f}")
 assert doubling_gap < 1e-6 * np.abs(first_W).max() + 1e-8
@@ -470,16 +557,12 @@ for replicas, gaps in mirrored_gaps.items():
         ms=3,
         label=f"{replicas} replicas, loss / global batch",
     )
-ax.semilogy(steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)")
-ax.axhline(np.finfo(np.float32).eps, color="0.5", ls="--", lw=1)
-ax.text(
-    STEPS,
-    np.finfo(np.float32).eps * 1.6,
-    "float32 epsilon",
-    ha="right",
-    va="bottom",
-    color="0.4",
+ax.semilogy(
+    steps_axis, buggy_gaps, "s-", ms=3, label="2 replicas, per-replica mean (bug)"
 )
+eps = np.finfo(np.float32).eps
+ax.axhline(eps, color="0.5", ls="--", lw=1)
+ax.text(STEPS, eps * 1.6, "float32 epsilon", ha="right", va="bottom", color="0.4")
 ax.set_xlabel("step")
 ax.set_ylabel("max |weights - one-device weights|")
 ax.legend(loc="center right")
@@ -498,15 +581,22 @@ plt.show()
 strategy = mirrored_strategy(2)
 ten_losses = tf.ones([10])
 default_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses))
-explicit_scaled = strategy.run(lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96))
+explicit_scaled = strategy.run(
+    lambda: tf.nn.compute_average_loss(ten_losses, global_batch_size=96)
+)
 print(
     "default:",
     [float(v) for v in strategy.experimental_local_results(default_scaled)],
     " global_batch_size=96:",
     [float(v) for v in strategy.experimental_local_results(explicit_scaled)],
 )
-assert all(float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled))
-assert all(abs(float(v) - 10 / 96) < 1e-7 for v in strategy.experimental_local_results(explicit_scaled))
+assert all(
+    float(v) == 10 / 20 for v in strategy.experimental_local_results(default_scaled)
+)
+assert all(
+    abs(float(v) - 10 / 96) < 1e-7
+    for v in strategy.experimental_local_results(explicit_scaled)
+)
 
 
 # %% [markdown]
@@ -524,11 +614,8 @@ assert all(abs(float(v) - 10 / 96) < 1e-7 for v in strategy.experimental_local_r
 
 
 # %%
-def train_regularized(replicas, lam, scale_penalty):
-    """The custom loop with lam * l2_loss(W) added to each replica's loss; final W."""
-    strategy = mirrored_strategy(replicas)
-    with strategy.scope():
-        W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+def regularized_replica_step(W, b, lam, scale_penalty):
+    """The replica step with lam * l2_loss(W) added to each replica's loss."""
 
     def replica_step(x, y):
         with tf.GradientTape() as tape:
@@ -544,11 +631,26 @@ def train_regularized(replicas, lam, scale_penalty):
         W.assign_sub(LEARNING_RATE * grad_W)
         b.assign_sub(LEARNING_RATE * grad_b)
 
+    return replica_step
+
+
+# %% [markdown]
+# The loop is that of `train_mirrored`, returning only the final kernel:
+
+
+# %%
+def train_regularized(replicas, lam, scale_penalty):
+    strategy = mirrored_strategy(replicas)
+    with strategy.scope():
+        W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+    replica_step = regularized_replica_step(W, b, lam, scale_penalty)
     step = tf.function(lambda x, y: strategy.run(replica_step, args=(x, y)))
     for batch in batches:
         step(
             *(
-                strategy.experimental_distribute_values_from_function(shard_of(array, batch, replicas))
+                strategy.experimental_distribute_values_from_function(
+                    shard_of(array, batch, replicas)
+                )
                 for array in (x_train, y_train)
             )
         )
@@ -570,7 +672,9 @@ for name, W in regularized.items():
     print(f"{name:>23}: max |W - one-device W| = {np.abs(W - one_device_W).max():.2e}")
 unscaled_gap = np.abs(regularized["2 replicas, not scaled"] - one_device_W).max()
 scaled_gap = np.abs(regularized["2 replicas, scaled"] - one_device_W).max()
-doubled_gap = np.abs(regularized["2 replicas, not scaled"] - regularized["1 replica, lam 0.2"]).max()
+doubled_gap = np.abs(
+    regularized["2 replicas, not scaled"] - regularized["1 replica, lam 0.2"]
+).max()
 print(f"largest |entry| of the one-device kernel: {np.abs(one_device_W).max():.3f}")
 print(f"2 replicas not scaled vs 1 replica with lam 0.2: {doubled_gap:.1e}")
 glue("ch9_reg_unscaled_gap", float(unscaled_gap), display=False)
@@ -608,16 +712,24 @@ contexts = []
 def replica_batches(context):
     contexts.append(context)
     per_replica = context.get_per_replica_batch_size(GLOBAL_BATCH)
-    return global_batches.shard(context.num_input_pipelines, context.input_pipeline_id).batch(per_replica)
+    return global_batches.shard(
+        context.num_input_pipelines, context.input_pipeline_id
+    ).batch(per_replica)
 
 
 from_function = strategy.distribute_datasets_from_function(replica_batches)
 (context,) = contexts
 print(
-    f"input pipelines {context.num_input_pipelines}, this one {context.input_pipeline_id},"
+    f"input pipelines {context.num_input_pipelines}, this one "
+    f"{context.input_pipeline_id},"
     f" replicas {context.num_replicas_in_sync}, per-replica batch "
     f"{context.get_per_replica_batch_size(GLOBAL_BATCH)}"
 )
+
+# %% [markdown]
+# In the first step, both give each replica the labels that `shard_of` gives it:
+
+# %%
 for name, dataset in [("distribute_dataset", split), ("from_function", from_function)]:
     _, y_first = next(iter(dataset))
     labels = [v.numpy() for v in strategy.experimental_local_results(y_first)]
@@ -654,9 +766,16 @@ class RecordWeights(keras.callbacks.Callback):
         self.history.append((dense.kernel.numpy().copy(), dense.bias.numpy().copy()))
 
 
+# %% [markdown]
+# The model, created and compiled in the strategy's scope, trained for one epoch over the 30 batches in order:
+
+
+# %%
 def fit_keras(strategy):
     with strategy.scope():
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")])
+        model = keras.Sequential(
+            [keras.Input((784,)), keras.layers.Dense(10, kernel_initializer="zeros")]
+        )
         model.compile(
             optimizer=keras.optimizers.SGD(LEARNING_RATE),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -674,6 +793,10 @@ def fit_keras(strategy):
     return recorder.history
 
 
+# %% [markdown]
+# One device (the default strategy) and two replicas, each compared with the reference at every step:
+
+# %%
 keras_gaps = {
     name: step_gaps(fit_keras(strategy))
     for name, strategy in [
@@ -682,7 +805,10 @@ keras_gaps = {
     ]
 }
 for name, gaps in keras_gaps.items():
-    print(f"Keras fit, {name}: max |weight difference| from the custom loop over {STEPS} steps {gaps.max():.1e}")
+    print(
+        f"Keras fit, {name}: max |weight difference| from the custom loop over "
+        f"{STEPS} steps {gaps.max():.1e}"
+    )
     assert len(gaps) == STEPS and gaps.max() < 1e-6
 
 # %% [markdown]
@@ -727,18 +853,27 @@ for synchronized in (False, True):
     with strategy.scope():
         norm = keras.layers.BatchNormalization(synchronized=synchronized, momentum=0.0)
         norm.build((None, 1))
-    per_replica = strategy.run(tf.function(norm), args=(two_shards,), kwargs={"training": True})
+    per_replica = strategy.run(
+        tf.function(norm), args=(two_shards,), kwargs={"training": True}
+    )
     normalized[synchronized] = np.concatenate(
         [v.numpy().ravel() for v in strategy.experimental_local_results(per_replica)]
     )
     moving_means[synchronized] = [
-        float(v.numpy()[0]) for v in strategy.experimental_local_results(norm.moving_mean.value)
+        float(v.numpy()[0])
+        for v in strategy.experimental_local_results(norm.moving_mean.value)
     ]
+
+# %% [markdown]
+# The same four numbers on one device, and the outputs side by side:
+
+# %%
 one_device_norm = keras.layers.BatchNormalization(momentum=0.0)
 one_device = one_device_norm(four_values, training=True).numpy().ravel()
 for synchronized in (False, True):
     print(
-        f"synchronized={synchronized!s:5}: outputs {np.round(normalized[synchronized], 4)},"
+        f"synchronized={synchronized!s:5}: outputs "
+        f"{np.round(normalized[synchronized], 4)},"
         f" moving mean on the two replicas {moving_means[synchronized]}"
     )
 print(
@@ -754,7 +889,11 @@ print(
 # %%
 assert np.all(normalized[False] == 0.0) and moving_means[False] == [0.0, 2.0]
 assert np.array_equal(normalized[True], one_device)
-assert moving_means[True] == [1.0, 1.0] == [float(one_device_norm.moving_mean.numpy()[0])] * 2
+assert (
+    moving_means[True]
+    == [1.0, 1.0]
+    == [float(one_device_norm.moving_mean.numpy()[0])] * 2
+)
 
 # %% [markdown]
 # Randomness is the other per-replica matter. A dropout layer under the strategy draws its mask on every
@@ -765,7 +904,9 @@ assert moving_means[True] == [1.0, 1.0] == [float(one_device_norm.moving_mean.nu
 # %%
 with strategy.scope():
     dropout = keras.layers.Dropout(0.5)
-masks = strategy.experimental_local_results(strategy.run(tf.function(lambda: dropout(tf.ones([1, 8]), training=True))))
+masks = strategy.experimental_local_results(
+    strategy.run(tf.function(lambda: dropout(tf.ones([1, 8]), training=True)))
+)
 print("replica masks:", [mask.numpy().ravel().tolist() for mask in masks])
 one_device_masks = keras.layers.Dropout(0.5)(tf.ones([2, 8]), training=True).numpy()
 print("one device, two rows:", one_device_masks.tolist())
@@ -797,7 +938,10 @@ def count_one_each():
 
 strategy.run(count_one_each)
 metric_variable = images_seen_metric.variables[0].value
-print(f"metric: {type(metric_variable).__name__}, result {float(images_seen_metric.result())}")
+print(
+    f"metric: {type(metric_variable).__name__}, result "
+    f"{float(images_seen_metric.result())}"
+)
 counter_value = float(plain_counter.numpy())
 print(f"own counter: {type(plain_counter).__name__}, value {counter_value}")
 assert metric_variable.synchronization == tf.VariableSynchronization.ON_READ
@@ -816,19 +960,19 @@ assert float(images_seen_metric.result()) == 2.0 and counter_value == 1.0
 # We play both machines on this one: two processes, listening on free ports of `127.0.0.1`, started from this
 # page.
 #
-# The worker program is written to a temporary directory. It reads the batches, takes its half of every global
-# batch (worker $k$ gets shard $k$, as replica $k$ did above), trains with the same step as the custom loop, and
-# saves its final weights. It prints a single line; TensorFlow's start-up messages go to its standard error,
-# which we capture and show only if a worker fails.
+# The worker program is written to a temporary directory, in four parts. The first reads the batches and
+# `TF_CONFIG`, creates the strategy (which connects to the other worker) and the mirrored variables. Each
+# worker will print a single line; TensorFlow's start-up messages go to its standard error, which we capture
+# and show only if a worker fails.
 
 # %%
-WORKER_PROGRAM = """
-import json, os, sys
+WORKER_SETUP = """
+import json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
 import tensorflow as tf
 
-inputs, output = sys.argv[1], sys.argv[2]
+inputs, output, checkpoint_path = sys.argv[1], sys.argv[2], sys.argv[3]
 me = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 data = np.load(inputs)
 x_batches, y_batches, learning_rate = data["x"], data["y"], float(data["learning_rate"])
@@ -836,9 +980,17 @@ global_batch = x_batches.shape[1]
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 shard = global_batch // strategy.num_replicas_in_sync
+mine = slice(me * shard, (me + 1) * shard)
 with strategy.scope():
     W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+"""
 
+# %% [markdown]
+# The second part is the step of the custom loop, unchanged: the loss scaled by the global batch size, the
+# gradients summed by an all-reduce, the update applied on every worker.
+
+# %%
+WORKER_STEP = """
 def replica_step(x, y):
     with tf.GradientTape() as tape:
         logits = tf.matmul(x, W) + b
@@ -855,16 +1007,66 @@ def replica_step(x, y):
 def step(x, y):
     per_replica = strategy.run(replica_step, args=(x, y))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
-losses = [float(step(x[me * shard:(me + 1) * shard], y[me * shard:(me + 1) * shard]))
-          for x, y in zip(x_batches, y_batches)]
-np.savez(output, W=W.numpy(), b=b.numpy(), losses=np.array(losses))
-print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, "
-      f"final loss {losses[-1]:.6f}")
 """
 
+# %% [markdown]
+# The third part trains: worker $k$ takes shard $k$ of every global batch, as replica $k$ did above. For the
+# cost model further down, it times each step, and after each step bare all-reduces of three sizes, so that
+# both are measured under the same conditions on this shared machine. Both workers run the same number of
+# all-reduces, for a reason the section after next makes plain.
+
+# %% tags=["nbval-ignore-output"]
+WORKER_TRAIN = """
+@tf.function
+def all_reduce(tensor):
+    sum_up = lambda t: tf.distribute.get_replica_context().all_reduce("sum", t + 0.0)
+    return strategy.run(sum_up, args=(tensor,))
+
+probes = [tf.ones([size]) for size in (1, 7850, 2**21)]
+losses, step_seconds, all_reduce_seconds = [], [], []
+for x, y in zip(x_batches, y_batches):
+    start = time.perf_counter()
+    losses.append(float(step(x[mine], y[mine])))
+    step_seconds.append(time.perf_counter() - start)
+    all_reduce_seconds.append([])
+    for probe in probes:
+        start = time.perf_counter()
+        all_reduce(probe).numpy()
+        all_reduce_seconds[-1].append(time.perf_counter() - start)
+"""
+
+# %% [markdown]
+# The last part saves the weights, in the way the TensorFlow guides prescribe for several workers. Every
+# worker must take part in a save (saving can involve collective operations, and a worker that skipped it
+# would leave the others waiting), but only one, the **chief**, may write to the real path, or the workers
+# would overwrite each other's files.
+# Without a task named `"chief"` in the cluster, worker 0 is the chief; the others write to a temporary
+# folder `workertemp_<k>` next to the real one and delete it afterwards. (TensorFlow's
+# `PreemptionCheckpointHandler` uses the same folder names.)
+
+# %%
+WORKER_SAVE = """
+is_chief = strategy.cluster_resolver.task_id == 0
+folder, name = os.path.split(checkpoint_path)
+if not is_chief:
+    folder = os.path.join(folder, f"workertemp_{me}")
+written = tf.train.Checkpoint(W=W, b=b).write(os.path.join(folder, name))
+if not is_chief:
+    tf.io.gfile.rmtree(folder)
+np.savez(output, W=W.numpy(), b=b.numpy(), losses=np.array(losses),
+         step_seconds=np.array(step_seconds), all_reduce_seconds=all_reduce_seconds)
+print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, "
+      f"final loss {losses[-1]:.6f}, wrote {written}{'' if is_chief else ' (deleted)'}")
+"""
+
+# %% [markdown]
+# The four parts go into one file, next to the batches.
+
+# %%
 workdir = Path(tempfile.mkdtemp(prefix="gdbook-workers-"))
-(workdir / "worker.py").write_text(WORKER_PROGRAM)
+(workdir / "worker.py").write_text(
+    WORKER_SETUP + WORKER_STEP + WORKER_TRAIN + WORKER_SAVE
+)
 np.savez(
     workdir / "batches.npz",
     x=x_train[batches],
@@ -886,42 +1088,53 @@ def free_port():
         return probe.getsockname()[1]
 
 
-cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
-tf_configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}}) for k in range(2)]
-print(re.sub(r":\d+", ":<port>", tf_configs[1]))  # the ports change from run to run
+def tf_configs(workers=2):
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)]}
+    task = [{"type": "worker", "index": k} for k in range(workers)]
+    return [json.dumps({"cluster": cluster, "task": task[k]}) for k in range(workers)]
+
+
+# the ports change from run to run
+print(re.sub(r":\d+", ":<port>", tf_configs()[1]))
 
 
 # %% [markdown]
-# The launcher starts both workers and waits for them, with a deadline measured on the clock. Whatever
-# happens (a worker crashes, the deadline passes, the cell is interrupted) the `finally` clause kills any
-# worker still running, so no process outlives the call.
+# A worker is a Python process running the program in the working directory, with its own `TF_CONFIG` in
+# its environment and its output captured.
+
+
+# %%
+def start_worker(program, args, tf_config):
+    return subprocess.Popen(
+        [sys.executable, program, *args],
+        cwd=workdir,
+        env={**os.environ, "TF_CONFIG": tf_config},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# %% [markdown]
+# The launcher starts one process per worker and waits for all of them, with a deadline measured on the
+# clock. It returns each worker's exit code and output; whatever happens (a worker hangs, the deadline passes,
+# the cell is interrupted) the `finally` clause kills any worker still running, so no process outlives the
+# call.
 
 
 # %% tags=["nbval-ignore-output"]
-def run_workers(deadline_seconds=300):
-    workers, results = [], []
+def run_workers(program, arguments, deadline_seconds=120):
+    """Runs `program` once per entry of `arguments` (a list of argument lists), as
+    the workers of one cluster; returns (exit code, stdout, stderr) per worker."""
+    configs, workers, results = tf_configs(len(arguments)), [], []
     deadline = time.monotonic() + deadline_seconds
     try:
-        for k, tf_config in enumerate(tf_configs):
-            workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(workdir / "worker.py"),
-                        str(workdir / "batches.npz"),
-                        str(workdir / f"out{k}.npz"),
-                    ],
-                    env={**os.environ, "TF_CONFIG": tf_config},
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
+        for tf_config, args in zip(configs, arguments, strict=True):
+            workers.append(start_worker(program, args, tf_config))
         for worker in workers:
-            stdout, stderr = worker.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            if worker.returncode != 0:
-                raise RuntimeError(f"worker exited with {worker.returncode}:\n{stderr[-3000:]}")
-            results.append(stdout.strip())
+            timeout = max(1.0, deadline - time.monotonic())
+            stdout, stderr = worker.communicate(timeout=timeout)
+            results.append((worker.returncode, stdout.strip(), stderr))
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -931,11 +1144,17 @@ def run_workers(deadline_seconds=300):
 
 
 # %% [markdown]
-# Now run them.
+# Now run them. Paths are relative to the working directory, and the checkpoint's real path is
+# `checkpoints/weights`.
 
-# %%
-for line in run_workers():
-    print(line)
+# %% tags=["nbval-ignore-output"]
+training_results = run_workers(
+    "worker.py",
+    [["batches.npz", f"out{k}.npz", "checkpoints/weights"] for k in range(2)],
+)
+for code, stdout, stderr in training_results:
+    print(stdout)
+    assert code == 0, stderr[-3000:]
 
 # %% [markdown]
 # Both workers ran the 30 steps together. Their final weights should be identical to each other (the
@@ -944,24 +1163,397 @@ for line in run_workers():
 # %%
 outputs = [np.load(workdir / f"out{k}.npz") for k in range(2)]
 final_W, final_b = reference[-1]
-workers_identical = np.array_equal(outputs[0]["W"], outputs[1]["W"]) and np.array_equal(
-    outputs[0]["b"], outputs[1]["b"]
+workers_identical = all(np.array_equal(outputs[0][v], outputs[1][v]) for v in "Wb")
+worker_gap = max(
+    max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max())
+    for out in outputs
 )
-worker_gap = max(max(np.abs(out["W"] - final_W).max(), np.abs(out["b"] - final_b).max()) for out in outputs)
 worker_loss_gap = np.abs(outputs[0]["losses"] - reference_losses).max()
 print(f"the two workers' weights identical: {workers_identical}")
-print(f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}")
+print(
+    f"max |worker weights - one-device weights| after {STEPS} steps: {worker_gap:.1e}"
+)
 print(f"max |worker loss - one-device loss| over the steps: {worker_loss_gap:.1e}")
 assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 
 # %% [markdown]
 # Two processes that share nothing but a network connection ended with the same weights as one process
-# working alone, to float32 rounding. With the check done, the temporary directory goes.
+# working alone, to float32 rounding.
+#
+# ### Checkpoints from several workers
+#
+# What is left in the checkpoint folder is the chief's checkpoint alone (an index file and one data shard);
+# worker 1's temporary folder is gone. Read back into fresh variables, it holds the weights the workers
+# trained.
 
 # %%
-for path in workdir.iterdir():
-    path.unlink()
-workdir.rmdir()
+saved_files = sorted(
+    str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*")
+)
+print(saved_files)
+restored_W, restored_b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+tf.train.Checkpoint(W=restored_W, b=restored_b).read(
+    str(workdir / "checkpoints/weights")
+)
+print(
+    "restored equals worker 0's weights:",
+    np.array_equal(restored_W.numpy(), outputs[0]["W"]),
+)
+assert not any("workertemp" in name for name in saved_files)
+assert "checkpoints/weights.index" in saved_files
+assert np.array_equal(restored_W.numpy(), outputs[0]["W"])
+assert np.array_equal(restored_b.numpy(), outputs[0]["b"])
+
+# %% [markdown]
+# Keras 3's own callbacks (`ModelCheckpoint`, `BackupAndRestore`) do not make this distinction: every worker
+# writes to the path it is given (the Keras 2 versions, in `tf_keras`, did). With several workers, give each
+# its own folder, or write the checkpoint yourself as above.
+#
+# ### When a worker falls out of step
+#
+# An all-reduce is a meeting: it completes only when every worker has arrived with its part. A worker that
+# reaches a collective early waits for the others, and as long as they are alive, nothing bounds the wait.
+# This is why every worker must run the same number of steps: if one of them has fewer batches (a data file
+# split unevenly by hand, a loop that stops on a condition only one worker sees), its peers block in their
+# next step, waiting for a partner that is busy elsewhere, or gone.
+#
+# A short worker program shows both halves. Each worker all-reduces the number 1, step after step. The first
+# three steps have no time limit. After those, worker 1 is late, idling (alive, but in no collective) for
+# `late_seconds` before it joins its last such step; then it stops for good. Worker 0 runs one step more, with
+# `tf.distribute.experimental.CommunicationOptions(timeout_seconds=...)` passed to the all-reduce.
+
+# %%
+OUT_OF_STEP_PROGRAM = """
+import json, os, re, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+
+steps, late_seconds, timeout = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+me = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+limited = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+
+def all_reduce_one(options=None):
+    context = lambda: tf.distribute.get_replica_context()
+    return strategy.run(lambda: context().all_reduce("sum", tf.ones([]), options))
+
+unlimited_step, limited_step = tf.function(all_reduce_one), tf.function(
+    lambda: all_reduce_one(limited))
+"""
+
+# %% [markdown]
+# The loop: on worker 1 the idling comes before its last step, and after that step it idles again before it
+# exits, so that worker 0's extra step meets a peer that is alive but never comes. Every step prints how long
+# it took; an error is caught and printed with its type and the last line of its message.
+
+# %% tags=["nbval-ignore-output"]
+OUT_OF_STEP_PROGRAM += """
+for k in range(1, steps + 1):
+    if me == 1 and k == steps:
+        time.sleep(late_seconds)
+    step = limited_step if k > 3 else unlimited_step
+    start = time.perf_counter()
+    try:
+        total = float(step())
+    except tf.errors.OpError as error:
+        waited = time.perf_counter() - start
+        lines = [line for line in error.message.splitlines() if line.strip()]
+        reason = re.sub(r"[{][{].*?[}][}]", "", lines[-2]).strip()
+        name = type(error).__name__
+        print(f"worker {me}, step {k}: {name} after {waited:.2f} s:", reason)
+        sys.exit(1)
+    waited = time.perf_counter() - start
+    print(f"worker {me}, step {k}: sum {total:.0f} after {waited:.2f} s")
+time.sleep(late_seconds)
+print(f"worker {me}: done")
+"""
+(workdir / "out_of_step.py").write_text(OUT_OF_STEP_PROGRAM)
+
+# %% [markdown]
+# Worker 0 is given four steps and worker 1 three; worker 1 is late by 3 s, and the time limit is 1.5 s. The
+# launcher's deadline bounds the whole run, whatever the workers do.
+
+# %% tags=["nbval-ignore-output"]
+LATE_SECONDS, TIMEOUT_SECONDS = 3.0, 1.5
+started = time.monotonic()
+out_of_step = run_workers(
+    "out_of_step.py",
+    [[str(steps), str(LATE_SECONDS), str(TIMEOUT_SECONDS)] for steps in (4, 3)],
+    deadline_seconds=90,
+)
+print(f"both workers finished after {time.monotonic() - started:.1f} s (with start-up)")
+for code, stdout, _ in out_of_step:
+    print(f"exit code {code}:\n{stdout}")
+
+# %% [markdown]
+# Worker 0's third step took as long as its peer was late: it simply waited. Its fourth step met no partner,
+# and after the time limit the all-reduce raised `DeadlineExceededError`, "Collective has timed out during
+# execution", which ended the worker with a clear message instead of a silent hang.
+
+# %% tags=["nbval-ignore-output"]
+(code_0, stdout_0, _), (_, stdout_1, _) = out_of_step
+lines_0 = stdout_0.splitlines()
+waited_third = float(re.search(r"after ([\d.]+) s", lines_0[2]).group(1))
+waited_fourth = float(re.search(r"after ([\d.]+) s", lines_0[3]).group(1))
+print(
+    f"worker 0 waited {waited_third:.2f} s in step 3, {waited_fourth:.2f} s in step 4"
+)
+assert code_0 == 1 and len(lines_0) == 4
+assert LATE_SECONDS - 0.5 < waited_third < LATE_SECONDS + 2
+assert "DeadlineExceededError" in lines_0[3]
+assert "Collective has timed out during execution" in lines_0[3]
+assert TIMEOUT_SECONDS <= waited_fourth < TIMEOUT_SECONDS + 3
+assert stdout_1.splitlines()[-1] == "worker 1: done"
+
+
+# %% [markdown]
+# Without the limit, worker 0 would wait in its fourth step for as long as worker 1 lives. (If the peer
+# process dies instead, the cluster's health checks notice it after a while, and the blocked collective fails
+# with `UnavailableError`.) The TensorFlow documentation recommends the time limit for debugging only,
+# because it starts a thread for every collective; in production the cure is the rule above: every worker
+# runs the same number of steps. A dataset distributed by the strategy arranges that: in multi-worker mode its
+# iterator first asks all workers whether any of them still has data (an all-reduce of its own) and hands
+# empty batches to those that have run out.
+#
+# ### Surviving an interruption: `BackupAndRestore`
+#
+# A job on many machines is interrupted sooner or later: a machine is preempted, a process is killed. The
+# workers cannot carry on without the missing one (the previous section showed what waiting for it looks
+# like); the job is restarted, and training should resume where it stopped instead of from the beginning.
+# Keras' `keras.callbacks.BackupAndRestore(backup_dir)` does this for `fit`: at the end of every epoch it
+# writes the model's weights and the optimizer's state to `latest.weights.h5` and the epoch number to
+# `training_metadata.json` in `backup_dir`; a later `fit` with a `BackupAndRestore` on the same folder restores
+# both and skips the epochs already done; a run that completes deletes the folder. We try it on one machine, with two replicas,
+# on the model of the Keras section, now with random initial weights and with momentum (so that the optimizer
+# has state of its own to lose),
+# for four epochs over the 30 batches. First the uninterrupted run:
+
+
+# %%
+def momentum_model():
+    with mirrored_strategy(2).scope():
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    return model
+
+
+def fit_epochs(model, callbacks=(), epochs=4):
+    fit_arguments = {"batch_size": GLOBAL_BATCH, "shuffle": False, "verbose": 0}
+    return model.fit(
+        x_ordered, y_ordered, epochs=epochs, callbacks=list(callbacks), **fit_arguments
+    )
+
+
+keras.utils.set_random_seed(7)
+uninterrupted = momentum_model()
+uninterrupted_history = fit_epochs(uninterrupted)
+print(
+    "uninterrupted, loss per epoch:", np.round(uninterrupted_history.history["loss"], 4)
+)
+
+
+# %% [markdown]
+# Now the same training, with the backup, stopped by a callback that raises after the second epoch (a
+# stand-in for the process being killed; the backup of that epoch is written first, because callbacks run in
+# the order given).
+
+
+# %%
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError(f"interrupted after epoch {epoch + 1}")
+
+
+backup_dir = Path(tempfile.mkdtemp(prefix="gdbook-backup-")) / "backup"
+keras.utils.set_random_seed(7)
+with gdbook.expect_error(RuntimeError, reraise=False) as interruption:
+    fit_epochs(
+        momentum_model(), [keras.callbacks.BackupAndRestore(backup_dir), Interrupt()]
+    )
+backup_metadata = json.loads((backup_dir / "training_metadata.json").read_text())
+print("backup:", sorted(p.name for p in backup_dir.iterdir()), backup_metadata)
+assert "interrupted after epoch 2" in interruption.message
+assert backup_metadata["epoch"] == 2
+
+# %% [markdown]
+# The restart: a new model, as a new process would build it, with other initial weights (another seed), and a
+# new `BackupAndRestore` on the same folder.
+
+# %%
+keras.utils.set_random_seed(8)
+resumed = momentum_model()
+resumed_history = fit_epochs(resumed, [keras.callbacks.BackupAndRestore(backup_dir)])
+print("resumed, loss per epoch:", np.round(resumed_history.history["loss"], 4))
+resume_gaps = [
+    np.abs(a.numpy() - b.numpy()).max()
+    for a, b in zip(
+        resumed.weights + resumed.optimizer.variables,
+        uninterrupted.weights + uninterrupted.optimizer.variables,
+        strict=True,
+    )
+]
+print(
+    "max |resumed - uninterrupted| over weights and optimizer state: "
+    f"{max(resume_gaps)}"
+)
+print("backup folder deleted at the end:", not backup_dir.exists())
+assert len(resumed_history.history["loss"]) == 2 and not backup_dir.exists()
+assert resumed_history.history["loss"] == uninterrupted_history.history["loss"][2:]
+assert max(resume_gaps) == 0.0
+backup_dir.parent.rmdir()
+
+
+# %% [markdown]
+# The restarted `fit` ran only epochs 3 and 4, and ended with weights and optimizer state *bit for bit* equal
+# to those of the uninterrupted run, not merely equal to float32 rounding: the backup stores the float32
+# values exactly, the batches come in the same order (`shuffle=False`; with shuffling, the order after a
+# restart need not be the one the uninterrupted run drew), and with deterministic kernels the same operations on the same numbers give the
+# same bits. Two cautions. With several workers, every worker must get its own `backup_dir`: Keras 3 writes to
+# the folder it is given on every worker, as the previous section noted. And the backup is only as fresh as its
+# last save. `save_freq=k` saves every $k$ batches, but a restart still begins at the start of the saved
+# epoch (Keras 3 records the batch in the metadata and does not skip to it), so the batches of that epoch seen
+# before the backup are applied a second time, and the result is no longer that of an uninterrupted run.
+#
+# ### What an all-reduce costs
+#
+# Does data parallelism pay? Per step, one device computes the gradient of the whole batch; $N$ workers each
+# compute the gradient of a shard and then all-reduce it. On CPUs the all-reduce is a **ring**
+# {cite:p}`patarasuk2009` (NCCL on GPUs uses rings too, among other patterns): the workers form a circle, each cuts its gradient of $S$ bytes into $N$
+# pieces, and in $N - 1$ rounds each passes one piece to its neighbour, which adds its own part and passes it
+# on (a *reduce-scatter*, after which each worker holds the complete sum of one piece); $N - 1$ more rounds
+# pass the summed pieces around the circle (an *all-gather*). Each worker sends $2(N - 1)$ pieces of $S/N$
+# bytes, and with a latency $a$ per round and a bandwidth $\beta$ that takes
+#
+# $$
+# t_{\text{all-reduce}} \approx 2(N - 1)\, a + \frac{2(N - 1)}{N} \, \frac{S}{\beta},
+# \qquad
+# t_N \approx t_{\text{compute}}(B / N) + t_{\text{all-reduce}}.
+# $$ (eq-devices-ring-cost)
+#
+# The bytes each worker sends barely grow with $N$ (they approach $2S$), which is why the ring scales; the
+# latency term, though, grows with $N$.
+# Data parallelism pays when $t_N < t_1$, that is when the compute time the workers save,
+# $t_{\text{compute}}(B) - t_{\text{compute}}(B/N)$, exceeds the time of the all-reduce. The two workers
+# measured each step of the training run and, after each, bare all-reduces of one number, of the
+# gradient's size (7850 float32 numbers, $S$ = 31.4 kB) and of 2²¹ numbers (8.4 MB). On one device we time
+# the same step on the global batch, on a shard and on all 6000 images:
+
+
+# %% tags=["nbval-ignore-output"]
+def median_step_seconds(batch_size, repeats=60):
+    """Median time of one compiled gradient step on `batch_size` images."""
+    W, b = tf.Variable(tf.zeros([784, 10])), tf.Variable(tf.zeros([10]))
+    x, y = tf.constant(x_train[:batch_size]), tf.constant(y_train[:batch_size])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(per_example_loss(W, b, x, y))
+        grad_W, grad_b = tape.gradient(loss, [W, b])
+        W.assign_sub(LEARNING_RATE * grad_W)
+        b.assign_sub(LEARNING_RATE * grad_b)
+        return loss
+
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        float(step())
+        times.append(time.perf_counter() - start)
+    return np.median(times[1:])
+
+
+compute_seconds = {size: median_step_seconds(size) for size in (48, 96, 6000)}
+print({size: f"{seconds * 1e3:.2f} ms" for size, seconds in compute_seconds.items()})
+
+# %% [markdown]
+# The workers' numbers. An all-reduce of a single number is all latency, $2(N - 1)\,a$; the difference between
+# the largest and the smallest gives the bandwidth. A training step holds two collectives, not one: the
+# all-reduce of the gradients (TensorFlow packs $W$ and $\mathbf{b}$ into one message of 7850 numbers) and the
+# `strategy.reduce` of the loss (one number). So the model predicts a two-worker step to take the compute time
+# of a 48-image shard plus those two all-reduces.
+
+# %% tags=["nbval-ignore-output"]
+gradient_bytes, large_bytes = 7850 * 4, 2**21 * 4
+one_number, gradient_reduce, large_reduce = np.max(
+    [np.median(out["all_reduce_seconds"][1:], axis=0) for out in outputs], axis=0
+)
+# 2(N - 1)/N = 1 for N = 2
+bandwidth = (large_bytes - 4) / (large_reduce - one_number)
+measured_two = np.median(np.concatenate([out["step_seconds"][1:] for out in outputs]))
+predicted_two = compute_seconds[48] + gradient_reduce + one_number
+print(
+    f"bytes: gradient {gradient_bytes / 1e3:.1f} kB, large {large_bytes / 1e6:.1f} MB"
+)
+print(
+    f"all-reduce: one number {one_number * 1e3:.2f} ms, gradient "
+    f"{gradient_reduce * 1e3:.2f} ms,"
+    f" large {large_reduce * 1e3:.1f} ms; bandwidth {bandwidth / 1e9:.2f} GB/s"
+)
+print(
+    "bandwidth part of the gradient's all-reduce: "
+    f"{gradient_bytes / bandwidth * 1e3:.3f} ms"
+)
+print(f"one device, B = 96: {compute_seconds[96] * 1e3:.2f} ms per step")
+print(
+    f"two workers: predicted {predicted_two * 1e3:.2f} ms, measured "
+    f"{measured_two * 1e3:.2f} ms"
+)
+
+# %% [markdown]
+# Whether data parallelism could pay for this model follows from the same numbers: the compute time grows by
+# about $c$ seconds per image (from the step on 6000 images), the workers save half of it, and the step's
+# collectives cost a fixed time; the break-even global batch is where the saving equals that time.
+
+# %% tags=["nbval-ignore-output"]
+seconds_per_image = (compute_seconds[6000] - compute_seconds[96]) / (6000 - 96)
+break_even = (gradient_reduce + one_number) / (seconds_per_image / 2)
+print(
+    f"compute per image {seconds_per_image * 1e6:.2f} us; two workers pay above B = "
+    f"{break_even:.0f}"
+)
+for name, value in [
+    ("one_number", one_number * 1e3),
+    ("bytes_part", gradient_bytes / bandwidth * 1e3),
+    ("gradient", gradient_reduce * 1e3),
+    ("bandwidth", bandwidth / 1e9),
+    ("predicted", predicted_two * 1e3),
+    ("measured", measured_two * 1e3),
+    ("one_device", compute_seconds[96] * 1e3),
+    ("break_even", break_even),
+    ("slowdown", measured_two / compute_seconds[96]),
+]:
+    glue(f"ch9_cost_{name}", float(value), display=False)
+assert gradient_bytes / bandwidth < 0.25 * one_number
+assert 0.5 < measured_two / predicted_two < 2
+assert measured_two > 2 * compute_seconds[96] and break_even > 6 * GLOBAL_BATCH
+
+# %% [markdown]
+# The all-reduce of the gradient took {glue:text}`ch9_cost_gradient:.1f` ms, that of a single number
+# {glue:text}`ch9_cost_one_number:.1f` ms. At the measured bandwidth of {glue:text}`ch9_cost_bandwidth:.2f` GB/s,
+# the 31.4 kB of the gradient account for only {glue:text}`ch9_cost_bytes_part:.2f` ms of that (less than a
+# quarter of the latency, as asserted): for a gradient this small, the bytes of {eq}`eq-devices-ring-cost`
+# hardly matter. The step pays latency, once per collective, and packing the gradients into one message is
+# what keeps it at two collectives. The model predicted {glue:text}`ch9_cost_predicted:.1f` ms per two-worker
+# step; the workers measured
+# {glue:text}`ch9_cost_measured:.1f` ms (within a factor of 2 is all we assert on a shared machine), against
+# {glue:text}`ch9_cost_one_device:.2f` ms for the whole batch on one device. For softmax regression on batches
+# of 96, two workers are more than twice as slow as one device (here {glue:text}`ch9_cost_slowdown:.0f` times):
+# the prediction says they would pay only above a global
+# batch of about {glue:text}`ch9_cost_break_even:.0f` images. That threshold assumes each worker has its own
+# processor. Here both workers share the two cores that the single device already uses for a large batch, so
+# on this machine data parallelism would not pay at any batch size; the agreement we can check is that of the step times. For a
+# large model the balance shifts: the compute per image grows with the number of parameters, and so do the
+# bytes, but the latency does not; and past a few megabytes per step, the bytes term, at most $2S/\beta$,
+# sets the price.
+#
+# With the measurements done, the temporary directory goes.
+
+# %%
+shutil.rmtree(workdir)
 print("temporary directory still there:", workdir.exists())
 assert not workdir.exists()
 
@@ -1013,12 +1605,20 @@ def mean_loss(W, b, x, y):
     return tf.reduce_mean(per_example_loss(W, b, x, y))
 
 
+# %% [markdown]
+# A whole run is one compiled function: it takes the batches' indices and the learning rate of every step,
+# and keeps the held-out loss and the weights every `measure_every_steps` steps.
+
+
+# %%
 @tf.function(reduce_retracing=True)
 def train_run(batch_ids, rates, measure_every_steps):
     """Gradient descent from zero weights. Returns the held-out loss at the start and
     after every measure_every_steps steps, and the weights W, b at those steps."""
     W, b = tf.zeros([784, 10]), tf.zeros([10])
-    measured, W_saved, b_saved = (tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3))
+    measured, W_saved, b_saved = (
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)
+    )
     measured = measured.write(0, mean_loss(W, b, x_held_out, y_held_out))
     for s in tf.range(tf.shape(batch_ids)[0]):
         x, y = tf.gather(x_large, batch_ids[s]), tf.gather(y_large, batch_ids[s])
@@ -1035,6 +1635,11 @@ def train_run(batch_ids, rates, measure_every_steps):
     return measured.stack(), W_saved.stack(), b_saved.stack()
 
 
+# %% [markdown]
+# The three rules give the learning rate of every step:
+
+
+# %%
 def learning_rates(rule, replicas, steps):
     steps_per_epoch = steps // EPOCHS
     if rule == "same rate":
@@ -1043,7 +1648,11 @@ def learning_rates(rule, replicas, steps):
         return np.full(steps, BASE_RATE * replicas)
     # "linear scaling + warm-up": from BASE_RATE * replicas / steps_per_epoch
     # up to BASE_RATE * replicas
-    return BASE_RATE * replicas * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
+    return (
+        BASE_RATE
+        * replicas
+        * np.minimum(1.0, np.arange(1, steps + 1) / steps_per_epoch)
+    )
 
 
 # %% [markdown]
@@ -1060,9 +1669,16 @@ for replicas, seed in itertools.product(replica_counts, seeds):
     ids = tf.constant(batch_indices(12000, global_batch, steps, seed=seed))
     for rule in rules:
         rates = learning_rates(rule, replicas, steps)
-        curve, W_saved, b_saved = train_run(ids, tf.constant(rates, tf.float32), tf.constant(every))
+        curve, W_saved, b_saved = train_run(
+            ids, tf.constant(rates, tf.float32), tf.constant(every)
+        )
         curves[rule, replicas, seed] = curve.numpy()
         snapshots[rule, replicas, seed] = (W_saved, b_saved, rates[every - 1 :: every])
+
+# %% [markdown]
+# The final held-out losses, mean and standard deviation over the seeds:
+
+# %%
 images_seen = MEASURE_EVERY * np.arange(len(curves["same rate", 1, 1]))
 print(f"{len(curves)} runs, {len(images_seen)} measurements each")
 print(f"final held-out loss, mean ± sd over seeds {seeds}:")
@@ -1070,7 +1686,10 @@ for rule in rules:
     finals = [[curves[rule, n, seed][-1] for seed in seeds] for n in replica_counts]
     print(
         f"{rule:>26} "
-        + "  ".join(f"N={n}: {np.mean(f):.4f} ± {np.std(f):.4f}" for n, f in zip(replica_counts, finals, strict=True))
+        + "  ".join(
+            f"N={n}: {np.mean(f):.4f} ± {np.std(f):.4f}"
+            for n, f in zip(replica_counts, finals, strict=True)
+        )
     )
 
 # %% [markdown]
@@ -1086,7 +1705,9 @@ for ax, rule in zip(axes, rules, strict=True):
                 curves[rule, replicas, seed],
                 color=color,
                 lw=1,
-                label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})" if seed == seeds[0] else None,
+                label=f"N = {replicas} (B = {PER_REPLICA_BATCH * replicas})"
+                if seed == seeds[0]
+                else None,
             )
     ax.axhline(np.log(10), color="0.5", ls=":", lw=1)
     ax.set_title(rule)
@@ -1108,16 +1729,30 @@ def over_seeds(statistic):
 
 final = {key: curve[-1] for key, curve in curves.items()}
 peak = {key: curve[1:].max() for key, curve in curves.items()}
-ratio_16_to_1 = over_seeds(lambda s: final["same rate", 16, s] / final["same rate", 1, s])
-gap_4_to_1 = over_seeds(lambda s: max(np.abs(curves[rule, 4, s] - curves[rule, 1, s]).max() for rule in rules[1:]))
+ratio_16_to_1 = over_seeds(
+    lambda s: final["same rate", 16, s] / final["same rate", 1, s]
+)
+gap_4_to_1 = over_seeds(
+    lambda s: max(
+        np.abs(curves[rule, 4, s] - curves[rule, 1, s]).max() for rule in rules[1:]
+    )
+)
 peak_ratio = over_seeds(lambda s: peak["linear scaling", 16, s] / np.log(10))
 overshoot_kept = over_seeds(
-    lambda s: (peak["linear scaling + warm-up", 16, s] - np.log(10)) / (peak["linear scaling", 16, s] - np.log(10))
+    lambda s: (
+        (peak["linear scaling + warm-up", 16, s] - np.log(10))
+        / (peak["linear scaling", 16, s] - np.log(10))
+    )
 )
 print("same rate, final loss N = 16 / N = 1:", np.round(ratio_16_to_1, 3))
 print("largest |N = 4 - N = 1| along the scaled curves:", np.round(gap_4_to_1, 4))
 print("linear scaling, N = 16, peak / ln 10:", np.round(peak_ratio, 2))
 print("warm-up overshoot / no-warm-up overshoot, N = 16:", np.round(overshoot_kept, 3))
+
+# %% [markdown]
+# The numbers the text below quotes, and the four checks:
+
+# %%
 for name, value in [
     ("ratio_min", ratio_16_to_1.min()),
     ("ratio_max", ratio_16_to_1.max()),
@@ -1128,7 +1763,10 @@ for name, value in [
 ]:
     glue(f"ch9_lb_{name}", float(value), display=False)
 # 1. Same learning rate: bigger batches, fewer steps, slower progress per image seen.
-assert all(final["same rate", 1, s] < final["same rate", 4, s] < final["same rate", 16, s] for s in seeds)
+assert all(
+    final["same rate", 1, s] < final["same rate", 4, s] < final["same rate", 16, s]
+    for s in seeds
+)
 assert all(np.round(ratio_16_to_1, 1) == 2.0)
 # 2. Linear scaling: N = 4 retraces N = 1.
 assert gap_4_to_1.max() < 0.05
@@ -1162,10 +1800,21 @@ rises = {
 }
 for rule in rules[1:]:
     for n in (4, 16):
-        print(f"{rule:>25}, N = {n:2}: rises per seed", [rises[rule, n, s] for s in seeds])
+        print(
+            f"{rule:>25}, N = {n:2}: rises per seed", [rises[rule, n, s] for s in seeds]
+        )
+
+# %% [markdown]
+# For the $N = 16$ runs with warm-up, also the largest rise during the first epoch, and where it comes:
+
+# %%
 rises_16 = [rises[rule, 16, s] for rule in rules[1:] for s in seeds]
-warm_up_jump = over_seeds(lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max())
-warm_up_jump_step = over_seeds(lambda s: 1 + np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).argmax())
+warm_up_jump = over_seeds(
+    lambda s: np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).max()
+)
+warm_up_jump_step = over_seeds(
+    lambda s: 1 + np.diff(curves[rules[2], 16, s][: after_first_epoch + 1]).argmax()
+)
 print(
     "N = 16 with warm-up, largest rise in the first epoch:",
     np.round(warm_up_jump, 3),
@@ -1196,7 +1845,9 @@ assert all(rises[rule, 4, s] == 0 for rule in rules[1:] for s in seeds)
 # $$ (eq-devices-curvature)
 
 # %%
-x_augmented = np.hstack([mnist.x_train[:12000], np.ones((12000, 1), np.float32)]).astype(np.float64)
+x_augmented = np.hstack(
+    [mnist.x_train[:12000], np.ones((12000, 1), np.float32)]
+).astype(np.float64)
 second_moment = x_augmented.T @ x_augmented / len(x_augmented)
 curvature_at_start = np.linalg.eigvalsh(second_moment).max() / 10
 largest_stable_rate = 2 / curvature_at_start
@@ -1246,8 +1897,15 @@ def sharpness(W, b, iterations=50, start=None):
     return float(estimates[-1]), vector
 
 
+# %% [markdown]
+# At zero weights, against the closed form:
+
+# %%
 at_zero, _ = sharpness(tf.zeros([784, 10]), tf.zeros([10]))
-print(f"power iteration at zero weights: {at_zero:.4f} (closed form {curvature_at_start:.4f})")
+print(
+    f"power iteration at zero weights: {at_zero:.4f} (closed form "
+    f"{curvature_at_start:.4f})"
+)
 assert abs(at_zero - curvature_at_start) < 1e-3 * curvature_at_start
 
 # %% [markdown]
@@ -1265,7 +1923,9 @@ for rule, seed in itertools.product(rules[1:], seeds):
     vector, products = None, []
     for step in measured_steps:
         iterations = 20 if vector is None else 24 if step == measured_steps[-1] else 6
-        curvature, vector = sharpness(W_saved[step - 1], b_saved[step - 1], iterations, vector)
+        curvature, vector = sharpness(
+            W_saved[step - 1], b_saved[step - 1], iterations, vector
+        )
         products.append((rates[step - 1] * curvature, curvature))
     along_run[rule, seed] = np.array(products)
     print(
@@ -1301,11 +1961,14 @@ plt.show()
 products = np.array([along_run[key][:, 0] for key in along_run])
 curvatures = np.array([along_run[key][:, 1] for key in along_run])
 above_two = int((products[:, :-1] > 2).sum())
-end_sharpness_4 = over_seeds(lambda s: sharpness(*[a[-1] for a in snapshots["linear scaling", 4, s][:2]], 20)[0])
+end_sharpness_4 = over_seeds(
+    lambda s: sharpness(*[a[-1] for a in snapshots["linear scaling", 4, s][:2]], 20)[0]
+)
 print(f"steps 9-36: above 2 at {above_two} of {products[:, :-1].size} measurements")
 print("at step 45:", np.round(products[:, -1], 2))
 print(
-    f"sharpness at step 9: {curvatures[:, 0].min():.2f} to {curvatures[:, 0].max():.2f},"
+    f"sharpness at step 9: {curvatures[:, 0].min():.2f} to "
+    f"{curvatures[:, 0].max():.2f},"
     f" at the end: {curvatures[:, -1].min():.2f} to {curvatures[:, -1].max():.2f}"
 )
 print(
@@ -1314,6 +1977,11 @@ print(
     "| rate x sharpness:",
     np.round(0.4 * end_sharpness_4, 2),
 )
+
+# %% [markdown]
+# The numbers the text quotes, and the checks of the three facts:
+
+# %%
 for name, value in [
     ("above", above_two),
     ("count", products[:, :-1].size),
@@ -1325,7 +1993,9 @@ for name, value in [
 assert above_two > products[:, :-1].size / 2 and np.all(products[:, 0] > 2)
 assert np.all(np.abs(products[:, -1] - 2) < 0.25)
 assert curvatures[:, -1].max() < curvatures[:, 0].min()
-assert curvatures[:, -1].max() < end_sharpness_4.min() and 0.4 * end_sharpness_4.max() < 1
+assert (
+    curvatures[:, -1].max() < end_sharpness_4.min() and 0.4 * end_sharpness_4.max() < 1
+)
 
 # %% [markdown]
 # First, the $N = 16$ runs are not stable in the quadratic sense for most of their course: over steps 9 to
@@ -1388,8 +2058,14 @@ def noise_scale(W, b):
     return (squared_norms.mean() - gradient_norm2) / gradient_norm2
 
 
+# %% [markdown]
+# At zero weights, and at the end of each seed's $N = 1$ run with the base learning rate:
+
+# %%
 noise_at_zero = noise_scale(np.zeros((784, 10)), np.zeros(10))
-noise_at_end = over_seeds(lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]]))
+noise_at_end = over_seeds(
+    lambda s: noise_scale(*[a[-1].numpy() for a in snapshots["same rate", 1, s][:2]])
+)
 gain = (1 + noise_at_zero / 50) / (1 + noise_at_zero / 800)
 print(f"B_simple at zero weights: {noise_at_zero:.1f}")
 print("B_simple after 3 epochs at batch 50, per seed:", np.round(noise_at_end))
@@ -1441,6 +2117,12 @@ assert 10 < 800 / noise_at_zero < 100
 #   replica, and a counter kept in a plain mirrored variable counts one replica (Keras metrics are
 #   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
 #   CPUs) changes only the order of additions.
+# - Every worker must run the same number of collective steps: a worker that stops early leaves its peers
+#   waiting in their next all-reduce, without limit while it lives, unless
+#   `CommunicationOptions(timeout_seconds=...)` turns the wait into a `DeadlineExceededError`. Only the chief
+#   writes a checkpoint to the real path, the others to temporary folders; `BackupAndRestore` resumed an interrupted `fit` bit for bit. A ring all-reduce sends
+#   $2(N-1)/N$ times the gradient's bytes per worker {eq}`eq-devices-ring-cost`; for a small model the
+#   latency of the step's collectives dominates, and two workers were slower than one device, as predicted.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
 #   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays
 #   well below the stability limit $2/\lambda_{\max}$ {eq}`eq-devices-curvature`. Warm-up carries a run over
@@ -1509,7 +2191,9 @@ ways = {
         lambda losses: tf.nn.compute_average_loss(losses, global_batch_size=100), SUM
     ),
     "(b) shard mean, MEAN": all_reduced_gradient(tf.reduce_mean, MEAN),
-    "(c) compute_average_loss default, SUM": all_reduced_gradient(tf.nn.compute_average_loss, SUM),
+    "(c) compute_average_loss default, SUM": all_reduced_gradient(
+        tf.nn.compute_average_loss, SUM
+    ),
 }
 for name, gradient in ways.items():
     print(f"{name:>38}: max |difference| = {np.abs(gradient - exact).max():.1e}")
@@ -1563,7 +2247,9 @@ assert np.abs(b - c).max() < 1e-3 * np.abs(b - exact).max()
 steps_16 = EPOCHS * 12000 // 800
 ids_16 = tf.constant(batch_indices(12000, 800, steps_16, seed=1))
 short_warmup = BASE_RATE * 16 * np.minimum(1.0, np.arange(1, steps_16 + 1) / 3)
-short_curve, short_W, short_b = train_run(ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1))
+short_curve, short_W, short_b = train_run(
+    ids_16, tf.constant(short_warmup, tf.float32), tf.constant(1)
+)
 short_peak = short_curve.numpy()[1:].max()
 after_two_steps, _ = sharpness(short_W[1], short_b[1], 20)
 print(
@@ -1576,7 +2262,9 @@ print(
     f"one-epoch warm-up {peak['linear scaling + warm-up', 16, 1]:.3f}"
 )
 assert round(curvature_at_start) == 4 and after_two_steps > curvature_at_start
-assert peak["linear scaling + warm-up", 16, 1] < short_peak < peak["linear scaling", 16, 1]
+assert (
+    peak["linear scaling + warm-up", 16, 1] < short_peak < peak["linear scaling", 16, 1]
+)
 
 # %% [markdown]
 # With $B = 800$ the figure's runs were also measured after every step (every 800 images), so the peaks
