@@ -474,15 +474,15 @@ glue("ch7_source_val_sd", float(source_val.std(ddof=1)), display=False)
 # %% [markdown]
 # The trap does not bite. The largest gap between two logits of one image in any batch of the three runs
 # stays far below the gap at which TensorFlow's softmax returns 0, no loss is `inf` or `NaN`, and the
-# textbook loss equals the stable one to float32 rounding on every batch. What float32 rounding allows
-# can be worked out: each image's loss is a $-\log$ of a probability computed with a handful of rounded
-# operations (an `exp` and a sum of ten terms, a division, a `log`), each off by at most
-# $\varepsilon/2$ relative, with $\varepsilon = 2^{-23} \approx 1.2 \times 10^{-7}$ the spacing of float32
-# numbers at 1. An error of $\delta$ relative in a probability moves its log by $\delta$; the log
-# itself and the batch mean round relative to the loss's size. Both losses together are therefore off by
-# at most about $16\,\varepsilon\,(1 + L)$ for a batch loss $L$ (sixteen half-units for the ten-term
-# sum and the other operations of both computations, generously counted). The cell measures the
-# difference in units of $\varepsilon(1 + L)$:
+# textbook loss equals the stable one to float32 rounding on every batch. How large may a rounding difference
+# be? Each image's loss is the $-\log$ of a probability computed with a handful of rounded operations (ten
+# `exp`s and their sum, a division, a `log`), each off by at most $\varepsilon/2$ relative, with
+# $\varepsilon = 2^{-23} \approx 1.2 \times 10^{-7}$ the spacing of float32 numbers at 1. A relative error
+# $\delta$ in a probability moves its log by $\delta$; the `log` and the mean over the batch add errors
+# relative to the loss's size. So the two losses should differ by a few units of $\varepsilon(1 + L)$ for
+# a batch loss $L$. The assert allows 16 such units, an allowance that any real departure of the
+# textbook loss from the stable one (let alone an `inf` or a `NaN`) would exceed by far. The cell
+# measures the difference in these units:
 
 # %%
 largest_gap = max(record["gap"].max() for record in source_records)
@@ -800,7 +800,8 @@ def op_self_times(plane):
                 # time spent in this event is not its parent's self time
                 totals[open_events[-1][0]] -= event.duration_ps
             key = None
-            if ":" in name:
+            # an op is "node name:op type"; "ExecutorState::Process" and such are not
+            if ":" in name and "::" not in name:
                 node, op_type = name.rsplit(":", 1)
                 parts = [re.sub(r"(_\d+)+$", "", part) for part in node.split("/")]
                 layers_in = [part for part in parts if part in table] or ["(other)"]
@@ -1137,8 +1138,8 @@ assert all(feed_seconds[name, False] < feed_seconds[name, True] for name in feed
 # The recipe does not pay off here. Fed by `tf.data`, feeding alone takes many times longer than with
 # NumPy slices (the ratio printed), because the pipeline handles the 2,560 images one at a time (the
 # `map`, the `cache`, the `shuffle` buffer), where NumPy converts a whole batch in one operation. It
-# stays below the training time, and `prefetch` runs it while the step computes, but on two shared cores
-# the two compete for the same cores. The `tf.data` guide's remedy is to vectorise: `batch` before
+# stays below the training time, and `prefetch` runs it while the step computes, but here the two
+# compete for the same two cores. The `tf.data` guide's remedy is to vectorise: `batch` before
 # `map`, so that the conversion runs once per batch; or, as this chapter's training runs do, shuffle
 # indices and gather whole batches. The recipe pays off where feeding is expensive: images decoded from
 # files, augmented, or read over a network. There `cache()` does the expensive part once (before
@@ -1205,15 +1206,15 @@ print(
 assert keras.mixed_precision.global_policy().name == "float32"
 
 # %% [markdown]
-# A step of the source's network in each precision, timed in turns as before (both with op
-# determinism on):
+# A step of the source's network in each precision, timed in turns as before, eight rounds (both with
+# op determinism on):
 
 # %% tags=["nbval-ignore-output"]
 precision_steps = {
     "float32": make_train_step(speed_model, Momentum(0.001, momentum=0.9))[0],
     "mixed_bfloat16": make_train_step(bf16_model, Momentum(0.001, momentum=0.9))[0],
 }
-precision_seconds = time_modes(precision_steps)
+precision_seconds = time_modes(precision_steps, rounds=8)
 for name, seconds in precision_seconds.items():
     print(f"{name:15s} {1000 * seconds:6.1f} ms per step")
 bf16_speedup = precision_seconds["float32"] / precision_seconds["mixed_bfloat16"]
