@@ -1,4 +1,4 @@
-"""Check your own code against a reference: optimizers, gradients, learning-rate schedules.
+"""Check your code against a reference: optimizers, gradients, training steps, schedules.
 
 Each function compares the code you wrote with a reference (usually TensorFlow's or Keras')
 and either returns ``None`` quietly or raises ``AssertionError`` with a message that says
@@ -10,6 +10,7 @@ mistake produces it::
     check.optimizer(lambda: MyAdam(0.01), lambda: keras.optimizers.Adam(0.01))
     check.gradient(f, my_grad_f, x)
     check.schedule(my_schedule, keras.optimizers.schedules.CosineDecay(0.1, 100))
+    check.training_step(make_restored, make_original, batches)
 
 The diagnoses are hints ("bias correction?"), not verdicts: they name the most likely cause of
 a difference with that shape.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["optimizer", "gradient", "schedule"]
+__all__ = ["optimizer", "gradient", "training_step", "schedule"]
 
 _EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-07
 _EPS64 = float(np.finfo(np.float64).eps)  # 2.22e-16
@@ -730,6 +731,201 @@ def gradient(
             f"{bad.sum()} of {bad.size} coordinates are wrong ({shown}); the others agree."
         )
     raise AssertionError("\n".join(lines + hints))
+
+
+# --------------------------------------------------------------------------------------
+# training_step()
+# --------------------------------------------------------------------------------------
+
+
+def _named_values(variables, who):
+    """[(name, float64 or int array)] from a list, a dict or a callable returning one."""
+    if callable(variables):
+        variables = variables()
+    if isinstance(variables, dict):
+        items = list(variables.items())
+    else:
+        items = [
+            (getattr(v, "path", None) or getattr(v, "name", None) or f"#{i}", v)
+            for i, v in enumerate(variables)
+        ]
+    out = []
+    for name, var in items:
+        value = var.numpy() if hasattr(var, "numpy") else np.asarray(var)
+        out.append((str(name), np.array(value, copy=True)))
+    if not out:
+        raise ValueError(f"{who} gave no variables to compare")
+    return out
+
+
+def _unpack(pair, who):
+    if not (isinstance(pair, tuple | list) and len(pair) == 2 and callable(pair[0])):
+        raise TypeError(
+            f"{who}() must return a pair (step, variables): a function that performs one "
+            "training step on a batch, and the variables to compare, got "
+            f"{type(pair).__name__}"
+        )
+    return pair
+
+
+def _step_differences(mine, ref, rtol, atol):
+    """[(name, ref name, index, yours, reference)] of the variables that differ, each at
+    its entry furthest outside the tolerance."""
+    found = []
+    for (name, a), (ref_name, b) in zip(mine, ref, strict=True):
+        if a.dtype.kind in "fc":
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            both_nan = np.isnan(a64) & np.isnan(b64)
+            excess = np.abs(a64 - b64) - (atol + rtol * np.abs(b64))
+            excess = np.where(both_nan, -1.0, np.nan_to_num(excess, nan=np.inf))
+            bad = excess > 0
+        else:
+            bad = a != b
+            excess = bad.astype(float)
+        if np.any(bad):
+            index = np.unravel_index(int(np.argmax(excess)), a.shape)
+            found.append((name, ref_name, index, a[index], b[index]))
+    return found
+
+
+def training_step(
+    make_mine,
+    make_reference,
+    batches,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+) -> None:
+    """Check a training step (yours, or one restored from a checkpoint) against a
+    reference step, variable by variable, after every step.
+
+    Args:
+        make_mine: a function with no arguments that returns a pair ``(step, variables)``.
+            ``step(*batch)`` performs one training step on one batch (the loss, its
+            gradients, the optimizer's update); what it returns is ignored.
+            ``variables`` is what to compare: a list of variables (``tf.Variable``,
+            Keras variables or anything ``numpy()`` converts), a dict ``name ->
+            variable``, or a function with no arguments that returns either (called
+            again after every step, for lists that grow, such as ``optimizer.variables``
+            of a Keras optimizer that builds its state on the first step). Typically
+            ``model.variables + optimizer.variables``: the weights, the
+            non-trainable statistics of batch normalization, the optimizer's step
+            counter and moments.
+        make_reference: the same for the reference, e.g. the original model and
+            optimizer going on training, or a Keras ``train_on_batch``. Its variables
+            are matched with yours by position: same number, same shapes.
+        batches: a sequence of batches; step t (counting from 1) calls
+            ``step(*batches[t - 1])`` (a batch that is not a tuple is passed as the
+            only argument). Both steps see the same batches.
+        rtol, atol: the tolerance. An entry agrees if
+            ``|yours - reference| <= atol + rtol * |reference|`` (NaN agrees with NaN
+            only); integer variables (step counters) must be equal. The default, 0 and
+            0, asks for bit-identical values: a training step restored from a
+            checkpoint and run under op determinism (``gdbook.setup`` turns it on)
+            reproduces the original exactly, and anything less means some state was
+            not restored. For a step you wrote by hand, whose float32 operations may be
+            ordered differently from the reference's, pass e.g. ``rtol=1e-5``.
+
+    What is compared: every entry of every variable, first before any step (step 0:
+    the state you start from) and then after each step.
+
+    Raises:
+        AssertionError: at the first step where any variable differs (step 0 if the
+            starting states differ), naming the first such variable in the list (your
+            name and the reference's, its position and shape), the entry that differs
+            most, both values, and a hint: a variable not restored (step 0), a step
+            counter that differs, or, when every variable agreed before the step, a
+            step that reads state not among those compared or computes differently.
+            The other variables that differ at that step are listed.
+        TypeError: if a factory does not return ``(step, variables)``.
+        ValueError: if the two give different numbers of variables or shapes.
+
+    Returns None when the two agree at every step.
+    """
+    mine_step, mine_vars = _unpack(make_mine(), "make_mine")
+    ref_step, ref_vars = _unpack(make_reference(), "make_reference")
+    batches = list(batches)
+    for t in range(len(batches) + 1):
+        if t > 0:
+            batch = batches[t - 1]
+            args = batch if isinstance(batch, tuple) else (batch,)
+            mine_step(*args)
+            ref_step(*args)
+        mine = _named_values(mine_vars, "make_mine")
+        ref = _named_values(ref_vars, "make_reference")
+        when = "before the first step" if t == 0 else f"after step {t}"
+        if len(mine) != len(ref):
+            message = (
+                f"{when}, you compare {len(mine)} variables and the reference "
+                f"{len(ref)}: give the same list for both (an optimizer whose state is "
+                "built on its first step has fewer variables before it; build it, e.g. "
+                "optimizer.build(model.trainable_variables), before restoring)"
+            )
+            if t == 0:
+                raise ValueError(message)
+            raise AssertionError(message)
+        for position, ((name, a), (ref_name, b)) in enumerate(
+            zip(mine, ref, strict=True)
+        ):
+            if a.shape != b.shape:
+                raise ValueError(
+                    f"variable {position} ({name!r}) has shape {a.shape} but the "
+                    f"reference's ({ref_name!r}) has shape {b.shape}: give the "
+                    "variables in the same order"
+                )
+        found = _step_differences(mine, ref, rtol, atol)
+        if not found:
+            continue
+        name, ref_name, index, a, b = found[0]
+        position = [n for n, _ in mine].index(name)
+        shape = next(v.shape for n, v in mine if n == name)
+        where = f"{name}{_fmt_index(index)}"
+        if np.issubdtype(np.asarray(a).dtype, np.integer):
+            difference = f"  difference {int(a) - int(b):+d}"
+        else:
+            rel = abs(float(a) - float(b)) / max(abs(float(b)), 1e-30)
+            difference = f"  relative difference {rel:.2e}"
+        lines = [
+            f"your training and the reference part {when} (steps count from 1), "
+            f"variable {position} {name!r} (the reference's {ref_name!r}) of shape "
+            f"{shape}, entry {where}:",
+            f"  yours:     {a}",
+            f"  reference: {b}",
+            difference + f" (tolerance {rtol:g} relative plus {atol:g})",
+        ]
+        if len(found) > 1:
+            others = [repr(n) for n, *_ in found[1:]]
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            lines.append(f"{len(others)} other variables differ {when} too: {shown}.")
+        integer = np.issubdtype(np.asarray(a).dtype, np.integer)
+        if t == 0:
+            lines.append(
+                "The states you start from differ: a variable that was not restored? "
+                "(A model or optimizer left out of the tf.train.Checkpoint, restored "
+                "from another path, or an optimizer not built when restored.)"
+            )
+            if integer:
+                lines.append(
+                    "It is an integer, most likely the optimizer's step counter "
+                    "(iterations): reset or not restored? Adam's bias correction and a "
+                    "learning-rate schedule both read it."
+                )
+        elif integer:
+            lines.append(
+                "An integer that differs, most likely a step counter (iterations): it "
+                "advances differently in your step (twice per step, or not at all?)."
+            )
+        else:
+            before = "before the first step" if t == 1 else f"after step {t - 1}"
+            lines.append(
+                f"Every variable compared agreed {before}, so step {t} itself "
+                "differs: it reads state that is not among the variables "
+                "compared (the optimizer's moments or step counter, a random generator "
+                "for dropout) or computes differently (the learning rate or its "
+                "schedule, the loss, training=True or False)."
+            )
+        raise AssertionError("\n".join(lines))
+    return None
 
 
 # --------------------------------------------------------------------------------------
