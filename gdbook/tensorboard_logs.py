@@ -13,7 +13,10 @@ def train_and_log(logdir, model, x, y, optimizer, steps, histograms=()):
     global gradient norm, the gradient norm of every layer's kernel and histograms of
     the kernel gradients of the layers named in `histograms`; returns the losses."""
     variables = model.trainable_variables
-    kernels = {layer.name: next(i for i, v in enumerate(variables) if v is layer.kernel) for layer in model.layers}
+    kernels = {
+        layer.name: next(i for i, v in enumerate(variables) if v is layer.kernel)
+        for layer in model.layers
+    }
     writer = tf.summary.create_file_writer(str(logdir))
 
     @tf.function
