@@ -230,10 +230,12 @@ class Adagrad(Optimizer):
     def initial_state_value(self, name):
         return self.initial_accumulator_value
 
-    def _update(self, var, grad, rate, state):
-        accumulator = state["accumulator"]
-        accumulator.assign_add(tf.square(grad))
-        var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
+
+@add_to_class(Adagrad)
+def _update(self, var, grad, rate, state):
+    accumulator = state["accumulator"]
+    accumulator.assign_add(tf.square(grad))
+    var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
 
 
 class RMSprop(Optimizer):
