@@ -1135,7 +1135,8 @@ print(
     "our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = "
     f"{gap_ours_keras:.1e}"
 )
-assert gap_fixed_tf1 <= 2.5e-7  # at most one float32 rounding step near w = 3
+# at most one float32 rounding step near w = 3
+assert gap_fixed_tf1 <= 2.5e-7
 assert gap_ours_keras == 0.0
 
 # %% [markdown]
@@ -2306,6 +2307,9 @@ def race_panels(panel, runs, minimum, figsize):
     return fig
 
 
+# %% [markdown]
+# The quadratic race, drawn that way:
+
 # %% mystnb={"figure": {"caption": "The quadratic race, one panel per optimizer, on a quadratic with condition number 25 turned by 30 degrees; 120 steps from the grey square at (-4, 0.5), a dot every 20 steps. The star marks the minimum; each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
 quadratic_panel = Panel(quadratic, (-4.5, 4.5), (-3.0, 3.0), levels=12, log_levels=True)
 race_panels(quadratic_panel, race["quadratic"], (0.0, 0.0), (10.5, 5.0))
@@ -2317,8 +2321,11 @@ plt.show()
 # ({glue:text}`ch4_rosen_momentum:.1e`) and Nesterov ({glue:text}`ch4_rosen_nesterov:.1e`); Adagrad,
 # RMSprop and gradient descent end more than ten times higher than either momentum method. The sweep
 # above also shows how much the verdict depends on the rate: at an eighth of its best rate Adam ends
-# above both momentum methods. These statements hold for this start, 500 steps and this grid of rates;
-# they are not a ranking of the rules.
+# above both momentum methods. And the criterion looks only at the end: at their best rates Adagrad and
+# Adam first leap far out of the window (the largest loss on their way is
+# {glue:text}`ch4_rosen_peak_adagrad:.0f` and {glue:text}`ch4_rosen_peak_adam:.0f`, against
+# {glue:text}`ch4_rosen_start:.1f` at the start) before they settle. These statements hold for this
+# start, 500 steps and this grid of rates; they are not a ranking of the rules.
 
 # %% mystnb={"figure": {"caption": "The Rosenbrock race, one panel per optimizer at its best rate of the sweep; 500 steps from the grey square at (-1.2, 1), a dot every 20 steps. The star marks the minimum at (1, 1); each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-rosenbrock"}}
 rosenbrock_panel = Panel(
@@ -2344,6 +2351,13 @@ assert adam_tenth > momentum_worst
 for name in ["Adam", "Momentum", "Nesterov"]:
     glue(f"ch4_rosen_{name.lower()}", float(rosenbrock_final[name]), display=False)
 glue("ch4_rosen_adam_rate", best_rate["Adam"], display=False)
+peak = {name: values.max() for name, (_, values) in race["Rosenbrock"].items()}
+print("largest loss on the way:", {name: f"{x:.0f}" for name, x in peak.items()})
+start_loss = race["Rosenbrock"]["Adam"][1][0]
+assert min(peak["Adagrad"], peak["Adam"]) > 10 * start_loss
+glue("ch4_rosen_start", float(start_loss), display=False)
+for name in ["Adagrad", "Adam"]:
+    glue(f"ch4_rosen_peak_{name.lower()}", float(peak[name]), display=False)
 
 # %% [markdown]
 # The loss curves in {numref}`fig-optimizers-losses` tell the same story in numbers.
@@ -2752,11 +2766,13 @@ for name, (path, losses) in feeding.items():
     )
 full_losses = feeding["batch 64"][1]
 sgd_losses = feeding["batch 1"][1]
-assert np.all(np.diff(full_losses) < 0)  # full batch: the loss falls at every step
+# full batch: the loss falls at every step
+assert np.all(np.diff(full_losses) < 0)
 assert np.any(
     np.diff(sgd_losses) > 0
 )  # one example at a time: some steps make the full loss worse
-assert sgd_losses[-1] < full_losses[-1]  # ... but 640 cheap steps beat 10 exact ones
+# ... but 640 cheap steps beat 10 exact ones
+assert sgd_losses[-1] < full_losses[-1]
 
 # %% [markdown]
 # {numref}`fig-optimizers-feeding` shows the price and the payoff: per pass over the data, SGD makes 64
@@ -2859,7 +2875,8 @@ print(
     "geometric mean of the ratios: "
     f"{np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
 )
-assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is shared
+# generous on purpose: the machine is shared
+assert max(speed_ratios.values()) < 5.0
 
 # %% [markdown]
 # Both sides trace to the same handful of element-wise operations on the million numbers, so there is
@@ -3507,7 +3524,6 @@ lion.apply_gradients([(tf.constant([0.5]), big), (tf.constant([5e-7]), small)])
 moves = [1.0 - float(big[0]), 1.0 - float(small[0])]
 print(f"gradient ratio {0.5 / 5e-7:.0e}, moves {moves}")
 assert moves[0] == moves[1] > 0
-assert round(0.5 / 5e-7) == 1_000_000
 
 # %% [markdown]
 # ```{solution-end}
