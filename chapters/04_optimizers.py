@@ -1453,7 +1453,7 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0.1 | 0 |
 # | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-7}$ outside: $\sqrt{s} + \epsilon$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
 # | RMSprop: defaults | $\rho = 0.9$ {cite:p}`hinton2012rmsprop` | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ outside without momentum, inside with it, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
-# | RMSprop with momentum | Hinton's lecture 6e suggests combining rmsprop with momentum but gives no formula; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$, $\epsilon$ inside) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
+# | RMSprop with momentum | Hinton's lecture 6e mentions combining rmsprop with momentum but gives no formula; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$, $\epsilon$ inside) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ without momentum, $\sqrt{v - a^2 + \epsilon}$ with it | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
 # | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products (read from the source) | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step (read from the source) | as Keras 3 | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
@@ -3068,8 +3068,8 @@ class SourceAdagrad(Optimizer):
 # Started at 0, it passes the check against Keras 2's legacy Adagrad started at 0. The check tells
 # the place of $\delta$ apart only because $s_0 = 0$: at the first step $\sqrt{s} = |g|$, and for the
 # small gradients of the check's `tiny` variable $\delta = 10^{-7}$ is not negligible next to it (with
-# $s_0 = 0.1$, $\sqrt{s} \geq 0.3$ would swamp $\delta$, and the check would pass against Keras 3
-# too). Against Keras 3's Adagrad, and with $\delta$ inside the root, it parts at the first step:
+# $s_0 = 0.1$, $\sqrt{s} \geq \sqrt{0.1}$ swamps $\delta$, and the check passes against Keras 3 too,
+# as the last cell shows). Against Keras 3's Adagrad, and with $\delta$ inside the root, it parts at the first step:
 
 
 # %%
@@ -3091,6 +3091,16 @@ for make_mine, make_reference in [
 ]:
     message = parting(make_mine, make_reference, steps=10)
     assert parted_at(message) == 1 and "'tiny'" in message
+
+# %% [markdown]
+# And started at 0.1 the same rule passes against Keras 3's Adagrad, $\epsilon$ inside and all:
+
+# %%
+check.optimizer(
+    lambda: SourceAdagrad(0.6, 0.1, 1e-7),
+    lambda: keras_optimizers.Adagrad(0.6),
+    steps=10,
+)
 
 
 # %% [markdown]
