@@ -228,8 +228,8 @@ def dense(grad):
 
 
 def add_to_class(cls):
-    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class can
-    be written over several cells."""
+    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class
+    can be written over several cells."""
 
     def attach(method):
         setattr(cls, method.__name__, method)
@@ -504,7 +504,8 @@ for _ in range(30):
     look_ahead_gap = max(look_ahead_gap, gap / np.abs(theta).max())
 print(f"largest |phi - (theta + mu v)| / |theta| over 30 steps: {look_ahead_gap:.1e}")
 print(
-    f"largest |phi - theta| / |theta| at step 30: {np.abs(phi.numpy() - theta).max() / np.abs(theta).max():.2f}"
+    "largest |phi - theta| / |theta| at step 30:",
+    f"{np.abs(phi.numpy() - theta).max() / np.abs(theta).max():.2f}",
 )
 assert look_ahead_gap < 1e-13
 assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
@@ -833,10 +834,12 @@ for t, g in enumerate(grads, start=1):
 corrected, uncorrected = np.array(corrected), np.array(uncorrected)
 growth = corrected[999] / corrected[9]
 print(
-    f"Keras/PyTorch AMSGrad step size: step 10 {corrected[9]:.2e}, step 1000 {corrected[999]:.2e}"
+    "Keras/PyTorch AMSGrad step size:",
+    f"step 10 {corrected[9]:.2e}, step 1000 {corrected[999]:.2e}",
 )
 print(
-    f"grows by a factor {growth:.2f}; uncorrected form ever grows: {np.any(np.diff(uncorrected) > 0)}"
+    f"grows by a factor {growth:.2f}; uncorrected form ever grows:",
+    np.any(np.diff(uncorrected) > 0),
 )
 assert growth > 2 and not np.any(np.diff(uncorrected) > 0)
 
@@ -2109,7 +2112,9 @@ for ours, theirs in [
     sparse_keras = gathered_twice(theirs, densify=False)
     gap = np.abs(sparse_keras - dense_keras).max()
     print(
-        f"{type(ours).__name__:16s} ours = Keras(dense): {np.array_equal(sparse_ours, dense_keras)}; Keras(slices) - Keras(dense): {gap:.1e}"
+        f"{type(ours).__name__:16s} ours = Keras(dense):",
+        f"{np.array_equal(sparse_ours, dense_keras)}; Keras(slices) - Keras(dense):",
+        f"{gap:.1e}",
     )
     assert np.array_equal(sparse_ours, dense_keras)
 assert gap > 1e-3
@@ -2432,7 +2437,8 @@ turned_together = final_losses(30, rotated_start)
 print(f"{'':9s} {'aligned':>9s} {'30°, start turned':>18s} {'30°, the race':>14s}")
 for name in aligned:
     print(
-        f"{name:9s} {aligned[name]:9.1e} {turned_together[name]:18.1e} {final_loss['quadratic'][name]:14.1e}"
+        f"{name:9s} {aligned[name]:9.1e} {turned_together[name]:18.1e}",
+        f"{final_loss['quadratic'][name]:13.1e}",
     )
 
 # %% [markdown]
@@ -2653,7 +2659,8 @@ plane_mus = np.linspace(0.0, 0.99, 199)
 plane = rate_map(plane_alphas, plane_mus)
 best = np.unravel_index(plane.argmin(), plane.shape)
 print(
-    f"grid optimum: alpha {plane_alphas[best[1]]:.4f}, mu {plane_mus[best[0]]:.3f}, rate {plane.min():.4f}"
+    f"grid optimum: alpha {plane_alphas[best[1]]:.4f}, mu {plane_mus[best[0]]:.3f},",
+    f"rate {plane.min():.4f}",
 )
 assert abs(plane.min() - theory_settings["momentum, best step and mu"][1]) < 0.01
 assert (
@@ -3043,7 +3050,7 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 
 # %%
 class SourceAdagrad(Optimizer):
-    """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + delta)."""
+    """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + d)."""
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.0, delta=1e-8):
         super().__init__(learning_rate)
@@ -3242,7 +3249,8 @@ steps_gd, steps_momentum = (
     np.log(1e-6) / np.log(r_momentum),
 )
 print(
-    f"GD: r = {r_gd:.6f}, {gdbook.sci(steps_gd)} steps; momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps"
+    f"GD: r = {r_gd:.6f}, {gdbook.sci(steps_gd)} steps;",
+    f"momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps",
 )
 print(f"ratio {steps_gd / steps_momentum:.0f}")
 spread_4 = np.geomspace(1.0, kappa_4, 50)
@@ -3352,7 +3360,7 @@ check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01), ste
 
 # %%
 class Nadam(Adam):
-    """Nadam; twin of keras.optimizers.Nadam (Adam's arguments, Adam's state m and v)."""
+    """Nadam; twin of keras.optimizers.Nadam (Adam's arguments and state m, v)."""
 
     def __init__(self, learning_rate=0.001, **options):
         super().__init__(learning_rate, **options)

@@ -43,8 +43,8 @@ def dense(grad):
 
 
 def add_to_class(cls):
-    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class can
-    be written over several cells."""
+    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class
+    can be written over several cells."""
 
     def attach(method):
         setattr(cls, method.__name__, method)
