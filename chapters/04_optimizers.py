@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from gdbook.plotting import Panel, animate_paths, contour, plot_paths, to_html
+from gdbook.plotting import Panel, animate_paths, contour, to_html
 
 tf1 = (
     tf.compat.v1
@@ -228,8 +228,8 @@ def dense(grad):
 
 
 def add_to_class(cls):
-    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class can
-    be written over several cells."""
+    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class
+    can be written over several cells."""
 
     def attach(method):
         setattr(cls, method.__name__, method)
@@ -276,6 +276,12 @@ def _get_learning_rate(self):
     return rate() if callable(rate) else rate
 
 
+# %% [markdown]
+# Setting it replaces a number or a callable, and never a schedule:
+
+
+# %%
+# @save gdbook.optimizers
 def _set_learning_rate(self, rate):
     # as Keras: a schedule or callable replaces any rate; a number replaces only a
     # number (or a callable), never a schedule
@@ -498,7 +504,8 @@ for _ in range(30):
     look_ahead_gap = max(look_ahead_gap, gap / np.abs(theta).max())
 print(f"largest |phi - (theta + mu v)| / |theta| over 30 steps: {look_ahead_gap:.1e}")
 print(
-    f"largest |phi - theta| / |theta| at step 30: {np.abs(phi.numpy() - theta).max() / np.abs(theta).max():.2f}"
+    "largest |phi - theta| / |theta| at step 30:",
+    f"{np.abs(phi.numpy() - theta).max() / np.abs(theta).max():.2f}",
 )
 assert look_ahead_gap < 1e-13
 assert np.abs(phi.numpy() - theta).max() > 1e-3 * np.abs(theta).max()
@@ -543,10 +550,19 @@ class Adagrad(Optimizer):
     def initial_state_value(self, name):
         return self.initial_accumulator_value
 
-    def _update(self, var, grad, rate, state):
-        accumulator = state["accumulator"]
-        accumulator.assign_add(tf.square(grad))
-        var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
+
+# %% [markdown]
+# Its update adds the squared gradient to the sum, then divides by the root of the sum plus
+# $\epsilon$:
+
+
+# %%
+# @save gdbook.optimizers
+@add_to_class(Adagrad)
+def _update(self, var, grad, rate, state):
+    accumulator = state["accumulator"]
+    accumulator.assign_add(tf.square(grad))
+    var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
 
 
 # %% [markdown]
@@ -818,10 +834,12 @@ for t, g in enumerate(grads, start=1):
 corrected, uncorrected = np.array(corrected), np.array(uncorrected)
 growth = corrected[999] / corrected[9]
 print(
-    f"Keras/PyTorch AMSGrad step size: step 10 {corrected[9]:.2e}, step 1000 {corrected[999]:.2e}"
+    "Keras/PyTorch AMSGrad step size:",
+    f"step 10 {corrected[9]:.2e}, step 1000 {corrected[999]:.2e}",
 )
 print(
-    f"grows by a factor {growth:.2f}; uncorrected form ever grows: {np.any(np.diff(uncorrected) > 0)}"
+    f"grows by a factor {growth:.2f}; uncorrected form ever grows:",
+    np.any(np.diff(uncorrected) > 0),
 )
 assert growth > 2 and not np.any(np.diff(uncorrected) > 0)
 
@@ -1120,7 +1138,8 @@ print(
     "our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = "
     f"{gap_ours_keras:.1e}"
 )
-assert gap_fixed_tf1 <= 2.5e-7  # at most one float32 rounding step near w = 3
+# at most one float32 rounding step near w = 3
+assert gap_fixed_tf1 <= 2.5e-7
 assert gap_ours_keras == 0.0
 
 # %% [markdown]
@@ -1218,34 +1237,23 @@ keras_pairs |= {
 # The Adam family, and gradient descent with a schedule:
 
 # %%
+adam_options = {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5}
+halving = keras_optimizers.schedules.ExponentialDecay(
+    0.5, decay_steps=20, decay_rate=0.5
+)
 keras_pairs |= {
-    "Adam": (
-        Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
-        keras_optimizers.Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
-    ),
+    "Adam": (Adam(0.02, **adam_options), keras_optimizers.Adam(0.02, **adam_options)),
     "Adam(amsgrad)": (
-        Adam(0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True),
-        keras_optimizers.Adam(
-            0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True
-        ),
+        Adam(0.02, amsgrad=True, **adam_options),
+        keras_optimizers.Adam(0.02, amsgrad=True, **adam_options),
     ),
     "AdamW": (
-        AdamW(0.02, weight_decay=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-5),
-        keras_optimizers.AdamW(
-            0.02, weight_decay=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-5
-        ),
+        AdamW(0.02, weight_decay=0.05, **adam_options),
+        keras_optimizers.AdamW(0.02, weight_decay=0.05, **adam_options),
     ),
     "GradientDescent with a schedule": (
-        GradientDescent(
-            keras_optimizers.schedules.ExponentialDecay(
-                0.5, decay_steps=20, decay_rate=0.5
-            )
-        ),
-        keras_optimizers.SGD(
-            keras_optimizers.schedules.ExponentialDecay(
-                0.5, decay_steps=20, decay_rate=0.5
-            )
-        ),
+        GradientDescent(halving),
+        keras_optimizers.SGD(halving),
     ),
 }
 
@@ -1448,13 +1456,18 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | Adagrad: initial accumulator | 0 | 0.1 | 0.1 | 0.1 | 0 |
 # | Adagrad: epsilon | $\delta$ outside the root: $\delta + \sqrt{s}$ | none | $10^{-7}$ inside: $\sqrt{s + \epsilon}$ | $10^{-7}$ outside: $\sqrt{s} + \epsilon$ | $10^{-10}$ outside: $\sqrt{s} + \epsilon$ |
 # | RMSprop: defaults | $\rho = 0.9$ {cite:p}`hinton2012rmsprop` | $\rho = 0.9$, $\epsilon = 10^{-10}$ inside, $v_0 = 1$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ inside, $v_0 = 0$ | $\rho = 0.9$, $\epsilon = 10^{-7}$ outside without momentum, inside with it, $v_0 = 0$ | $\rho = 0.99$, $\epsilon = 10^{-8}$ outside, $v_0 = 0$ |
-# | RMSprop with momentum | none in Hinton's lecture; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$, $\epsilon$ inside) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
+# | RMSprop with momentum | Hinton's lecture 6e mentions combining rmsprop with momentum but gives no formula; {cite:t}`graves2013`: $\Delta \leftarrow \mu\Delta - \alpha g/\sqrt{v - a^2 + \epsilon}$, $\theta \leftarrow \theta + \Delta$ ($\alpha$ inside) | $p \leftarrow \mu p + \alpha g/\sqrt{v + \epsilon}$, $\theta \leftarrow \theta - p$ ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$) | the same ($\alpha$ inside $p$, $\epsilon$ inside) | $b \leftarrow \mu b + g/(\sqrt{v} + \epsilon)$, $\theta \leftarrow \theta - \alpha b$ ($\alpha$ outside) |
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ without momentum, $\sqrt{v - a^2 + \epsilon}$ with it | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
-# | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step | as Keras 3 | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
-# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | as Keras 3 | max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ |
+# | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products (read from the source) | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step (read from the source) | as Keras 3 | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
+# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | as Keras 3 | in its source, max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ (the algorithm in its documentation takes the max of the corrected $\hat v$ instead) |
 # | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | an L2 term in the loss; or decoupled without the rate, $\theta \leftarrow \theta - \lambda\theta$: `tf.contrib.opt.AdamWOptimizer`, `MomentumWOptimizer`, `extend_with_decoupled_weight_decay` (later TF Addons' `AdamW`, `SGDW`), see {eq}`eq-optimizers-decay-conversions` | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | none; `decay` is a learning-rate decay, $\alpha_t/(1 + \text{decay}\cdot t)$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
 # ```
+#
+# Keras 2's newer optimizers, `tf_keras.optimizers` (the default from TF 2.11), are run below as a
+# fourth implementation; they follow Keras 3 in every row, except that they refuse the old `decay`
+# argument with a `ValueError` where Keras 3 accepts it with a warning, while the legacy classes
+# refuse `weight_decay` with a `TypeError`.
 #
 # ### The table, executed
 #
@@ -1666,12 +1679,13 @@ check_row(
 )
 check_row(
     "Nesterov",
-    [(G, 0.1), (G, 0.1)],
+    [(G, 0.1), (G, 0.05)],
     {
         "stores theta": momentum_formula(True),
-        "stores look-ahead": momentum_formula(True, True),
+        "look-ahead, rate outside": momentum_formula(False, True),
+        "look-ahead, rate inside": momentum_formula(True, True),
     },
-    {"TF1": "stores look-ahead", "Keras": "stores look-ahead"},
+    {"TF1": "look-ahead, rate outside", "Keras": "look-ahead, rate inside"},
     lambda r: tf1.train.MomentumOptimizer(r, 0.9, use_nesterov=True),
     ("SGD", {"momentum": 0.9, "nesterov": True}),
 )
@@ -1703,9 +1717,15 @@ check_row(
 )
 
 # %% [markdown]
-# RMSprop's defaults (gradients of $10^{-3}$):
+# RMSprop's defaults (gradients of $10^{-3}$). TF1's $v_0 = 1$ swamps any small $\epsilon$, so
+# this run cannot tell TF1's default $\epsilon = 10^{-10}$ from $10^{-7}$ or from none; the cell reads
+# that default from the constructor's signature instead:
 
 # %%
+import inspect
+
+tf1_rmsprop_parameters = inspect.signature(tf1.train.RMSPropOptimizer).parameters
+assert tf1_rmsprop_parameters["epsilon"].default == 1e-10
 check_row(
     "RMSprop: defaults",
     [(1e-3 * G, 0.01)],
@@ -1721,42 +1741,65 @@ check_row(
 )
 
 # %% [markdown]
-# RMSprop with momentum (the rate halved at the second step) and centered, without and with momentum:
+# Where $\epsilon$ sits, plain, with momentum (the rate halved at the second step) and centered,
+# without and with momentum. To make $\epsilon$'s place visible next to TF1's $v_0 = 1$, these runs
+# set $\epsilon = 1$ and take gradients around 1; each formula then exists with $v_0 = 1$ and
+# $v_0 = 0$ and with $\epsilon$ inside and outside the root:
 
 # %%
+import functools
+
+two_steps = [(G, 0.01), (G, 0.005)]
 for row, centered, mu in [
+    ("RMSprop: epsilon (set to 1)", False, 0.0),
     ("RMSprop with momentum", False, 0.5),
     ("RMSprop: centered", True, 0.0),
     ("RMSprop: centered, momentum", True, 0.5),
 ]:
-    options = {"eps": 1e-6, "mu": mu, "centered": centered}
+    options = {"eps": 1.0, "mu": mu, "centered": centered}
     formulas = {
-        "TF1's": rmsprop_formula(v0=1.0, **options),
-        "eps inside": rmsprop_formula(**options),
-        "eps outside": rmsprop_formula(inside=False, **options),
-    }
-    if mu:
-        formulas["PyTorch's"] = rmsprop_formula(
-            inside=False, rate_inside=False, **options
+        f"{start}eps {place}": rmsprop_formula(
+            v0=v0, inside=place == "inside", **options
         )
-    arguments = {"epsilon": 1e-6, "momentum": mu, "centered": centered}
-    check_row(
-        row,
-        [(1e-3 * G, 0.01), (1e-3 * G, 0.005)],
-        formulas,
-        {"TF1": "TF1's", "Keras": "eps inside"}
-        | ({} if mu else {"Keras 2 legacy": "eps outside"}),
-        lambda r, arguments=arguments: tf1.train.RMSPropOptimizer(r, **arguments),
-        ("RMSprop", arguments),
-    )
+        for start, v0 in [("v0 = 1, ", 1.0), ("", 0.0)]
+        for place in ["inside", "outside"]
+    }
+    pytorch = rmsprop_formula(inside=False, rate_inside=False, **options)
+    formulas |= {"PyTorch's": pytorch} if mu else {}
+    expected = {"TF1": "v0 = 1, eps inside", "Keras": "eps inside"}
+    expected |= {} if mu else {"Keras 2 legacy": "eps outside"}
+    arguments = {"epsilon": 1.0, "momentum": mu, "centered": centered}
+    tf1_rmsprop = functools.partial(tf1.train.RMSPropOptimizer, **arguments)
+    check_row(row, two_steps, formulas, expected, tf1_rmsprop, ("RMSprop", arguments))
+
 
 # %% [markdown]
-# Adam's $\epsilon$ and bias correction in one run (gradients of $10^{-6}$, so that $\epsilon$ is not
-# negligible), and AMSGrad, which TF1 does not have:
+# Adam's $\epsilon$ (gradients of $10^{-6}$, so that $\epsilon$ is not negligible), and AMSGrad,
+# which TF1 does not have, with the maximum taken of the uncorrected $v$ or of the corrected $\hat v$.
+# How $\beta^t$ is computed (running products in TF1, `pow` of the step in Keras) changes no digit
+# that float32 shows in a few steps; that cell of the table is read from the source, not run. The
+# maximum of the corrected $\hat v$ needs a formula of its own:
+
+
+# %%
+def amsgrad_max_of_corrected(eps, b1=0.9, b2=0.999):
+    def run(theta, steps):
+        m = v = v_hat_max = np.zeros_like(theta)
+        for t, (g, rate) in enumerate(steps, start=1):
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+            v_hat_max = np.maximum(v_hat_max, v / (1 - b2**t))
+            theta = theta - rate * m / (1 - b1**t) / (np.sqrt(v_hat_max) + eps)
+        return theta
+
+    return run
+
+
+# %% [markdown]
+# The two rows:
 
 # %%
 check_row(
-    "Adam: epsilon, bias correction",
+    "Adam: epsilon",
     [(1e-6 * G, 0.001)] * 2,
     {
         "eps 1e-8 on corrected v": adam_formula(1e-8, eps_hat=False),
@@ -1772,10 +1815,11 @@ check_row(
     [(10 * G, 0.001), (0.1 * G, 0.001)],
     {
         "Adam": adam_formula(1e-7),
-        "max, corrected": adam_formula(1e-7, amsgrad=True),
+        "max of uncorrected v": adam_formula(1e-7, amsgrad=True),
+        "max of corrected v-hat": amsgrad_max_of_corrected(1e-7),
         "Reddi's, uncorrected": adam_formula(0, amsgrad=True, corrected=False),
     },
-    {"Keras": "max, corrected"},
+    {"Keras": "max of uncorrected v"},
     keras=("Adam", {"amsgrad": True}),
 )
 
@@ -1822,11 +1866,12 @@ with gdbook.expect_error(TypeError, reraise=False) as caught:
     tf1.train.AdamOptimizer(0.001, amsgrad=True)
 table_runs["AMSGrad", "TF1"] = "not available"
 columns = ["TF1", *KERAS_LIBRARIES]
-print(f"{'':31s}" + "".join(f"{column:19s}" for column in columns))
+width = 2 + max(len(cell) for cell in table_runs.values())
+print(f"{'':31s}" + "".join(f"{column:{width}s}" for column in columns))
 for row in dict.fromkeys(row for row, _ in table_runs):
     cells = [table_runs.get((row, column), "-") for column in columns]
-    print(f"{row:31s}" + "".join(f"{cell:19s}" for cell in cells))
-assert "amsgrad" in caught.message and tf.keras.__version__ == keras_3_version
+    print(f"{row:31s}" + "".join(f"{cell:{width}s}" for cell in cells))
+assert "amsgrad" in caught.message
 
 # %% [markdown]
 # Every run matches its column of the table and no other formula of its row. Keras 2's legacy
@@ -1848,19 +1893,37 @@ with warnings.catch_warnings(record=True) as caught_warnings:
     warnings.simplefilter("always")
     keras_with_decay = keras_optimizers.SGD(0.1, decay=1e-4)
 print("Keras 3 SGD(0.1, decay=1e-4):", [str(w.message) for w in caught_warnings])
+legacy_with_decay = keras_2_legacy.SGD(0.1, decay=1e-4)
 decay_probe = tf.Variable(1.0)
 for _ in range(100):
     keras_with_decay.apply_gradients([(tf.constant(0.0), decay_probe)])
-# Keras 2 would now use 0.1 / (1 + 1e-4 * 100), about 0.0990
-print("rate after 100 steps:", float(keras_with_decay.learning_rate))
-assert keras_with_decay.weight_decay is None
+    legacy_with_decay.apply_gradients([(tf.constant(0.0), decay_probe)])
+legacy_rate = float(legacy_with_decay._decayed_lr(tf.float32))
+print("rate after 100 steps: Keras 3", float(keras_with_decay.learning_rate))
+print(f"                      Keras 2 legacy {legacy_rate:.6f}")
+assert keras_with_decay.weight_decay is None and caught_warnings
 assert float(keras_with_decay.learning_rate) == np.float32(0.1)
-try:
-    GradientDescent(0.1, decay=1e-4)
-except TypeError as error:
-    print("GradientDescent(0.1, decay=1e-4): TypeError:", error)
-else:
-    raise AssertionError("decay was accepted")
+assert np.isclose(legacy_rate, 0.1 / (1 + 1e-4 * 100))
+
+# %% [markdown]
+# The two Keras 2 families refuse the argument the other one takes, and so do our classes:
+
+# %%
+refusals = {
+    "tf_keras SGD(0.1, decay=0.1)": lambda: keras_2.SGD(0.1, decay=0.1),
+    "legacy SGD(0.1, weight_decay=0.1)": lambda: keras_2_legacy.SGD(
+        0.1, weight_decay=0.1
+    ),
+    "our GradientDescent(0.1, decay=1e-4)": lambda: GradientDescent(0.1, decay=1e-4),
+}
+refused = {}
+for name, make in refusals.items():
+    try:
+        make()
+    except (ValueError, TypeError) as error:
+        refused[name] = type(error).__name__
+        print(f"{name}: {refused[name]}: {str(error)[:60]}")
+assert list(refused.values()) == ["ValueError", "TypeError", "TypeError"]
 
 # %% [markdown]
 # With a constant learning rate the three Momentum forms produce the same iterates (Keras' $m$ is
@@ -1876,7 +1939,7 @@ else:
 # denominator: once the squared-gradient average has settled at $v = g^2$, a step of
 # $\alpha g/\sqrt{v + \epsilon}$ shrinks to $\alpha g/\sqrt\epsilon$ for gradients below
 # $\sqrt{\epsilon} \approx 3 \times 10^{-4}$ ($\epsilon = 10^{-7}$ inside the root), while $\alpha g/(\sqrt v + \epsilon)$ keeps a
-# step near $\alpha$ down to gradients of the size of $\epsilon$ itself. And RMSprop's first step
+# step near $\alpha$ down to gradients of about $10\epsilon$, and still $\alpha/2$ at $g = \epsilon$. And RMSprop's first step
 # depends on where $v$ starts: from $v_0 = 0$ (Keras) it is $\alpha g/\sqrt{(1-\rho) g^2} \approx
 # 3.16\,\alpha$ in the direction of $-g$ whatever the size of $g$; from $v_0 = 1$ (TF1) it is about
 # $\alpha g$ for small $g$.
@@ -1886,16 +1949,12 @@ print(f"sqrt(1e-7) = {np.sqrt(1e-7):.1e}")
 print(
     "settled step / alpha    eps 1e-7 inside   eps-hat 1e-7 outside   eps 1e-8 outside"
 )
-for g in (1e-2, 1e-4, 1e-6):
-    inside, outside_7, outside_8 = (
-        g / np.sqrt(g**2 + 1e-7),
-        g / (g + 1e-7),
-        g / (g + 1e-8),
-    )
-    print(
-        f"g = {g:.0e}            {inside:9.4f}          {outside_7:9.4f}          {outside_8:9.4f}"
-    )
-assert g / np.sqrt(g**2 + 1e-7) < 0.01 and g / (g + 1e-7) > 0.9
+settled = {}
+for g in (1e-2, 1e-4, 1e-6, 1e-7):
+    settled[g] = (g / np.sqrt(g**2 + 1e-7), g / (g + 1e-7), g / (g + 1e-8))
+    print(f"g = {g:.0e}" + "".join(f"{step:19.4f}" for step in settled[g]))
+assert settled[1e-6][0] < 0.01 and round(settled[1e-6][1], 3) == 0.909
+assert settled[1e-7][1] == 0.5 and settled[1e-2][0] > 0.99
 
 # %% [markdown]
 # And RMSprop's first step from $v_0 = 0$ and from $v_0 = 1$, for a gradient of $10^{-2}$ and one of $10^{-4}$:
@@ -1911,10 +1970,7 @@ for name, optimizer in [
     first_steps[name] = -w.numpy() / 0.01
     print(f"RMSprop first step / alpha, g = (1e-2, 1e-4), {name}: {first_steps[name]}")
 print(f"1 / sqrt(1 - rho) = {1 / np.sqrt(0.1):.2f}")
-assert (
-    round(1 / np.sqrt(0.1), 2) == 3.16
-    and round(float(first_steps["Keras, v0 = 0"][0]), 2) == 3.15
-)
+assert round(float(first_steps["Keras, v0 = 0"][0]), 2) == 3.15
 assert np.allclose(first_steps["TF1, v0 = 1"], [1e-2, 1e-4], rtol=0.06)
 first_step_ratio = first_steps["Keras, v0 = 0"][0] / first_steps["TF1, v0 = 1"][0]
 print(f"Keras / TF1 first step for g = 1e-2: {first_step_ratio:.0f}")
@@ -1942,11 +1998,11 @@ print(
     "Keras accepted a gradient of shape (1,) for a variable of shape (3,):",
     three_weights.numpy(),
 )
-print(
-    "Keras SGD(learning_rate=-0.1) is accepted:",
-    keras_optimizers.SGD(learning_rate=-0.1) is not None,
-)
+uphill = tf.Variable(1.0)
+keras_optimizers.SGD(learning_rate=-0.1).apply_gradients([(tf.constant(1.0), uphill)])
+print("Keras SGD(learning_rate=-0.1), w = 1, gradient 1: w ->", float(uphill.numpy()))
 assert np.allclose(three_weights.numpy(), [0.9, 1.9, 2.9])
+assert np.isclose(uphill.numpy(), 1.1)
 
 # %% [markdown]
 # Our optimizers check their arguments when they are built and the gradients when they are applied, and
@@ -1957,6 +2013,9 @@ with gdbook.expect_error(ValueError) as wrong_shape:
     Momentum(learning_rate=0.1, momentum=0.5).apply_gradients(
         [(tf.constant([1.0]), tf.Variable([1.0, 2.0, 3.0]))]
     )
+
+# %% [markdown]
+# The message names both shapes:
 
 # %%
 print(wrong_shape.message)
@@ -2053,7 +2112,9 @@ for ours, theirs in [
     sparse_keras = gathered_twice(theirs, densify=False)
     gap = np.abs(sparse_keras - dense_keras).max()
     print(
-        f"{type(ours).__name__:16s} ours = Keras(dense): {np.array_equal(sparse_ours, dense_keras)}; Keras(slices) - Keras(dense): {gap:.1e}"
+        f"{type(ours).__name__:16s} ours = Keras(dense):",
+        f"{np.array_equal(sparse_ours, dense_keras)}; Keras(slices) - Keras(dense):",
+        f"{gap:.1e}",
     )
     assert np.array_equal(sparse_ours, dense_keras)
 assert gap > 1e-3
@@ -2093,11 +2154,8 @@ def rosenbrock(x, y):
 
 # %%
 def race_on(f, optimizers, start, steps):
-    """{name: (points visited, f at those points)} for each optimizer, all started at
-    `start`.
-
-    One tf.function steps every optimizer once, so the race is traced once, not once per
-    optimizer."""
+    """{name: (points visited, f at those points)}, all from `start`; one tf.function
+    steps every optimizer, so the race is traced once, not once per optimizer."""
     points = {name: tf.Variable(start, dtype=tf.float32) for name in optimizers}
 
     @tf.function
@@ -2121,9 +2179,67 @@ def race_on(f, optimizers, start, steps):
 
 
 # %% [markdown]
-# The settings are tuned by hand so that each rule shows its character, not so that any of them wins
-# (`tf.cos` and `np.cos` both accept the other's tensors, so the same `quadratic` serves TensorFlow and
-# the contour plot):
+# On Rosenbrock the ranking depends on the learning rates, so each optimizer gets its rate the same
+# way: from the grid $2^{-12}, 2^{-11}, \dots, 2^{2}$, the rate with the lowest loss after 500 steps
+# (momentum fixed at 0.9). A sweep runs every optimizer at every rate of the grid in one compiled loop
+# and returns the final losses (`nan` where a run diverged):
+
+# %%
+SWEEP_RATES = 2.0 ** np.arange(-12, 3)
+rosenbrock_makers = {
+    "GD": GradientDescent,
+    "Momentum": lambda rate: Momentum(rate, momentum=0.9),
+    "Nesterov": lambda rate: Momentum(rate, momentum=0.9, nesterov=True),
+    "Adagrad": Adagrad,
+    "RMSprop": RMSprop,
+    "Adam": Adam,
+}
+
+
+# %% [markdown]
+# The sweep builds every optimizer at every rate:
+
+
+# %%
+def sweep(makers, f, start, steps):
+    runs = [
+        (name, make(float(r))) for name, make in makers.items() for r in SWEEP_RATES
+    ]
+    points = [tf.Variable(start, dtype=tf.float32) for _ in runs]
+
+    @tf.function
+    def run():
+        for _ in tf.range(steps):
+            for (_, optimizer), point in zip(runs, points, strict=True):
+                with tf.GradientTape() as tape:
+                    value = f(point[0], point[1])
+                optimizer.apply_gradients([(tape.gradient(value, point), point)])
+
+    run()
+    losses = np.array([f(*point.numpy()) for point in points])
+    return dict(zip(makers, losses.reshape(len(makers), -1), strict=True))
+
+
+# %% [markdown]
+# The sweep, and each optimizer's best rate; no best rate lies at an end of the grid:
+
+# %%
+sweep_losses = sweep(rosenbrock_makers, rosenbrock, (-1.2, 1.0), 500)
+best_rate = {}
+for name, losses in sweep_losses.items():
+    best = int(np.nanargmin(losses))
+    best_rate[name] = float(SWEEP_RATES[best])
+    print(
+        f"{name:9s} best rate 2^{int(np.log2(best_rate[name])):<3d}"
+        f" loss {losses[best]:.1e};  all: " + " ".join(f"{x:.0e}" for x in losses)
+    )
+    assert 0 < best < len(SWEEP_RATES) - 1
+
+
+# %% [markdown]
+# The quadratic race's settings are tuned by hand so that each rule shows its character, not so that
+# any of them wins; the Rosenbrock race uses the best rates (`tf.cos` and `np.cos` both accept the
+# other's tensors, so the same `quadratic` serves TensorFlow and the contour plot):
 
 
 # %%
@@ -2144,14 +2260,7 @@ race_settings = {  # problem: (function, start, steps, optimizers)
         rosenbrock,
         (-1.2, 1.0),
         500,
-        {
-            "GD": GradientDescent(0.001),
-            "Momentum": Momentum(0.001, momentum=0.9),
-            "Nesterov": Momentum(0.001, momentum=0.9, nesterov=True),
-            "Adagrad": Adagrad(0.3),
-            "RMSprop": RMSprop(0.005),
-            "Adam": Adam(0.02),
-        },
+        {name: make(best_rate[name]) for name, make in rosenbrock_makers.items()},
     ),
 }
 
@@ -2172,58 +2281,88 @@ final_loss = {
     for problem, runs in race.items()
 }
 for problem in race:
-    assert (
-        final_loss[problem]["Momentum"]
-        < final_loss[problem]["GD"]
-        > final_loss[problem]["Nesterov"]
-    )
+    momentum_losses = [final_loss[problem][name] for name in ["Momentum", "Nesterov"]]
+    assert max(momentum_losses) < 0.01 * final_loss[problem]["GD"]
+
 
 # %% [markdown]
-# On both functions, Momentum and Nesterov end far below plain gradient descent with the same
-# learning rate. {numref}`fig-optimizers-paths` shows why on the quadratic: gradient descent must keep
-# its step small enough for the steep direction and so crawls along the flat one; momentum builds up
-# speed along the valley while its swings across it cancel.
+# On both functions, Momentum and Nesterov end far below plain gradient descent (on the quadratic
+# with the same learning rate, on Rosenbrock each at its best rate). {numref}`fig-optimizers-paths`
+# shows why on the quadratic: gradient descent must keep its step small enough for the steep direction
+# and so crawls along the flat one; momentum builds up speed along the valley while its swings across
+# it cancel. Six paths on one plot would hide each other, so each figure of a race gives every
+# optimizer its own panel, all on the same axes:
 
-# %% mystnb={"figure": {"caption": "Paths of six optimizers from the same start (square) on a quadratic with condition number 25, turned by 30 degrees (120 steps, a dot every 20); the star marks the minimum. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
-quadratic_panel = Panel(
-    quadratic,
-    (-4.5, 4.5),
-    (-3.0, 3.0),
-    title="rotated quadratic",
-    levels=12,
-    log_levels=True,
-)
-quadratic_panel.paths = {name: path for name, (path, _) in race["quadratic"].items()}
-fig = plot_paths([quadratic_panel], figsize=(7.0, 4.8), marker_every=20)
-ax = fig.axes[0]
-ax.plot(0.0, 0.0, "*", color="gold", mec="k", ms=16, zorder=5, label="minimum")
-ax.legend(loc="lower right", fontsize="x-small", ncol=2)
+
+# %%
+def race_panels(panel, runs, minimum, figsize):
+    fig, axes = plt.subplots(2, 3, figsize=figsize, sharex=True, sharey=True)
+    for i, (ax, (name, (path, values))) in enumerate(
+        zip(axes.flat, runs.items(), strict=True)
+    ):
+        contour(ax, panel)
+        ax.plot(path[:, 0], path[:, 1], "-o", color=f"C{i}", ms=2.5, markevery=20)
+        ax.plot(*path[0], "s", color="0.3", ms=6)
+        ax.plot(*minimum, "*", color="gold", mec="k", ms=14, zorder=5)
+        ax.set_title(f"{name}: loss {values[-1]:.1e}", fontsize="medium")
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("y")
+    return fig
+
+
+# %% [markdown]
+# The quadratic race, drawn that way:
+
+# %% mystnb={"figure": {"caption": "The quadratic race, one panel per optimizer, on a quadratic with condition number 25 turned by 30 degrees; 120 steps from the grey square at (-4, 0.5), a dot every 20 steps. The star marks the minimum; each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-paths"}}
+quadratic_panel = Panel(quadratic, (-4.5, 4.5), (-3.0, 3.0), levels=12, log_levels=True)
+race_panels(quadratic_panel, race["quadratic"], (0.0, 0.0), (10.5, 5.0))
 plt.show()
 
 # %% [markdown]
-# On Rosenbrock six paths on one plot hide each other in the narrow valley, so
-# {numref}`fig-optimizers-rosenbrock` gives each optimizer its own panel, all on the same axes. The
-# momentum effect carries the momentum methods along the curved valley towards $(1, 1)$, while the
-# adaptive methods, with the small learning rates that keep them stable at the start, are still on
-# their way: per-coordinate scaling does not help much in a valley that is curved rather than tilted.
+# On Rosenbrock ({numref}`fig-optimizers-rosenbrock`), each at its best rate, Adam ends lowest, at
+# {glue:text}`ch4_rosen_adam:.1e` with a rate of {glue:text}`ch4_rosen_adam_rate:g`, below Momentum
+# ({glue:text}`ch4_rosen_momentum:.1e`) and Nesterov ({glue:text}`ch4_rosen_nesterov:.1e`); Adagrad,
+# RMSprop and gradient descent end more than ten times higher than either momentum method. The sweep
+# above also shows how much the verdict depends on the rate: at an eighth of its best rate Adam ends
+# above both momentum methods. And the criterion looks only at the end: at their best rates Adagrad and
+# Adam first leap far out of the window (the largest loss on their way is
+# {glue:text}`ch4_rosen_peak_adagrad:.0f` and {glue:text}`ch4_rosen_peak_adam:.0f`, against
+# {glue:text}`ch4_rosen_start:.1f` at the start) before they settle. These statements hold for this
+# start, 500 steps and this grid of rates; they are not a ranking of the rules.
 
-# %% mystnb={"figure": {"caption": "The Rosenbrock race, one panel per optimizer, on the same axes; 500 steps from the square at (-1.2, 1), a dot every 20 steps. The star marks the minimum at (1, 1); each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-rosenbrock"}}
+# %% mystnb={"figure": {"caption": "The Rosenbrock race, one panel per optimizer at its best rate of the sweep; 500 steps from the grey square at (-1.2, 1), a dot every 20 steps. The star marks the minimum at (1, 1); each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-rosenbrock"}}
 rosenbrock_panel = Panel(
     rosenbrock, (-1.6, 1.6), (-0.6, 1.6), levels=14, log_levels=True
 )
-fig, axes = plt.subplots(2, 3, figsize=(10.5, 5.4), sharex=True, sharey=True)
-runs = race["Rosenbrock"].items()
-for i, (ax, (name, (path, values))) in enumerate(zip(axes.flat, runs, strict=True)):
-    contour(ax, rosenbrock_panel)
-    ax.plot(path[:, 0], path[:, 1], "-o", color=f"C{i}", ms=2.5, markevery=20, lw=1.2)
-    ax.plot(*path[0], "s", color="0.3", ms=6)
-    ax.plot(1.0, 1.0, "*", color="gold", mec="k", ms=14, zorder=5)
-    ax.set_title(f"{name}: loss {values[-1]:.1e}", fontsize="medium")
+race_panels(rosenbrock_panel, race["Rosenbrock"], (1.0, 1.0), (10.5, 5.4))
 plt.show()
+
+# %% [markdown]
+# The numbers behind that paragraph:
+
+# %%
+from myst_nb import glue
+
 rosenbrock_final = final_loss["Rosenbrock"]
 momentum_worst = max(rosenbrock_final["Momentum"], rosenbrock_final["Nesterov"])
-for name in ["Adagrad", "RMSprop", "Adam"]:
+assert min(rosenbrock_final, key=rosenbrock_final.get) == "Adam"
+for name in ["Adagrad", "RMSprop", "GD"]:
     assert rosenbrock_final[name] > 10 * momentum_worst
+adam_tenth = sweep_losses["Adam"][list(SWEEP_RATES).index(best_rate["Adam"]) - 3]
+print(f"Adam at rate {best_rate['Adam'] / 8:g}: loss {adam_tenth:.1e}")
+assert adam_tenth > momentum_worst
+for name in ["Adam", "Momentum", "Nesterov"]:
+    glue(f"ch4_rosen_{name.lower()}", float(rosenbrock_final[name]), display=False)
+glue("ch4_rosen_adam_rate", best_rate["Adam"], display=False)
+peak = {name: values.max() for name, (_, values) in race["Rosenbrock"].items()}
+print("largest loss on the way:", {name: f"{x:.0f}" for name, x in peak.items()})
+start_loss = race["Rosenbrock"]["Adam"][1][0]
+assert min(peak["Adagrad"], peak["Adam"]) > 10 * start_loss
+glue("ch4_rosen_start", float(start_loss), display=False)
+for name in ["Adagrad", "Adam"]:
+    glue(f"ch4_rosen_peak_{name.lower()}", float(peak[name]), display=False)
 
 # %% [markdown]
 # The loss curves in {numref}`fig-optimizers-losses` tell the same story in numbers.
@@ -2251,7 +2390,7 @@ race_panel = Panel(
     title="rotated quadratic, every 8th step",
     levels=12,
     log_levels=True,
-    paths={name: path[::8] for name, path in quadratic_panel.paths.items()},
+    paths={name: path[::8] for name, (path, _) in race["quadratic"].items()},
 )
 with plt.rc_context({"savefig.dpi": 80}):  # keeps the embedded frames small
     race_animation = to_html(
@@ -2298,7 +2437,8 @@ turned_together = final_losses(30, rotated_start)
 print(f"{'':9s} {'aligned':>9s} {'30°, start turned':>18s} {'30°, the race':>14s}")
 for name in aligned:
     print(
-        f"{name:9s} {aligned[name]:9.1e} {turned_together[name]:18.1e} {final_loss['quadratic'][name]:14.1e}"
+        f"{name:9s} {aligned[name]:9.1e} {turned_together[name]:18.1e}",
+        f"{final_loss['quadratic'][name]:13.1e}",
     )
 
 # %% [markdown]
@@ -2372,7 +2512,7 @@ THETA0 = tf.constant(np.random.default_rng(8).normal(size=dimension))
 kappa = largest / smallest
 
 
-def spectral_rate(learning_rate, momentum):
+def spectral_rate(learning_rate, momentum, eigenvalues=eigenvalues):
     """Predicted rate: the largest spectral radius of the 2x2 recurrence over the
     eigenvalues."""
     radii = [
@@ -2450,6 +2590,12 @@ print(
     f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, "
     f"mu* = {mu_momentum:.5f}"
 )
+
+# %% [markdown]
+# How many more steps gradient descent needs than the best momentum, and the order of the three
+# measured rates:
+
+# %%
 steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(
     theory_settings["GD, best step"][1]
 )
@@ -2513,12 +2659,30 @@ plane_mus = np.linspace(0.0, 0.99, 199)
 plane = rate_map(plane_alphas, plane_mus)
 best = np.unravel_index(plane.argmin(), plane.shape)
 print(
-    f"grid optimum: alpha {plane_alphas[best[1]]:.4f}, mu {plane_mus[best[0]]:.3f}, rate {plane.min():.4f}"
+    f"grid optimum: alpha {plane_alphas[best[1]]:.4f}, mu {plane_mus[best[0]]:.3f},",
+    f"rate {plane.min():.4f}",
 )
 assert abs(plane.min() - theory_settings["momentum, best step and mu"][1]) < 0.01
 assert (
     abs(rate_map([alpha_gd], [0.0])[0, 0] - theory_settings["GD, best step"][1]) < 1e-9
 )
+
+# %% [markdown]
+# At $\mu^\star$ the iteration diverges once $\alpha$ passes $2(1 + \mu^\star)/\lambda_{\max}$,
+# where the root for $\lambda_{\max}$ reaches $-1$:
+
+# %%
+alpha_edge = 2 * (1 + mu_momentum) / largest
+edge_margin = alpha_edge / alpha_momentum - 1
+print(
+    f"alpha* = {alpha_momentum:.5f}, edge at mu*: {alpha_edge:.5f} ({edge_margin:.1%})"
+)
+assert 0 < edge_margin < 0.02 and rate_map([alpha_edge * 1.001], [mu_momentum]) > 1
+glue("ch4_edge_margin", edge_margin, display=False)
+
+# %% [markdown]
+# So the star of {numref}`fig-optimizers-rate-plane` sits only {glue:text}`ch4_edge_margin:.0%` of
+# $\alpha^\star$ left of the divergence boundary:
 
 # %% mystnb={"figure": {"caption": "Predicted convergence rate of heavy-ball momentum on the quadratic with condition number 100, over the learning rate and the momentum (darker is faster; white where the rate is 1 or more and the iteration diverges or stalls). The black line is the boundary of convergence; the markers are the three runs of the previous figure; the star is the optimum of the formulas above.", "name": "fig-optimizers-rate-plane"}}
 fig, ax = plt.subplots(figsize=(7.0, 4.4))
@@ -2609,11 +2773,13 @@ for name, (path, losses) in feeding.items():
     )
 full_losses = feeding["batch 64"][1]
 sgd_losses = feeding["batch 1"][1]
-assert np.all(np.diff(full_losses) < 0)  # full batch: the loss falls at every step
+# full batch: the loss falls at every step
+assert np.all(np.diff(full_losses) < 0)
 assert np.any(
     np.diff(sgd_losses) > 0
 )  # one example at a time: some steps make the full loss worse
-assert sgd_losses[-1] < full_losses[-1]  # ... but 640 cheap steps beat 10 exact ones
+# ... but 640 cheap steps beat 10 exact ones
+assert sgd_losses[-1] < full_losses[-1]
 
 # %% [markdown]
 # {numref}`fig-optimizers-feeding` shows the price and the payoff: per pass over the data, SGD makes 64
@@ -2716,7 +2882,8 @@ print(
     "geometric mean of the ratios: "
     f"{np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
 )
-assert max(speed_ratios.values()) < 5.0  # generous on purpose: the machine is shared
+# generous on purpose: the machine is shared
+assert max(speed_ratios.values()) < 5.0
 
 # %% [markdown]
 # Both sides trace to the same handful of element-wise operations on the million numbers, so there is
@@ -2762,6 +2929,11 @@ def parting(make_mine, make_reference, **options):
     with gdbook.expect_error(AssertionError, reraise=False) as caught:
         check.optimizer(make_mine, make_reference, **options)
     return caught.message
+
+
+def parted_at(message):
+    """The step at which that message says the two part."""
+    return int(re.search(r"step (\d+)", message)[1])
 
 
 # %% [markdown]
@@ -2833,7 +3005,7 @@ message = parting(
     lambda: keras_optimizers.SGD(schedule, momentum=0.8),
     steps=12,
 )
-assert "part at step 12 " in message and "Steps 1 to 11 agree" in message
+assert parted_at(message) == 12
 
 # %% [markdown]
 # ```{solution-end}
@@ -2845,10 +3017,12 @@ assert "part at step 12 " in message and "Steps 1 to 11 agree" in message
 # ($\alpha = 0.6$, $s_0 = 0.1$, $w_0 = 2$) and check them against 2.5926378 and 2.816606. Then write
 # the source's rule as an optimizer, `SourceAdagrad(Optimizer)` with the arguments `learning_rate`,
 # `initial_accumulator_value` and `delta`: $s \leftarrow s + g^2$,
-# $\theta \leftarrow \theta - \alpha g/(\sqrt{s} + \delta)$. With the accumulator started at 0.1 and
-# $\delta = 10^{-7}$ it is Keras 2's legacy Adagrad (see the conventions table); check it:
-# `check.optimizer(lambda: SourceAdagrad(0.6, 0.1, 1e-7), lambda: keras_2_legacy.Adagrad(0.6), steps=10)`.
-# What does the check say about the source's start, $s_0 = 0$?
+# $\theta \leftarrow \theta - \alpha g/(\sqrt{s} + \delta)$. With the source's start $s_0 = 0$ and
+# $\delta = 10^{-7}$ outside the root it should be Keras 2's legacy Adagrad started at 0 (see the
+# conventions table); check it:
+# `check.optimizer(lambda: SourceAdagrad(0.6, 0.0, 1e-7), lambda: keras_2_legacy.Adagrad(0.6, initial_accumulator_value=0.0), steps=10)`.
+# Does the check tell it from Keras 3's `Adagrad(0.6, initial_accumulator_value=0.0)`, which puts
+# $\epsilon$ inside the root, and from your rule with $\delta$ moved inside?
 # ```
 #
 # ```{solution-start} ex-optimizers-2
@@ -2876,7 +3050,7 @@ assert round(w1, 7) == 2.5926378 and round(w2, 6) == 2.816606
 
 # %%
 class SourceAdagrad(Optimizer):
-    """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + delta)."""
+    """The source's Adagrad: s <- s + g^2, theta <- theta - rate g / (sqrt(s) + d)."""
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.0, delta=1e-8):
         super().__init__(learning_rate)
@@ -2898,20 +3072,42 @@ class SourceAdagrad(Optimizer):
 
 
 # %% [markdown]
-# Started at 0.1 it passes the check against Keras 2's legacy Adagrad; started at 0, the source's
-# choice, it parts at the first step, most of all for the small gradients of the check's `tiny`
-# variable, where the missing 0.1 in the accumulator matters most:
+# Started at 0, it passes the check against Keras 2's legacy Adagrad started at 0. The check tells
+# the place of $\delta$ apart only because $s_0 = 0$: at the first step $\sqrt{s} = |g|$, and for the
+# small gradients of the check's `tiny` variable $\delta = 10^{-7}$ is not negligible next to it (with
+# $s_0 = 0.1$, $\sqrt{s} \geq \sqrt{0.1}$ swamps $\delta$, and the check passes against Keras 3 too,
+# as the last cell shows). Against Keras 3's Adagrad, and with $\delta$ inside the root, it parts at the first step:
+
+
+# %%
+class SourceAdagradDeltaInside(SourceAdagrad):
+    def _update(self, var, grad, rate, state):
+        accumulator = state["accumulator"]
+        accumulator.assign_add(tf.square(grad))
+        var.assign_sub(rate * grad / tf.sqrt(accumulator + self.delta))
+
+
+def legacy_at_0():
+    return keras_2_legacy.Adagrad(0.6, initial_accumulator_value=0.0)
+
+
+check.optimizer(lambda: SourceAdagrad(0.6, 0.0, 1e-7), legacy_at_0, steps=10)
+for make_mine, make_reference in [
+    (lambda: SourceAdagrad(0.6, 0.0, 1e-7), lambda: keras_optimizers.Adagrad(0.6, 0.0)),
+    (lambda: SourceAdagradDeltaInside(0.6, 0.0, 1e-7), legacy_at_0),
+]:
+    message = parting(make_mine, make_reference, steps=10)
+    assert parted_at(message) == 1 and "'tiny'" in message
+
+# %% [markdown]
+# And started at 0.1 the same rule passes against Keras 3's Adagrad, $\epsilon$ inside and all:
 
 # %%
 check.optimizer(
     lambda: SourceAdagrad(0.6, 0.1, 1e-7),
-    lambda: keras_2_legacy.Adagrad(0.6),
+    lambda: keras_optimizers.Adagrad(0.6),
     steps=10,
 )
-message = parting(
-    lambda: SourceAdagrad(0.6, 0.0, 1e-7), lambda: keras_2_legacy.Adagrad(0.6), steps=10
-)
-assert "part at step 1 " in message and "variable 'tiny'" in message
 
 
 # %% [markdown]
@@ -2922,7 +3118,9 @@ assert "part at step 1 " in message and "variable 'tiny'" in message
 # :label: ex-optimizers-3
 # Adam with L2 regularization (add $\lambda\theta$ to the gradient) is not AdamW. Write
 # `AdamL2(Adam)`, an `Adam` with an extra argument `l2` that adds `l2 * var` to the gradient before its
-# update (what PyTorch's `Adam(weight_decay=λ)` does), and check it against Keras' `Adam` fed the same
+# update (what PyTorch's `Adam(weight_decay=λ)` does, except that PyTorch adds its $\epsilon$ to the
+# corrected $\sqrt{\hat v}$ where Keras and our `Adam` add $\hat\epsilon$ to the uncorrected
+# $\sqrt v$), and check it against Keras' `Adam` fed the same
 # sum by the wrapper `WithL2` below:
 # `check.optimizer(lambda: AdamL2(0.02, l2=0.05), lambda: WithL2(keras_optimizers.Adam(0.02), 0.05), steps=10)`.
 # Then, on the problem of the agreement section, compare `AdamL2` with `AdamW(weight_decay=λ)` for
@@ -2949,8 +3147,8 @@ class WithL2:
 # ```{solution-start} ex-optimizers-3
 # :class: dropdown
 # ```
-# With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so weights with
-# large gradients (large $v$) are decayed *less*; AdamW shrinks every weight by the same factor
+# With L2, the decay term $\lambda\theta$ passes through Adam's division by $\sqrt{v}$, so its pull on
+# a weight depends on that weight's gradients; AdamW shrinks every weight by the same factor
 # $1 - \alpha\lambda$ per step. `AdamL2` adds the term in `_update` and leaves the rest to `Adam`:
 
 
@@ -2989,12 +3187,14 @@ def final_weights(optimizer, steps=100):
 
     for _ in range(steps):
         step()
-    return W.numpy()
+    return W
 
 
 adam_settings = {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5}
-adam_l2_W = final_weights(AdamL2(0.02, l2=0.05, **adam_settings))
-adamw_W = final_weights(AdamW(0.02, weight_decay=0.05, **adam_settings))
+adam_l2 = AdamL2(0.02, l2=0.05, **adam_settings)
+adam_l2_variable = final_weights(adam_l2)
+adam_l2_W = adam_l2_variable.numpy()
+adamw_W = final_weights(AdamW(0.02, weight_decay=0.05, **adam_settings)).numpy()
 print(
     f"mean |W|: Adam + L2 {np.abs(adam_l2_W).mean():.4f}, "
     f"AdamW {np.abs(adamw_W).mean():.4f}"
@@ -3003,11 +3203,25 @@ assert np.abs(adam_l2_W).mean() < np.abs(adamw_W).mean()
 
 # %% [markdown]
 # Both arms decay $W$ and $b$ alike. Here Adam with L2 ends with the smaller weights on average: after
-# Adam's division by $\sqrt{\hat v} + \epsilon$, the penalty's pull is about
-# $\alpha\lambda\theta/(\sqrt{\hat v} + \epsilon)$, *stronger* than AdamW's $\alpha\lambda\theta$ for
-# the many weights whose gradients have become small ($\sqrt{\hat v} < 1$), and weaker for the few with
-# large gradients. With
-# L2 the strength of the decay is not the same for every weight; with AdamW it is.
+# Adam's division, the penalty's pull is about $\alpha\lambda\theta/(\sqrt{\hat v} + \epsilon')$
+# (with $\epsilon' = \hat\epsilon/\sqrt{1 - \beta_2^t}$), that is $1/(\sqrt{\hat v} + \epsilon')$
+# times AdamW's $\alpha\lambda\theta$. After the 100 steps that factor, measured from `AdamL2`'s state:
+
+# %%
+v_hat = adam_l2.state(adam_l2_variable, "v").numpy() / (1 - 0.99**100)
+eps_prime = 1e-5 / np.sqrt(1 - 0.99**100)
+pull_factor = 1 / (np.sqrt(v_hat) + eps_prime)
+print(f"sqrt(v-hat) of W: {np.sqrt(v_hat).min():.4f} to {np.sqrt(v_hat).max():.3f}")
+print(f"L2's pull / AdamW's: {pull_factor.min():.0f} to {pull_factor.max():.0f}")
+assert pull_factor.min() > 1
+glue("ch4_pull_min", float(pull_factor.min()), display=False)
+glue("ch4_pull_max", float(pull_factor.max()), display=False)
+
+# %% [markdown]
+# Every entry of $W$ has $\sqrt{\hat v} < 1$, so L2's pull is {glue:text}`ch4_pull_min:.0f` to
+# {glue:text}`ch4_pull_max:.0f` times AdamW's, stronger for every weight and most for those whose
+# gradients have become smallest. With L2 the strength of the decay is not the same for every weight;
+# with AdamW it is.
 #
 # ```{solution-end}
 # ```
@@ -3016,14 +3230,15 @@ assert np.abs(adam_l2_W).mean() < np.abs(adamw_W).mean()
 # :label: ex-optimizers-4
 # Using {eq}`eq-optimizers-gd-rate` and {eq}`eq-optimizers-momentum-rate`, how many steps do gradient
 # descent and momentum need to shrink the error by $10^{-6}$ when $\kappa = 10^4$? Check with
-# `spectral_rate` on eigenvalues from 1 to $10^4$.
+# `spectral_rate` on eigenvalues spread from 1 to $10^4$.
 # ```
 #
 # ```{solution-start} ex-optimizers-4
 # :class: dropdown
 # ```
 # The number of steps is $t = \ln 10^{-6} / \ln r$, with $r$ from {eq}`eq-optimizers-gd-rate` and
-# {eq}`eq-optimizers-momentum-rate`; `spectral_rate` gives the same rates from the eigenvalues:
+# {eq}`eq-optimizers-momentum-rate`; `spectral_rate` gives the same rates from 50 eigenvalues spread
+# from 1 to $10^4$:
 
 # %%
 kappa_4 = 1e4
@@ -3034,15 +3249,14 @@ steps_gd, steps_momentum = (
     np.log(1e-6) / np.log(r_momentum),
 )
 print(
-    f"GD: r = {r_gd:.6f}, {gdbook.sci(steps_gd)} steps; momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps"
+    f"GD: r = {r_gd:.6f}, {gdbook.sci(steps_gd)} steps;",
+    f"momentum: r = {r_momentum:.4f}, {steps_momentum:.0f} steps",
 )
 print(f"ratio {steps_gd / steps_momentum:.0f}")
-eigenvalues_4 = np.array([1.0, kappa_4])
-saved_eigenvalues, eigenvalues = eigenvalues, eigenvalues_4
+spread_4 = np.geomspace(1.0, kappa_4, 50)
 alpha_4 = (2 / (np.sqrt(kappa_4) + 1)) ** 2
-assert abs(spectral_rate(2 / (1 + kappa_4), 0.0) - r_gd) < 1e-9
-assert abs(spectral_rate(alpha_4, r_momentum**2) - r_momentum) < 1e-6
-eigenvalues = saved_eigenvalues
+assert abs(spectral_rate(2 / (1 + kappa_4), 0.0, spread_4) - r_gd) < 1e-9
+assert abs(spectral_rate(alpha_4, r_momentum**2, spread_4) - r_momentum) < 1e-6
 assert round(steps_gd, -2) == 69100 and round(steps_momentum, -1) == 690
 assert round(steps_gd / steps_momentum, -1) == 100
 
@@ -3146,7 +3360,7 @@ check.optimizer(lambda: Adamax(0.01), lambda: keras_optimizers.Adamax(0.01), ste
 
 # %%
 class Nadam(Adam):
-    """Nadam; twin of keras.optimizers.Nadam (Adam's arguments, Adam's state m and v)."""
+    """Nadam; twin of keras.optimizers.Nadam (Adam's arguments and state m, v)."""
 
     def __init__(self, learning_rate=0.001, **options):
         super().__init__(learning_rate, **options)
@@ -3259,11 +3473,11 @@ message = parting(
 )
 first_step_factor = float(np.sqrt(1e-7) / 1e-7)
 print(f"sqrt(eps) / eps = {first_step_factor:.0f}")
-reported = re.search(r"your update is (\S+) times the reference's", message)
+reported = re.search(r"(\S+) times the reference", message)
 print(f"reported factor {reported[1]}, 1 / that = {1 / float(reported[1]):.0f}")
-assert "part at step 1 " in message
+assert parted_at(message) == 1
 assert abs(float(reported[1]) * first_step_factor - 1) < 1e-3
-assert round(first_step_factor, -3) == 3000
+assert round(1 / float(reported[1]), -3) == 3000
 
 
 # %% [markdown]
@@ -3328,7 +3542,6 @@ lion.apply_gradients([(tf.constant([0.5]), big), (tf.constant([5e-7]), small)])
 moves = [1.0 - float(big[0]), 1.0 - float(small[0])]
 print(f"gradient ratio {0.5 / 5e-7:.0e}, moves {moves}")
 assert moves[0] == moves[1] > 0
-assert round(0.5 / 5e-7) == 1_000_000
 
 # %% [markdown]
 # ```{solution-end}

@@ -43,8 +43,8 @@ def dense(grad):
 
 
 def add_to_class(cls):
-    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class can
-    be written over several cells."""
+    """Decorator (as in d2l): attach a function to `cls` as a method, so that a class
+    can be written over several cells."""
 
     def attach(method):
         setattr(cls, method.__name__, method)
@@ -230,10 +230,12 @@ class Adagrad(Optimizer):
     def initial_state_value(self, name):
         return self.initial_accumulator_value
 
-    def _update(self, var, grad, rate, state):
-        accumulator = state["accumulator"]
-        accumulator.assign_add(tf.square(grad))
-        var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
+
+@add_to_class(Adagrad)
+def _update(self, var, grad, rate, state):
+    accumulator = state["accumulator"]
+    accumulator.assign_add(tf.square(grad))
+    var.assign_sub(rate * grad / tf.sqrt(accumulator + self.epsilon))
 
 
 class RMSprop(Optimizer):
