@@ -217,7 +217,9 @@ def check_range(name, value, low, high=None, low_open=False):
 
 
 # %% [markdown]
-# Two more helpers: a gradient made dense, and the decorator of d2l that lets a class be written over several cells:
+# Three more helpers: a gradient made dense; the `tf.Variable` behind a Keras 3 variable (layers create
+# `keras.Variable`s, which have no `.ref()`; Keras' own optimizers accept them, so ours must too); and the
+# decorator of d2l that lets a class be written over several cells:
 
 
 # %%
@@ -225,6 +227,12 @@ def check_range(name, value, low, high=None, low_open=False):
 def dense(grad):
     """An IndexedSlices gradient as a dense tensor (repeated rows are summed)."""
     return tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def tf_variable(var):
+    """The `tf.Variable` behind `var`: a Keras 3 variable (`keras.Variable`, what
+    layers create) wraps one in its `.value`; a `tf.Variable` is itself."""
+    return var.value if isinstance(var, tf.keras.Variable) else var
 
 
 def add_to_class(cls):
@@ -256,7 +264,7 @@ class Optimizer:
         )
         self._learning_rate = None
         self.learning_rate = learning_rate
-        # variable.ref() -> {state name: tf.Variable}
+        # tf_variable(variable).ref() -> {state name: tf.Variable}
         self._state = {}
         self._no_decay_refs, self._no_decay_names = set(), None
 
@@ -321,7 +329,7 @@ def initial_state_value(self, name):
 @add_to_class(Optimizer)
 def state(self, variable, name):
     """The optimizer's state `name` for `variable` (e.g. its velocity)."""
-    return self._state[variable.ref()][name]
+    return self._state[tf_variable(variable).ref()][name]
 
 
 # %% [markdown]
@@ -336,13 +344,13 @@ def exclude_from_weight_decay(self, var_list=None, var_names=None):
     `var_names`, from the decoupled weight decay."""
     if self._state:
         raise ValueError("call exclude_from_weight_decay() before the first step")
-    self._no_decay_refs = {var.ref() for var in var_list or ()}
+    self._no_decay_refs = {tf_variable(var).ref() for var in var_list or ()}
     self._no_decay_names = "|".join(set(var_names)) if var_names else None
 
 
 @add_to_class(Optimizer)
 def uses_weight_decay(self, var):
-    if var.ref() in self._no_decay_refs:
+    if tf_variable(var).ref() in self._no_decay_refs:
         return False
     return not (self._no_decay_names and re.search(self._no_decay_names, var.name))
 
@@ -357,8 +365,8 @@ def uses_weight_decay(self, var):
 def build(self, variables):
     """Create the state of each variable not seen before."""
     for var in variables:
-        if var.ref() not in self._state:
-            self._state[var.ref()] = {
+        if tf_variable(var).ref() not in self._state:
+            self._state[tf_variable(var).ref()] = {
                 name: tf.Variable(
                     tf.fill(
                         var.shape,
@@ -385,8 +393,7 @@ def apply_gradients(self, grads_and_vars):
     for grad, var in pairs:
         if not grad.shape.is_compatible_with(var.shape):
             raise ValueError(
-                f"the gradient for variable {var.name!r} has shape {grad.shape}, "
-                f"but the variable has shape {var.shape}"
+                f"the gradient for variable {var.name!r} has shape {grad.shape}, but the variable has shape {var.shape}"
             )
     self.build([var for _, var in pairs])
     rate = self.learning_rate
@@ -395,9 +402,11 @@ def apply_gradients(self, grads_and_vars):
         # Keras' order, not w * (decay * rate), which rounds differently
         for _, var in pairs:
             if self.uses_weight_decay(var):
+                var = tf_variable(var)
                 decay = tf.cast(self.weight_decay, var.dtype)
                 var.assign_sub(var * decay * tf.cast(rate, var.dtype))
     for grad, var in pairs:
+        var = tf_variable(var)
         grad = tf.cast(grad, var.dtype)
         self._update(var, grad, tf.cast(rate, var.dtype), self._state[var.ref()])
     self.iterations.assign_add(1)
@@ -406,7 +415,9 @@ def apply_gradients(self, grads_and_vars):
 # %% [markdown]
 # The updates are written with `assign`, `assign_add` and `assign_sub` on `tf.Variable`s, so they change
 # the variables in place, eagerly or inside a `tf.function` (whose automatic control dependencies keep
-# the assignments in program order, a point we come back to below).
+# the assignments in program order, a point we come back to below). A Keras 3 variable is updated through
+# the `tf.Variable` it wraps, and its state is keyed by that variable, while names for
+# `exclude_from_weight_decay` are matched against the Keras variable's own name, as Keras does.
 #
 # ### Gradient descent and Momentum
 #
@@ -1131,12 +1142,10 @@ keras_20 = toy_trace(keras_optimizers.Adagrad(learning_rate=0.6), 20)
 gap_fixed_tf1 = np.abs(fixed_hand_20 - tf1_adagrad_20).max()
 gap_ours_keras = np.abs(ours_20 - keras_20).max()
 print(
-    "fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = "
-    f"{gap_fixed_tf1:.1e}"
+    f"fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = {gap_fixed_tf1:.1e}"
 )
 print(
-    "our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = "
-    f"{gap_ours_keras:.1e}"
+    f"our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = {gap_ours_keras:.1e}"
 )
 # at most one float32 rounding step near w = 3
 assert gap_fixed_tf1 <= 2.5e-7
@@ -1269,8 +1278,7 @@ for name, (ours, theirs) in keras_pairs.items():
         ours_histories[name][-1] - np.concatenate([PROBLEM_W0.ravel(), PROBLEM_B0])
     ).max()
     print(
-        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} "
-        f"(parameters moved up to {moved:.2f})"
+        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} (parameters moved up to {moved:.2f})"
     )
 assert max(keras_gaps.values()) == 0.0
 
@@ -1321,8 +1329,7 @@ eager_history = run_problem(
 )
 compiled_gap = np.abs(eager_history - ours_histories["Adam(amsgrad)"]).max()
 print(
-    "hand-written Adam(amsgrad), eager vs tf.function over 100 steps: "
-    f"max |difference| = {compiled_gap:.1e}"
+    f"hand-written Adam(amsgrad), eager vs tf.function over 100 steps: max |difference| = {compiled_gap:.1e}"
 )
 assert compiled_gap == 0.0
 
@@ -2587,8 +2594,7 @@ for name, (optimizer, predicted, closed_form) in theory_settings.items():
         assert abs(predicted - closed_form) < 1e-6
     assert abs(measured - predicted) < 0.005
 print(
-    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, "
-    f"mu* = {mu_momentum:.5f}"
+    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, mu* = {mu_momentum:.5f}"
 )
 
 # %% [markdown]
@@ -2600,8 +2606,7 @@ steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(
     theory_settings["GD, best step"][1]
 )
 print(
-    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the "
-    "same reduction"
+    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the same reduction"
 )
 assert 9.5 < steps_ratio < 10.5
 assert (
@@ -2875,12 +2880,10 @@ for name, (ours, theirs) in speed_pairs.items():
     ours_time, keras_time = fastest_steps(ours, theirs)
     speed_ratios[name] = ours_time / keras_time
     print(
-        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, "
-        f"ratio {speed_ratios[name]:.2f}"
+        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, ratio {speed_ratios[name]:.2f}"
     )
 print(
-    "geometric mean of the ratios: "
-    f"{np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
+    f"geometric mean of the ratios: {np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
 )
 # generous on purpose: the machine is shared
 assert max(speed_ratios.values()) < 5.0
@@ -3196,8 +3199,7 @@ adam_l2_variable = final_weights(adam_l2)
 adam_l2_W = adam_l2_variable.numpy()
 adamw_W = final_weights(AdamW(0.02, weight_decay=0.05, **adam_settings)).numpy()
 print(
-    f"mean |W|: Adam + L2 {np.abs(adam_l2_W).mean():.4f}, "
-    f"AdamW {np.abs(adamw_W).mean():.4f}"
+    f"mean |W|: Adam + L2 {np.abs(adam_l2_W).mean():.4f}, AdamW {np.abs(adamw_W).mean():.4f}"
 )
 assert np.abs(adam_l2_W).mean() < np.abs(adamw_W).mean()
 

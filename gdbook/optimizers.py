@@ -42,6 +42,12 @@ def dense(grad):
     return tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
 
 
+def tf_variable(var):
+    """The `tf.Variable` behind `var`: a Keras 3 variable (`keras.Variable`, what
+    layers create) wraps one in its `.value`; a `tf.Variable` is itself."""
+    return var.value if isinstance(var, tf.keras.Variable) else var
+
+
 def add_to_class(cls):
     """Decorator (as in d2l): attach a function to `cls` as a method, so that a class
     can be written over several cells."""
@@ -65,7 +71,7 @@ class Optimizer:
         )
         self._learning_rate = None
         self.learning_rate = learning_rate
-        # variable.ref() -> {state name: tf.Variable}
+        # tf_variable(variable).ref() -> {state name: tf.Variable}
         self._state = {}
         self._no_decay_refs, self._no_decay_names = set(), None
 
@@ -111,7 +117,7 @@ def initial_state_value(self, name):
 @add_to_class(Optimizer)
 def state(self, variable, name):
     """The optimizer's state `name` for `variable` (e.g. its velocity)."""
-    return self._state[variable.ref()][name]
+    return self._state[tf_variable(variable).ref()][name]
 
 
 @add_to_class(Optimizer)
@@ -120,13 +126,13 @@ def exclude_from_weight_decay(self, var_list=None, var_names=None):
     `var_names`, from the decoupled weight decay."""
     if self._state:
         raise ValueError("call exclude_from_weight_decay() before the first step")
-    self._no_decay_refs = {var.ref() for var in var_list or ()}
+    self._no_decay_refs = {tf_variable(var).ref() for var in var_list or ()}
     self._no_decay_names = "|".join(set(var_names)) if var_names else None
 
 
 @add_to_class(Optimizer)
 def uses_weight_decay(self, var):
-    if var.ref() in self._no_decay_refs:
+    if tf_variable(var).ref() in self._no_decay_refs:
         return False
     return not (self._no_decay_names and re.search(self._no_decay_names, var.name))
 
@@ -135,8 +141,8 @@ def uses_weight_decay(self, var):
 def build(self, variables):
     """Create the state of each variable not seen before."""
     for var in variables:
-        if var.ref() not in self._state:
-            self._state[var.ref()] = {
+        if tf_variable(var).ref() not in self._state:
+            self._state[tf_variable(var).ref()] = {
                 name: tf.Variable(
                     tf.fill(
                         var.shape,
@@ -157,8 +163,7 @@ def apply_gradients(self, grads_and_vars):
     for grad, var in pairs:
         if not grad.shape.is_compatible_with(var.shape):
             raise ValueError(
-                f"the gradient for variable {var.name!r} has shape {grad.shape}, "
-                f"but the variable has shape {var.shape}"
+                f"the gradient for variable {var.name!r} has shape {grad.shape}, but the variable has shape {var.shape}"
             )
     self.build([var for _, var in pairs])
     rate = self.learning_rate
@@ -167,9 +172,11 @@ def apply_gradients(self, grads_and_vars):
         # Keras' order, not w * (decay * rate), which rounds differently
         for _, var in pairs:
             if self.uses_weight_decay(var):
+                var = tf_variable(var)
                 decay = tf.cast(self.weight_decay, var.dtype)
                 var.assign_sub(var * decay * tf.cast(rate, var.dtype))
     for grad, var in pairs:
+        var = tf_variable(var)
         grad = tf.cast(grad, var.dtype)
         self._update(var, grad, tf.cast(rate, var.dtype), self._state[var.ref()])
     self.iterations.assign_add(1)

@@ -167,3 +167,40 @@ def test_learning_rate_setter_as_keras():
         optimizer.learning_rate = schedule
         with pytest.raises(TypeError):
             optimizer.learning_rate = 0.2  # a number cannot replace a schedule
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_keras_variables_are_accepted_and_trained_as_keras_does(index):
+    """Layers create keras.Variable objects (no .ref()): Keras' optimizers take them, so ours do."""
+    mine, theirs = _twins()[index]
+    layers = []
+    for _ in range(2):
+        layer = tf.keras.layers.Dense(3, kernel_initializer="ones", bias_initializer="ones")
+        layer.build((None, 2))
+        layers.append(layer)
+    x = tf.constant([[1.0, -2.0], [0.5, 3.0]])
+    for _ in range(3):
+        for optimizer, layer in zip((mine, theirs), layers, strict=True):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.sin(layer(x)))
+            gradients = tape.gradient(loss, layer.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, layer.trainable_variables, strict=True))
+    for a, b in zip(*(layer.trainable_variables for layer in layers), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for name in mine.state_names():
+        assert mine.state(layers[0].kernel, name).shape == (2, 3)
+
+
+def test_keras_variable_names_spared_from_weight_decay_as_keras_does():
+    results = []
+    for optimizer in (ours.AdamW(0.1, weight_decay=0.5), keras_optimizers.AdamW(0.1, weight_decay=0.5)):
+        layer = tf.keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones")
+        layer.build((None, 2))
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        zero = [tf.zeros_like(v) for v in layer.trainable_variables]
+        optimizer.apply_gradients(zip(zero, layer.trainable_variables, strict=True))
+        results.append([v.numpy() for v in layer.trainable_variables])
+    (kernel, bias), (keras_kernel, keras_bias) = results
+    np.testing.assert_array_equal(kernel, keras_kernel)
+    np.testing.assert_array_equal(bias, keras_bias)
+    assert (bias == 1).all() and (kernel < 1).all()
