@@ -1489,11 +1489,12 @@ print(f"soft coordinate: L2 in the loss {l2_end[1]:.4f}, AdamW {adamw_end[1]:.4f
 # Where AdamW ends is not fixed by $f$ and $\lambda$ alone. Its decay step $\alpha_t\lambda w$ is not
 # normalized, but the gradient step it has to balance is: AdamW stands still where
 # $\lambda |w_i| = |\hat m_i/(\sqrt{\hat v_i} + \hat\epsilon)|$ (with $\hat m$, $\hat v$ the
-# bias-corrected moments), and that ratio depends on the gradient history through $v$. Once $v$ has
-# forgotten the large gradients of the first steps and the gradient changes slowly, the ratio is close
-# to 1, more than $\lambda|w_i| \le 0.5$ can balance, and AdamW drifts on towards the minimum of $f$
-# itself. What holds it at 0.967 here is the cosine running out while $v$ still remembers those early
-# gradients. Longer runs, a constant rate and a shorter memory for $v$ ($\beta_2 = 0.99$) all end
+# bias-corrected moments), and that ratio depends on the gradient history through $v$. For a
+# constant gradient it would be 1, twice what $\lambda|w_i| \le 0.5$ (for $|w_i| \le 1$) can balance;
+# it falls to $\lambda|w_i|$ only while the current gradients are small next to those $v$ remembers.
+# So with exact gradients AdamW keeps drifting towards the minimum of $f$ as $v$ forgets, and the
+# balance point moves with it. What holds it at 0.967 here is the cosine running out while $v$ still
+# remembers the large early gradients. Longer runs, a constant rate and a shorter memory for $v$ ($\beta_2 = 0.99$) all end
 # closer to 1; a start off the diagonal ends off it:
 
 
@@ -1709,8 +1710,8 @@ print("train", fit_x.shape, "validation", val_x.shape, "test", test_x.shape)
 # a first axis of length 3. Adam and AdamW update every entry separately, and the loss is the sum of
 # the three networks' losses, so each copy receives its own network's gradient: three independent
 # runs in one, the same computation as three separate runs up to float32 rounding (a batched matrix
-# product need not round exactly like three separate ones, so a separate run of one seed can differ
-# in the last digits, and after many steps by more).
+# product need not round exactly like three separate ones, so a separate run of one seed need not
+# match its copy here bit for bit).
 
 # %%
 HIDDEN, EPOCHS, BATCH = 256, 30, 50
