@@ -251,11 +251,11 @@ assert np.allclose(
 # becomes $\lfloor t/T \rfloor$. Cosine decay is from {cite:t}`loshchilov2017`, and so are its *warm
 # restarts* {eq}`eq-schedules-restarts`: cycle $i = 0, 1, \ldots$ starts at step $s_i$, lasts $T c^{i}$
 # steps (each cycle $c$ times longer than the one before; for $c = 1$ the formula for $s_i$ reads
-# $0/0$ and means $s_i = iT$), and its cosine part starts from a height multiplied by $m$ once more; at each restart the rate jumps back up. The linear warm-up, in front of a cosine in
+# $0/0$ and means $s_i = iT$), and its cosine part starts from a height multiplied by $m$ once
+# more; at each restart the rate jumps back up. The linear warm-up, in front of a cosine in
 # {eq}`eq-schedules-warmup` and in front of a straight line down to $\alpha_\text{end}$ in
-# {eq}`eq-schedules-warmup-linear`, was introduced by
-# {cite:t}`goyal2017` for large-batch SGD with momentum: with the learning rate scaled up in proportion
-# to the batch, the first steps, taken while the network is changing fastest, were unstable, and a few
+# {eq}`eq-schedules-warmup-linear`, was introduced by {cite:t}`goyal2017` for large-batch SGD with
+# momentum: with the learning rate scaled up in proportion to the batch, the first steps, taken while the network is changing fastest, were unstable, and a few
 # epochs of ramp-up fixed that. A second, different argument is specific to Adam: its adaptive rate
 # rests on a variance estimate from only a few gradients during the first steps, and
 # {cite:t}`liu2020radam` show that warm-up works by keeping those steps small (their RAdam corrects
@@ -1467,8 +1467,8 @@ print("minimum of the penalized loss:", quad_minimum)
 # penalty in the loss reaches the minimum of the penalized loss, where the total gradient is zero,
 # long before the rate runs out (the step is printed and asserted below). AdamW ends somewhere else.
 # In this symmetric setup, with both coordinates' minima at 1 and a start on the diagonal, it moves
-# both coordinates alike (the next section shows why) and ends on the diagonal, far from the penalized
-# minimum in the soft coordinate.
+# both coordinates alike (the picture in the plane below shows why) and ends on the diagonal, far
+# from the penalized minimum in the soft coordinate.
 
 # %%
 l2_end, adamw_end = adam_results["L2"][0], adam_results["AdamW"][0]
@@ -2051,17 +2051,19 @@ plt.show()
 # the distance to $w^*$ by $1 - \alpha h$, so after $\tau$ steps the component of $w_\tau$ is that of
 # $w^*$ times $1 - (1 - \alpha h)^\tau$. The L2-penalized minimum, by the previous section, has the
 # component of $w^*$ times $h/(h + \lambda)$. Both factors are near 0 in flat directions and near 1
-# in stiff ones. Following {cite:t}`goodfellow2016`, in their section on early stopping, set them equal, $(1 - \alpha h)^\tau =
-# \lambda/(h + \lambda)$, that is $\tau\log(1 - \alpha h) = -\log(1 + h/\lambda)$, and expand both
-# logarithms to first order. That needs two conditions: $\alpha h \ll 1$ (a small step compared with
-# the curvature; gradient descent is stable only for $\alpha h < 2$) and $h \ll \lambda$. Then
+# in stiff ones. Following {cite:t}`goodfellow2016`, in their section on early stopping, set the
+# parts left out equal, $(1 - \alpha h)^\tau = \lambda/(h + \lambda)$, that is
+# $\tau\log(1 - \alpha h) = -\log(1 + h/\lambda)$, and expand both logarithms to first order. That
+# needs two conditions: $\alpha h \ll 1$ (a step short compared with $1/h$; gradient descent is
+# stable only for $\alpha h < 2$) and $h \ll \lambda$. Then
 # $\tau\alpha h \approx h/\lambda$ for every such $h$, which holds if
 #
 # $$
 # \lambda \approx \frac{1}{\tau\alpha} .
 # $$ (eq-schedules-early-stopping-l2)
 #
-# Training longer is a weaker penalty. In between, the two factors are $1 - e^{-x}$ and $x/(1 + x)$ with
+# Training longer is a weaker penalty. Where $h \ll \lambda$ fails but $\alpha h \ll 1$ still holds,
+# $(1 - \alpha h)^\tau \approx e^{-\tau\alpha h}$ and the two factors are $1 - e^{-x}$ and $x/(1 + x)$ with
 # $x = \tau\alpha h$, which differ most, by about a fifth of $w^*$, near $x = 2.5$:
 
 # %%
