@@ -2406,8 +2406,9 @@ assert abs(1 - 11 * float(diverging(476))) < 1
 
 # %% [markdown]
 # The source problem itself, run by TF1's `GradientDescentOptimizer` with this schedule, reaches an
-# infinite prediction at the same step; at the next update the gradient is infinite too, the update
-# computes $\infty - \infty$ and every weight becomes NaN:
+# infinite prediction at the same step, where a weight has itself overflowed to $-\infty$. The next
+# update subtracts an infinite gradient step from that infinite weight, $-\infty + \infty$, which is
+# NaN, and from then on the prediction is NaN:
 
 # %%
 diverge_graph = tf.Graph()
@@ -2422,14 +2423,18 @@ with diverge_graph.as_default():
     gd_initialize = tf1.global_variables_initializer()
 with tf1.Session(graph=diverge_graph) as session:
     session.run(gd_initialize)
-    gd_predictions = []
+    gd_predictions, gd_first_weight = [], []
     for _ in range(130):
-        gd_predictions.append(session.run(gd_prediction)[0, 0])
+        prediction_now, w_now = session.run([gd_prediction, gd_w])
+        gd_predictions.append(prediction_now[0, 0])
+        gd_first_weight.append(w_now[0, 0])
         session.run(gd_train)
 first_inf = int(np.flatnonzero(~np.isfinite(gd_predictions))[0])
 print(f"prediction {gd_predictions[first_inf]} at step {first_inf}, then", end=" ")
 print(f"{gd_predictions[first_inf + 1]} from step {first_inf + 1} on")
 assert first_inf == overflow_step and np.isinf(gd_predictions[first_inf])
+assert np.isneginf(gd_first_weight[first_inf])
+assert np.isnan(gd_first_weight[first_inf + 1])
 assert np.all(np.isnan(gd_predictions[first_inf + 1 :]))
 
 # %% [markdown]
