@@ -1016,7 +1016,7 @@ def step(x, y):
 # both are measured under the same conditions on this shared machine. Both workers run the same number of
 # all-reduces, for a reason the section after next makes plain.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 WORKER_TRAIN = """
 @tf.function
 def all_reduce(tensor):
@@ -1125,7 +1125,7 @@ def start_worker(program, args, tf_config):
 # call.
 
 
-# %%
+# %% tags=["nbval-ignore-output"]
 def run_workers(program, arguments, deadline_seconds=120):
     """Runs `program` once per entry of `arguments` (a list of argument lists), as
     the workers of one cluster; returns (exit code, stdout, stderr) per worker."""
@@ -1254,7 +1254,7 @@ limited_step.get_concrete_function()
 # it took; an error is caught, printed with its type and the line of its message that states the cause, and
 # the worker exits with code 1.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 OUT_OF_STEP_PROGRAM += """
 for k in range(1, steps + 1):
     if me == 1 and k == steps:
@@ -1433,11 +1433,11 @@ finally:
 # restart need not be the one the uninterrupted run drew), and with deterministic kernels the same operations
 # on the same numbers give the same bits. Three cautions. With several workers on a shared filesystem, every
 # worker must get its own `backup_dir`: Keras 3 writes to the folder it is given on every worker, as
-# {ref}`ch9-multiworker-checkpoints` noted. The backup is only as fresh as its last save. And `save_freq=k`
+# {ref}`ch9-multiworker-checkpoints` noted. The backup is only as fresh as its last save: `save_freq=k`
 # saves every $k$ batches, but a restart still begins at the start of the saved epoch (Keras 3 records the
 # batch in the metadata and does not skip to it), so the batches of that epoch seen before the backup are
-# applied a second time, and the result is no longer that of an uninterrupted run. Worse, in the installed
-# Keras 3 the callback counts epochs from 0 in every new `fit` and does not take the count from the metadata
+# applied a second time, and the result is no longer that of an uninterrupted run. And with `save_freq=k`,
+# the installed Keras 3 counts epochs from 0 in every new `fit` and does not take the count from the metadata
 # it restores: a save within the first epoch after a restart writes `"epoch": 0`, and a second interruption
 # there sends the next restart back to the first epoch, with weights already trained.
 #
