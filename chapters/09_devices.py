@@ -113,6 +113,7 @@ assert "cannot be modified after being initialized" in too_late.message
 # and the book's MNIST batching helpers.
 
 # %%
+import atexit
 import itertools
 import json
 import os
@@ -1060,10 +1061,12 @@ print(f"worker {me} of {strategy.num_replicas_in_sync}: {len(losses)} steps, "
 """
 
 # %% [markdown]
-# The four parts go into one file, next to the batches.
+# The four parts go into one file, next to the batches. The temporary directory is deleted at the end of the
+# section; should a cell fail before that, `atexit` deletes it when the kernel (or the script) exits.
 
 # %%
 workdir = Path(tempfile.mkdtemp(prefix="gdbook-workers-"))
+atexit.register(shutil.rmtree, workdir, ignore_errors=True)
 (workdir / "worker.py").write_text(
     WORKER_SETUP + WORKER_STEP + WORKER_TRAIN + WORKER_SAVE
 )
@@ -1177,9 +1180,10 @@ print(f"max |worker loss - one-device loss| over the steps: {worker_loss_gap:.1e
 assert workers_identical and worker_gap < 1e-6 and worker_loss_gap < 1e-6
 
 # %% [markdown]
-# Two processes that share nothing but a network connection ended with the same weights as one process
-# working alone, to float32 rounding.
+# Two processes on one machine, talking over loopback, ended with the same weights as one process working
+# alone, to float32 rounding.
 #
+# (ch9-multiworker-checkpoints)=
 # ### Checkpoints from several workers
 #
 # What is left in the checkpoint folder is the chief's checkpoint alone (an index file and one data shard);
@@ -1206,8 +1210,8 @@ assert np.array_equal(restored_b.numpy(), outputs[0]["b"])
 
 # %% [markdown]
 # Keras 3's own callbacks (`ModelCheckpoint`, `BackupAndRestore`) do not make this distinction: every worker
-# writes to the path it is given (the Keras 2 versions, in `tf_keras`, did). With several workers, give each
-# its own folder, or write the checkpoint yourself as above.
+# writes to the path it is given (the Keras 2 versions, in `tf_keras`, did). With several workers on a shared
+# filesystem, give each its own folder, or write the checkpoint yourself as above.
 #
 # ### When a worker falls out of step
 #
@@ -1215,12 +1219,13 @@ assert np.array_equal(restored_b.numpy(), outputs[0]["b"])
 # reaches a collective early waits for the others, and as long as they are alive, nothing bounds the wait.
 # This is why every worker must run the same number of steps: if one of them has fewer batches (a data file
 # split unevenly by hand, a loop that stops on a condition only one worker sees), its peers block in their
-# next step, waiting for a partner that is busy elsewhere, or gone.
+# next step, waiting for a partner that is busy elsewhere.
 #
-# A short worker program shows both halves. Each worker all-reduces the number 1, step after step. The first
-# three steps have no time limit. After those, worker 1 is late, idling (alive, but in no collective) for
-# `late_seconds` before it joins its last such step; then it stops for good. Worker 0 runs one step more, with
-# `tf.distribute.experimental.CommunicationOptions(timeout_seconds=...)` passed to the all-reduce.
+# A short worker program shows both halves. Each worker all-reduces the number 1, step after step. After two
+# steps, worker 1 idles (alive, but in no collective) for `late_seconds` before its third and last step; then
+# it idles again and exits. The first three steps have no time limit, because worker 0 waits in its third
+# step for as long as its peer is late, which here is longer than the limit. Worker 0 runs a fourth step,
+# with `tf.distribute.experimental.CommunicationOptions(timeout_seconds=...)` passed to the all-reduce.
 
 # %%
 OUT_OF_STEP_PROGRAM = """
@@ -1239,12 +1244,15 @@ def all_reduce_one(options=None):
 
 unlimited_step, limited_step = tf.function(all_reduce_one), tf.function(
     lambda: all_reduce_one(limited))
+# traced now, so that the timed fourth step does not include the tracing
+limited_step.get_concrete_function()
 """
 
 # %% [markdown]
 # The loop: on worker 1 the idling comes before its last step, and after that step it idles again before it
 # exits, so that worker 0's extra step meets a peer that is alive but never comes. Every step prints how long
-# it took; an error is caught and printed with its type and the last line of its message.
+# it took; an error is caught, printed with its type and the line of its message that states the cause, and
+# the worker exits with code 1.
 
 # %% tags=["nbval-ignore-output"]
 OUT_OF_STEP_PROGRAM += """
@@ -1267,7 +1275,7 @@ for k in range(1, steps + 1):
 time.sleep(late_seconds)
 print(f"worker {me}: done")
 """
-(workdir / "out_of_step.py").write_text(OUT_OF_STEP_PROGRAM)
+_ = (workdir / "out_of_step.py").write_text(OUT_OF_STEP_PROGRAM)
 
 # %% [markdown]
 # Worker 0 is given four steps and worker 1 three; worker 1 is late by 3 s, and the time limit is 1.5 s. The
@@ -1275,6 +1283,8 @@ print(f"worker {me}: done")
 
 # %% tags=["nbval-ignore-output"]
 LATE_SECONDS, TIMEOUT_SECONDS = 3.0, 1.5
+# the late step must be unlimited: its wait would exceed the limit
+assert LATE_SECONDS > TIMEOUT_SECONDS
 started = time.monotonic()
 out_of_step = run_workers(
     "out_of_step.py",
@@ -1288,7 +1298,8 @@ for code, stdout, _ in out_of_step:
 # %% [markdown]
 # Worker 0's third step took as long as its peer was late: it simply waited. Its fourth step met no partner,
 # and after the time limit the all-reduce raised `DeadlineExceededError`, "Collective has timed out during
-# execution", which ended the worker with a clear message instead of a silent hang.
+# execution"; the program caught it, printed it and called `sys.exit(1)`: a clear message instead of a silent
+# hang.
 
 # %% tags=["nbval-ignore-output"]
 (code_0, stdout_0, _), (_, stdout_1, _) = out_of_step
@@ -1308,25 +1319,29 @@ assert stdout_1.splitlines()[-1] == "worker 1: done"
 
 # %% [markdown]
 # Without the limit, worker 0 would wait in its fourth step for as long as worker 1 lives. (If the peer
-# process dies instead, the cluster's health checks notice it after a while, and the blocked collective fails
-# with `UnavailableError`.) The TensorFlow documentation recommends the time limit for debugging only,
-# because it starts a thread for every collective; in production the cure is the rule above: every worker
-# runs the same number of steps. A dataset distributed by the strategy arranges that: in multi-worker mode its
-# iterator first asks all workers whether any of them still has data (an all-reduce of its own) and hands
-# empty batches to those that have run out.
+# process exits or dies instead, the coordination service that `MultiWorkerMirroredStrategy` sets up stops
+# receiving its heartbeats, notices it after a while, and the blocked collective fails with
+# `UnavailableError`: "The following tasks are unhealthy (stopped sending heartbeats)".) The TensorFlow
+# documentation recommends the time limit for debugging only, because it starts a thread for every
+# collective; in production the cure is the rule above: every worker runs the same number of steps. For a
+# finite dataset iterated to its end, a dataset distributed by the strategy arranges that: in multi-worker
+# mode its iterator first asks all workers whether any of them still has data (an all-reduce of its own) and
+# hands empty batches to those that have run out. It does not do so for an endless (`.repeat()`) dataset run
+# for a fixed number of steps, where every worker must count the same steps, and nothing does it for a loop
+# that stops on a condition only one worker sees.
 #
 # ### Surviving an interruption: `BackupAndRestore`
 #
 # A job on many machines is interrupted sooner or later: a machine is preempted, a process is killed. The
-# workers cannot carry on without the missing one (the previous section showed what waiting for it looks
-# like); the job is restarted, and training should resume where it stopped instead of from the beginning.
-# Keras' `keras.callbacks.BackupAndRestore(backup_dir)` does this for `fit`: at the end of every epoch it
-# writes the model's weights and the optimizer's state to `latest.weights.h5` and the epoch number to
+# workers cannot carry on without the missing one (the previous section showed what waiting for it looks like);
+# the job is restarted, and training should resume where it stopped instead of from the beginning. Keras'
+# `keras.callbacks.BackupAndRestore(backup_dir)` does this for `fit`: at the end of every epoch it writes the
+# model's weights and the optimizer's state to `latest.weights.h5` and the epoch number to
 # `training_metadata.json` in `backup_dir`; a later `fit` with a `BackupAndRestore` on the same folder restores
-# both and skips the epochs already done; a run that completes deletes the folder. We try it on one machine, with two replicas,
-# on the model of the Keras section, now with random initial weights and with momentum (so that the optimizer
-# has state of its own to lose),
-# for four epochs over the 30 batches. First the uninterrupted run:
+# both and skips the epochs already done; a run that completes deletes the folder. We try it on one machine,
+# with two replicas, on the model of the Keras section, now with random initial weights and with momentum (so
+# that the optimizer has state of its own to lose), for four epochs over the 30 batches. First the uninterrupted
+# run:
 
 
 # %%
@@ -1368,7 +1383,9 @@ class Interrupt(keras.callbacks.Callback):
             raise RuntimeError(f"interrupted after epoch {epoch + 1}")
 
 
-backup_dir = Path(tempfile.mkdtemp(prefix="gdbook-backup-")) / "backup"
+backup_root = Path(tempfile.mkdtemp(prefix="gdbook-backup-"))
+atexit.register(shutil.rmtree, backup_root, ignore_errors=True)
+backup_dir = backup_root / "backup"
 keras.utils.set_random_seed(7)
 with gdbook.expect_error(RuntimeError, reraise=False) as interruption:
     fit_epochs(
@@ -1401,35 +1418,43 @@ print(
     f"{max(resume_gaps)}"
 )
 print("backup folder deleted at the end:", not backup_dir.exists())
-assert len(resumed_history.history["loss"]) == 2 and not backup_dir.exists()
-assert resumed_history.history["loss"] == uninterrupted_history.history["loss"][2:]
-assert max(resume_gaps) == 0.0
-backup_dir.parent.rmdir()
+try:
+    assert len(resumed_history.history["loss"]) == 2 and not backup_dir.exists()
+    assert resumed_history.history["loss"] == uninterrupted_history.history["loss"][2:]
+    assert max(resume_gaps) == 0.0
+finally:
+    shutil.rmtree(backup_root, ignore_errors=True)
 
 
 # %% [markdown]
 # The restarted `fit` ran only epochs 3 and 4, and ended with weights and optimizer state *bit for bit* equal
 # to those of the uninterrupted run, not merely equal to float32 rounding: the backup stores the float32
 # values exactly, the batches come in the same order (`shuffle=False`; with shuffling, the order after a
-# restart need not be the one the uninterrupted run drew), and with deterministic kernels the same operations on the same numbers give the
-# same bits. Two cautions. With several workers, every worker must get its own `backup_dir`: Keras 3 writes to
-# the folder it is given on every worker, as the previous section noted. And the backup is only as fresh as its
-# last save. `save_freq=k` saves every $k$ batches, but a restart still begins at the start of the saved
-# epoch (Keras 3 records the batch in the metadata and does not skip to it), so the batches of that epoch seen
-# before the backup are applied a second time, and the result is no longer that of an uninterrupted run.
+# restart need not be the one the uninterrupted run drew), and with deterministic kernels the same operations
+# on the same numbers give the same bits. Three cautions. With several workers on a shared filesystem, every
+# worker must get its own `backup_dir`: Keras 3 writes to the folder it is given on every worker, as
+# {ref}`ch9-multiworker-checkpoints` noted. The backup is only as fresh as its last save: `save_freq=k`
+# saves every $k$ batches, but a restart still begins at the start of the saved epoch (Keras 3 records the
+# batch in the metadata and does not skip to it), so the batches of that epoch seen before the backup are
+# applied a second time, and the result is no longer that of an uninterrupted run. And with `save_freq=k`,
+# the installed Keras 3 counts epochs from 0 in every new `fit` and does not take the count from the metadata
+# it restores: a save within the first epoch after a restart writes `"epoch": 0`, and a second interruption
+# there sends the next restart back to the first epoch, with weights already trained.
 #
 # ### What an all-reduce costs
 #
 # Does data parallelism pay? Per step, one device computes the gradient of the whole batch; $N$ workers each
-# compute the gradient of a shard and then all-reduce it. On CPUs the all-reduce is a **ring**
-# {cite:p}`patarasuk2009` (NCCL on GPUs uses rings too, among other patterns): the workers form a circle, each cuts its gradient of $S$ bytes into $N$
-# pieces, and in $N - 1$ rounds each passes one piece to its neighbour, which adds its own part and passes it
-# on (a *reduce-scatter*, after which each worker holds the complete sum of one piece); $N - 1$ more rounds
-# pass the summed pieces around the circle (an *all-gather*). Each worker sends $2(N - 1)$ pieces of $S/N$
-# bytes, and with a latency $a$ per round and a bandwidth $\beta$ that takes
+# compute the gradient of a shard and then all-reduce it. Between workers, `MultiWorkerMirroredStrategy` on
+# CPUs uses a **ring** {cite:p}`patarasuk2009` (NCCL on GPUs uses rings too, among other patterns): the
+# workers form a circle, each cuts its gradient of $S$ bytes into $N$ pieces, and in $N - 1$ rounds each
+# passes one piece to its neighbour, which adds its own part and passes it on (a *reduce-scatter*, after
+# which each worker holds the complete sum of one piece); $N - 1$ more rounds pass the summed pieces around
+# the circle (an *all-gather*). Each worker sends $2(N - 1)$ pieces of $S/N$ bytes, and with a latency $a$
+# per round and a time $\beta$ per byte (the literature writes $\alpha$ for the latency; here $\alpha$ is
+# the learning rate) that takes
 #
 # $$
-# t_{\text{all-reduce}} \approx 2(N - 1)\, a + \frac{2(N - 1)}{N} \, \frac{S}{\beta},
+# t_{\text{all-reduce}} \approx 2(N - 1)\, a + \frac{2(N - 1)}{N} \, S \beta,
 # \qquad
 # t_N \approx t_{\text{compute}}(B / N) + t_{\text{all-reduce}}.
 # $$ (eq-devices-ring-cost)
@@ -1470,38 +1495,39 @@ compute_seconds = {size: median_step_seconds(size) for size in (48, 96, 6000)}
 print({size: f"{seconds * 1e3:.2f} ms" for size, seconds in compute_seconds.items()})
 
 # %% [markdown]
-# The workers' numbers. An all-reduce of a single number is all latency, $2(N - 1)\,a$; the difference between
-# the largest and the smallest gives the bandwidth. A training step holds two collectives, not one: the
-# all-reduce of the gradients (TensorFlow packs $W$ and $\mathbf{b}$ into one message of 7850 numbers) and the
-# `strategy.reduce` of the loss (one number). So the model predicts a two-worker step to take the compute time
-# of a 48-image shard plus those two all-reduces.
+# The workers' numbers. An all-reduce of a single number has almost no bytes to move, so its time is the
+# **fixed cost per collective**: the rounds' latency $2(N - 1)\,a$ plus software overhead, since it is
+# timed from Python (the call of the `tf.function`, `strategy.run`, the collective executor's bookkeeping
+# and messages, the copy of the result with `.numpy()`). The difference between the largest and the smallest
+# all-reduce, divided by the extra bytes, gives $\beta$, an **effective cost per byte over loopback**: it
+# includes the probe's `t + 0.0`, the additions, copies and serialization, and is no link's speed. A training
+# step holds two collectives, not one: the all-reduce of the gradients (TensorFlow packs $W$ and
+# $\mathbf{b}$ into one message of 7850 numbers) and the `strategy.reduce` of the loss (one number). So the
+# model predicts a two-worker step to take the compute time of a 48-image shard plus those two all-reduces.
+# The three are timed as separate calls, each paying its own dispatch from Python, while the measured step
+# is one call that pays it once: the prediction counts that overhead three times.
 
 # %% tags=["nbval-ignore-output"]
 gradient_bytes, large_bytes = 7850 * 4, 2**21 * 4
 one_number, gradient_reduce, large_reduce = np.max(
     [np.median(out["all_reduce_seconds"][1:], axis=0) for out in outputs], axis=0
 )
-# 2(N - 1)/N = 1 for N = 2
-bandwidth = (large_bytes - 4) / (large_reduce - one_number)
+# beta, the time per byte; 2(N - 1)/N = 1 for N = 2
+beta = (large_reduce - one_number) / (large_bytes - 4)
 measured_two = np.median(np.concatenate([out["step_seconds"][1:] for out in outputs]))
 predicted_two = compute_seconds[48] + gradient_reduce + one_number
-print(
-    f"bytes: gradient {gradient_bytes / 1e3:.1f} kB, large {large_bytes / 1e6:.1f} MB"
-)
-print(
-    f"all-reduce: one number {one_number * 1e3:.2f} ms, gradient "
-    f"{gradient_reduce * 1e3:.2f} ms,"
-    f" large {large_reduce * 1e3:.1f} ms; bandwidth {bandwidth / 1e9:.2f} GB/s"
-)
-print(
-    "bandwidth part of the gradient's all-reduce: "
-    f"{gradient_bytes / bandwidth * 1e3:.3f} ms"
-)
-print(f"one device, B = 96: {compute_seconds[96] * 1e3:.2f} ms per step")
-print(
-    f"two workers: predicted {predicted_two * 1e3:.2f} ms, measured "
-    f"{measured_two * 1e3:.2f} ms"
-)
+for label, seconds in [
+    ("all-reduce of one number (fixed cost)", one_number),
+    (f"all-reduce of the gradient, {gradient_bytes / 1e3:.1f} kB", gradient_reduce),
+    (f"all-reduce of {large_bytes / 1e6:.1f} MB", large_reduce),
+    ("bytes part of the gradient's all-reduce, S beta", gradient_bytes * beta),
+    ("one device, B = 96, per step", compute_seconds[96]),
+    ("two workers per step, predicted", predicted_two),
+    ("two workers per step, measured", measured_two),
+]:
+    print(f"{label}: {seconds * 1e3:.3f} ms")
+throughput = 1 / beta / 1e9
+print(f"beta over loopback: {beta * 1e9:.2f} ns/byte, 1/beta = {throughput:.2f} GB/s")
 
 # %% [markdown]
 # Whether data parallelism could pay for this model follows from the same numbers: the compute time grows by
@@ -1517,9 +1543,9 @@ print(
 )
 for name, value in [
     ("one_number", one_number * 1e3),
-    ("bytes_part", gradient_bytes / bandwidth * 1e3),
+    ("bytes_part", gradient_bytes * beta * 1e3),
     ("gradient", gradient_reduce * 1e3),
-    ("bandwidth", bandwidth / 1e9),
+    ("throughput", throughput),
     ("predicted", predicted_two * 1e3),
     ("measured", measured_two * 1e3),
     ("one_device", compute_seconds[96] * 1e3),
@@ -1527,28 +1553,28 @@ for name, value in [
     ("slowdown", measured_two / compute_seconds[96]),
 ]:
     glue(f"ch9_cost_{name}", float(value), display=False)
-assert gradient_bytes / bandwidth < 0.25 * one_number
+assert gradient_bytes * beta < 0.25 * one_number
 assert 0.5 < measured_two / predicted_two < 2
 assert measured_two > 2 * compute_seconds[96] and break_even > 6 * GLOBAL_BATCH
 
 # %% [markdown]
 # The all-reduce of the gradient took {glue:text}`ch9_cost_gradient:.1f` ms, that of a single number
-# {glue:text}`ch9_cost_one_number:.1f` ms. At the measured bandwidth of {glue:text}`ch9_cost_bandwidth:.2f` GB/s,
-# the 31.4 kB of the gradient account for only {glue:text}`ch9_cost_bytes_part:.2f` ms of that (less than a
-# quarter of the latency, as asserted): for a gradient this small, the bytes of {eq}`eq-devices-ring-cost`
-# hardly matter. The step pays latency, once per collective, and packing the gradients into one message is
-# what keeps it at two collectives. The model predicted {glue:text}`ch9_cost_predicted:.1f` ms per two-worker
-# step; the workers measured
+# {glue:text}`ch9_cost_one_number:.1f` ms. At the effective cost per byte measured over loopback
+# ($1/\beta$ = {glue:text}`ch9_cost_throughput:.2f` GB/s), the 31.4 kB of the gradient account for only
+# {glue:text}`ch9_cost_bytes_part:.2f` ms of that (less than a quarter of the fixed cost, as asserted): for a
+# gradient this small, the bytes of {eq}`eq-devices-ring-cost` hardly matter. The step pays the fixed cost
+# once per collective, and packing the gradients into one message is what keeps it at two collectives. The
+# model predicted {glue:text}`ch9_cost_predicted:.1f` ms per two-worker step; the workers measured
 # {glue:text}`ch9_cost_measured:.1f` ms (within a factor of 2 is all we assert on a shared machine), against
-# {glue:text}`ch9_cost_one_device:.2f` ms for the whole batch on one device. For softmax regression on batches
-# of 96, two workers are more than twice as slow as one device (here {glue:text}`ch9_cost_slowdown:.0f` times):
-# the prediction says they would pay only above a global
-# batch of about {glue:text}`ch9_cost_break_even:.0f` images. That threshold assumes each worker has its own
-# processor. Here both workers share the two cores that the single device already uses for a large batch, so
-# on this machine data parallelism would not pay at any batch size; the agreement we can check is that of the step times. For a
-# large model the balance shifts: the compute per image grows with the number of parameters, and so do the
-# bytes, but the latency does not; and past a few megabytes per step, the bytes term, at most $2S/\beta$,
-# sets the price.
+# {glue:text}`ch9_cost_one_device:.2f` ms for the whole batch on one device. For softmax regression on
+# batches of 96, two workers are far slower than one device (here {glue:text}`ch9_cost_slowdown:.0f`×;
+# asserted > 2×): the prediction says they would pay only above a global batch of about
+# {glue:text}`ch9_cost_break_even:.0f` images. That threshold assumes each worker has as many cores as the
+# single device had. Here both workers share the two cores that the single device already uses for a large
+# batch, so on this machine data parallelism would not pay at any batch size; the agreement we can check is
+# that of the step times. For a large model the balance shifts: the compute per image grows with the number
+# of parameters, and so do the bytes, but the fixed cost does not; and past a few megabytes per step, the
+# bytes term, at most $2S\beta$, sets the price.
 #
 # With the measurements done, the temporary directory goes.
 
@@ -1560,10 +1586,11 @@ assert not workdir.exists()
 # %% [markdown]
 # ## Large batches
 #
-# For a model like this one, data parallelism changes nothing in the algorithm, but it invites a change in how the algorithm is *used*.
-# With $N$ replicas, each keeping its own per-device batch of $b$ images, the global batch becomes $B = N b$.
-# An epoch then takes $N$ times fewer steps; if the learning rate stays the same, training per epoch slows
-# down, because each step moves the weights about as far as before but there are fewer steps.
+# For a model like this one, data parallelism changes nothing in the algorithm, but it invites a change in how
+# the algorithm is *used*. With $N$ replicas, each keeping its own per-device batch of $b$ images, the global
+# batch becomes $B = N b$. An epoch then takes $N$ times fewer steps; if the learning rate stays the same,
+# training per epoch slows down, because each step moves the weights about as far as before but there are fewer
+# steps.
 #
 # The **linear scaling rule** {cite:p}`goyal2017` says: when the batch grows $N$-fold, grow the learning rate
 # $N$-fold. The argument compares $N$ small steps with one large one. $N$ consecutive steps of size $\alpha$ on
@@ -2105,24 +2132,25 @@ assert 10 < 800 / noise_at_zero < 100
 #   `RuntimeError`.
 # - The loss on each replica must be its sum of per-example losses divided by the **global** batch size
 #   (`tf.nn.compute_average_loss(..., global_batch_size=B)`). A per-replica mean multiplies the gradient by
-#   the number of replicas {eq}`eq-devices-bug`: the first update came out twice too large (to float32 rounding) on two
-#   replicas. `ReduceOp.MEAN` is no substitute: optimizers sum the gradients across replicas, and a mean of
-#   shard means is wrong when the shards differ in size. A regularization term added on every replica needs
-#   `tf.nn.scale_regularization_loss`, or it counts $N$ times.
+#   the number of replicas {eq}`eq-devices-bug`: the first update came out twice too large (to float32
+#   rounding) on two replicas. `ReduceOp.MEAN` is no substitute: optimizers sum the gradients across replicas,
+#   and a mean of shard means is wrong when the shards differ in size. A regularization term added on every
+#   replica needs `tf.nn.scale_regularization_loss`, or it counts $N$ times.
 # - TF1 towers, a `MirroredStrategy` custom loop on 2 and 4 replicas, Keras `fit` under `strategy.scope()`
 #   (which scales the loss by $1/N$ itself) and two `MultiWorkerMirroredStrategy` worker processes all
 #   reproduced the one-device weights step for step, to float32 rounding. That equivalence holds for a model
 #   without per-batch state: batch normalization normalizes each shard with its own statistics (and its
 #   mirrored moving mean drifts apart) unless `synchronized=True`, dropout draws the same mask on every
 #   replica, and a counter kept in a plain mirrored variable counts one replica (Keras metrics are
-#   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of collectives or a reduction to one device on
-#   CPUs) changes only the order of additions.
+#   sync-on-read and sum the replicas' totals). How the all-reduce is done (NCCL on GPUs, a ring of
+#   collectives or a reduction to one device on CPUs) changes only the order of additions.
 # - Every worker must run the same number of collective steps: a worker that stops early leaves its peers
 #   waiting in their next all-reduce, without limit while it lives, unless
-#   `CommunicationOptions(timeout_seconds=...)` turns the wait into a `DeadlineExceededError`. Only the chief
-#   writes a checkpoint to the real path, the others to temporary folders; `BackupAndRestore` resumed an interrupted `fit` bit for bit. A ring all-reduce sends
-#   $2(N-1)/N$ times the gradient's bytes per worker {eq}`eq-devices-ring-cost`; for a small model the
-#   latency of the step's collectives dominates, and two workers were slower than one device, as predicted.
+#   `CommunicationOptions(timeout_seconds=...)` turns the wait into a `DeadlineExceededError`. Only the
+#   chief writes a checkpoint to the real path, the others to temporary folders; `BackupAndRestore` resumed
+#   an interrupted `fit` bit for bit. A ring all-reduce sends $2(N-1)/N$ times the gradient's bytes per
+#   worker {eq}`eq-devices-ring-cost`; for a small model the fixed cost of the step's collectives (latency
+#   plus software overhead) dominates, and two workers were slower than one device, as predicted.
 # - Growing the global batch with the number of replicas slows progress per image unless the learning rate
 #   grows too; the linear scaling rule {eq}`eq-devices-linear-scaling` works while the scaled rate stays
 #   well below the stability limit $2/\lambda_{\max}$ {eq}`eq-devices-curvature`. Warm-up carries a run over
