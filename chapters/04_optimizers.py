@@ -232,7 +232,7 @@ def dense(grad):
 def tf_variable(var):
     """The `tf.Variable` behind `var`: a Keras 3 variable (`keras.Variable`, what
     layers create) wraps one in its `.value`; a `tf.Variable` is itself."""
-    return var.value if isinstance(var, tf.keras.Variable) else var
+    return var if isinstance(var, tf.Variable) else var.value
 
 
 def add_to_class(cls):
@@ -393,7 +393,8 @@ def apply_gradients(self, grads_and_vars):
     for grad, var in pairs:
         if not grad.shape.is_compatible_with(var.shape):
             raise ValueError(
-                f"the gradient for variable {var.name!r} has shape {grad.shape}, but the variable has shape {var.shape}"
+                f"the gradient for variable {var.name!r} has shape {grad.shape}, "
+                f"but the variable has shape {var.shape}"
             )
     self.build([var for _, var in pairs])
     rate = self.learning_rate
@@ -1142,10 +1143,12 @@ keras_20 = toy_trace(keras_optimizers.Adagrad(learning_rate=0.6), 20)
 gap_fixed_tf1 = np.abs(fixed_hand_20 - tf1_adagrad_20).max()
 gap_ours_keras = np.abs(ours_20 - keras_20).max()
 print(
-    f"fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = {gap_fixed_tf1:.1e}"
+    "fixed source code vs TF1 AdagradOptimizer, 20 steps: max |difference| = "
+    f"{gap_fixed_tf1:.1e}"
 )
 print(
-    f"our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = {gap_ours_keras:.1e}"
+    "our Adagrad vs Keras Adagrad, 20 steps:              max |difference| = "
+    f"{gap_ours_keras:.1e}"
 )
 # at most one float32 rounding step near w = 3
 assert gap_fixed_tf1 <= 2.5e-7
@@ -1278,7 +1281,8 @@ for name, (ours, theirs) in keras_pairs.items():
         ours_histories[name][-1] - np.concatenate([PROBLEM_W0.ravel(), PROBLEM_B0])
     ).max()
     print(
-        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} (parameters moved up to {moved:.2f})"
+        f"{name:34s} max |ours - Keras| over 100 steps = {keras_gaps[name]:.1e} "
+        f"(parameters moved up to {moved:.2f})"
     )
 assert max(keras_gaps.values()) == 0.0
 
@@ -1329,7 +1333,8 @@ eager_history = run_problem(
 )
 compiled_gap = np.abs(eager_history - ours_histories["Adam(amsgrad)"]).max()
 print(
-    f"hand-written Adam(amsgrad), eager vs tf.function over 100 steps: max |difference| = {compiled_gap:.1e}"
+    "hand-written Adam(amsgrad), eager vs tf.function over 100 steps: "
+    f"max |difference| = {compiled_gap:.1e}"
 )
 assert compiled_gap == 0.0
 
@@ -2594,7 +2599,8 @@ for name, (optimizer, predicted, closed_form) in theory_settings.items():
         assert abs(predicted - closed_form) < 1e-6
     assert abs(measured - predicted) < 0.005
 print(
-    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, mu* = {mu_momentum:.5f}"
+    f"alpha* for GD = {alpha_gd:.5f}; for momentum alpha* = {alpha_momentum:.5f}, "
+    f"mu* = {mu_momentum:.5f}"
 )
 
 # %% [markdown]
@@ -2606,7 +2612,8 @@ steps_ratio = np.log(theory_settings["momentum, best step and mu"][1]) / np.log(
     theory_settings["GD, best step"][1]
 )
 print(
-    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the same reduction"
+    f"gradient descent needs {steps_ratio:.1f} times as many steps as momentum for the "
+    "same reduction"
 )
 assert 9.5 < steps_ratio < 10.5
 assert (
@@ -2880,10 +2887,12 @@ for name, (ours, theirs) in speed_pairs.items():
     ours_time, keras_time = fastest_steps(ours, theirs)
     speed_ratios[name] = ours_time / keras_time
     print(
-        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, ratio {speed_ratios[name]:.2f}"
+        f"{name:16s} ours {1e3 * ours_time:6.2f} ms, Keras {1e3 * keras_time:6.2f} ms, "
+        f"ratio {speed_ratios[name]:.2f}"
     )
 print(
-    f"geometric mean of the ratios: {np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
+    "geometric mean of the ratios: "
+    f"{np.exp(np.mean(np.log(list(speed_ratios.values())))):.2f}"
 )
 # generous on purpose: the machine is shared
 assert max(speed_ratios.values()) < 5.0
@@ -3199,7 +3208,8 @@ adam_l2_variable = final_weights(adam_l2)
 adam_l2_W = adam_l2_variable.numpy()
 adamw_W = final_weights(AdamW(0.02, weight_decay=0.05, **adam_settings)).numpy()
 print(
-    f"mean |W|: Adam + L2 {np.abs(adam_l2_W).mean():.4f}, AdamW {np.abs(adamw_W).mean():.4f}"
+    f"mean |W|: Adam + L2 {np.abs(adam_l2_W).mean():.4f}, "
+    f"AdamW {np.abs(adamw_W).mean():.4f}"
 )
 assert np.abs(adam_l2_W).mean() < np.abs(adamw_W).mean()
 

@@ -45,7 +45,7 @@ def dense(grad):
 def tf_variable(var):
     """The `tf.Variable` behind `var`: a Keras 3 variable (`keras.Variable`, what
     layers create) wraps one in its `.value`; a `tf.Variable` is itself."""
-    return var.value if isinstance(var, tf.keras.Variable) else var
+    return var if isinstance(var, tf.Variable) else var.value
 
 
 def add_to_class(cls):
@@ -163,7 +163,8 @@ def apply_gradients(self, grads_and_vars):
     for grad, var in pairs:
         if not grad.shape.is_compatible_with(var.shape):
             raise ValueError(
-                f"the gradient for variable {var.name!r} has shape {grad.shape}, but the variable has shape {var.shape}"
+                f"the gradient for variable {var.name!r} has shape {grad.shape}, "
+                f"but the variable has shape {var.shape}"
             )
     self.build([var for _, var in pairs])
     rate = self.learning_rate
