@@ -701,8 +701,7 @@ assert no_rnn_cell.message == "`BasicRNNCell` is not available with Keras 3."
 # For code that cannot be rewritten yet there is a way back. Keras 2 lives on as the separate package
 # `tf_keras`, and with the environment variable `TF_USE_LEGACY_KERAS=1` set before TensorFlow is imported,
 # `tf.keras` (and with it `tf.compat.v1.layers` and the RNN cells) is routed to it. The routing is a few lines
-# of TensorFlow's lazy loader, which we read rather than run (this book does not install `tf_keras`, and the
-# variable only acts at import time):
+# of TensorFlow's lazy loader:
 
 # %%
 from tensorflow.python.util import lazy_loader
@@ -716,7 +715,47 @@ assert (
     '"TF_USE_LEGACY_KERAS"' in legacy_branch
     and "tf_keras.api._v2.keras" in legacy_branch
 )
-assert importlib.util.find_spec("tf_keras") is None
+
+# %% [markdown]
+# This book installs `tf_keras` (without its dependencies, see the README), because
+# {ref}`the table of optimizer conventions <ch-optimizers-conventions>` runs Keras 2's optimizers next to
+# Keras 3's. Importing it changes nothing here: `tf.keras` stays Keras 3.
+
+# %%
+import tf_keras
+
+print("tf_keras", tf_keras.__version__, "| tf.keras is", tf.keras.__name__)
+assert Version(tf_keras.__version__).major == 2
+assert tf.keras.__name__ == "keras._tf_keras.keras"
+
+# %% [markdown]
+# The variable is read when TensorFlow is imported and when `tf.keras` is first used, and this
+# kernel has done both, so we set it in a fresh Python process. There `tf.keras` is Keras 2, and the
+# TF1 layers and RNN cells that failed above exist again:
+
+# %%
+import os
+import subprocess
+import sys
+
+legacy_probe = """
+import tensorflow as tf
+print(tf.keras.__name__)
+print(type(tf.compat.v1.nn.rnn_cell.BasicRNNCell(4)).__module__)
+print(tf.compat.v1.layers.dense.__module__)
+"""
+legacy_env = os.environ | {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+legacy = subprocess.run(
+    [sys.executable, "-c", legacy_probe],
+    env=legacy_env,
+    capture_output=True,
+    text=True,
+    check=True,
+)
+legacy_lines = legacy.stdout.split()
+print("\n".join(legacy_lines))
+assert legacy_lines[0] == "tf_keras.api._v2.keras"
+assert all(line.startswith("tf_keras.") for line in legacy_lines)
 
 # %% [markdown]
 # This book takes the other road: the TF1 programs of the sources use only the parts of `tf.compat.v1`
