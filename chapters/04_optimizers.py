@@ -1472,7 +1472,7 @@ assert exact_in_tf1 == ["GradientDescent", "Adagrad"] and largest_tf1_gap < 1e-5
 # | RMSprop: centered | $\sqrt{v - a^2 + \epsilon}$ {cite:p}`graves2013` | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2 + \epsilon}$ | $\sqrt{v - a^2} + \epsilon$ without momentum, $\sqrt{v - a^2 + \epsilon}$ with it | $\sqrt{v - a^2} + \epsilon$ |
 # | Adam: epsilon | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ (bias-corrected) | $\hat\epsilon = 10^{-8}$ added to $\sqrt{v}$ (uncorrected) | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\hat\epsilon = 10^{-7}$ added to $\sqrt{v}$ | $\epsilon = 10^{-8}$ added to $\sqrt{\hat v}$ |
 # | Adam: bias correction | $\hat m, \hat v$ | folded into $\alpha'_t$; $\beta^t$ as running products (read from the source) | folded into $\alpha'_t$; $\beta^t$ by `pow` of the step (read from the source) | as Keras 3 | $\hat m$ via step size, $\sqrt{\hat v}$ in the denominator |
-# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | as Keras 3 | in its source, max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ (the algorithm in its documentation takes the max of the corrected $\hat v$ instead) |
+# | AMSGrad | max of $v$ {cite:p}`reddi2018` | not available | max of uncorrected $v$, then corrected through $\alpha'_t$ | as Keras 3 | in its source, max of uncorrected $v$, then corrected: $\sqrt{\tilde v_t/(1-\beta_2^t)}$ (its documentation showed the max of the corrected $\hat v$ instead until [a fix of December 2024](https://github.com/pytorch/pytorch/pull/142351)) |
 # | Weight decay | decoupled, $\theta \leftarrow \theta - \eta_t \lambda\theta$ with the schedule multiplier $\eta_t$ {cite:p}`loshchilov2019` | an L2 term in the loss; or decoupled without the rate, $\theta \leftarrow \theta - \lambda\theta$: `tf.contrib.opt.AdamWOptimizer`, `MomentumWOptimizer`, `extend_with_decoupled_weight_decay` (later TF Addons' `AdamW`, `SGDW`), see {eq}`eq-optimizers-decay-conversions` | `weight_decay` of every optimizer: decoupled, $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step; AdamW default $\lambda = 0.004$ | none; `decay` is a learning-rate decay, $\alpha_t/(1 + \text{decay}\cdot t)$ | `weight_decay` of SGD, Adagrad, RMSprop, Adam: L2 added to $g$; AdamW (Adam with the decay decoupled): $\theta \leftarrow \theta - \alpha_t\lambda\theta$ before the step, default $0.01$ |
 # ```
 #
@@ -2315,6 +2315,7 @@ def race_panels(panel, runs, minimum, figsize):
         contour(ax, panel)
         ax.plot(path[:, 0], path[:, 1], "-o", color=f"C{i}", ms=2.5, markevery=20)
         ax.plot(*path[0], "s", color="0.3", ms=6)
+        ax.plot(*path[-1], "X", color=f"C{i}", mec="k", ms=9, zorder=6)
         ax.plot(*minimum, "*", color="gold", mec="k", ms=14, zorder=5)
         ax.set_title(f"{name}: loss {values[-1]:.1e}", fontsize="medium")
     for ax in axes[-1]:
@@ -2339,12 +2340,18 @@ plt.show()
 # RMSprop and gradient descent end more than ten times higher than either momentum method. The sweep
 # above also shows how much the verdict depends on the rate: at an eighth of its best rate Adam ends
 # above both momentum methods. And the criterion looks only at the end: at their best rates Adagrad and
-# Adam first leap far out of the window (the largest loss on their way is
-# {glue:text}`ch4_rosen_peak_adagrad:.0f` and {glue:text}`ch4_rosen_peak_adam:.0f`, against
-# {glue:text}`ch4_rosen_start:.1f` at the start) before they settle. These statements hold for this
+# Adam first leap out of the window of the figure before they settle, Adagrad far out (up to
+# $x =$ {glue:text}`ch4_rosen_xmax_adagrad:.2f` and $y =$ {glue:text}`ch4_rosen_ymax_adagrad:.2f`,
+# in steps {glue:text}`ch4_rosen_out_first_adagrad` to {glue:text}`ch4_rosen_out_last_adagrad`), Adam
+# less far ($y$ from {glue:text}`ch4_rosen_ymin_adam:.2f` to {glue:text}`ch4_rosen_ymax_adam:.2f`, in steps
+# {glue:text}`ch4_rosen_out_first_adam` to {glue:text}`ch4_rosen_out_last_adam`); the largest loss
+# on their way is {glue:text}`ch4_rosen_peak_adagrad:.0f` and {glue:text}`ch4_rosen_peak_adam:.0f`,
+# against {glue:text}`ch4_rosen_start:.1f` at the start. Momentum leaves the window too, above it
+# (up to $y =$ {glue:text}`ch4_rosen_ymax_momentum:.2f`, in steps
+# {glue:text}`ch4_rosen_out_first_momentum` to {glue:text}`ch4_rosen_out_last_momentum`). These statements hold for this
 # start, 500 steps and this grid of rates; they are not a ranking of the rules.
 
-# %% mystnb={"figure": {"caption": "The Rosenbrock race, one panel per optimizer at its best rate of the sweep; 500 steps from the grey square at (-1.2, 1), a dot every 20 steps. The star marks the minimum at (1, 1); each title gives the loss after the last step. Contour lines are equally spaced in log scale.", "name": "fig-optimizers-rosenbrock"}}
+# %% mystnb={"figure": {"caption": "The Rosenbrock race, one panel per optimizer at its best rate of the sweep; 500 steps from the grey square at (-1.2, 1), a dot every 20 steps, a cross at the end. The star marks the minimum at (1, 1); each title gives the loss after the last step. Contour lines are equally spaced in log scale. Momentum, Adagrad and Adam leave the window within their first 100 steps (Adagrad far); every path ends inside it.", "name": "fig-optimizers-rosenbrock"}}
 rosenbrock_panel = Panel(
     rosenbrock, (-1.6, 1.6), (-0.6, 1.6), levels=14, log_levels=True
 )
@@ -2362,9 +2369,9 @@ momentum_worst = max(rosenbrock_final["Momentum"], rosenbrock_final["Nesterov"])
 assert min(rosenbrock_final, key=rosenbrock_final.get) == "Adam"
 for name in ["Adagrad", "RMSprop", "GD"]:
     assert rosenbrock_final[name] > 10 * momentum_worst
-adam_tenth = sweep_losses["Adam"][list(SWEEP_RATES).index(best_rate["Adam"]) - 3]
-print(f"Adam at rate {best_rate['Adam'] / 8:g}: loss {adam_tenth:.1e}")
-assert adam_tenth > momentum_worst
+adam_eighth = sweep_losses["Adam"][list(SWEEP_RATES).index(best_rate["Adam"]) - 3]
+print(f"Adam at rate {best_rate['Adam'] / 8:g}: loss {adam_eighth:.1e}")
+assert adam_eighth > momentum_worst
 for name in ["Adam", "Momentum", "Nesterov"]:
     glue(f"ch4_rosen_{name.lower()}", float(rosenbrock_final[name]), display=False)
 glue("ch4_rosen_adam_rate", best_rate["Adam"], display=False)
@@ -2375,6 +2382,60 @@ assert min(peak["Adagrad"], peak["Adam"]) > 10 * start_loss
 glue("ch4_rosen_start", float(start_loss), display=False)
 for name in ["Adagrad", "Adam"]:
     glue(f"ch4_rosen_peak_{name.lower()}", float(peak[name]), display=False)
+
+# %% [markdown]
+# Which paths leave the window of {numref}`fig-optimizers-rosenbrock`, at which steps, and how far:
+
+# %%
+(x_low, x_high), (y_low, y_high) = rosenbrock_panel.xlim, rosenbrock_panel.ylim
+outside_steps = {}
+for name, (path, _) in race["Rosenbrock"].items():
+    x, y = path[:, 0], path[:, 1]
+    outside = (x < x_low) | (x > x_high) | (y < y_low) | (y > y_high)
+    outside_steps[name] = np.flatnonzero(outside)
+    if outside.any():
+        steps_out = outside_steps[name]
+        print(
+            f"{name:9s} outside at {len(steps_out)} steps, {steps_out.min()} to"
+            f" {steps_out.max()}; x up to {x.max():.2f}, y from {y.min():.2f}"
+            f" to {y.max():.2f}"
+        )
+    assert not outside[-1]
+left_window = [name for name, steps_out in outside_steps.items() if len(steps_out)]
+print("leave the window:", left_window)
+
+# %% [markdown]
+# What the caption and the paragraph above say of those excursions, checked, and the numbers
+# the paragraph quotes:
+
+# %%
+assert left_window == ["Momentum", "Adagrad", "Adam"]
+adagrad_path = race["Rosenbrock"]["Adagrad"][0]
+assert adagrad_path[:, 0].max() > x_high + 1 and adagrad_path[:, 1].max() > y_high + 1
+for name in left_window:
+    path, steps_out = race["Rosenbrock"][name][0], outside_steps[name]
+    assert path[:, 1].max() > y_high and path[:, 0].min() >= x_low
+    assert steps_out.max() < 100
+    quoted = {
+        "out_first": int(steps_out[0]),
+        "out_last": int(steps_out[-1]),
+        "xmax": float(path[:, 0].max()),
+        "ymax": float(path[:, 1].max()),
+        "ymin": float(path[:, 1].min()),
+    }
+    for what, value in quoted.items():
+        glue(f"ch4_rosen_{what}_{name.lower()}", value, display=False)
+momentum_path = race["Rosenbrock"]["Momentum"][0]
+assert np.all(momentum_path[outside_steps["Momentum"], 1] > y_high)
+
+
+def beyond(path):
+    """How far a path gets outside the window, in x or y."""
+    x, y = path[:, 0], path[:, 1]
+    return max(x.max() - x_high, x_low - x.min(), y.max() - y_high, y_low - y.min())
+
+
+assert beyond(race["Rosenbrock"]["Adam"][0]) < beyond(adagrad_path)
 
 # %% [markdown]
 # The loss curves in {numref}`fig-optimizers-losses` tell the same story in numbers.
@@ -3085,10 +3146,12 @@ class SourceAdagrad(Optimizer):
 
 # %% [markdown]
 # Started at 0, it passes the check against Keras 2's legacy Adagrad started at 0. The check tells
-# the place of $\delta$ apart only because $s_0 = 0$: at the first step $\sqrt{s} = |g|$, and for the
-# small gradients of the check's `tiny` variable $\delta = 10^{-7}$ is not negligible next to it (with
-# $s_0 = 0.1$, $\sqrt{s} \geq \sqrt{0.1}$ swamps $\delta$, and the check passes against Keras 3 too,
-# as the last cell shows). Against Keras 3's Adagrad, and with $\delta$ inside the root, it parts at the first step:
+# the place of $\delta$ apart only because $s_0 = 0$: at the first step $\sqrt{s} = |g|$. Outside
+# the root $\delta = 10^{-7}$ then changes the step by only $\delta/|g|$, but inside the root it acts
+# as $\sqrt\delta$, which swamps the smallest gradient of the check's `tiny` variable (with
+# $s_0 = 0.1$, $\sqrt{s} \geq \sqrt{0.1}$ swamps $\delta$ either way, and the check passes against
+# Keras 3 too, as the last cell shows). Against Keras 3's Adagrad, and with $\delta$ inside the root,
+# it parts at the first step, at that entry:
 
 
 # %%
@@ -3109,9 +3172,25 @@ for make_mine, make_reference in [
     (lambda: SourceAdagradDeltaInside(0.6, 0.0, 1e-7), legacy_at_0),
 ]:
     message = parting(make_mine, make_reference, steps=10)
-    assert parted_at(message) == 1 and "'tiny'" in message
+    assert parted_at(message) == 1 and "entry tiny[2]" in message
 
 # %% [markdown]
+# The numbers: the gradient of that entry at the start (weight $10^{-6}$ times
+# $10 \tanh(10 \cdot 0.09)$ in the check's loss), $\delta$ relative to it, $\sqrt\delta$, and the
+# factor by which $\delta$ inside the root shrinks the first step:
+
+# %%
+tiny_grad = 1e-6 * 10 * np.tanh(10 * 0.09)
+inside_shrink = np.sqrt(tiny_grad**2 + 1e-7) / tiny_grad
+print(f"|g| = {tiny_grad:.2e}, delta / |g| = {1e-7 / tiny_grad:.1%},")
+print(
+    f"sqrt(delta) = {np.sqrt(1e-7):.1e}, first step {inside_shrink:.0f} times smaller"
+)
+assert round(1e-7 / tiny_grad, 3) == 0.014 and round(inside_shrink) == 44
+
+# %% [markdown]
+# Outside the root the step changes by 1.4%, inside it is 44 times smaller.
+#
 # And started at 0.1 the same rule passes against Keras 3's Adagrad, $\epsilon$ inside and all:
 
 # %%
