@@ -2029,14 +2029,15 @@ assert adamw_gain > 2 * paired_sd and no_gain_share < 0.01
 
 
 # %% [markdown]
-# The networks disagree on few digits ({glue:text}`ch5_disagree` answers over the three seeds, out
-# of {glue:text}`ch5_paired_answers`), so the paired gain has a standard deviation of only {glue:text}`ch5_paired_sd:.2f`
-# points; the gain is {glue:text}`ch5_gain_in_sd:.1f` of them, and only
-# {glue:text}`ch5_no_gain_share:.1%` of the draws show no gain. Within the binomial noise of one
-# accuracy, then, but not an accident of which digits make up the test set. What the bootstrap does
-# not measure is the randomness of training itself, which three seeds sample poorly: the gain agrees
-# with what {cite:t}`loshchilov2019` report for decoupled decay, but three seeds of one small network on 500 digits measure this
-# setting, not a law. The loss, which measures how confident
+# Exactly one of the two networks is right on only {glue:text}`ch5_disagree` of the
+# {glue:text}`ch5_paired_answers` answers (three seeds of 1000 digits), so the paired gain has a
+# standard deviation of only {glue:text}`ch5_paired_sd:.2f` points; the gain is
+# {glue:text}`ch5_gain_in_sd:.1f` of them, and only {glue:text}`ch5_no_gain_share:.1%` of the draws
+# show no gain. Within the binomial noise of one accuracy, then, but not an accident of which digits
+# make up the test set. What the bootstrap does not measure is the randomness of training itself,
+# which three seeds sample poorly: the gain agrees with what {cite:t}`loshchilov2019` report for
+# decoupled decay, but three seeds of one small network on 500 digits measure this setting, not a
+# law. The loss, which measures how confident
 # the wrong answers are, is where overfitting shows first. {numref}`fig-schedules-overfitting`
 # draws each curve as its mean over the seeds, with a band from the smallest to the largest value;
 # a small helper draws one such curve:
