@@ -1161,17 +1161,16 @@ assert feed_seconds["tf.data, map per batch"] < 0.5 * train_seconds["NumPy slice
 
 # %% [markdown]
 # Three things show. Fed from memory, NumPy slices are the cheapest feed of all: a `tf.data` pipeline
-# pays a start-up cost on every pass (its iterator, the threads of `prefetch` and of the parallel `map`)
-# and handles each image on its own in the `shuffle` buffer, where NumPy gathers and converts a whole
-# batch in one operation. Where the `map` sits matters: mapped before `batch`, the conversion runs image
-# by image (in the first epoch only, as the cache serves the second), and the feed takes longer (the
-# ratio printed); mapped after it, once per batch. And in
-# training, the recipe's feed alone is a fraction of the step time (printed), and `prefetch` prepares
-# the next batch while the current step computes. On a GPU that hides the feed; on these two shared CPU
-# cores the feed and the step compete, and the two training times differ by no more than they move from
-# run to run on a shared machine (their ratio, printed, is asserted only to lie between a half and
-# two). The recipe pays off where feeding is expensive: images decoded from
-# files, augmented, or read over a network. Here `cache()` keeps tensors that are already in memory and
+# passes every batch through a chain of dataset operations, and its `shuffle` buffer takes the images
+# one by one, where NumPy gathers and converts a whole batch in one operation. Where the `map` sits
+# matters: mapped before `batch`, the conversion runs image by image (in the first epoch only, as the
+# cache serves the second), and the feed takes longer (the ratio printed); mapped after it, once per
+# batch. And in training, the recipe's feed alone is a fraction of the step time (printed), and
+# `prefetch` prepares the next batch while the current step computes. On a GPU, which does the step's
+# arithmetic, that hides the feed; on these two CPU cores the feed and the step share the cores, and
+# which of the two training times is shorter depends on the load (their ratio is printed; measured
+# on a shared machine, it is asserted only to lie between a half and two). The recipe pays off where feeding is
+# expensive: images decoded from files, augmented, or read over a network. Here `cache()` keeps tensors that are already in memory and
 # saves nothing; in such a pipeline the decoding goes before it, so that it runs once, and `cache()`
 # goes before `shuffle`: cached after it, the first epoch's order is replayed in every epoch.
 #
@@ -1543,8 +1542,8 @@ assert chapter_cpu_seconds < 2 * 120
 #   forward kernel.
 # - A `tf.data` pipeline done well caches, shuffles every epoch, batches, maps whole batches (mapping
 #   image by image is slower) and prefetches. With MNIST in memory it feeds more slowly than NumPy
-#   slices, and training takes about as long with either; it pays off when feeding is expensive, and
-#   `cache` goes before `shuffle`.
+#   slices, though in training its feed is a fraction of the step time; it pays off when feeding is
+#   expensive, and `cache` goes before `shuffle`.
 # - Under Keras' `mixed_bfloat16` policy, a step of the source's network on this CPU is
 #   {glue:text}`ch7_bf16_speedup:.1f` times as fast as in float32; the trained network's validation
 #   accuracy moves by {glue:text}`ch7_bf16_cost:+.2%` when it predicts in bfloat16. What training in
