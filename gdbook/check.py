@@ -832,7 +832,8 @@ def training_step(
     Raises:
         AssertionError: at the first step where any variable differs (step 0 if the
             starting states differ), naming the first such variable in the list (your
-            name and the reference's, its position and shape), the entry that differs
+            name and the reference's, its position and shape; an integer variable such
+            as a step counter first, wherever it is in the list), the entry that differs
             most, both values, and a hint: a variable not restored (step 0), a step
             counter that differs, or, when every variable agreed before the step, a
             step that reads state not among those compared or computes differently.
@@ -876,10 +877,12 @@ def training_step(
         found = _step_differences(mine, ref, rtol, atol)
         if not found:
             continue
+        # an integer that differs (a step counter) explains the rest: report it first
+        found.sort(key=lambda f: not np.issubdtype(np.asarray(f[3]).dtype, np.integer))
         name, ref_name, index, a, b = found[0]
         position = [n for n, _ in mine].index(name)
         shape = next(v.shape for n, v in mine if n == name)
-        where = f"{name}{_fmt_index(index)}"
+        where = f"entry {name}{_fmt_index(index)}" if len(index) else "its value"
         if np.issubdtype(np.asarray(a).dtype, np.integer):
             difference = f"  difference {int(a) - int(b):+d}"
         else:
@@ -888,16 +891,24 @@ def training_step(
         lines = [
             f"your training and the reference part {when} (steps count from 1), "
             f"variable {position} {name!r} (the reference's {ref_name!r}) of shape "
-            f"{shape}, entry {where}:",
+            f"{shape}, {where}:",
             f"  yours:     {a}",
             f"  reference: {b}",
             difference + f" (tolerance {rtol:g} relative plus {atol:g})",
         ]
         if len(found) > 1:
             others = [repr(n) for n, *_ in found[1:]]
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            shown = ", ".join(others[:5]) + (", and more" if len(others) > 5 else "")
             lines.append(f"{len(others)} other variables differ {when} too: {shown}.")
         integer = np.issubdtype(np.asarray(a).dtype, np.integer)
+        if integer and t > 0:
+            # the hint first, right after the variable it concerns
+            lines.insert(
+                4,
+                "An integer that differs, most likely a step counter (iterations): it "
+                "advances differently in your step (an optimizer applied twice per step, "
+                "or not at all?); the other differences may all follow from it.",
+            )
         if t == 0:
             lines.append(
                 "The states you start from differ: a variable that was not restored? "
@@ -910,12 +921,7 @@ def training_step(
                     "(iterations): reset or not restored? Adam's bias correction and a "
                     "learning-rate schedule both read it."
                 )
-        elif integer:
-            lines.append(
-                "An integer that differs, most likely a step counter (iterations): it "
-                "advances differently in your step (twice per step, or not at all?)."
-            )
-        else:
+        elif not integer:
             before = "before the first step" if t == 1 else f"after step {t - 1}"
             lines.append(
                 f"Every variable compared agreed {before}, so step {t} itself "

@@ -228,3 +228,26 @@ def test_a_hand_written_step_passes_with_a_tolerance():
 def test_factories_must_return_a_pair():
     with pytest.raises(TypeError, match=r"\(step, variables\)"):
         check.training_step(lambda: 1, lambda: 1, BATCHES)
+
+
+def test_an_optimizer_applied_twice_per_step_names_the_counter_first(checkpoint):
+    def twice():
+        model, optimizer = restored(checkpoint)
+        step = make_step(model, optimizer)
+
+        def step_twice(x, y):
+            step(x, y)
+            step(x, y)
+
+        return step_twice, model.variables + optimizer.variables
+
+    with pytest.raises(AssertionError) as caught:
+        check.training_step(twice, reference(checkpoint), BATCHES)
+    message = str(caught.value)
+    first_line, hint = message.splitlines()[0], message.splitlines()[4]
+    assert "after step 1" in first_line and "iteration" in first_line
+    assert "its value:" in first_line and "entry" not in first_line
+    assert "difference +1" in message
+    assert hint.startswith("An integer that differs") and "twice per step" in hint
+    assert "other variables differ after step 1 too" in message
+    assert "...." not in message
