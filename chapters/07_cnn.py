@@ -780,8 +780,8 @@ print("threads recorded:", sorted({line.name.split("/")[0] for line in host.line
 # TensorFlow's executor runs the graph's ops on its `tf_Compute` threads; each op is an event named
 # `node name:op type`, with its start and duration (op events do not nest; the wrapper events, such as
 # `ExecutorState::Process`, are skipped). Independent ops run side by side on different threads, so
-# summed durations are thread time, which can exceed the wall time of the step. Per layer and op type,
-# the summed thread time:
+# summed durations are thread time, which can exceed the wall time of the step. The intervals of the
+# ops, by layer and op type:
 
 
 # %% tags=["nbval-ignore-output"]
@@ -810,6 +810,10 @@ def op_intervals(plane):
     return intervals
 
 
+# %% [markdown]
+# Summed per layer and op type:
+
+# %% tags=["nbval-ignore-output"]
 intervals = op_intervals(host)
 self_times = collections.Counter(
     {key: sum(end - start for start, end in spans) for key, spans in intervals.items()}
@@ -1893,6 +1897,12 @@ print(f"saved after 20 steps, learning rate {rate_now:.5f}")
 assert 20 < warmup_steps and rate_now > 0
 
 
+# %% [markdown]
+# The two factories: a fresh network and optimizer restored from the checkpoint (or the network
+# alone), and the original with its compiled step:
+
+
+# %%
 def make_restored(with_optimizer=True):
     net, optimizer = (
         better_network(seed=1),
