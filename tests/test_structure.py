@@ -134,6 +134,55 @@ def test_cells_that_time_are_not_compared(md):
             )
 
 
+def _timed_names(cells) -> set[str]:
+    """Names holding a time: assigned from a timer, or from such a name (one step on). A name that is
+    also assigned from something else anywhere in the chapter is left out (generic names like `t`)."""
+    assignments = []
+    for kind, source, _ in cells:
+        if kind != "code":
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {
+                    n.id
+                    for t in targets
+                    for n in ast.walk(t)
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                }
+                names_in_value = [n for n in ast.walk(node.value) if isinstance(n, ast.Name)]
+                bound = {n.id for n in names_in_value if isinstance(n.ctx, ast.Store)}
+                used = {n.id for n in names_in_value if isinstance(n.ctx, ast.Load)} - bound
+                timer = any(t in (ast.get_source_segment(source, node.value) or "") for t in TIMERS)
+                assignments.append((names, used, timer))
+    seeds = {name for names, _, timer in assignments if timer for name in names}
+    timed = seeds | {name for names, used, _ in assignments if used & seeds for name in names}
+    untimed = {name for names, used, timer in assignments if not timer and not used & seeds for name in names}
+    return timed - untimed
+
+
+@pytest.mark.parametrize("md", MARKDOWN, ids=lambda p: p.name)
+def test_cells_that_print_a_time_are_not_compared(md):
+    """A time measured in one cell and printed in another differs between runs just the same: the
+    printing cell is tagged nbval-ignore-output too (a CI run found one that was not)."""
+    cells = list(_cells(md))
+    timed = _timed_names(cells)
+    for kind, source, tags in cells:
+        if kind != "code" or "nbval-ignore-output" in tags:
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                used = {n.id for arg in node.args for n in ast.walk(arg) if isinstance(n, ast.Name)}
+                assert not used & timed, (
+                    f"{md.name}: this cell prints {sorted(used & timed)}, computed from a timer; "
+                    f"tag it nbval-ignore-output:\n{source[:200]}"
+                )
+
+
 def _markdown_lines_opening_a_list_inside_math(text: str) -> list[str]:
     """Lines of Markdown prose that start with '+ ', '- ' or '* ' while an inline $...$ is open:
     Markdown reads them as list items and the equation breaks (the browser test finds the raw TeX)."""
